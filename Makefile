@@ -1,0 +1,58 @@
+# ngx_http_hris_module: build, demo and test entry points.
+#
+#   make         build build/ngx_http_hris_module.so against Debian's nginx-dev
+#   make demo    install what is missing, build, start nginx + sandbox providers
+#   make test    install what is missing, build, run the test suite (prove)
+#   make bench   run the benchmarks in bench/ (see bench/README.md)
+
+NGINX_SRC  ?= /usr/share/nginx/src
+BUILD      := $(CURDIR)/build
+NGX_BUILD  := $(BUILD)/nginx
+MODULE     := $(BUILD)/ngx_http_hris_module.so
+SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
+
+# Debian packages the build, the demo and the tests need.
+DEB_PKGS   := nginx nginx-dev libcurl4-openssl-dev libjansson-dev \
+              libpcre2-dev libssl-dev python3 perl curl
+BENCH_PKGS := wrk
+
+CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror
+
+.PHONY: all deps bench-deps demo demo-stop test bench clean
+
+all: $(MODULE)
+
+deps:
+	@sh .ci/install-deps $(DEB_PKGS)
+
+bench-deps:
+	@sh .ci/install-deps $(BENCH_PKGS)
+
+$(NGX_BUILD)/Makefile: config
+	@test -d $(NGINX_SRC) || { echo "nginx-dev is missing: run 'make deps'"; exit 1; }
+	mkdir -p $(NGX_BUILD)
+	cd $(NGINX_SRC) && bash -c '. ./conf_flags && ./configure \
+	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS) $(CFLAGS_EXTRA)" \
+	    --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(NGX_BUILD)' > $(NGX_BUILD)/configure.log 2>&1 \
+	    || { tail -30 $(NGX_BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(NGX_BUILD)/Makefile $(SOURCES)
+	$(MAKE) -s -f $(NGX_BUILD)/Makefile -C $(NGINX_SRC) modules
+	cp $(NGX_BUILD)/ngx_http_hris_module.so $(MODULE)
+
+demo: deps $(MODULE)
+	@sh demo/run
+
+demo-stop:
+	@sh demo/stop
+
+test: deps $(MODULE)
+	prove -I t/lib t/
+
+bench: deps bench-deps $(MODULE)
+	@sh bench/run
+
+clean:
+	rm -rf $(BUILD)

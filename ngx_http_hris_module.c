@@ -1,0 +1,424 @@
+/*
+ * ngx_http_hris_module: nginx as a self-hosted unified HRIS API.
+ *
+ * This file is the table of contents: directives, configuration and the
+ * process hooks. The request paths live in src/: ngx_http_hris_unified.c
+ * (GET /unified/hris/...), ngx_http_hris_proxy.c (/proxy/...); upstream
+ * calls in ngx_http_hris_upstream.c; mapping tables in
+ * ngx_http_hris_table.c and ngx_http_hris_map.c.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "ngx_http_hris.h"
+
+
+static void *ngx_http_hris_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_hris_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_hris_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_hris_unified(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_hris_proxy(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_hris_init_process(ngx_cycle_t *cycle);
+static void ngx_http_hris_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_hris_commands[] = {
+
+    { ngx_string("hris_mappings"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, mappings),
+      NULL },
+
+    { ngx_string("hris_accounts"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, accounts_file),
+      NULL },
+
+    { ngx_string("hris_cursor_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, cursor_secret),
+      NULL },
+
+    { ngx_string("hris_unified"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hris_unified,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("hris_proxy"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hris_proxy,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("hris_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.connect_timeout),
+      NULL },
+
+    { ngx_string("hris_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.timeout),
+      NULL },
+
+    { ngx_string("hris_retries"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.retries),
+      NULL },
+
+    { ngx_string("hris_retry_backoff"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.backoff),
+      NULL },
+
+    { ngx_string("hris_retry_after_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.retry_after_max),
+      NULL },
+
+    { ngx_string("hris_max_response_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.max_response),
+      NULL },
+
+    { ngx_string("hris_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.ssl_verify),
+      NULL },
+
+    { ngx_string("hris_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, upstream.ca_file),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_hris_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_hris_create_main_conf,        /* create main configuration */
+    ngx_http_hris_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_hris_create_loc_conf,         /* create location configuration */
+    ngx_http_hris_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_hris_module = {
+    NGX_MODULE_V1,
+    &ngx_http_hris_module_ctx,             /* module context */
+    ngx_http_hris_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_hris_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_hris_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_hris_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_hris_main_conf_t));
+    if (hmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     hmcf->mappings = { 0, NULL };
+     *     hmcf->accounts_file = { 0, NULL };
+     *     hmcf->cursor_secret = { 0, NULL };
+     *     hmcf->used = 0;
+     */
+
+    return hmcf;
+}
+
+
+static char *
+ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_hris_main_conf_t *hmcf = conf;
+
+    unsigned int  len;
+
+    if (hmcf->mappings.len == 0 && hmcf->accounts_file.len == 0) {
+        if (hmcf->used) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_mappings\" "
+                               "and \"hris_accounts\" are required in the "
+                               "http block");
+            return NGX_CONF_ERROR;
+        }
+        return NGX_CONF_OK;
+    }
+
+    if (hmcf->mappings.len == 0 || hmcf->accounts_file.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_mappings\" and "
+                           "\"hris_accounts\" go together");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &hmcf->mappings, 1) != NGX_OK
+        || ngx_conf_full_name(cf->cycle, &hmcf->accounts_file, 1) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    while (hmcf->mappings.len > 1
+           && hmcf->mappings.data[hmcf->mappings.len - 1] == '/')
+    {
+        hmcf->mappings.len--;
+    }
+
+    if (ngx_http_hris_schema_load(cf, hmcf) != NGX_OK
+        || ngx_http_hris_tables_load(cf, hmcf) != NGX_OK
+        || ngx_http_hris_accounts_load(cf, hmcf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * Without a configured secret, a random key made here, in the master,
+     * is shared by every worker; cursors then do not survive a restart.
+     */
+    if (hmcf->cursor_secret.len) {
+        len = sizeof(hmcf->cursor_key);
+        EVP_Digest(hmcf->cursor_secret.data, hmcf->cursor_secret.len,
+                   hmcf->cursor_key, &len, EVP_sha256(), NULL);
+
+    } else if (RAND_bytes(hmcf->cursor_key, sizeof(hmcf->cursor_key)) != 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: RAND_bytes() failed");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_hris_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_hris_loc_conf_t  *hlcf;
+
+    hlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_hris_loc_conf_t));
+    if (hlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     hlcf->upstream.ca_file = { 0, NULL };
+     */
+
+    hlcf->upstream.connect_timeout = NGX_CONF_UNSET_MSEC;
+    hlcf->upstream.timeout = NGX_CONF_UNSET_MSEC;
+    hlcf->upstream.retries = NGX_CONF_UNSET_UINT;
+    hlcf->upstream.backoff = NGX_CONF_UNSET_MSEC;
+    hlcf->upstream.retry_after_max = NGX_CONF_UNSET_MSEC;
+    hlcf->upstream.max_response = NGX_CONF_UNSET_SIZE;
+    hlcf->upstream.ssl_verify = NGX_CONF_UNSET;
+
+    return hlcf;
+}
+
+
+static char *
+ngx_http_hris_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_hris_loc_conf_t *prev = parent;
+    ngx_http_hris_loc_conf_t *conf = child;
+
+    ngx_conf_merge_msec_value(conf->upstream.connect_timeout,
+                              prev->upstream.connect_timeout, 5000);
+    ngx_conf_merge_msec_value(conf->upstream.timeout,
+                              prev->upstream.timeout, 30000);
+    ngx_conf_merge_uint_value(conf->upstream.retries,
+                              prev->upstream.retries, 3);
+    ngx_conf_merge_msec_value(conf->upstream.backoff,
+                              prev->upstream.backoff, 200);
+    ngx_conf_merge_msec_value(conf->upstream.retry_after_max,
+                              prev->upstream.retry_after_max, 10000);
+    ngx_conf_merge_size_value(conf->upstream.max_response,
+                              prev->upstream.max_response, 64 * 1024 * 1024);
+    ngx_conf_merge_value(conf->upstream.ssl_verify,
+                         prev->upstream.ssl_verify, 1);
+    ngx_conf_merge_str_value(conf->upstream.ca_file,
+                             prev->upstream.ca_file, "");
+
+    if (conf->upstream.retries > 10) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hris_retries must be between 0 and 10");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_hris_set_handler(ngx_conf_t *cf, ngx_http_handler_pt handler)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    if (clcf->handler) {
+        return "is duplicate or conflicts with another content handler";
+    }
+
+    clcf->handler = handler;
+
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_hris_module);
+    hmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_hris_unified(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_unified_handler);
+}
+
+
+static char *
+ngx_http_hris_proxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_proxy_handler);
+}
+
+
+static ngx_int_t
+ngx_http_hris_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
+        == NULL)
+    {
+        return NGX_OK;
+    }
+
+    hmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_hris_module);
+    if (hmcf == NULL || !hmcf->used) {
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_upstream_init_process(cycle);
+}
+
+
+static void
+ngx_http_hris_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_hris_upstream_exit_process(cycle);
+}
+
+
+/* A query parameter, percent-decoded into the request pool. */
+
+ngx_int_t
+ngx_http_hris_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    size_t      i;
+    ngx_str_t   raw;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, raw.len + 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* "+" is a space in query strings; r->args itself stays as it is */
+    for (i = 0; i < raw.len; i++) {
+        dst[i] = (raw.data[i] == '+') ? ' ' : raw.data[i];
+    }
+
+    value->data = dst;
+    src = dst;
+
+    ngx_unescape_uri(&dst, &src, raw.len, 0);
+    value->len = dst - value->data;
+    *dst = '\0';
+
+    return NGX_OK;
+}
+
+
+/* The part of the URI after the location's prefix. */
+
+ngx_int_t
+ngx_http_hris_subpath(ngx_http_request_t *r, ngx_str_t *rest)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    *rest = r->uri;
+
+    if (!clcf->regex && r->uri.len >= clcf->name.len
+        && ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        rest->data += clcf->name.len;
+        rest->len -= clcf->name.len;
+    }
+
+    while (rest->len && rest->data[0] == '/') {
+        rest->data++;
+        rest->len--;
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,653 @@
+/*
+ * The accounts file (CONTRACT.md §3): gateway API keys with their tenants,
+ * and integrated accounts with their provider, context and credentials.
+ * Read and checked at configuration time; looked up per request.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_hris.h"
+
+
+static ngx_int_t ngx_http_hris_api_keys_load(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, json_t *keys);
+static ngx_int_t ngx_http_hris_account_load(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, json_t *js, ngx_uint_t i,
+    ngx_http_hris_account_t *acc);
+static ngx_int_t ngx_http_hris_account_context(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
+static ngx_int_t ngx_http_hris_kv_load(ngx_conf_t *cf, json_t *obj,
+    ngx_array_t *kv);
+static ngx_int_t ngx_http_hris_json_str(ngx_conf_t *cf, json_t *obj,
+    const char *key, ngx_uint_t required, ngx_str_t *out);
+static int ngx_http_hris_account_cmp(const void *a, const void *b);
+static int ngx_http_hris_api_key_cmp(const void *a, const void *b);
+static void ngx_http_hris_sha256(ngx_str_t *in, u_char *out);
+static ngx_int_t ngx_http_hris_hex_decode(u_char *dst, ngx_str_t *hex);
+
+
+#define ngx_http_hris_conf_error(cf, hmcf, fmt, ...)                         \
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: " fmt,               \
+                       &(hmcf)->accounts_file, ##__VA_ARGS__)
+
+
+ngx_int_t
+ngx_http_hris_accounts_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
+{
+    json_t                   *root, *list, *js;
+    size_t                    i;
+    json_error_t              jerr;
+    ngx_http_hris_account_t  *acc, *accs;
+
+    root = json_load_file((char *) hmcf->accounts_file.data, 0, &jerr);
+    if (root == NULL) {
+        ngx_http_hris_conf_error(cf, hmcf, "line %d, column %d: %s",
+                                 jerr.line, jerr.column, jerr.text);
+        return NGX_ERROR;
+    }
+
+    if (!json_is_object(root)) {
+        ngx_http_hris_conf_error(cf, hmcf, "the top level must be an object "
+                                 "with \"api_keys\" and \"accounts\"");
+        goto failed;
+    }
+
+    if (ngx_http_hris_api_keys_load(cf, hmcf, json_object_get(root,
+                                                              "api_keys"))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    list = json_object_get(root, "accounts");
+    if (!json_is_array(list)) {
+        ngx_http_hris_conf_error(cf, hmcf, "\"accounts\" must be an array");
+        goto failed;
+    }
+
+    if (ngx_array_init(&hmcf->accounts, cf->pool,
+                       ngx_max(json_array_size(list), 1),
+                       sizeof(ngx_http_hris_account_t))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    json_array_foreach(list, i, js) {
+        acc = ngx_array_push(&hmcf->accounts);
+        if (acc == NULL) {
+            goto failed;
+        }
+
+        if (ngx_http_hris_account_load(cf, hmcf, js, i, acc) != NGX_OK) {
+            goto failed;
+        }
+    }
+
+    accs = hmcf->accounts.elts;
+    ngx_qsort(accs, hmcf->accounts.nelts, sizeof(ngx_http_hris_account_t),
+              ngx_http_hris_account_cmp);
+
+    for (i = 1; i < hmcf->accounts.nelts; i++) {
+        if (ngx_http_hris_account_cmp(&accs[i - 1], &accs[i]) == 0) {
+            ngx_http_hris_conf_error(cf, hmcf, "account id \"%V\" is used "
+                                     "twice", &accs[i].id);
+            goto failed;
+        }
+    }
+
+    json_decref(root);
+    return NGX_OK;
+
+failed:
+
+    json_decref(root);
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_hris_api_keys_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    json_t *keys)
+{
+    json_t                   *js;
+    size_t                    i;
+    ngx_str_t                 key, hex;
+    ngx_http_hris_api_key_t  *k;
+
+    if (!json_is_array(keys)) {
+        ngx_http_hris_conf_error(cf, hmcf, "\"api_keys\" must be an array");
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&hmcf->api_keys, cf->pool,
+                       ngx_max(json_array_size(keys), 1),
+                       sizeof(ngx_http_hris_api_key_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    json_array_foreach(keys, i, js) {
+        k = ngx_array_push(&hmcf->api_keys);
+        if (k == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (!json_is_object(js)
+            || ngx_http_hris_json_str(cf, js, "tenant", 1, &k->tenant)
+               != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "key", 0, &key) != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "key_sha256", 0, &hex)
+               != NGX_OK)
+        {
+            ngx_http_hris_conf_error(cf, hmcf, "api_keys[%uz]: needs "
+                                     "\"tenant\" and \"key\" or "
+                                     "\"key_sha256\" strings", i);
+            return NGX_ERROR;
+        }
+
+        if (key.len) {
+            ngx_http_hris_sha256(&key, k->sha256);
+
+        } else if (hex.len == 64
+                   && ngx_http_hris_hex_decode(k->sha256, &hex) == NGX_OK)
+        {
+            /* stored as a hash: the file need not hold the key itself */
+
+        } else {
+            ngx_http_hris_conf_error(cf, hmcf, "api_keys[%uz]: needs \"key\", "
+                                     "or \"key_sha256\" as 64 hex digits", i);
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_qsort(hmcf->api_keys.elts, hmcf->api_keys.nelts,
+              sizeof(ngx_http_hris_api_key_t), ngx_http_hris_api_key_cmp);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    json_t *js, ngx_uint_t i, ngx_http_hris_account_t *acc)
+{
+    ngx_memzero(acc, sizeof(ngx_http_hris_account_t));
+
+    if (!json_is_object(js)
+        || ngx_http_hris_json_str(cf, js, "id", 1, &acc->id) != NGX_OK
+        || ngx_http_hris_json_str(cf, js, "tenant", 1, &acc->tenant) != NGX_OK
+        || ngx_http_hris_json_str(cf, js, "provider", 1, &acc->provider)
+           != NGX_OK
+        || ngx_http_hris_json_str(cf, js, "base_url", 0, &acc->base_url)
+           != NGX_OK
+        || ngx_http_hris_json_str(cf, js, "token_url", 0, &acc->token_url)
+           != NGX_OK)
+    {
+        ngx_http_hris_conf_error(cf, hmcf, "accounts[%ui]: needs \"id\", "
+                                 "\"tenant\" and \"provider\" strings "
+                                 "(\"base_url\" and \"token_url\" are "
+                                 "optional strings)", i);
+        return NGX_ERROR;
+    }
+
+    acc->table = ngx_http_hris_table_find(hmcf, &acc->provider);
+    if (acc->table == NULL) {
+        ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": provider \"%V\" "
+                                 "has no mapping table %V/%V.json",
+                                 &acc->id, &acc->provider, &hmcf->mappings,
+                                 &acc->provider);
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&acc->context, cf->pool, 4, sizeof(ngx_keyval_t))
+        != NGX_OK
+        || ngx_array_init(&acc->credentials, cf->pool, 4,
+                          sizeof(ngx_keyval_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_kv_load(cf, json_object_get(js, "context"),
+                              &acc->context)
+        != NGX_OK
+        || ngx_http_hris_kv_load(cf, json_object_get(js, "credentials"),
+                                 &acc->credentials)
+           != NGX_OK)
+    {
+        ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": \"context\" and "
+                                 "\"credentials\" must be objects of "
+                                 "strings", &acc->id);
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_account_context(cf, hmcf, acc);
+}
+
+
+/*
+ * Checks the context against what the table declares, then renders the
+ * base URL once: per request only paths and queries are rendered.
+ */
+
+static ngx_int_t
+ngx_http_hris_account_context(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_account_t *acc)
+{
+    ngx_str_t                    *v;
+    ngx_uint_t                    i;
+    ngx_http_hris_tpl_vars_t      vars;
+    ngx_http_hris_context_key_t  *ck;
+
+    ck = acc->table->context.elts;
+
+    for (i = 0; i < acc->table->context.nelts; i++) {
+        v = ngx_http_hris_keyval_get(&acc->context, &ck[i].name);
+
+        if (v == NULL) {
+            ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": context."
+                                     "%V is required by %V", &acc->id,
+                                     &ck[i].name, &acc->table->file);
+            return NGX_ERROR;
+        }
+
+        if (ck[i].pattern
+            && ngx_regex_exec(ck[i].pattern, v, NULL, 0) < 0)
+        {
+            ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": context.%V "
+                                     "\"%V\" does not match %V", &acc->id,
+                                     &ck[i].name, v, &ck[i].pattern_src);
+            return NGX_ERROR;
+        }
+    }
+
+    if (acc->base_url.len == 0) {
+        ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
+        vars.context = &acc->context;
+
+        if (ngx_http_hris_tpl_render(cf->pool, acc->table->base_url, &vars,
+                                     1, &acc->base_url)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    while (acc->base_url.len && acc->base_url.data[acc->base_url.len - 1]
+                                == '/')
+    {
+        acc->base_url.len--;
+    }
+
+    if (ngx_strncmp(acc->base_url.data, "http://", 7) != 0
+        && ngx_strncmp(acc->base_url.data, "https://", 8) != 0)
+    {
+        ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": base_url \"%V\" "
+                                 "must start with http:// or https://",
+                                 &acc->id, &acc->base_url);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_kv_load(ngx_conf_t *cf, json_t *obj, ngx_array_t *kv)
+{
+    char          *buf;
+    json_t        *v;
+    const char    *key;
+    ngx_keyval_t  *e;
+
+    if (obj == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_object(obj)) {
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(obj, key, v) {
+        e = ngx_array_push(kv);
+        if (e == NULL) {
+            return NGX_ERROR;
+        }
+
+        e->key.len = ngx_strlen(key);
+        e->key.data = ngx_pstrdup(cf->pool, &(ngx_str_t) { e->key.len,
+                                                          (u_char *) key });
+
+        if (json_is_string(v)) {
+            e->value.len = json_string_length(v);
+            e->value.data = ngx_pnalloc(cf->pool, e->value.len + 1);
+            if (e->value.data == NULL) {
+                return NGX_ERROR;
+            }
+            ngx_memcpy(e->value.data, json_string_value(v), e->value.len);
+            e->value.data[e->value.len] = '\0';
+
+        } else if (json_is_number(v) || json_is_boolean(v)) {
+            buf = json_dumps(v, JSON_ENCODE_ANY);
+            if (buf == NULL) {
+                return NGX_ERROR;
+            }
+            e->value.len = ngx_strlen(buf);
+            e->value.data = ngx_pstrdup(cf->pool, &(ngx_str_t)
+                                        { e->value.len, (u_char *) buf });
+            free(buf);
+
+        } else {
+            return NGX_ERROR;
+        }
+
+        if (e->key.data == NULL || e->value.data == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_json_str(ngx_conf_t *cf, json_t *obj, const char *key,
+    ngx_uint_t required, ngx_str_t *out)
+{
+    json_t  *v;
+
+    v = json_object_get(obj, key);
+
+    if (v == NULL || json_is_null(v)) {
+        out->len = 0;
+        out->data = (u_char *) "";
+        return required ? NGX_ERROR : NGX_OK;
+    }
+
+    if (!json_is_string(v) || (required && json_string_length(v) == 0)) {
+        return NGX_ERROR;
+    }
+
+    out->len = json_string_length(v);
+    out->data = ngx_pnalloc(cf->pool, out->len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, json_string_value(v), out->len + 1);
+
+    return NGX_OK;
+}
+
+
+ngx_http_hris_account_t *
+ngx_http_hris_account_find(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
+{
+    ngx_http_hris_account_t  key;
+
+    key.id = *id;
+
+    return bsearch(&key, hmcf->accounts.elts, hmcf->accounts.nelts,
+                   sizeof(ngx_http_hris_account_t),
+                   ngx_http_hris_account_cmp);
+}
+
+
+/*
+ * Keys are compared as SHA-256 digests: what the search leaks through
+ * timing is a prefix of a hash, which tells nothing about a key.
+ */
+
+ngx_http_hris_api_key_t *
+ngx_http_hris_api_key_find(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *key)
+{
+    ngx_http_hris_api_key_t   want, *k;
+
+    ngx_http_hris_sha256(key, want.sha256);
+
+    k = bsearch(&want, hmcf->api_keys.elts, hmcf->api_keys.nelts,
+                sizeof(ngx_http_hris_api_key_t), ngx_http_hris_api_key_cmp);
+
+    if (k == NULL || CRYPTO_memcmp(k->sha256, want.sha256, 32) != 0) {
+        return NULL;
+    }
+
+    return k;
+}
+
+
+/* Returns NGX_OK with the caller's tenant, or NGX_DECLINED. */
+
+ngx_int_t
+ngx_http_hris_authenticate(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant)
+{
+    ngx_str_t                 key;
+    ngx_table_elt_t          *h;
+    ngx_http_hris_api_key_t  *k;
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL || h->value.len <= sizeof("Bearer ") - 1
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    key.data = h->value.data + sizeof("Bearer ") - 1;
+    key.len = h->value.len - (sizeof("Bearer ") - 1);
+
+    while (key.len && key.data[0] == ' ') {
+        key.data++;
+        key.len--;
+    }
+
+    k = ngx_http_hris_api_key_find(hmcf, &key);
+    if (k == NULL) {
+        return NGX_DECLINED;
+    }
+
+    *tenant = k->tenant;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Authenticates the caller and finds the account it names. When *account
+ * stays NULL, the client's error answer was sent and its rc is returned.
+ */
+
+ngx_int_t
+ngx_http_hris_account_resolve(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t **account)
+{
+    ngx_str_t                 tenant, id;
+    ngx_http_hris_account_t  *acc;
+
+    *account = NULL;
+
+    if (ngx_http_hris_authenticate(r, hmcf, &tenant) != NGX_OK) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_UNAUTHORIZED, NULL,
+                   r->headers_in.authorization
+                   ? "unknown API key: send a gateway API key from the "
+                     "accounts file as \"Authorization: Bearer <key>\""
+                   : "missing API key: send \"Authorization: Bearer <key>\" "
+                     "with a gateway API key from the accounts file");
+    }
+
+    if (ngx_http_hris_arg(r, "integrated_account_id", &id) != NGX_OK
+        || id.len == 0)
+    {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "missing query parameter \"integrated_account_id\": name "
+                   "the integrated account to call");
+    }
+
+    acc = ngx_http_hris_account_find(hmcf, &id);
+
+    /* another tenant's account is reported exactly like a missing one */
+    if (acc == NULL || acc->tenant.len != tenant.len
+        || ngx_strncmp(acc->tenant.data, tenant.data, tenant.len) != 0)
+    {
+        return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND,
+                   json_pack("{s:s%}", "integrated_account_id",
+                             id.data, id.len),
+                   "no integrated account \"%V\" for this API key", &id);
+    }
+
+    *account = acc;
+
+    return NGX_OK;
+}
+
+
+/* Injects the table's headers and the account's credentials. */
+
+ngx_int_t
+ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
+    ngx_http_hris_account_t *account, ngx_http_hris_tpl_vars_t *vars)
+{
+    u_char                 *p;
+    ngx_str_t               user, pass, plain, value, name;
+    ngx_uint_t              i;
+    ngx_pool_t             *pool = call->request->pool;
+    ngx_http_hris_param_t  *hp;
+    ngx_http_hris_table_t  *t = account->table;
+
+    vars->context = &account->context;
+    vars->credentials = &account->credentials;
+
+    hp = t->headers.elts;
+    for (i = 0; i < t->headers.nelts; i++) {
+        if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
+            != NGX_OK
+            || ngx_http_hris_call_header(call, &hp[i].name, &value) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_str_set(&name, "Authorization");
+
+    switch (t->auth_type) {
+
+    case NGX_HTTP_HRIS_AUTH_BASIC:
+        if (ngx_http_hris_tpl_render(pool, t->auth_user, vars, 0, &user)
+            != NGX_OK
+            || ngx_http_hris_tpl_render(pool, t->auth_pass, vars, 0, &pass)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        plain.len = user.len + 1 + pass.len;
+        plain.data = ngx_pnalloc(pool, plain.len);
+        value.data = ngx_pnalloc(pool, sizeof("Basic ") - 1
+                                       + ngx_base64_encoded_length(plain.len));
+        if (plain.data == NULL || value.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(plain.data, user.data, user.len);
+        *p++ = ':';
+        ngx_memcpy(p, pass.data, pass.len);
+
+        p = ngx_cpymem(value.data, "Basic ", sizeof("Basic ") - 1);
+        pass.data = p;
+        ngx_encode_base64(&pass, &plain);
+        value.len = sizeof("Basic ") - 1 + pass.len;
+
+        return ngx_http_hris_call_header(call, &name, &value);
+
+    case NGX_HTTP_HRIS_AUTH_BEARER:
+        if (ngx_http_hris_tpl_render(pool, t->auth_token, vars, 0, &pass)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        value.len = sizeof("Bearer ") - 1 + pass.len;
+        value.data = ngx_pnalloc(pool, value.len);
+        if (value.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(value.data, "Bearer ", sizeof("Bearer ") - 1);
+        ngx_memcpy(p, pass.data, pass.len);
+
+        return ngx_http_hris_call_header(call, &name, &value);
+
+    case NGX_HTTP_HRIS_AUTH_HEADER:
+        hp = t->auth_headers.elts;
+        for (i = 0; i < t->auth_headers.nelts; i++) {
+            if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
+                != NGX_OK
+                || ngx_http_hris_call_header(call, &hp[i].name, &value)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+        return NGX_OK;
+
+    default:
+        return NGX_OK;
+    }
+}
+
+
+static int
+ngx_http_hris_account_cmp(const void *a, const void *b)
+{
+    const ngx_http_hris_account_t  *x = a, *y = b;
+
+    if (x->id.len != y->id.len) {
+        return x->id.len < y->id.len ? -1 : 1;
+    }
+
+    return ngx_strncmp(x->id.data, y->id.data, x->id.len);
+}
+
+
+static int
+ngx_http_hris_api_key_cmp(const void *a, const void *b)
+{
+    return ngx_memcmp(((ngx_http_hris_api_key_t *) a)->sha256,
+                      ((ngx_http_hris_api_key_t *) b)->sha256, 32);
+}
+
+
+static void
+ngx_http_hris_sha256(ngx_str_t *in, u_char *out)
+{
+    unsigned int  len;
+
+    len = 32;
+    EVP_Digest(in->data, in->len, out, &len, EVP_sha256(), NULL);
+}
+
+
+static ngx_int_t
+ngx_http_hris_hex_decode(u_char *dst, ngx_str_t *hex)
+{
+    ngx_int_t   n;
+    ngx_uint_t  i;
+
+    for (i = 0; i < hex->len; i += 2) {
+        n = ngx_hextoi(hex->data + i, 2);
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+        dst[i / 2] = (u_char) n;
+    }
+
+    return NGX_OK;
+}

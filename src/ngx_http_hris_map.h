@@ -1,0 +1,65 @@
+/*
+ * Mapping expressions: the field part of a mapping table, compiled at
+ * configuration time into a tree of ngx_http_hris_expr_t and evaluated per
+ * upstream record. See mappings/README.md, "Field expressions".
+ */
+
+#ifndef _NGX_HTTP_HRIS_MAP_H_INCLUDED_
+#define _NGX_HTTP_HRIS_MAP_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <jansson.h>
+
+
+/* A pre-split JSON pointer. */
+typedef struct {
+    ngx_uint_t                 parent;    /* starts at "$parent" */
+    ngx_uint_t                 n;         /* number of tokens */
+    ngx_str_t                 *tokens;    /* unescaped, null-terminated */
+} ngx_http_hris_path_t;
+
+
+typedef struct ngx_http_hris_expr_s  ngx_http_hris_expr_t;
+
+
+/* Where compile errors are reported: "<file>: <where>: <message>". */
+typedef struct {
+    ngx_conf_t                *cf;
+    ngx_pool_t                *pool;      /* compiled trees live here */
+    const char                *file;      /* table file name, for messages */
+} ngx_http_hris_map_ctx_t;
+
+
+/*
+ * Compiles "text" (RFC 6901, or "$parent" followed by a pointer) into path.
+ * Returns NGX_OK or NGX_ERROR (syntax error; nothing logged).
+ */
+ngx_int_t ngx_http_hris_path_compile(ngx_pool_t *pool, ngx_str_t *text,
+    ngx_http_hris_path_t *path);
+
+/* Returns the borrowed value at path, or NULL when absent. */
+json_t *ngx_http_hris_path_get(ngx_http_hris_path_t *path, json_t *record,
+    json_t *parent);
+
+
+/*
+ * Compiles one field expression. "where" names the key for error messages
+ * (e.g. "resources.employees.fields.email"). On error logs, through
+ * ngx_conf_log_error(NGX_LOG_EMERG, ...), "<file>: <where>: <what>" and
+ * returns NULL.
+ */
+ngx_http_hris_expr_t *ngx_http_hris_expr_compile(ngx_http_hris_map_ctx_t *mc,
+    json_t *spec, const char *where);
+
+/*
+ * Evaluates an expression against record (and parent, which may be NULL).
+ * Returns a new reference (json_null() for null), or NULL only when out of
+ * memory.
+ */
+json_t *ngx_http_hris_expr_eval(ngx_http_hris_expr_t *expr, json_t *record,
+    json_t *parent);
+
+
+#endif /* _NGX_HTTP_HRIS_MAP_H_INCLUDED_ */

@@ -1,0 +1,449 @@
+/*
+ * The proxy API (CONTRACT.md §5): {METHOD} /proxy/{path}?integrated_account_id=
+ * goes to {base_url}/{path} with the account's credentials injected; the
+ * provider's status and body come back as they are.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hris.h"
+
+
+typedef struct {
+    ngx_http_hris_account_t    *account;
+} ngx_http_hris_proxy_ctx_t;
+
+
+static void ngx_http_hris_proxy_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hris_proxy_start(ngx_http_request_t *r,
+    ngx_http_hris_proxy_ctx_t *ctx);
+static ngx_int_t ngx_http_hris_proxy_url(ngx_http_request_t *r,
+    ngx_http_hris_account_t *acc, ngx_str_t *url);
+static ngx_int_t ngx_http_hris_proxy_headers(ngx_http_request_t *r,
+    ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
+static ngx_uint_t ngx_http_hris_param_named(ngx_array_t *params,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_hris_proxy_request_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_hris_proxy_done(ngx_http_hris_call_t *call);
+static ngx_int_t ngx_http_hris_proxy_send(ngx_http_request_t *r,
+    ngx_http_hris_call_t *call);
+static ngx_uint_t ngx_http_hris_header_in(ngx_str_t *name,
+    const char **list);
+
+
+/* never forwarded: hop-by-hop, framing, and the caller's own credentials */
+static const char  *ngx_http_hris_proxy_drop_in[] = {
+    "connection", "keep-alive", "te", "trailer", "transfer-encoding",
+    "upgrade", "proxy-authorization", "proxy-authenticate", "host",
+    "content-length", "authorization", "cookie", "accept-encoding",
+    "expect", NULL
+};
+
+static const char  *ngx_http_hris_proxy_drop_out[] = {
+    "connection", "keep-alive", "te", "trailer", "transfer-encoding",
+    "upgrade", "proxy-authenticate", "content-length", "content-type",
+    "set-cookie", "server", "date", NULL
+};
+
+
+ngx_int_t
+ngx_http_hris_proxy_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_http_hris_proxy_ctx_t  *ctx;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_hris_proxy_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_hris_account_resolve(r, hmcf, &ctx->account);
+    if (ctx->account == NULL) {
+        return rc;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_hris_module);
+
+    /* the body must be in memory: it is handed to curl as one piece */
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_hris_proxy_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_hris_proxy_body(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_http_hris_proxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hris_module);
+
+    rc = ngx_http_hris_proxy_start(r, ctx);
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+}
+
+
+static ngx_int_t
+ngx_http_hris_proxy_start(ngx_http_request_t *r,
+    ngx_http_hris_proxy_ctx_t *ctx)
+{
+    ngx_int_t                  rc;
+    ngx_http_hris_call_t      *call;
+    ngx_http_hris_loc_conf_t  *hlcf;
+    ngx_http_hris_tpl_vars_t   vars;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hris_module);
+
+    call = ngx_http_hris_call_create(r, &hlcf->upstream);
+    if (call == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_hris_proxy_url(r, ctx->account, &call->url);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_hris_proxy_request_body(r, &call->body);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    call->method.len = r->method_name.len;
+    call->method.data = ngx_pnalloc(r->pool, r->method_name.len + 1);
+    if (call->method.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(call->method.data, r->method_name.data, r->method_name.len);
+    call->method.data[call->method.len] = '\0';
+
+    /* statuses go back as they are: the caller decides about retrying */
+    call->retry = 0;
+    call->keep_headers = 1;
+    call->handler = ngx_http_hris_proxy_done;
+    call->data = ctx;
+
+    ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
+
+    if (ngx_http_hris_proxy_headers(r, call, ctx->account->table) != NGX_OK
+        || ngx_http_hris_apply_auth(call, ctx->account, &vars) != NGX_OK
+        || ngx_http_hris_call_start(call) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * {base_url}/{path}?{query without integrated_account_id}. The raw path
+ * is used, so percent-encoding reaches the provider unchanged; dot
+ * segments are refused, so the path cannot climb above the base URL.
+ */
+
+static ngx_int_t
+ngx_http_hris_proxy_url(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
+    ngx_str_t *url)
+{
+    u_char                    *p, *end, *q, *amp;
+    ngx_str_t                  path, args;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    path.data = r->unparsed_uri.data;
+    end = r->unparsed_uri.data + r->unparsed_uri.len;
+    q = ngx_strlchr(path.data, end, '?');
+    path.len = (q ? q : end) - path.data;
+
+    if (!clcf->regex && path.len >= clcf->name.len
+        && ngx_strncmp(path.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        path.data += clcf->name.len;
+        path.len -= clcf->name.len;
+    }
+
+    while (path.len && path.data[0] == '/') {
+        path.data++;
+        path.len--;
+    }
+
+    for (p = path.data; p < path.data + path.len; p++) {
+        if (*p == '.' && (p == path.data || p[-1] == '/')
+            && (p + 1 == path.data + path.len || p[1] == '/'
+                || (p[1] == '.' && (p + 2 == path.data + path.len
+                                    || p[2] == '/'))))
+        {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "the proxy path may not contain \".\" or \"..\" "
+                       "segments");
+        }
+    }
+
+    url->data = ngx_pnalloc(r->pool, acc->base_url.len + path.len
+                                     + r->args.len + 3);
+    if (url->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(url->data, acc->base_url.data, acc->base_url.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, path.data, path.len);
+
+    args = r->args;
+    end = args.data + args.len;
+
+    for (q = args.data; q < end; q = amp + 1) {
+        amp = ngx_strlchr(q, end, '&');
+        amp = amp ? amp : end;
+
+        if ((size_t) (amp - q) >= sizeof("integrated_account_id") - 1
+            && ngx_strncmp(q, "integrated_account_id",
+                           sizeof("integrated_account_id") - 1) == 0
+            && (amp - q == sizeof("integrated_account_id") - 1
+                || q[sizeof("integrated_account_id") - 1] == '='))
+        {
+            continue;
+        }
+
+        if (amp == q) {
+            continue;
+        }
+
+        *p = (ngx_strlchr(url->data, p, '?') == NULL) ? '?' : '&';
+        p++;
+        p = ngx_cpymem(p, q, amp - q);
+    }
+
+    *p = '\0';
+    url->len = p - url->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_proxy_headers(ngx_http_request_t *r, ngx_http_hris_call_t *call,
+    ngx_http_hris_table_t *table)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        /* the table's own headers and credential headers win */
+        if (ngx_http_hris_header_in(&h[i].key, ngx_http_hris_proxy_drop_in)
+            || ngx_http_hris_param_named(&table->headers, &h[i].key)
+            || ngx_http_hris_param_named(&table->auth_headers, &h[i].key))
+        {
+            continue;
+        }
+
+        if (ngx_http_hris_call_header(call, &h[i].key, &h[i].value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_proxy_request_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+    u_char       *p;
+    size_t        len;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            /* reading the temp file would block the worker */
+            return ngx_http_hris_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                       NULL, "the request body is larger than "
+                       "client_body_buffer_size; raise it to proxy bodies "
+                       "of this size");
+        }
+
+        len += b->last - b->pos;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
+{
+    ngx_int_t                   rc;
+    ngx_http_request_t         *r = call->request;
+    ngx_http_hris_proxy_ctx_t  *ctx = call->data;
+
+    if (call->result != NGX_HTTP_HRIS_CALL_OK) {
+        rc = ngx_http_hris_call_status_error(r, call, ctx->account->table);
+
+    } else {
+        rc = ngx_http_hris_proxy_send(r, call);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_hris_proxy_send(ngx_http_request_t *r, ngx_http_hris_call_t *call)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_uint_t        i;
+    ngx_chain_t       out;
+    ngx_keyval_t     *kv;
+    ngx_table_elt_t  *h;
+
+    kv = call->headers_out.elts;
+
+    for (i = 0; kv && i < call->headers_out.nelts; i++) {
+        if (ngx_http_hris_header_in(&kv[i].key, ngx_http_hris_proxy_drop_out))
+        {
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        h->key = kv[i].key;
+        h->value = kv[i].value;
+    }
+
+    r->headers_out.status = call->status;
+    r->headers_out.content_length_n = call->resp_len;
+
+    if (call->content_type.len) {
+        r->headers_out.content_type = call->content_type;
+        r->headers_out.content_type_len = call->content_type.len;
+    }
+
+    if (call->resp_len == 0) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the call's buffer lives until the request pool goes */
+    b->pos = call->resp;
+    b->last = call->resp + call->resp_len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_uint_t
+ngx_http_hris_header_in(ngx_str_t *name, const char **list)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; list[i]; i++) {
+        if (ngx_strlen(list[i]) == name->len
+            && ngx_strncasecmp(name->data, (u_char *) list[i], name->len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_hris_param_named(ngx_array_t *params, ngx_str_t *name)
+{
+    ngx_uint_t              i;
+    ngx_http_hris_param_t  *p;
+
+    p = params->elts;
+
+    for (i = 0; i < params->nelts; i++) {
+        if (p[i].name.len == name->len
+            && ngx_strncasecmp(p[i].name.data, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,320 @@
+/*
+ * String templates: compiled once, rendered per upstream call. Variables
+ * are escaped for URLs on request, literals never are (they are the
+ * table author's text).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_hris_template.h"
+
+
+typedef struct {
+    const char                    *prefix;
+    ngx_http_hris_tpl_part_type_e  type;
+    ngx_uint_t                     keyed;     /* "prefix.key" */
+} ngx_http_hris_tpl_ns_t;
+
+
+static ngx_http_hris_tpl_ns_t  ngx_http_hris_tpl_ns[] = {
+    { "context.",     NGX_HTTP_HRIS_TPL_CONTEXT,     1 },
+    { "credentials.", NGX_HTTP_HRIS_TPL_CREDENTIALS, 1 },
+    { "filter.",      NGX_HTTP_HRIS_TPL_FILTER,      1 },
+    { "id",           NGX_HTTP_HRIS_TPL_ID,          0 },
+    { "page.limit",   NGX_HTTP_HRIS_TPL_PAGE_LIMIT,  0 },
+    { "page.cursor",  NGX_HTTP_HRIS_TPL_PAGE_CURSOR, 0 },
+    { NULL, 0, 0 }
+};
+
+
+static ngx_int_t ngx_http_hris_tpl_var(ngx_http_hris_tpl_part_t *part,
+    u_char *name, size_t len, const char **err);
+static ngx_str_t *ngx_http_hris_tpl_value(ngx_http_hris_tpl_part_t *part,
+    ngx_http_hris_tpl_vars_t *vars);
+
+
+ngx_http_hris_tpl_t *
+ngx_http_hris_tpl_compile(ngx_pool_t *pool, ngx_str_t *src, const char **err)
+{
+    u_char                    *p, *end, *open, *close;
+    ngx_uint_t                 n;
+    ngx_http_hris_tpl_t       *tpl;
+    ngx_http_hris_tpl_part_t  *part;
+
+    tpl = ngx_pcalloc(pool, sizeof(ngx_http_hris_tpl_t));
+    if (tpl == NULL) {
+        *err = "out of memory";
+        return NULL;
+    }
+
+    /* at most one literal and one variable per "{{" plus a tail */
+    n = 1;
+    end = src->data + src->len;
+    for (p = src->data; p + 1 < end; p++) {
+        if (p[0] == '{' && p[1] == '{') {
+            n += 2;
+        }
+    }
+
+    tpl->parts = ngx_pcalloc(pool, n * sizeof(ngx_http_hris_tpl_part_t));
+    if (tpl->parts == NULL) {
+        *err = "out of memory";
+        return NULL;
+    }
+
+    p = src->data;
+
+    while (p < end) {
+        open = ngx_strlcasestrn(p, end, (u_char *) "{{", 2 - 1);
+        if (open == NULL) {
+            open = end;
+        }
+
+        if (open > p) {
+            part = &tpl->parts[tpl->nparts++];
+            part->type = NGX_HTTP_HRIS_TPL_LITERAL;
+            part->text.data = p;
+            part->text.len = open - p;
+        }
+
+        if (open == end) {
+            break;
+        }
+
+        close = ngx_strlcasestrn(open + 2, end, (u_char *) "}}", 2 - 1);
+        if (close == NULL) {
+            *err = "\"{{\" without \"}}\"";
+            return NULL;
+        }
+
+        part = &tpl->parts[tpl->nparts++];
+        if (ngx_http_hris_tpl_var(part, open + 2, close - open - 2, err)
+            != NGX_OK)
+        {
+            return NULL;
+        }
+
+        p = close + 2;
+    }
+
+    return tpl;
+}
+
+
+static ngx_int_t
+ngx_http_hris_tpl_var(ngx_http_hris_tpl_part_t *part, u_char *name,
+    size_t len, const char **err)
+{
+    size_t                   plen;
+    ngx_http_hris_tpl_ns_t  *ns;
+
+    while (len && name[0] == ' ') {
+        name++;
+        len--;
+    }
+
+    while (len && name[len - 1] == ' ') {
+        len--;
+    }
+
+    for (ns = ngx_http_hris_tpl_ns; ns->prefix; ns++) {
+        plen = ngx_strlen(ns->prefix);
+
+        if (ns->keyed) {
+            if (len > plen && ngx_strncmp(name, ns->prefix, plen) == 0) {
+                part->type = ns->type;
+                part->text.data = name + plen;
+                part->text.len = len - plen;
+                return NGX_OK;
+            }
+
+        } else if (len == plen && ngx_strncmp(name, ns->prefix, plen) == 0) {
+            part->type = ns->type;
+            return NGX_OK;
+        }
+    }
+
+    *err = "unknown template variable (use context.*, credentials.*, "
+           "filter.*, id, page.limit or page.cursor)";
+    return NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_hris_tpl_render(ngx_pool_t *pool, ngx_http_hris_tpl_t *tpl,
+    ngx_http_hris_tpl_vars_t *vars, ngx_uint_t escape, ngx_str_t *out)
+{
+    u_char                    *p;
+    size_t                     len;
+    ngx_uint_t                 i;
+    ngx_str_t                 *v, esc;
+    ngx_str_t                  values[16];
+    ngx_http_hris_tpl_part_t  *part;
+
+    if (tpl->nparts > 16) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0; i < tpl->nparts; i++) {
+        part = &tpl->parts[i];
+
+        if (part->type == NGX_HTTP_HRIS_TPL_LITERAL) {
+            values[i] = part->text;
+
+        } else {
+            v = ngx_http_hris_tpl_value(part, vars);
+            values[i] = v ? *v : (ngx_str_t) ngx_null_string;
+
+            if (escape && values[i].len) {
+                if (ngx_http_hris_escape(pool, &values[i], &esc) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+                values[i] = esc;
+            }
+        }
+
+        len += values[i].len;
+    }
+
+    p = ngx_pnalloc(pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 0; i < tpl->nparts; i++) {
+        p = ngx_cpymem(p, values[i].data, values[i].len);
+    }
+
+    *p = '\0';
+    out->len = len;
+
+    return NGX_OK;
+}
+
+
+static ngx_str_t *
+ngx_http_hris_tpl_value(ngx_http_hris_tpl_part_t *part,
+    ngx_http_hris_tpl_vars_t *vars)
+{
+    switch (part->type) {
+
+    case NGX_HTTP_HRIS_TPL_CONTEXT:
+        return ngx_http_hris_keyval_get(vars->context, &part->text);
+
+    case NGX_HTTP_HRIS_TPL_CREDENTIALS:
+        return ngx_http_hris_keyval_get(vars->credentials, &part->text);
+
+    case NGX_HTTP_HRIS_TPL_FILTER:
+        return ngx_http_hris_keyval_get(vars->filters, &part->text);
+
+    case NGX_HTTP_HRIS_TPL_ID:
+        return &vars->id;
+
+    case NGX_HTTP_HRIS_TPL_PAGE_LIMIT:
+        return &vars->page_limit;
+
+    case NGX_HTTP_HRIS_TPL_PAGE_CURSOR:
+        return &vars->page_cursor;
+
+    default:
+        return NULL;
+    }
+}
+
+
+ngx_int_t
+ngx_http_hris_tpl_each_var(ngx_http_hris_tpl_t *tpl,
+    ngx_http_hris_tpl_part_type_e type,
+    ngx_int_t (*check)(ngx_str_t *key, void *data), void *data)
+{
+    ngx_uint_t  i;
+
+    if (tpl == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < tpl->nparts; i++) {
+        if (tpl->parts[i].type == type
+            && check(&tpl->parts[i].text, data) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_hris_escape(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
+{
+    u_char         *p, c;
+    size_t          i, n;
+    static u_char   hex[] = "0123456789ABCDEF";
+
+    n = 0;
+    for (i = 0; i < in->len; i++) {
+        c = in->data[i];
+        if (!(isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')) {
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        *out = *in;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, in->len + 2 * n);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 0; i < in->len; i++) {
+        c = in->data[i];
+
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            *p++ = c;
+
+        } else {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+        }
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+ngx_str_t *
+ngx_http_hris_keyval_get(ngx_array_t *kv, ngx_str_t *key)
+{
+    ngx_uint_t     i;
+    ngx_keyval_t  *e;
+
+    if (kv == NULL) {
+        return NULL;
+    }
+
+    e = kv->elts;
+
+    for (i = 0; i < kv->nelts; i++) {
+        if (e[i].key.len == key->len
+            && ngx_strncmp(e[i].key.data, key->data, key->len) == 0)
+        {
+            return &e[i].value;
+        }
+    }
+
+    return NULL;
+}

@@ -1,0 +1,824 @@
+/*
+ * Upstream calls through libcurl's multi-socket API on nginx's event loop.
+ *
+ * One CURLM per worker, created in init_process. curl tells us which
+ * sockets to watch (socket callback) and when to wake it (timer callback);
+ * we watch them with real nginx connection slots, level-triggered, because
+ * curl does not promise to drain a socket per call. Finished transfers are
+ * collected with curl_multi_info_read() after curl_multi_socket_action()
+ * has returned, never inside a curl callback, and only there do calls
+ * complete, retry or start new transfers.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hris_upstream.h"
+
+
+typedef struct {
+    CURLM             *multi;
+    ngx_event_t        timer;
+    ngx_connection_t   timer_conn;   /* fd -1: only for debug ngx_event_ident */
+    ngx_log_t         *log;
+} ngx_http_hris_curl_t;
+
+
+static int ngx_http_hris_socket_cb(CURL *easy, curl_socket_t s, int what,
+    void *userp, void *socketp);
+static int ngx_http_hris_timer_cb(CURLM *multi, long ms, void *userp);
+static void ngx_http_hris_timer_handler(ngx_event_t *ev);
+static void ngx_http_hris_io_handler(ngx_event_t *ev);
+static void ngx_http_hris_release_connection(ngx_connection_t *c);
+static void ngx_http_hris_drain(void);
+static void ngx_http_hris_call_finished(ngx_http_hris_call_t *call,
+    CURLcode cc);
+static ngx_int_t ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call,
+    ngx_msec_t *delay);
+static void ngx_http_hris_call_complete(ngx_http_hris_call_t *call);
+static void ngx_http_hris_retry_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_hris_call_add(ngx_http_hris_call_t *call);
+static ngx_int_t ngx_http_hris_call_setup(ngx_http_hris_call_t *call);
+static void ngx_http_hris_call_cleanup(void *data);
+static size_t ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb,
+    void *userdata);
+static size_t ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb,
+    void *userdata);
+static void ngx_http_hris_call_reset(ngx_http_hris_call_t *call);
+
+
+/* per worker: created in init_process, destroyed in exit_process */
+static ngx_http_hris_curl_t  ngx_http_hris_curl;
+
+
+ngx_int_t
+ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle)
+{
+    curl_version_info_data  *vi;
+    ngx_http_hris_curl_t    *hc = &ngx_http_hris_curl;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "hris: curl_global_init() failed");
+        return NGX_ERROR;
+    }
+
+    /* a synchronous resolver would block the worker on every lookup */
+    vi = curl_version_info(CURLVERSION_NOW);
+    if (!(vi->features & CURL_VERSION_ASYNCHDNS)) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "hris: libcurl %s lacks asynchronous DNS", vi->version);
+        return NGX_ERROR;
+    }
+
+    hc->log = cycle->log;
+    hc->timer_conn.fd = (ngx_socket_t) -1;
+    hc->timer.data = &hc->timer_conn;
+    hc->timer.handler = ngx_http_hris_timer_handler;
+    hc->timer.log = cycle->log;
+    /* curl keeps timers for idle connections: do not hold up a quit */
+    hc->timer.cancelable = 1;
+
+    hc->multi = curl_multi_init();
+    if (hc->multi == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "hris: curl_multi_init() failed");
+        return NGX_ERROR;
+    }
+
+    curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION,
+                      ngx_http_hris_socket_cb);
+    curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
+    curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION,
+                      ngx_http_hris_timer_cb);
+    curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_hris_upstream_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_hris_curl_t  *hc = &ngx_http_hris_curl;
+
+    if (hc->multi == NULL) {
+        return;
+    }
+
+    /*
+     * Runs before nginx scans for leaked connections; the socket callback
+     * still releases the slots of curl's cached connections from here.
+     */
+    curl_multi_cleanup(hc->multi);
+    hc->multi = NULL;
+
+    if (hc->timer.timer_set) {
+        ngx_del_timer(&hc->timer);
+    }
+
+    curl_global_cleanup();
+}
+
+
+static int
+ngx_http_hris_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
+    void *socketp)
+{
+    ngx_http_hris_curl_t  *hc = userp;
+    ngx_connection_t      *c = socketp;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (c) {
+            ngx_http_hris_release_connection(c);
+            curl_multi_assign(hc->multi, s, NULL);
+        }
+        return 0;
+    }
+
+    if (c == NULL) {
+        c = ngx_get_connection(s, hc->log);
+        if (c == NULL) {
+            return -1;
+        }
+
+        c->data = hc;
+        c->read->handler = ngx_http_hris_io_handler;
+        c->read->log = hc->log;
+        c->write->handler = ngx_http_hris_io_handler;
+        c->write->log = hc->log;
+
+        curl_multi_assign(hc->multi, s, c);
+    }
+
+    /* level-triggered (flags 0): curl may leave data in the socket */
+
+    if ((what & CURL_POLL_IN) && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return -1;
+        }
+
+    } else if (!(what & CURL_POLL_IN) && c->read->active) {
+        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return -1;
+        }
+    }
+
+    if ((what & CURL_POLL_OUT) && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return -1;
+        }
+
+    } else if (!(what & CURL_POLL_OUT) && c->write->active) {
+        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* ngx_close_connection() without close(): the socket is curl's */
+
+static void
+ngx_http_hris_release_connection(ngx_connection_t *c)
+{
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->read->active || c->write->active) {
+        /* the fd is still open: a real EPOLL_CTL_DEL */
+        ngx_del_conn(c, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->read->closed = 1;
+    c->write->closed = 1;
+
+    ngx_free_connection(c);
+
+    /* late events for this slot are dropped as stale */
+    c->fd = (ngx_socket_t) -1;
+}
+
+
+static int
+ngx_http_hris_timer_cb(CURLM *multi, long ms, void *userp)
+{
+    ngx_http_hris_curl_t  *hc = userp;
+
+    /* delete first: ngx_add_timer() ignores changes under 300 ms */
+    if (hc->timer.timer_set) {
+        ngx_del_timer(&hc->timer);
+    }
+
+    /* 0 fires on the next loop turn: no recursion into curl */
+    if (ms >= 0) {
+        ngx_add_timer(&hc->timer, (ngx_msec_t) ms);
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_hris_timer_handler(ngx_event_t *ev)
+{
+    int  running;
+
+    if (ngx_http_hris_curl.multi == NULL) {
+        return;
+    }
+
+    curl_multi_socket_action(ngx_http_hris_curl.multi, CURL_SOCKET_TIMEOUT, 0,
+                             &running);
+    ngx_http_hris_drain();
+}
+
+
+static void
+ngx_http_hris_io_handler(ngx_event_t *ev)
+{
+    int                running, mask;
+    ngx_socket_t       fd;
+    ngx_connection_t  *c = ev->data;
+
+    /* c may be released inside socket_action: keep the fd */
+    fd = c->fd;
+    mask = ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN;
+
+    curl_multi_socket_action(ngx_http_hris_curl.multi, fd, mask, &running);
+    ngx_http_hris_drain();
+}
+
+
+static void
+ngx_http_hris_drain(void)
+{
+    int                    left;
+    CURL                  *easy;
+    CURLcode               cc;
+    CURLMsg               *msg;
+    ngx_http_hris_call_t  *call;
+
+    while ((msg = curl_multi_info_read(ngx_http_hris_curl.multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        /* msg is invalid once the handle is removed */
+        easy = msg->easy_handle;
+        cc = msg->data.result;
+
+        call = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &call);
+
+        curl_multi_remove_handle(ngx_http_hris_curl.multi, easy);
+
+        if (call == NULL) {
+            continue;
+        }
+
+        call->in_multi = 0;
+        ngx_http_hris_call_finished(call, cc);
+    }
+}
+
+
+static void
+ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
+{
+    long                 status;
+    ngx_msec_t           delay;
+    ngx_http_request_t  *r = call->request;
+
+    status = 0;
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+    call->status = (ngx_uint_t) status;
+
+    switch (cc) {
+
+    case CURLE_OK:
+        call->result = NGX_HTTP_HRIS_CALL_OK;
+        break;
+
+    case CURLE_OPERATION_TIMEDOUT:
+        call->result = NGX_HTTP_HRIS_CALL_TIMEOUT;
+        break;
+
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+        call->result = NGX_HTTP_HRIS_CALL_UNREACHABLE;
+        break;
+
+    case CURLE_WRITE_ERROR:
+        call->result = (call->resp_len > call->conf->max_response)
+                       ? NGX_HTTP_HRIS_CALL_TOO_LARGE
+                       : NGX_HTTP_HRIS_CALL_ERROR;
+        break;
+
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        call->result = NGX_HTTP_HRIS_CALL_UNREACHABLE;
+        break;
+
+    default:
+        call->result = NGX_HTTP_HRIS_CALL_BROKEN;
+        break;
+    }
+
+    if (cc != CURLE_OK) {
+        call->error.data = (u_char *) (call->errbuf[0] ? call->errbuf
+                                       : curl_easy_strerror(cc));
+        call->error.len = ngx_strlen(call->error.data);
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hris: upstream call to \"%V\" failed (attempt %ui): %V",
+                      ngx_http_hris_call_host(call), call->attempts,
+                      &call->error);
+    }
+
+    if (ngx_http_hris_call_should_retry(call, &delay) == NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hris: retrying upstream call to \"%V\" in %M ms "
+                      "(status %ui, attempt %ui)",
+                      ngx_http_hris_call_host(call), delay, call->status,
+                      call->attempts);
+        ngx_add_timer(&call->retry_ev, delay);
+        return;
+    }
+
+    ngx_http_hris_call_complete(call);
+}
+
+
+/*
+ * Decides whether to try again: 429, 502, 503, 504 and network errors are
+ * retried with exponential backoff and jitter, honouring Retry-After up to
+ * the cap. A Retry-After over the cap ends the call as RATE_LIMITED.
+ */
+
+static ngx_int_t
+ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
+{
+    ngx_msec_t  base;
+    ngx_uint_t  retryable;
+
+    retryable = 0;
+
+    if (call->result == NGX_HTTP_HRIS_CALL_OK) {
+        retryable = call->retry
+                    && (call->status == 429 || call->status == 502
+                        || call->status == 503 || call->status == 504);
+
+    } else if (call->result == NGX_HTTP_HRIS_CALL_UNREACHABLE
+               || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
+    {
+        retryable = 1;
+    }
+
+    if (!retryable) {
+        return NGX_DECLINED;
+    }
+
+    if (call->retry_after >= 0
+        && (ngx_msec_t) call->retry_after * 1000 > call->conf->retry_after_max)
+    {
+        call->result = NGX_HTTP_HRIS_CALL_RATE_LIMITED;
+        return NGX_DECLINED;
+    }
+
+    if (call->attempts > call->conf->retries) {
+        return NGX_DECLINED;
+    }
+
+    if (call->retry_after >= 0) {
+        *delay = (ngx_msec_t) call->retry_after * 1000;
+        return NGX_OK;
+    }
+
+    base = call->conf->backoff << (call->attempts - 1);
+    *delay = base + (base ? (ngx_msec_t) ngx_random() % (base / 2 + 1) : 0);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hris_call_complete(ngx_http_hris_call_t *call)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r = call->request;
+
+    c = r->connection;
+    call->done = 1;
+
+    ngx_http_set_log_request(c->log, r);
+
+    call->handler(call);
+
+    /* as nginx's upstream handlers do after resuming a request */
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_hris_retry_handler(ngx_event_t *ev)
+{
+    ngx_http_hris_call_t  *call;
+
+    call = (ngx_http_hris_call_t *)
+               ((u_char *) ev - offsetof(ngx_http_hris_call_t, retry_ev));
+
+    ngx_http_hris_call_reset(call);
+
+    if (ngx_http_hris_call_add(call) != NGX_OK) {
+        call->result = NGX_HTTP_HRIS_CALL_ERROR;
+        ngx_http_hris_call_complete(call);
+    }
+}
+
+
+ngx_http_hris_call_t *
+ngx_http_hris_call_create(ngx_http_request_t *r,
+    ngx_http_hris_upstream_conf_t *conf)
+{
+    ngx_pool_cleanup_t    *cln;
+    ngx_http_hris_call_t  *call;
+
+    if (ngx_http_hris_curl.multi == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "hris: upstream client is not initialized");
+        return NULL;
+    }
+
+    call = ngx_pcalloc(r->pool, sizeof(ngx_http_hris_call_t));
+    if (call == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    call->easy = curl_easy_init();
+    if (call->easy == NULL) {
+        return NULL;
+    }
+
+    /* whatever ends the request (done, error, client abort) frees the call */
+    cln->handler = ngx_http_hris_call_cleanup;
+    cln->data = call;
+
+    call->request = r;
+    call->conf = conf;
+    call->retry = 1;
+    call->retry_after = -1;
+    ngx_str_set(&call->method, "GET");
+
+    call->retry_ev.handler = ngx_http_hris_retry_handler;
+    call->retry_ev.data = r->connection;
+    call->retry_ev.log = r->connection->log;
+
+    return call;
+}
+
+
+ngx_int_t
+ngx_http_hris_call_header(ngx_http_hris_call_t *call, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char             *line, *p;
+    struct curl_slist  *sl;
+
+    line = ngx_pnalloc(call->request->pool, name->len + value->len + 3);
+    if (line == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(line, name->data, name->len);
+    *p++ = ':';
+
+    /* "Name;" is curl's way to send a header with an empty value */
+    if (value->len == 0) {
+        p[-1] = ';';
+
+    } else {
+        *p++ = ' ';
+        p = ngx_cpymem(p, value->data, value->len);
+    }
+
+    *p = '\0';
+
+    sl = curl_slist_append(call->slist, (char *) line);
+    if (sl == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->slist = sl;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_hris_call_start(ngx_http_hris_call_t *call)
+{
+    if (ngx_http_hris_call_setup(call) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_call_add(call);
+}
+
+
+static ngx_int_t
+ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
+{
+    CURL                           *e = call->easy;
+    struct curl_slist              *sl;
+    ngx_http_hris_upstream_conf_t  *conf = call->conf;
+
+    curl_easy_setopt(e, CURLOPT_URL, call->url.data);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long) conf->connect_timeout);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) conf->timeout);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, ngx_http_hris_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, ngx_http_hris_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
+
+    /* no redirects, no other schemes: a provider cannot send us elsewhere */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, conf->ssl_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, conf->ssl_verify ? 2L : 0L);
+    if (conf->ca_file.len) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_file.data);
+    }
+
+    if (ngx_strcmp(call->method.data, "GET") != 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, call->method.data);
+    }
+
+    if (ngx_strcmp(call->method.data, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+
+    } else if (call->body.len) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) call->body.len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body.data);
+
+        /* no "Expect: 100-continue" round trip */
+        sl = curl_slist_append(call->slist, "Expect:");
+        if (sl == NULL) {
+            return NGX_ERROR;
+        }
+        call->slist = sl;
+    }
+
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->slist);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_call_add(ngx_http_hris_call_t *call)
+{
+    CURLMcode  mc;
+
+    call->attempts++;
+
+    mc = curl_multi_add_handle(ngx_http_hris_curl.multi, call->easy);
+    if (mc != CURLM_OK) {
+        ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+                      "hris: curl_multi_add_handle() failed: %s",
+                      curl_multi_strerror(mc));
+        return NGX_ERROR;
+    }
+
+    call->in_multi = 1;
+
+    return NGX_OK;
+}
+
+
+/* forget the previous attempt's answer */
+
+static void
+ngx_http_hris_call_reset(ngx_http_hris_call_t *call)
+{
+    call->resp_len = 0;
+    call->status = 0;
+    call->retry_after = -1;
+    call->content_type.len = 0;
+    call->errbuf[0] = '\0';
+    call->error.len = 0;
+
+    if (call->headers_out.elts) {
+        call->headers_out.nelts = 0;
+    }
+}
+
+
+static void
+ngx_http_hris_call_cleanup(void *data)
+{
+    ngx_http_hris_call_t  *call = data;
+
+    if (call->in_multi && ngx_http_hris_curl.multi) {
+        curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);
+        call->in_multi = 0;
+    }
+
+    if (call->retry_ev.timer_set) {
+        ngx_del_timer(&call->retry_ev);
+    }
+
+    if (call->easy) {
+        curl_easy_cleanup(call->easy);
+        call->easy = NULL;
+    }
+
+    if (call->slist) {
+        curl_slist_free_all(call->slist);
+        call->slist = NULL;
+    }
+
+    if (call->resp) {
+        ngx_free(call->resp);
+        call->resp = NULL;
+    }
+}
+
+
+static size_t
+ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    u_char                *p;
+    size_t                 n, want;
+    ngx_http_hris_call_t  *call = userdata;
+
+    n = size * nmemb;
+
+    if (call->resp_len + n > call->conf->max_response) {
+        call->resp_len += n;
+        return 0;                       /* CURLE_WRITE_ERROR */
+    }
+
+    if (call->resp_len + n + 1 > call->resp_size) {
+        want = ngx_max(call->resp_size * 2, call->resp_len + n + 1);
+        want = ngx_max(want, 16384);
+
+        p = realloc(call->resp, want);
+        if (p == NULL) {
+            return 0;
+        }
+
+        call->resp = p;
+        call->resp_size = want;
+    }
+
+    ngx_memcpy(call->resp + call->resp_len, ptr, n);
+    call->resp_len += n;
+    call->resp[call->resp_len] = '\0';
+
+    return n;
+}
+
+
+static size_t
+ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    u_char                *p, *end, *colon, *v;
+    size_t                 n;
+    time_t                 t;
+    ngx_keyval_t          *kv;
+    ngx_http_hris_call_t  *call = userdata;
+    ngx_pool_t            *pool = call->request->pool;
+
+    n = size * nmemb;
+    p = (u_char *) ptr;
+    end = p + n;
+
+    while (end > p && (end[-1] == '\r' || end[-1] == '\n')) {
+        end--;
+    }
+
+    /* a new status line starts a new header block (100 Continue etc.) */
+    if (end - p > 5 && ngx_strncmp(p, "HTTP/", 5) == 0) {
+        ngx_http_hris_call_reset(call);
+        return n;
+    }
+
+    colon = ngx_strlchr(p, end, ':');
+    if (colon == NULL) {
+        return n;
+    }
+
+    v = colon + 1;
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+
+    if ((size_t) (colon - p) == sizeof("Content-Type") - 1
+        && ngx_strncasecmp(p, (u_char *) "Content-Type", colon - p) == 0)
+    {
+        call->content_type.data = ngx_pstrdup(pool, &(ngx_str_t)
+                                              { end - v, v });
+        call->content_type.len = call->content_type.data ? end - v : 0;
+
+    } else if ((size_t) (colon - p) == sizeof("Retry-After") - 1
+               && ngx_strncasecmp(p, (u_char *) "Retry-After", colon - p)
+                  == 0)
+    {
+        /* seconds, or an HTTP date */
+        t = ngx_atotm(v, end - v);
+        if (t == NGX_ERROR) {
+            t = ngx_parse_http_time(v, end - v);
+            if (t != NGX_ERROR) {
+                t = (t > ngx_time()) ? t - ngx_time() : 0;
+            }
+        }
+        call->retry_after = (t == NGX_ERROR) ? -1 : t;
+    }
+
+    if (!call->keep_headers) {
+        return n;
+    }
+
+    if (call->headers_out.elts == NULL
+        && ngx_array_init(&call->headers_out, pool, 8, sizeof(ngx_keyval_t))
+           != NGX_OK)
+    {
+        return 0;
+    }
+
+    kv = ngx_array_push(&call->headers_out);
+    if (kv == NULL) {
+        return 0;
+    }
+
+    kv->key.len = colon - p;
+    kv->key.data = p;
+    kv->key.data = ngx_pstrdup(pool, &kv->key);
+    kv->value.len = end - v;
+    kv->value.data = v;
+    kv->value.data = ngx_pstrdup(pool, &kv->value);
+
+    if (kv->key.data == NULL || kv->value.data == NULL) {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/* The host of the call's URL, for messages: never its path or query. */
+
+ngx_str_t *
+ngx_http_hris_call_host(ngx_http_hris_call_t *call)
+{
+    u_char      *p, *end, *host;
+    ngx_str_t   *s;
+
+    s = ngx_palloc(call->request->pool, sizeof(ngx_str_t));
+    if (s == NULL) {
+        static ngx_str_t  unknown = ngx_string("?");
+        return &unknown;
+    }
+
+    p = call->url.data;
+    end = p + call->url.len;
+
+    host = ngx_strlcasestrn(p, end, (u_char *) "://", 3 - 1);
+    host = host ? host + 3 : p;
+
+    for (p = host; p < end && *p != '/' && *p != '?'; p++) { /* void */ }
+
+    s->data = host;
+    s->len = p - host;
+
+    return s;
+}
