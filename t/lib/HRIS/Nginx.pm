@@ -1,0 +1,263 @@
+package HRIS::Nginx;
+
+# Start Debian's nginx with the built module in a temporary prefix and talk
+# to it.
+#
+#   my $sb = HRIS::Sandbox->start('bamboohr');
+#   my $ng = HRIS::Nginx->start(accounts => HRIS::Nginx::accounts($sb));
+#   my $res = $ng->get('/unified/hris/employees?integrated_account_id=acme-bamboohr');
+#   $res->{status}; $res->{json}; $res->{headers}{'retry-after'};
+#   $ng->error_log;        # the whole error log so far
+#   $ng->stop;
+#
+# Options of start():
+#   accounts => \%json     the accounts file (required)
+#   http     => TEXT       extra directives in http{}
+#   location => TEXT       extra directives in both API locations
+#   server   => TEXT       extra directives in server{}
+#   workers  => N          worker_processes (default 1: a blocking call
+#                          would stall every other request, which tests see)
+#   mappings => DIR        mapping tables (default: the repository's)
+#   log_level => LEVEL     error_log level (default info)
+
+use strict;
+use warnings;
+
+use File::Spec;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+
+use HRIS::Sandbox;
+
+our $KEY       = 'sk_test_acme_0123456789';
+our $OTHER_KEY = 'sk_test_globex_9876543210';
+our $NGINX     = $ENV{HRIS_NGINX} || '/usr/sbin/nginx';
+
+my %LIVE;
+
+sub root { HRIS::Sandbox::repo_root() }
+
+sub module_path { File::Spec->catfile(root(), 'build', 'ngx_http_hris_module.so') }
+
+# The standard accounts file: tenant acme with a BambooHR account on the
+# sandbox, tenant globex with one of its own.
+sub accounts {
+    my ($sb, %o) = @_;
+    my $key = $o{api_key} // '0123456789abcdef0123456789abcdef01234567';
+    return {
+        api_keys => [
+            { key => $KEY, tenant => 'acme' },
+            { key_sha256 => sha256_hex($OTHER_KEY), tenant => 'globex' },
+        ],
+        accounts => [
+            {
+                id => 'acme-bamboohr', tenant => 'acme', provider => 'bamboohr',
+                context => { subdomain => 'acme' },
+                credentials => { api_key => $key },
+                base_url => $sb->url . '/api/gateway.php/acme',
+            },
+            {
+                id => 'globex-bamboohr', tenant => 'globex', provider => 'bamboohr',
+                context => { subdomain => 'globex' },
+                credentials => { api_key => $key },
+                base_url => $sb->url,
+            },
+        ],
+    };
+}
+
+sub sha256_hex {
+    require Digest::SHA;
+    return Digest::SHA::sha256_hex($_[0]);
+}
+
+sub free_port { HRIS::Sandbox::free_port() }
+
+sub write_file {
+    my ($path, $text) = @_;
+    open my $fh, '>', $path or die "$path: $!";
+    print $fh $text;
+    close $fh;
+}
+
+sub config_text {
+    my ($self) = @_;
+    my $o = $self->{opts};
+    my $dir = $self->{dir};
+    my $loc = $o->{location} // '';
+    return <<"CONF";
+load_module @{[ module_path() ]};
+worker_processes @{[ $o->{workers} // 1 ]};
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log @{[ $o->{log_level} // 'info' ]};
+@{[ $o->{main} // '' ]}
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    hris_mappings @{[ $o->{mappings} // File::Spec->catdir(root(), 'mappings') ]};
+    hris_accounts $dir/accounts.json;
+    @{[ $o->{http} // '' ]}
+    server {
+        listen 127.0.0.1:$self->{port};
+        @{[ $o->{server} // '' ]}
+        location /unified/ { hris_unified; $loc }
+        location /proxy/   { hris_proxy; $loc }
+    }
+}
+CONF
+}
+
+sub prepare {
+    my ($class, %opts) = @_;
+    my $self = bless { opts => \%opts }, $class;
+    $self->{dir} = tempdir('hris-test-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{HRIS_KEEP});
+    $self->{port} = $opts{port} // free_port();
+    write_file("$self->{dir}/accounts.json",
+               ref $opts{accounts} ? JSON::PP->new->canonical->encode($opts{accounts})
+                                   : ($opts{accounts} // '{}'));
+    write_file("$self->{dir}/nginx.conf", $self->config_text);
+    return $self;
+}
+
+# nginx -t on the prepared configuration: (exit code, output)
+sub test_config {
+    my ($self) = @_;
+    my $out = `$NGINX -t -p $self->{dir} -c $self->{dir}/nginx.conf -e $self->{dir}/error.log 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub start {
+    my ($class, %opts) = @_;
+    my $self = ref $class ? $class : $class->prepare(%opts);
+    my ($rc, $out) = $self->test_config;
+    die "nginx -t failed:\n$out" if $rc != 0;
+
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$self->{dir}/stdout.log";
+        open STDERR, '>&', \*STDOUT;
+        exec $NGINX, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
+             '-e', "$self->{dir}/error.log";
+        exit 127;
+    }
+    $self->{pid} = $pid;
+    $LIVE{$pid} = $$;
+
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}", Timeout => 1);
+        if ($s) { close $s; return $self; }
+        die "nginx exited:\n" . $self->error_log if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    die "nginx did not listen on $self->{port}:\n" . $self->error_log;
+}
+
+sub port { $_[0]->{port} }
+sub url  { 'http://127.0.0.1:' . $_[0]->{port} }
+sub dir  { $_[0]->{dir} }
+
+sub error_log {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/error.log" or return '';
+    local $/;
+    return <$fh>;
+}
+
+# request(METHOD, PATH, %opts): key => API key (default $KEY; undef for
+# none), headers => {}, body => TEXT, timeout => S.
+sub request {
+    my ($self, $method, $path, %o) = @_;
+    my %h = %{ $o{headers} // {} };
+    my $key = exists $o{key} ? $o{key} : $KEY;
+    $h{Authorization} = "Bearer $key" if defined $key;
+    my $http = HTTP::Tiny->new(timeout => $o{timeout} // 30, keep_alive => 0);
+    my $res = $http->request($method, $self->url . $path,
+                             { headers => \%h, defined $o{body} ? (content => $o{body}) : () });
+    my $json;
+    if (($res->{headers}{'content-type'} // '') =~ /json/) {
+        $json = eval { JSON::PP->new->decode($res->{content}) };
+    }
+    return { status => $res->{status}, headers => $res->{headers},
+             body => $res->{content}, json => $json };
+}
+
+sub get { my ($self, $path, %o) = @_; $self->request('GET', $path, %o) }
+
+# Unified list or get of the default account: unified('employees', limit => 7)
+sub unified {
+    my ($self, $what, %q) = @_;
+    my $account = delete $q{account} // 'acme-bamboohr';
+    my %o;
+    $o{key} = delete $q{key} if exists $q{key};
+    my $qs = join '&', "integrated_account_id=$account",
+             map { "$_=" . uri_escape($q{$_}) } sort keys %q;
+    return $self->get("/unified/hris/$what?$qs", %o);
+}
+
+# Every page of a list: (\@records, $pages, \@responses)
+sub walk {
+    my ($self, $what, %q) = @_;
+    my (@records, @responses);
+    my $cursor;
+    for my $page (1 .. 10_000) {
+        my $res = $self->unified($what, %q, defined $cursor ? (cursor => $cursor) : ());
+        push @responses, $res;
+        die "page $page of $what: $res->{status} $res->{body}" if $res->{status} != 200;
+        push @records, @{ $res->{json}{result} };
+        $cursor = $res->{json}{next_cursor};
+        return (\@records, $page, \@responses) unless defined $cursor;
+    }
+    die "no end to $what";
+}
+
+sub uri_escape {
+    my ($s) = @_;
+    $s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge;
+    return $s;
+}
+
+sub reload {
+    my ($self, %opts) = @_;
+    $self->{opts}{$_} = $opts{$_} for keys %opts;
+    write_file("$self->{dir}/nginx.conf", $self->config_text);
+    kill 'HUP', $self->{pid};
+    sleep 1;
+}
+
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{pid} or return;
+    delete $LIVE{$pid};
+    kill 'QUIT', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    kill 'TERM', $pid;
+    sleep 0.5;
+    kill 'KILL', $pid if waitpid($pid, WNOHANG) != $pid;
+    waitpid($pid, 0);
+    $self->{stop_timed_out} = 1;
+}
+
+sub DESTROY { $_[0]->stop }
+
+END {
+    for my $pid (keys %LIVE) {
+        next unless $LIVE{$pid} == $$;
+        kill 'TERM', $pid;
+        waitpid($pid, 0);
+    }
+}
+
+1;
