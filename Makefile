@@ -40,13 +40,15 @@ $(NGX_BUILD)/Makefile: config
 
 $(MODULE): $(NGX_BUILD)/Makefile $(SOURCES)
 	$(MAKE) -s -f $(NGX_BUILD)/Makefile -C $(NGINX_SRC) modules
-	cp $(NGX_BUILD)/ngx_http_hris_module.so $(MODULE)
+	@# rename, not copy over: running nginx processes map the old file
+	cp $(NGX_BUILD)/ngx_http_hris_module.so $(MODULE).tmp
+	mv -f $(MODULE).tmp $(MODULE)
 
 demo: deps $(MODULE)
-	@sh demo/run
+	@sh sandbox/demo/run
 
 demo-stop:
-	@sh demo/stop
+	@sh sandbox/demo/stop
 
 test: deps $(MODULE)
 	prove -I t/lib t/

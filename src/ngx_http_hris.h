@@ -157,6 +157,7 @@ typedef struct {
     ngx_array_t                  accounts;    /* account_t, sorted by id */
     ngx_array_t                  api_keys;    /* api_key_t, sorted */
 
+    ngx_str_t                    openapi;     /* the document */
     u_char                       cursor_key[32];
     ngx_uint_t                   used;        /* a location serves it */
 } ngx_http_hris_main_conf_t;
@@ -208,6 +209,11 @@ ngx_int_t ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_hris_send_error(ngx_http_request_t *r, ngx_uint_t status,
     json_t *details, const char *fmt, ...);
 ngx_int_t ngx_http_hris_json_cleanup(ngx_pool_t *pool, json_t *json);
+
+/* ngx_http_hris_openapi.c */
+ngx_int_t ngx_http_hris_openapi_build(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, json_t *schema_res);
+ngx_int_t ngx_http_hris_openapi_send(ngx_http_request_t *r);
 
 /* ngx_http_hris_unified.c, ngx_http_hris_proxy.c */
 ngx_int_t ngx_http_hris_unified_handler(ngx_http_request_t *r);

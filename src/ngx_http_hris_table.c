@@ -145,7 +145,7 @@ ngx_http_hris_schema_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
         }
     }
 
-    return NGX_OK;
+    return ngx_http_hris_openapi_build(cf, hmcf, res);
 }
 
 

@@ -76,7 +76,17 @@ ngx_int_t
 ngx_http_hris_unified_handler(ngx_http_request_t *r)
 {
     ngx_int_t             rc;
+    ngx_str_t             rest;
     ngx_http_hris_ctx_t  *ctx;
+
+    /* the API's description needs no key and no account */
+    ngx_http_hris_subpath(r, &rest);
+    if (rest.len == sizeof("openapi.json") - 1
+        && ngx_strncmp(rest.data, "openapi.json", rest.len) == 0)
+    {
+        rc = ngx_http_discard_request_body(r);
+        return rc == NGX_OK ? ngx_http_hris_openapi_send(r) : rc;
+    }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST
                        |NGX_HTTP_PATCH|NGX_HTTP_DELETE)))
@@ -105,13 +115,18 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    /*
+     * an error answer sent by route() or args() usually returns NGX_OK
+     * (the output filter's rc): header_sent tells it from "go on"
+     */
+
     rc = ngx_http_hris_unified_route(r, ctx);
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || r->header_sent) {
         return rc;
     }
 
     rc = ngx_http_hris_unified_args(r, ctx);
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || r->header_sent) {
         return rc;
     }
 
