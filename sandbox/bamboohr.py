@@ -1,0 +1,1762 @@
+#!/usr/bin/env python3
+"""BambooHR sandbox provider.
+
+    python3 sandbox/bamboohr.py --port 9101 [--api-key KEY ...] [--verbose]
+
+Behaves like the BambooHR API described in
+shared/reference/providers-bamboohr-personio.md PART A (A1-A8): the same
+handlers answer under /v1/..., /api/gateway.php/{domain}/v1/... and
+/api/v1/... (and v1_1 where BambooHR has it); HTTP Basic auth with the API
+key as user name; XML unless `Accept: application/json`; string ids and
+amounts; "", null and "0000-00-00" for unset dates; cursor pagination on
+GET /v1/employees. The data set is generated deterministically by
+generate_dataset(), which other code may import.
+
+Shapes not in the shared reference were taken from BambooHR's public OpenAPI
+spec (BambooHR/bhr-api-php specs/public.yaml, "[SPEC]" below); anything
+neither source settles is marked PLAUSIBLE.
+"""
+
+import base64
+import binascii
+import datetime
+import json
+import os
+import random
+import re
+import sys
+import unicodedata
+from urllib.parse import unquote, urlencode
+from xml.sax.saxutils import escape, quoteattr
+
+# Import the shared server from this directory without leaving a
+# __pycache__ behind in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (needs the path above)
+
+DEFAULT_API_KEY = "0123456789abcdef0123456789abcdef01234567"
+DEFAULT_SEED = 20260601
+# "Today" is fixed so that answers never depend on the wall clock.
+DEFAULT_TODAY = "2026-06-01"
+EMPLOYEE_COUNT = 330
+TIME_OFF_REQUEST_COUNT = 640
+TIME_OFF_WINDOW = ("2025-01-01", "2026-12-31")
+
+ERROR_HEADER = "X-BambooHR-Error-Message"
+XML_TYPE = "text/xml; charset=UTF-8"
+EMPTY_TYPE = "text/html; charset=UTF-8"
+
+# ---------------------------------------------------------------------------
+# Reference lists (what /v1/meta/lists serves; employees draw from these)
+# ---------------------------------------------------------------------------
+
+# (option id, name, archived). Archived options are historical only: a few
+# terminated employees still carry them.
+DEPARTMENTS = [
+    (18199, "Legacy Support", True),
+    (18201, "Human Resources", False),
+    (18202, "Engineering", False),
+    (18203, "Sales", False),
+    (18204, "Marketing", False),
+    (18205, "Finance", False),
+    (18206, "Customer Success", False),
+    (18207, "Operations", False),
+    (18208, "Product", False),
+    (18209, "Legal", False),
+    (18210, "IT", False),
+]
+DEPARTMENT_WEIGHTS = {"Engineering": 30, "Sales": 15, "Customer Success": 12, "Marketing": 8,
+                      "Product": 8, "Operations": 7, "Finance": 6, "Human Resources": 5,
+                      "Legal": 3, "IT": 6}
+
+DIVISIONS = [
+    (18300, "Global Services", True),
+    (18301, "North America", False),
+    (18302, "EMEA", False),
+    (18303, "APAC", False),
+    (18304, "LATAM", False),
+]
+
+# (option id, name, archived, division, address1, city, state, zip, country, currency)
+LOCATIONS = [
+    (18237, "Lindon, Utah", True, "North America", "335 S 560 W", "Lindon", "Utah", "84042",
+     "United States", "USD"),
+    (18238, "London, UK", False, "EMEA", "1 Finsbury Avenue", "London", "", "EC2M 2PF",
+     "United Kingdom", "GBP"),
+    (18239, "Salt Lake City, Utah", False, "North America", "50 W Broadway", "Salt Lake City",
+     "Utah", "84101", "United States", "USD"),
+    (18240, "Berlin, Germany", False, "EMEA", "Friedrichstraße 68", "Berlin", "Berlin", "10117",
+     "Germany", "EUR"),
+    (18241, "New York, NY", False, "North America", "200 Park Avenue", "New York", "New York",
+     "10166", "United States", "USD"),
+    (18242, "Remote", False, "North America", "", "", "", "", "United States", "USD"),
+    (18243, "Sydney, Australia", False, "APAC", "1 Macquarie Place", "Sydney", "New South Wales",
+     "2000", "Australia", "AUD"),
+    (18244, "São Paulo, Brazil", False, "LATAM", "Avenida Paulista 1000", "São Paulo",
+     "São Paulo", "01310-100", "Brazil", "BRL"),
+]
+# In LOCATIONS order (weighted() walks the dict in order; the data set depends on it).
+LOCATION_WEIGHTS = {"London, UK": 30, "Salt Lake City, Utah": 18, "Berlin, Germany": 17,
+                    "New York, NY": 14, "Remote": 9, "Sydney, Australia": 6,
+                    "São Paulo, Brazil": 6}
+
+# Job titles per department: (option id, title). The archived department has
+# an archived title.
+JOB_TITLES = {
+    "Legacy Support": [(18499, "Webmaster")],
+    "Human Resources": [(18401, "Sr. HR Administrator"), (18402, "HR Generalist"),
+                        (18403, "Recruiter"), (18404, "People Operations Manager")],
+    "Engineering": [(18410, "Software Engineer"), (18411, "Senior Software Engineer"),
+                    (18412, "Engineering Manager"), (18413, "QA Analyst"),
+                    (18414, "Site Reliability Engineer")],
+    "Sales": [(18420, "Account Executive"), (18421, "Sales Development Rep"),
+              (18422, "Sales Manager")],
+    "Marketing": [(18430, "Marketing Specialist"), (18431, "Content Writer"),
+                  (18432, "Marketing Manager")],
+    "Finance": [(18440, "Accountant"), (18441, "Financial Analyst"), (18442, "Controller")],
+    "Customer Success": [(18450, "Support Engineer"), (18451, "Customer Success Manager"),
+                         (18452, "Support Team Lead")],
+    "Operations": [(18460, "Operations Coordinator"), (18461, "Office Manager"),
+                   (18462, "Chief Executive Officer")],
+    "Product": [(18470, "Product Manager"), (18471, "Product Designer"), (18472, "UX Researcher")],
+    "Legal": [(18480, "Legal Counsel"), (18481, "Paralegal")],
+    "IT": [(18490, "IT Support Specialist"), (18491, "Systems Administrator")],
+}
+ARCHIVED_TITLE_IDS = {18499}
+
+EMPLOYMENT_STATUSES = [
+    (18157, "Seasonal", True),
+    (18158, "Full-Time", False),
+    (18159, "Part-Time", False),
+    (18160, "Contractor", False),
+    (18161, "Terminated", False),
+    (18162, "Intern", False),
+    (18163, "Furloughed", False),
+]
+# Employment types of active employees and their weights.
+ACTIVE_TYPE_WEIGHTS = {"Full-Time": 70, "Part-Time": 10, "Contractor": 8, "Intern": 5,
+                       "Furloughed": 4}
+
+SHIRT_SIZES = [(18501, "XS"), (18502, "S"), (18503, "M"), (18504, "L"), (18505, "XL"),
+               (18506, "XXL")]
+DIETARY = ["None", "Vegetarian", "Vegan", "Gluten-free", "Halal", "Kosher", "Nut allergy"]
+
+FIRST_NAMES = [
+    "Ava", "Sam", "Liam", "Olivia", "Noah", "Emma", "Mason", "Sophia", "Lucas", "Mia", "Ethan",
+    "Amelia", "Logan", "Harper", "James", "Evelyn", "Benjamin", "Abigail", "Elijah", "Emily",
+    "Oliver", "Ella", "Jacob", "Scarlett", "Michael", "Grace", "Daniel", "Chloe", "Henry",
+    "Victoria", "Jackson", "Riley", "Sebastian", "Aria", "Aiden", "Lily", "Matthew", "Aubrey",
+    "Samuel", "Hannah", "David", "Layla", "Joseph", "Nora", "Carter", "Priya", "Owen", "Ananya",
+    "Wyatt", "Mei", "John", "Yuki", "Jack", "Fatima", "Luke", "Aisha", "Dylan", "Ingrid",
+    "Grayson", "Chiara", "Levi", "Nadia", "Isaac", "Elena", "Gabriel", "Camila", "Julian",
+    "Lucía", "Mateo", "Renée", "Anthony", "Chloé", "Kwame", "Zoë", "Lincoln", "José",
+    "Joshua", "Björn", "Christopher", "Søren", "Andrew", "François", "Theodore", "Łukasz",
+    "Caleb", "Siobhán", "Tomás", "Anaïs", "Dmitri", "Saoirse",
+]
+LAST_NAMES = [
+    "Abbott", "Caldwell", "Nguyen", "Park", "Smith", "Lee", "Johnson", "Williams", "Brown",
+    "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez",
+    "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
+    "Thompson", "White", "Harris", "Clark", "Lewis", "Robinson", "Walker", "Young", "Allen",
+    "King", "Wright", "Scott", "Torres", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker",
+    "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Kim", "Patel", "Singh",
+    "Chen", "Wang", "Yamamoto", "Okafor", "Haddad", "Novak", "Kowalski", "Schmidt", "Rossi",
+    "Dubois", "O'Brien", "Müller", "Núñez", "Ødegaard", "Şahin", "García", "Lefèvre",
+]
+# Fixed names at fixed positions, so tests can rely on some unicode.
+FIXED_NAMES = {0: ("Charlotte", "Abbott"), 1: ("Jennifer", "Caldwell"), 3: ("José", "García"),
+               7: ("Zoë", "Müller"), 12: ("Björn", "Ødegaard")}
+
+# ---------------------------------------------------------------------------
+# Time off reference data
+# ---------------------------------------------------------------------------
+
+# (id, name, units, color, icon)
+TIME_OFF_TYPES = [
+    ("77", "Bereavement", "days", "6a6a6a", "time-off-luggage"),
+    ("78", "Vacation", "hours", None, "palm-trees"),
+    ("79", "Sick", "hours", "d1495b", "medical-kit"),
+    ("80", "Parental Leave", "days", "4f9d69", "baby-carriage"),
+    ("81", "Jury Duty", "days", None, "gavel"),
+    ("82", "Comp/In Lieu Time", "hours", "ffb020", "clock"),
+]
+TYPE_BY_ID = {t[0]: t for t in TIME_OFF_TYPES}
+TYPE_WEIGHTS = {"78": 45, "79": 25, "82": 8, "77": 6, "80": 3, "81": 4}
+REQUEST_STATUSES = ["approved", "denied", "superceded", "requested", "canceled"]
+STATUS_WEIGHTS = {"approved": 55, "requested": 15, "denied": 10, "canceled": 10, "superceded": 10}
+
+# (id, timeOffTypeId, name, type, yearly accrual or manual grant)
+TIME_OFF_POLICIES = [
+    ("1", "78", "Vacation - Full-Time", "accruing", 120),
+    ("2", "78", "Vacation - Part-Time", "accruing", 60),
+    ("3", "79", "Sick Leave", "accruing", 40),
+    ("4", "77", "Bereavement", "discretionary", 0),
+    ("5", "80", "Parental Leave", "manual", 60),
+    ("6", "81", "Jury Duty", "discretionary", 0),
+    ("7", "82", "Comp Time", "manual", 16),
+]
+POLICY_BY_ID = {p[0]: p for p in TIME_OFF_POLICIES}
+POLICIES_BY_TYPE = {
+    "Full-Time": ["1", "3", "4", "5", "6"],
+    "Furloughed": ["1", "3", "4", "5", "6"],
+    "Part-Time": ["2", "3", "4", "7"],
+    "Intern": ["3", "4"],
+    "Contractor": [],
+    None: ["1", "3", "4"],
+}
+
+# ---------------------------------------------------------------------------
+# Field catalogue (/v1/meta/fields) — ids from the live /meta/fields (A7)
+# ---------------------------------------------------------------------------
+
+# (id, name, type, alias or None, deprecated)
+FIELD_CATALOG = [
+    (1, "First Name", "text", "firstName", False),
+    (2, "Last Name", "text", "lastName", False),
+    (3, "Hire Date", "date", "hireDate", False),
+    (4, "Department", "list", "department", False),
+    (5, "Middle Name", "text", "middleName", False),
+    (6, "Birth Date", "date", "dateOfBirth", False),
+    (7, "SSN", "ssn", "ssn", False),
+    (8, "Address Line 1", "text", "address1", False),
+    (9, "Address Line 2", "text", "address2", False),
+    (10, "City", "text", "city", False),
+    (11, "State", "state", "state", False),
+    (12, "Zip Code", "text", "zipcode", False),
+    (13, "Mobile Phone", "phone", "mobilePhone", False),
+    (14, "Home Phone", "phone", "homePhone", False),
+    (15, "Work Email", "email", "workEmail", False),
+    (16, "Employment Status", "list", "employmentHistoryStatus", False),
+    (17, "Job Title", "list", "jobTitle", False),
+    (18, "Location", "list", "location", False),
+    (19, "Pay rate", "currency", "payRate", False),
+    (91, "Reporting to", "employee", "reportsTo", False),
+    (154, "Gender", "gender", "gender", False),
+    (155, "Marital Status", "marital_status", "maritalStatus", False),
+    (156, "Pay Type", "pay_type", "payType", False),
+    (387, "Status", "status", "status", False),
+    (387, "Employment Status", "status", "employmentStatus", True),
+    (634, "Work Phone", "phone", "workPhone", False),
+    (635, "Work Ext.", "text", "workPhoneExtension", False),
+    (636, "Employee #", "employee_number", "employeeNumber", False),
+    (1355, "Division", "list", "division", False),
+    (1357, "Home Email", "email", "homeEmail", False),
+    (1358, "Preferred Name", "text", "preferredName", False),
+    (1936, "Employee Status Date", "date", "employeeStatusDate", False),
+    (4042, "Overtime Status", "exempt", "exempt", False),
+    (4333, "Original Hire Date", "date", "originalHireDate", False),
+    (4313, "Pay Per", "paid_per", "payPer", False),
+    (4383, "Pay Schedule", "pay_schedule", "paySchedule", False),
+    (-38, "Termination Date", "date", "terminationDate", False),
+    (4521, "Shirt Size", "list", "customShirtSize", False),
+    (4522, "Dietary Restrictions", "text", "customDietaryRestrictions", False),
+    (4523, "Parking Spot", "text", None, False),
+    ("4340.4", "401(k) - Company pays", "text", None, False),
+]
+CUSTOM_ALIASES = ("customShirtSize", "customDietaryRestrictions")
+FIELD_ID_TO_ALIAS = {str(f[0]): f[3] for f in FIELD_CATALOG if f[3] and not f[4]}
+
+# Tables (/v1/meta/tables and /v1/employees/{id}/tables/{table}).
+TABLE_FIELDS = {
+    "jobInfo": [(4047, "Date", "date", "date"), (18, "Location", "location", "list"),
+                (4, "Department", "department", "list"), (1355, "Division", "division", "list"),
+                (17, "Job Title", "jobTitle", "list"),
+                (91, "Reporting to", "reportsTo", "employee")],
+    "employmentStatus": [(1936, "Date", "date", "date"),
+                         (16, "Employment Status", "employmentStatus", "list"),
+                         (4045, "Comment", "comment", "textarea")],
+    "compensation": [(4021, "Pay rate effective date", "startDate", "date"),
+                     (19, "Pay rate", "rate", "currency"), (156, "Pay type", "type", "pay_type"),
+                     (4042, "Overtime Status", "exempt", "exempt"),
+                     (4019, "Change Reason", "reason", "list"),
+                     (4022, "Comment", "comment", "text"),
+                     (4313, "Pay Per", "paidPer", "paid_per"),
+                     (4383, "Pay Schedule", "paySchedule", "pay_schedule")],
+}
+
+COMPANY_INFORMATION = {  # [SPEC] GET /api/v1/company_information
+    "legalName": "Sandbox Efficient Office, Inc.",
+    "displayName": "Sandbox Efficient Office",
+    "address": {"line1": "50 W Broadway", "line2": "Suite 1200", "city": "Salt Lake City",
+                "state": "UT", "zip": "84101"},
+    "phone": "801-555-0100",
+}
+
+# [SPEC] CompanyBenefitSummary; the ended plan is still listed (not deleted).
+COMPANY_BENEFITS = [
+    {"id": "11", "name": "Aetna PPO Medical", "type": "health", "benefitVendorId": "3",
+     "deductionTypeId": "5", "companyDeductionId": "41", "startDate": "2024-01-01",
+     "endDate": None, "allowsCatchUp": None, "allowsSuperCatchUp": None},
+    {"id": "12", "name": "Delta Dental PPO", "type": "dental", "benefitVendorId": "4",
+     "deductionTypeId": "6", "companyDeductionId": "42", "startDate": "2024-01-01",
+     "endDate": None, "allowsCatchUp": None, "allowsSuperCatchUp": None},
+    {"id": "13", "name": "VSP Vision", "type": "vision", "benefitVendorId": "5",
+     "deductionTypeId": "7", "companyDeductionId": "43", "startDate": "2024-01-01",
+     "endDate": None, "allowsCatchUp": None, "allowsSuperCatchUp": None},
+    {"id": "14", "name": "401(k) Retirement Plan", "type": "retirement", "benefitVendorId": "6",
+     "deductionTypeId": "1", "companyDeductionId": "44", "startDate": "2020-01-01",
+     "endDate": None, "allowsCatchUp": True, "allowsSuperCatchUp": False},
+    {"id": "15", "name": "Health Savings Account", "type": "hsa", "benefitVendorId": None,
+     "deductionTypeId": "9", "companyDeductionId": None, "startDate": "2024-01-01",
+     "endDate": None, "allowsCatchUp": True, "allowsSuperCatchUp": None},
+    {"id": "16", "name": "Basic Life Insurance", "type": "life", "benefitVendorId": "7",
+     "deductionTypeId": None, "companyDeductionId": None, "startDate": "2022-01-01",
+     "endDate": None, "allowsCatchUp": None, "allowsSuperCatchUp": None},
+    {"id": "17", "name": "Legacy HMO Medical", "type": "health", "benefitVendorId": "2",
+     "deductionTypeId": "5", "companyDeductionId": "40", "startDate": "2019-01-01",
+     "endDate": "2023-12-31", "allowsCatchUp": None, "allowsSuperCatchUp": None},
+]
+BENEFIT_COVERAGES = ["Employee Only", "Employee + Spouse", "Employee + Child(ren)",
+                     "Employee + Family"]
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+
+def parse_date(text):
+    """datetime.date for a strict YYYY-MM-DD string, else None."""
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def is_real_date(value):
+    return parse_date(value) is not None
+
+
+def num_str(value):
+    """BambooHR-style number string: "16", "4.5" (no trailing .0)."""
+    text = ("%.2f" % value).rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def ascii_slug(text):
+    """José -> jose, O'Brien -> obrien (for e-mail addresses)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    plain = plain.replace("Ø", "O").replace("ø", "o")
+    return re.sub(r"[^a-z]", "", plain.lower()) or "x"
+
+
+def weighted(rng, weights):
+    """Deterministic weighted choice from a {value: weight} dict."""
+    total = sum(weights.values())
+    point = rng.randrange(total)
+    for value, weight in weights.items():
+        if point < weight:
+            return value
+        point -= weight
+    raise AssertionError("unreachable")
+
+
+def random_date(rng, first, last):
+    span = (last - first).days
+    return first + datetime.timedelta(days=rng.randrange(span + 1))
+
+
+def timestamp(day, rng):
+    return "%sT%02d:%02d:%02d+00:00" % (day.isoformat(), rng.randrange(7, 20),
+                                       rng.randrange(60), rng.randrange(60))
+
+
+# ---------------------------------------------------------------------------
+# Data set generation
+# ---------------------------------------------------------------------------
+
+class Dataset:
+    """Everything the sandbox serves. Employees are sorted by numeric id."""
+
+    def __init__(self, today):
+        self.today = today
+        self.employees = []
+        self.by_id = {}
+        self.tables = {"jobInfo": [], "employmentStatus": [], "compensation": []}
+        self.requests = []
+
+    def employee(self, eid):
+        return self.by_id.get(eid)
+
+    def manager(self, emp):
+        return self.by_id.get(emp["reportsToId"]) if emp["reportsToId"] else None
+
+
+def generate_dataset(seed=DEFAULT_SEED, today=DEFAULT_TODAY, employee_count=EMPLOYEE_COUNT,
+                     request_count=TIME_OFF_REQUEST_COUNT):
+    """Build the deterministic BambooHR data set (same arguments, same data)."""
+    rng = random.Random(seed)
+    ds = Dataset(today)
+    ids = _employee_ids(rng, employee_count)
+    kinds = _employee_kinds(rng, employee_count)
+    for index, eid in enumerate(ids):
+        emp = _make_employee(rng, index, eid, kinds[index], parse_date(today))
+        ds.employees.append(emp)
+        ds.by_id[eid] = emp
+    _assign_managers(rng, ds.employees)
+    _unique_emails(ds.employees)
+    _dirty_terminations(ds.employees)
+    for emp in ds.employees:
+        _make_table_rows(rng, ds, emp)
+    ds.requests = _make_time_off_requests(rng, ds, request_count)
+    return ds
+
+
+def _employee_ids(rng, count):
+    """Non-contiguous ids starting at 4; they cross 100 and 1000 so that a
+    string sort differs from the numeric one."""
+    ids, current = [], 4
+    for _ in range(count):
+        ids.append(str(current))
+        current += rng.choice((1, 2, 3, 5, 8))
+    return ids
+
+
+def _employee_kinds(rng, count):
+    """index -> 'active' | 'terminated' | 'future' | 'nostatus'. The first 40
+    employees (the managers) are always active."""
+    pool = list(range(40, count))
+    terminated = set(rng.sample(pool, count // 10))
+    rest = [i for i in pool if i not in terminated]
+    future = set(rng.sample(rest, 3))
+    nostatus = set(rng.sample([i for i in rest if i not in future], 2))
+    kinds = []
+    for index in range(count):
+        if index in terminated:
+            kinds.append("terminated")
+        elif index in future:
+            kinds.append("future")
+        elif index in nostatus:
+            kinds.append("nostatus")
+        else:
+            kinds.append("active")
+    return kinds
+
+
+def _pick_job(rng, index, kind):
+    """(department, title id, title) for one employee."""
+    if index == 0:
+        return "Human Resources", 18401, "Sr. HR Administrator"
+    if index == 1:
+        return "Operations", 18462, "Chief Executive Officer"
+    if kind == "terminated" and rng.random() < 0.15:
+        return "Legacy Support", 18499, "Webmaster"
+    department = weighted(rng, DEPARTMENT_WEIGHTS)
+    titles = [t for t in JOB_TITLES[department] if t[1] != "Chief Executive Officer"]
+    title_id, title = titles[rng.randrange(len(titles))]
+    return department, title_id, title
+
+
+def _employment_type(rng, index, kind):
+    if kind == "nostatus":
+        return None
+    if index < 40 or kind in ("terminated", "future"):
+        return "Full-Time" if index < 40 or rng.random() < 0.8 else "Part-Time"
+    return weighted(rng, ACTIVE_TYPE_WEIGHTS)
+
+
+def _hire_and_termination(rng, kind, today):
+    """Real dates; the empty markers are applied later by index."""
+    if kind == "future":
+        return today + datetime.timedelta(days=rng.randrange(10, 90)), None
+    if kind == "terminated":
+        hire = random_date(rng, datetime.date(2012, 1, 2), datetime.date(2024, 12, 31))
+        last = max(hire + datetime.timedelta(days=60), today - datetime.timedelta(days=1))
+        return hire, random_date(rng, hire + datetime.timedelta(days=60), last)
+    return random_date(rng, datetime.date(2012, 1, 2), today - datetime.timedelta(days=30)), None
+
+
+def _empty_date_marker(index):
+    """Unset-date variants spread over the data set: "", "0000-00-00", None."""
+    return {7: "", 19: "0000-00-00", 31: None}.get(index % 41, "keep")
+
+
+def _make_employee(rng, index, eid, kind, today):
+    """One employee record: public BambooHR aliases plus "_" internals."""
+    first, last = FIXED_NAMES.get(index) or (
+        FIRST_NAMES[rng.randrange(len(FIRST_NAMES))], LAST_NAMES[rng.randrange(len(LAST_NAMES))])
+    # The order of the rng draws below fixes the data set: tests elsewhere
+    # pin records (golden values), so do not reorder or add draws in between.
+    department, title_id, title = _pick_job(rng, index, kind)
+    location = _pick_location(rng, department)
+    emp_type = _employment_type(rng, index, kind)
+    hire, term = _hire_and_termination(rng, kind, today)
+    pay = _pay_fields(rng, emp_type, location)
+    emp = {"id": eid, "employeeNumber": str(index + 1)}
+    emp.update(_person_fields(rng, index, first, last))
+    emp.update(_job_fields(kind, emp_type, department, title, location, hire, term))
+    emp.update(pay)
+    emp.update(_contact_fields(index, eid, first, last))
+    emp.update(_custom_fields(rng, index))
+    emp.update({                                     # internal values, never served as-is
+        "_index": index, "_kind": kind,
+        "_type": emp_type,                           # employment type before any termination
+        "_departmentId": _option_id(DEPARTMENTS, department),
+        "_divisionId": _option_id(DIVISIONS, emp["division"]),
+        "_locationId": location[0], "_jobTitleId": title_id,
+        "_restricted": ["photoUrl"] if index % 29 == 10 else [],
+    })
+    _apply_empty_dates(index, kind, emp)
+    emp["lastChanged"] = timestamp(random_date(rng, datetime.date(2025, 1, 1), today), rng)
+    return emp
+
+
+def _pick_location(rng, department):
+    name = weighted(rng, LOCATION_WEIGHTS)           # drawn in every case (see above)
+    if department == "Legacy Support":
+        return LOCATIONS[0]                          # the archived location
+    return next(loc for loc in LOCATIONS if loc[1] == name)
+
+
+def _person_fields(rng, index, first, last):
+    preferred = None
+    if rng.random() < 0.15:
+        preferred = first[:3] if len(first) > 4 else first
+    middle = rng.choice(("", "", "", "A.", "J.", "Marie", "Lee"))
+    gender = rng.choice(("Female", "Male", "Female", "Male", "Nonbinary", None))
+    birth = "0000-00-00" if index % 53 == 13 else random_date(
+        rng, datetime.date(1960, 1, 1), datetime.date(2004, 12, 31)).isoformat()
+    marital = rng.choice(("Single", "Married", "Married", "Domestic Partnership", None))
+    pronouns = rng.choice((None, None, None, "she/her", "he/him", "they/them"))
+    return {"firstName": first, "middleName": middle, "lastName": last,
+            "preferredName": preferred, "displayName": "%s %s" % (preferred or first, last),
+            "gender": gender, "dateOfBirth": birth, "maritalStatus": marital,
+            "pronouns": pronouns}
+
+
+def _job_fields(kind, emp_type, department, title, location, hire, term):
+    terminated = kind == "terminated"
+    return {
+        "hireDate": hire.isoformat(),
+        "originalHireDate": hire.isoformat(),
+        "terminationDate": term.isoformat() if term else "",
+        "employeeStatusDate": term.isoformat() if term else hire.isoformat(),
+        "status": "Inactive" if terminated else "Active",
+        "employmentHistoryStatus": "Terminated" if terminated else emp_type,
+        "department": department,
+        "division": "Global Services" if department == "Legacy Support" else location[3],
+        "location": location[1],
+        "jobTitle": title,
+        "reportsToId": None,                         # set by _assign_managers
+        "address1": location[4], "address2": "", "city": location[5], "state": location[6],
+        "zipcode": location[7], "country": location[8],
+    }
+
+
+def _pay_fields(rng, emp_type, location):
+    currency = location[9]
+    if emp_type in (None, "Full-Time", "Furloughed"):      # yearly salary
+        rate = "%.2f" % (rng.randrange(90, 361) * 500)
+        pay_type, per, exempt = "Salary", "Year", "Exempt"
+    else:                                                  # hourly wage
+        rate = "%.2f" % (rng.randrange(1500, 9500) / 100.0)
+        pay_type, per, exempt = "Hourly", "Hour", "Non-exempt"
+    return {"payRate": "%s %s" % (rate, currency), "payType": pay_type, "payPer": per,
+            "exempt": exempt, "paySchedule": "Twice a month" if currency == "USD" else "Monthly"}
+
+
+def _contact_fields(index, eid, first, last):
+    """Phones, e-mails, photo and social links; some deliberately empty."""
+    slug = "%s%s" % (ascii_slug(first), ascii_slug(last))
+    has_photo = index % 7 != 3
+    return {
+        "workEmail": None,                           # set by _unique_emails
+        "homeEmail": None if index % 6 == 2 else "%s.%s%d@mail.example" % (
+            ascii_slug(first), ascii_slug(last), index),
+        "workPhone": "801-555-%04d" % (1000 + index),
+        "workPhoneExtension": "" if index % 4 == 3 else str(1200 + index),
+        "mobilePhone": None if index % 5 == 4 else "385-555-%04d" % (3000 + index * 7 % 7000),
+        "homePhone": None if index % 3 else "801-555-%04d" % (6000 + index),
+        "photoUploaded": has_photo,
+        "photoUrl": "https://images.sandbox.invalid/photos/%s-2-4.jpg" % eid if has_photo else None,
+        "facebook": None, "twitterFeed": None, "pinterest": None,
+        "linkedIn": "https://www.linkedin.com/in/%s" % slug if index % 3 == 0 else None,
+        "instagram": "@%s" % ascii_slug(first) if index % 11 == 0 else None,
+    }
+
+
+def _custom_fields(rng, index):
+    """customShirtSize ("" for some) and customDietaryRestrictions ("" or null for some)."""
+    size = "" if index % 9 == 4 else SHIRT_SIZES[rng.randrange(len(SHIRT_SIZES))][1]
+    if index % 4 == 1:
+        diet = ""
+    elif index % 23 == 5:
+        diet = None
+    else:
+        diet = DIETARY[rng.randrange(len(DIETARY))]
+    return {"customShirtSize": size, "customDietaryRestrictions": diet}
+
+
+def _apply_empty_dates(index, kind, emp):
+    """Spread the three "unset" spellings over hireDate and terminationDate."""
+    marker = _empty_date_marker(index)
+    if marker != "keep" and kind != "future" and index > 0:
+        emp["hireDate"] = emp["originalHireDate"] = marker
+    hired = parse_date(emp["hireDate"])
+    if index % 37 == 5 and hired:                    # a rehire: first hired 3 years earlier
+        first = hired.replace(year=hired.year - 3, day=min(hired.day, 28))
+        emp["originalHireDate"] = first.isoformat()
+    if kind != "terminated":
+        emp["terminationDate"] = {3: "0000-00-00", 4: None}.get(index % 5, "")
+
+
+def _dirty_terminations(employees):
+    """Dirty data: three terminated employees whose termination date is unset."""
+    terminated = [e for e in employees if e["_kind"] == "terminated"]
+    for emp, marker in zip(terminated, ("0000-00-00", "", None)):
+        emp["terminationDate"] = marker
+
+
+def _option_id(options, name):
+    for option in options:
+        if option[1] == name:
+            return option[0]
+    return None
+
+
+def _assign_managers(rng, employees):
+    """Index 1 (the CEO) and index 2 have no manager; everybody else reports
+    to one of the first 40 employees, always someone earlier in the list."""
+    for emp in employees:
+        index = emp["_index"]
+        if index in (1, 2):
+            continue
+        if index == 0:
+            boss = 1
+        elif index < 40:
+            boss = rng.randrange(0, min(index, 12))
+        else:
+            boss = rng.randrange(0, 40)
+        emp["reportsToId"] = employees[boss]["id"]
+
+
+def _unique_emails(employees):
+    seen = set()
+    for emp in employees:
+        local = "%s.%s" % (ascii_slug(emp["firstName"]), ascii_slug(emp["lastName"]))
+        candidate, n = local, 1
+        while candidate in seen:
+            n += 1
+            candidate = "%s%d" % (local, n)
+        seen.add(candidate)
+        emp["workEmail"] = "%s@efficientoffice.example" % candidate
+
+
+def _row_date(emp, fallback_key="hireDate"):
+    value = emp[fallback_key]
+    return value if value is not None else ""
+
+
+def _make_table_rows(rng, ds, emp):
+    """jobInfo, employmentStatus and compensation history rows. Half of the
+    employees hired before 2020 got a promotion: two jobInfo and two
+    compensation rows."""
+    start = _row_date(emp)
+    promoted = is_real_date(start) and start < "2020-01-01" and rng.random() < 0.5
+    promotion = "20%02d-%02d-01" % (rng.randrange(20, 25), rng.randrange(1, 13))
+    boss = first_last(ds.manager(emp))
+    if promoted:
+        _add_row(ds, "jobInfo", emp, _job_row(emp, start, boss,
+                                              JOB_TITLES[emp["department"]][0][1]))
+    _add_row(ds, "jobInfo", emp, _job_row(emp, promotion if promoted else start, boss,
+                                          emp["jobTitle"]))
+
+    _add_row(ds, "employmentStatus", emp, _status_row(start, emp["_type"]))
+    if emp["_kind"] == "terminated":
+        _add_row(ds, "employmentStatus", emp, _status_row(
+            _row_date(emp, "terminationDate"), "Terminated", "Offboarding complete",
+            (str(rng.randrange(1, 6)), rng.choice(("1", "2")), "1", rng.choice(("1", "2")))))
+
+    value, currency = emp["payRate"].split(" ")
+    if promoted:
+        _add_row(ds, "compensation", emp, _comp_row(emp, start, "%.2f" % (float(value) * 0.93),
+                                                    currency, ""))
+    _add_row(ds, "compensation", emp, _comp_row(emp, promotion if promoted else start, value,
+                                                currency, "Promotion" if promoted else ""))
+
+
+def _job_row(emp, date, boss, title):
+    return {"date": date, "location": emp["location"], "department": emp["department"],
+            "division": emp["division"], "jobTitle": title, "reportsTo": boss}
+
+
+def _status_row(date, status, comment=None, termination=(None, None, None, None)):
+    reason, kind, rehire, regrettable = termination
+    return {"date": date, "employmentStatus": status, "comment": comment,
+            "terminationReasonId": reason, "terminationTypeId": kind,
+            "terminationRehireId": rehire, "terminationRegrettableId": regrettable}
+
+
+def _comp_row(emp, date, value, currency, reason):
+    return {"startDate": date, "rate": {"value": value, "currency": currency},
+            "type": emp["payType"], "exempt": emp["exempt"], "reason": reason, "comment": "",
+            "paidPer": emp["payPer"], "paySchedule": emp["paySchedule"]}
+
+
+def _add_row(ds, table, emp, values):
+    rows = ds.tables[table]
+    row = {"id": str(101 + len(rows)), "employeeId": emp["id"]}
+    row.update(values)
+    rows.append(row)
+
+
+# -- time-off requests --
+
+def _assigned_policy_ids(emp):
+    return POLICIES_BY_TYPE.get(emp["_type"], [])
+
+
+def _make_time_off_requests(rng, ds, count):
+    eligible = [e for e in ds.employees
+                if e["_kind"] in ("active", "nostatus") and _assigned_policy_ids(e)]
+    window_start = parse_date(TIME_OFF_WINDOW[0])
+    window_end = parse_date(TIME_OFF_WINDOW[1])
+    today = parse_date(ds.today)
+    drafts = []
+    for _ in range(count):
+        emp = eligible[rng.randrange(len(eligible))]
+        type_ids = sorted({POLICY_BY_ID[p][1] for p in _assigned_policy_ids(emp)})
+        type_id = weighted(rng, {t: TYPE_WEIGHTS[t] for t in type_ids})
+        drafts.append(_draft_request(rng, emp, type_id, window_start, window_end, today))
+    drafts.sort(key=lambda r: (r["start"], int(r["employeeId"]), r["type"]["id"]))
+    next_id = 1600
+    for draft in drafts:
+        draft["id"] = str(next_id)
+        next_id += rng.choice((1, 1, 2, 3))
+    return [_order_request(d) for d in drafts]
+
+
+def _draft_request(rng, emp, type_id, window_start, window_end, today):
+    _, type_name, units, _, icon = TYPE_BY_ID[type_id]
+    length = rng.randrange(10, 26) if type_id == "80" else weighted(
+        rng, {1: 40, 2: 20, 3: 15, 4: 10, 5: 15})
+    start = random_date(rng, window_start, window_end)
+    end = min(start + datetime.timedelta(days=length - 1), window_end)
+    dates, total = _request_dates(rng, start, end, units)
+    created = min(start - datetime.timedelta(days=rng.randrange(1, 46)), today)
+    changed = min(created + datetime.timedelta(days=rng.randrange(0, 8)), today)
+    manager_index = int(emp["reportsToId"] or emp["id"]) % 97
+    return {
+        "employeeId": emp["id"],
+        "status": {"lastChanged": changed.isoformat(),
+                   "lastChangedByUserId": str(2300 + manager_index),
+                   "status": weighted(rng, STATUS_WEIGHTS)},
+        "name": "%s %s" % (emp["firstName"], emp["lastName"]),
+        "start": start.isoformat(), "end": end.isoformat(), "created": created.isoformat(),
+        "type": {"id": type_id, "name": type_name, "icon": icon},
+        "amount": {"unit": units, "amount": num_str(total)},
+        "dates": dates,
+        "notes": _request_notes(rng),
+    }
+
+
+def _request_dates(rng, start, end, units):
+    """Per-day amounts as strings; weekends count "0"."""
+    per_day = 8 if units == "hours" else 1
+    if start == end and rng.random() < 0.1:
+        per_day = per_day / 2.0                      # half a day
+    dates, total, day = {}, 0, start
+    while day <= end:
+        amount = 0 if day.weekday() >= 5 else per_day
+        dates[day.isoformat()] = num_str(amount)
+        total += amount
+        day += datetime.timedelta(days=1)
+    return dates, total
+
+
+def _request_notes(rng):
+    roll = rng.random()
+    if roll < 0.6:
+        return {}
+    if roll < 0.85:
+        return {"employee": rng.choice(("Family trip", "Doctor appointment", "Moving house",
+                                        "Visiting my grandparents in Köln"))}
+    return {"employee": "Long weekend", "manager": rng.choice(("Enjoy!", "Approved, have fun."))}
+
+
+def _order_request(draft):
+    """Key order of the live recording (A4.9)."""
+    status = draft["status"]["status"]
+    pending = status == "requested"
+    return {
+        "id": draft["id"], "employeeId": draft["employeeId"], "status": draft["status"],
+        "name": draft["name"], "start": draft["start"], "end": draft["end"],
+        "created": draft["created"], "type": draft["type"], "amount": draft["amount"],
+        "actions": {"view": True, "edit": pending, "cancel": status in ("requested", "approved"),
+                    "approve": pending, "deny": pending, "bypass": False},
+        "dates": draft["dates"], "notes": draft["notes"],
+    }
+
+
+# ---------------------------------------------------------------------------
+# Field resolution
+# ---------------------------------------------------------------------------
+
+def first_last(emp):
+    return "%s %s" % (emp["firstName"], emp["lastName"]) if emp else None
+
+
+def last_first(emp):
+    return "%s, %s" % (emp["lastName"], emp["firstName"]) if emp else None
+
+
+# Public aliases stored as-is on the employee record.
+STORED_FIELDS = {
+    "firstName", "middleName", "lastName", "preferredName", "displayName", "gender",
+    "dateOfBirth", "maritalStatus", "hireDate", "originalHireDate", "terminationDate", "status",
+    "employmentHistoryStatus", "department", "division", "location", "jobTitle", "workEmail",
+    "homeEmail", "workPhone", "workPhoneExtension", "mobilePhone", "homePhone", "address1",
+    "address2", "city", "state", "zipcode", "country", "payRate", "payType", "payPer", "exempt",
+    "paySchedule", "photoUrl", "employeeNumber", "employeeStatusDate", "lastChanged",
+} | set(CUSTOM_ALIASES)
+
+# Computed aliases of GET /v1/employees/{id} and custom reports (A4.3, A4.5, A7).
+COMPUTED_FIELDS = {
+    "id": lambda ds, e: e["id"],
+    "employmentStatus": lambda ds, e: e["status"],      # deprecated alias of status
+    "bestEmail": lambda ds, e: e["workEmail"] or e["homeEmail"],
+    "paidPer": lambda ds, e: e["payPer"],
+    "supervisor": lambda ds, e: last_first(ds.manager(e)),
+    "supervisorId": lambda ds, e: (ds.manager(e) or {}).get("employeeNumber"),
+    "supervisorEId": lambda ds, e: e["reportsToId"],
+    "supervisorEmail": lambda ds, e: (ds.manager(e) or {}).get("workEmail"),
+    # PLAUSIBLE: the value format of the underlying `reportsTo` field is not recorded.
+    "reportsTo": lambda ds, e: first_last(ds.manager(e)),
+    "ssn": lambda ds, e: "xxx-xx-%04d" % (int(e["id"]) * 37 % 10000),
+}
+
+NOT_FOUND = object()
+
+
+def employee_field(ds, emp, name):
+    """Value of one field (alias or numeric field id), or NOT_FOUND."""
+    name = FIELD_ID_TO_ALIAS.get(name, name)
+    if name in STORED_FIELDS:
+        return emp[name]
+    if name in COMPUTED_FIELDS:
+        return COMPUTED_FIELDS[name](ds, emp)
+    return NOT_FOUND
+
+
+def _option_str(value):
+    return None if value is None else str(value)
+
+
+# Extra `fields=` of the cursor list GET /v1/employees (A4.2, [SPEC] EmployeeOptionalField).
+# Every value is a string or null ([SPEC] GetEmployeesEmployeeResponse).
+LIST_FIELDS = {
+    "workEmail": lambda ds, e: e["workEmail"],
+    "homeEmail": lambda ds, e: e["homeEmail"],
+    "bestEmail": lambda ds, e: e["workEmail"] or e["homeEmail"],
+    "middleName": lambda ds, e: e["middleName"],
+    "workPhone": lambda ds, e: e["workPhone"],
+    "workPhoneExtension": lambda ds, e: e["workPhoneExtension"],
+    "mobilePhone": lambda ds, e: e["mobilePhone"],
+    "homePhone": lambda ds, e: e["homePhone"],
+    "skypeUsername": lambda ds, e: None,
+    "linkedinUrl": lambda ds, e: e["linkedIn"],
+    "facebookUrl": lambda ds, e: e["facebook"],
+    "instagramUrl": lambda ds, e: e["instagram"],
+    "twitterUrl": lambda ds, e: e["twitterFeed"],
+    "pinterestUrl": lambda ds, e: e["pinterest"],
+    "birthDate": lambda ds, e: e["dateOfBirth"],
+    "hireDate": lambda ds, e: e["hireDate"],
+    "originalHireDate": lambda ds, e: e["originalHireDate"],
+    "terminationDate": lambda ds, e: e["terminationDate"],
+    "divisionName": lambda ds, e: e["division"],
+    "divisionId": lambda ds, e: _option_str(e["_divisionId"]),
+    "departmentName": lambda ds, e: e["department"],
+    "departmentId": lambda ds, e: _option_str(e["_departmentId"]),
+    "locationName": lambda ds, e: e["location"],
+    "locationId": lambda ds, e: _option_str(e["_locationId"]),
+    "jobTitleId": lambda ds, e: _option_str(e["_jobTitleId"]),
+    "employmentStatusName": lambda ds, e: e["employmentHistoryStatus"],
+    "employmentStatusId": lambda ds, e: _option_str(
+        _option_id(EMPLOYMENT_STATUSES, e["employmentHistoryStatus"])),
+    "reportsToName": lambda ds, e: first_last(ds.manager(e)),
+    "reportsToId": lambda ds, e: e["reportsToId"],
+    "employeeNumber": lambda ds, e: e["employeeNumber"],
+    "displayName": lambda ds, e: e["displayName"],
+    # PLAUSIBLE: the type an employee had, even after termination.
+    "employmentType": lambda ds, e: e["_type"],
+}
+# PLAUSIBLE: the spec's field enum has no custom fields; we accept custom
+# aliases too, as the newest spec allows "many more" fields.
+for _alias in CUSTOM_ALIASES:
+    LIST_FIELDS[_alias] = (lambda alias: lambda ds, e: e[alias])(_alias)
+
+DIRECTORY_FIELDS = [
+    ("displayName", "text", "Display name"), ("firstName", "text", "First name"),
+    ("lastName", "text", "Last name"), ("preferredName", "text", "Preferred name"),
+    ("jobTitle", "list", "Job title"), ("workPhone", "text", "Work Phone"),
+    ("mobilePhone", "text", "Mobile Phone"), ("workEmail", "email", "Work Email"),
+    ("department", "list", "Department"), ("location", "list", "Location"),
+    ("division", "list", "Division"), ("facebook", "text", "Facebook URL"),
+    ("linkedIn", "text", "LinkedIn URL"), ("twitterFeed", "text", "Twitter Feed"),
+    ("pinterest", "text", "Pinterest URL"), ("instagram", "text", "Instagram URL"),
+    ("pronouns", "list", "Pronouns"), ("workPhoneExtension", "text", "Work Ext."),
+    ("supervisor", "employee", "Manager"), ("photoUploaded", "bool", "Employee photo exists"),
+    ("photoUrl", "url", "Employee photo url"), ("canUploadPhoto", "bool", ""),
+]
+
+
+def directory_record(ds, emp):
+    record = {"id": emp["id"]}
+    for field_id, _, _ in DIRECTORY_FIELDS:
+        if field_id == "supervisor":
+            record[field_id] = first_last(ds.manager(emp))    # "First Last" here
+        elif field_id == "canUploadPhoto":
+            record[field_id] = 1
+        else:
+            record[field_id] = emp[field_id]
+    return record
+
+
+# ---------------------------------------------------------------------------
+# XML rendering (the default format when Accept lacks application/json)
+# ---------------------------------------------------------------------------
+
+XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _xml_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return escape(str(value))
+
+
+def _xml_into(out, tag, value):
+    if XML_NAME.match(tag):
+        name, attrs = tag, ""
+    else:                                   # e.g. a date key of the `dates` map
+        name, attrs = "entry", " key=%s" % quoteattr(tag)
+    if value is None:
+        out.append("<%s%s/>" % (name, attrs))
+        return
+    out.append("<%s%s>" % (name, attrs))
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _xml_into(out, str(key), child)
+    elif isinstance(value, list):
+        child_tag = name[:-1] if name.endswith("s") and len(name) > 1 else "item"
+        for child in value:
+            _xml_into(out, child_tag, child)
+    else:
+        out.append(_xml_text(value))
+    out.append("</%s>" % name)
+
+
+def to_xml(root, value):
+    out = ['<?xml version="1.0"?>\n']
+    _xml_into(out, root, value)
+    out.append("\n")
+    return "".join(out).encode("utf-8")
+
+
+def _xml_fields(out, values):
+    for key, value in values.items():
+        if key == "id":
+            continue
+        text = "" if value is None else _xml_text(value)
+        out.append("<field id=%s>%s</field>" % (quoteattr(key), text))
+
+
+def employee_xml(record):
+    """The captured legacy shape: <employee id=".."><field id="..">v</field></employee>."""
+    out = ['<?xml version="1.0"?>\n<employee id=%s>' % quoteattr(record["id"])]
+    _xml_fields(out, record)
+    out.append("</employee>\n")
+    return "".join(out).encode("utf-8")
+
+
+def directory_xml(payload):
+    out = ['<?xml version="1.0"?>\n<directory><fieldset>']
+    for field in payload["fields"]:
+        out.append("<field id=%s>%s</field>" % (quoteattr(field["id"]), escape(field["name"])))
+    out.append("</fieldset><employees>")
+    for record in payload["employees"]:
+        out.append("<employee id=%s>" % quoteattr(record["id"]))
+        _xml_fields(out, record)
+        out.append("</employee>")
+    out.append("</employees></directory>\n")
+    return "".join(out).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------
+# Cursor codec of GET /v1/employees
+# ---------------------------------------------------------------------------
+
+# [SPEC] example cursor: base64 of {"cursor": "after-124"} — the boundary
+# employee of the page the cursor was issued on.
+
+def encode_cursor(direction, employee_id):
+    raw = json.dumps({"cursor": "%s-%s" % (direction, employee_id)})
+    return base64.b64encode(raw.encode("ascii")).decode("ascii")
+
+
+def decode_cursor(cursor):
+    """(direction, employee id) or None when malformed."""
+    try:
+        raw = base64.b64decode(cursor.encode("ascii"), validate=True)
+        payload = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    if not isinstance(payload, dict) or list(payload) != ["cursor"]:
+        return None
+    found = re.fullmatch(r"(after|before)-(\d+)", str(payload["cursor"]))
+    return (found.group(1), found.group(2)) if found else None
+
+
+class ApiError(Exception):
+    """Raised by handlers; converted to a response by BambooHR.handle()."""
+
+    def __init__(self, response):
+        super().__init__(response.status)
+        self.response = response
+
+
+def header_error(status, message):
+    """Legacy error style: empty body, message in X-BambooHR-Error-Message."""
+    return common.Response(status, b"", EMPTY_TYPE, [(ERROR_HEADER, message)])
+
+
+def json_error(status, code, message):
+    """Error style of the newer endpoints ({"error": {"code", "message"}})."""
+    return common.json_response({"error": {"code": code, "message": message}}, status,
+                                [(ERROR_HEADER, message)])
+
+
+def problem(status, title, detail, instance):
+    """RFC 7807-ish ProblemDetailsResponse (calculator 404, [SPEC])."""
+    body = {"type": "https://httpstatuses.io/%d" % status, "title": title, "status": status,
+            "detail": detail, "instance": instance}
+    return common.Response(status, common.dump_json(body), "application/problem+json",
+                           [(ERROR_HEADER, detail)])
+
+
+# ---------------------------------------------------------------------------
+# The provider
+# ---------------------------------------------------------------------------
+
+# /v1/<rest>, /api/gateway.php/{domain}/v1/<rest>, /api/v1/<rest> (+ v1_1, v1_2, v2).
+PREFIX = re.compile(r"^(?:/api/gateway\.php/[^/]+|/api)?/(?P<version>v1|v1_1|v1_2|v2)"
+                    r"(?P<rest>/.*)?$")
+
+
+class BambooHR(common.Provider):
+    """BambooHR sandbox provider."""
+
+    name = "bamboohr"
+
+    @staticmethod
+    def add_arguments(parser):
+        parser.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
+                            help="accepted API key (repeatable; default %s)" % DEFAULT_API_KEY)
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data set seed")
+        parser.add_argument("--today", default=DEFAULT_TODAY,
+                            help="the sandbox's fixed 'today' (YYYY-MM-DD)")
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.api_keys = set(args.api_keys or [DEFAULT_API_KEY])
+        if parse_date(args.today) is None:
+            raise SystemExit("--today must be YYYY-MM-DD")
+        self.ds = generate_dataset(seed=args.seed, today=args.today)
+        # Employee 0 is "the employee tied to the API key": the first one.
+        self.key_owner = self.ds.employees[0]
+        self.router = self._build_router()
+
+    def _build_router(self):
+        r = common.Router()
+        r.add("GET", "/v1/employees/directory", self.get_directory)
+        r.add("GET", "/v1/employees/changed", self.get_changed)
+        r.add("GET", "/v1/employees", self.list_employees)
+        r.add("GET", "/v1/employees/{id}", self.get_employee)
+        for version in ("v1", "v1_1"):
+            r.add("GET", "/%s/employees/{id}/tables/{table}" % version, self.get_table)
+            r.add("GET", "/%s/employees/{id}/time_off/policies" % version,
+                  self.get_employee_policies)
+        r.add("GET", "/v1/employees/{id}/time_off/calculator", self.get_calculator)
+        r.add("POST", "/v1/reports/custom", self.post_custom_report)
+        r.add("GET", "/v1/meta/lists", self.get_meta_lists)
+        r.add("GET", "/v1/meta/fields", self.get_meta_fields)
+        r.add("GET", "/v1/meta/tables", self.get_meta_tables)
+        r.add("GET", "/v1/meta/time_off/types", self.get_time_off_types)
+        r.add("GET", "/v1/meta/time_off/policies", self.get_time_off_policies)
+        r.add("GET", "/v1/time_off/requests", self.get_time_off_requests)
+        r.add("GET", "/v1/company_information", self.get_company_information)
+        r.add("GET", "/v1/benefit/company_benefit", self.get_company_benefits)
+        r.add("GET", "/v1/benefit/employee_benefit", self.get_employee_benefits)
+        r.add("GET", "/v1/benefitcoverages", self.get_benefit_coverages)
+        return r
+
+    # -- dispatch, auth, rendering --
+
+    def handle(self, req):
+        found = PREFIX.match(req.path)
+        if not found:
+            return header_error(404, "Not found")
+        path = "/" + found.group("version") + unquote(found.group("rest") or "").rstrip("/")
+        denied = self.authenticate(req)
+        if denied:
+            return denied
+        handler, params = self.router.match(req.method, path)
+        if handler is None:
+            return header_error(params, "Not found" if params == 404 else "Method not allowed")
+        req.params = params
+        try:
+            return handler(req)
+        except ApiError as err:
+            return err.response
+
+    def authenticate(self, req):
+        """None when the request may pass, else the 401 response."""
+        scheme, _, credentials = (req.header("Authorization") or "").strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            try:
+                user = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeError, binascii.Error):
+                user = ""
+            if user.partition(":")[0] in self.api_keys:
+                return None
+            return header_error(401, "Invalid API key.")
+        if scheme == "bearer" and self.bearer_token_valid(credentials.strip()):
+            return None
+        if not scheme:
+            return header_error(401, "Your API key is missing.")
+        return header_error(401, "Unsupported authorization scheme.")
+
+    def bearer_token_valid(self, token):
+        """Hook for OAuth 2.0 (A2.2): /authorize.php and /token.php will issue
+        bearer tokens in a later change; until then none is accepted."""
+        return False
+
+    def fault_response(self, req, status, retry_after):
+        """Throttling and outages look like BambooHR's: empty body plus the
+        error header (A6)."""
+        message = {429: "Too many requests.", 503: "Service Unavailable",
+                   500: "Internal Server Error", 502: "Bad Gateway",
+                   504: "Gateway Timeout"}.get(status, "Error")
+        resp = header_error(status, message)
+        if retry_after is not None:
+            resp.header("Retry-After", retry_after)
+        return resp
+
+    @staticmethod
+    def wants_json(req):
+        return "application/json" in (req.header("Accept") or "").lower()
+
+    def render(self, req, data, root, xml=None, status=200):
+        """JSON when the client asked for it, else XML (never JSON)."""
+        if self.wants_json(req):
+            return common.json_response(data, status)
+        body = xml(data) if xml else to_xml(root, data)
+        return common.Response(status, body, XML_TYPE)
+
+    def future_hire(self, emp):
+        """Hired after the sandbox's today (hidden unless onlyCurrent=false)."""
+        return is_real_date(emp["hireDate"]) and emp["hireDate"] > self.ds.today
+
+    def employee_or_404(self, eid):
+        emp = self.key_owner if eid == "0" else self.ds.employee(eid)
+        if emp is None:
+            raise ApiError(header_error(404, "Employee not found"))
+        return emp
+
+    # -- employees --
+
+    def get_directory(self, req):
+        only_current = (req.arg("onlyCurrent") or "true").lower() not in ("false", "0")
+        employees = [directory_record(self.ds, e) for e in self.ds.employees
+                     if e["status"] == "Active" and not (only_current and self.future_hire(e))]
+        fields = [{"id": f, "type": t, "name": n} for f, t, n in DIRECTORY_FIELDS]
+        return self.render(req, {"fields": fields, "employees": employees}, "directory",
+                           xml=directory_xml)
+
+    def get_employee(self, req):
+        emp = self.employee_or_404(req.params["id"])
+        names = [n.strip() for n in (req.arg("fields") or "firstName,lastName").split(",")]
+        names = [n for n in names if n]
+        if len(names) > 400:
+            raise ApiError(header_error(400, "Too many fields requested (max 400)."))
+        record = {"id": emp["id"]}
+        for name in names:
+            value = employee_field(self.ds, emp, name)
+            # PLAUSIBLE: unknown field names are left out, like forbidden ones.
+            if value is not NOT_FOUND and name != "id":
+                record[name] = value
+        return self.render(req, record, "employee", xml=employee_xml)
+
+    def list_employees(self, req):
+        return EmployeeListing(self, req).response()
+
+    def get_changed(self, req):
+        """GET /v1/employees/changed?since=ISO8601 (A4.7)."""
+        since = req.arg("since") or ""
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:?\d{2})?", since):
+            raise ApiError(header_error(400, "Missing or invalid 'since' parameter."))
+        kind = (req.arg("type") or "all").lower()
+        since_key = since[:19]
+        changed = {}
+        latest = None
+        for emp in self.ds.employees:
+            if emp["lastChanged"][:19] < since_key or kind not in ("all", "updated"):
+                continue
+            changed[emp["id"]] = {"id": emp["id"], "action": "Updated",
+                                  "lastChanged": emp["lastChanged"]}
+            latest = max(latest or "", emp["lastChanged"])
+        return self.render(req, {"latest": latest, "employees": changed}, "changed")
+
+    def get_table(self, req):
+        table = req.params["table"]
+        if table not in self.ds.tables:
+            raise ApiError(header_error(404, "Table not found"))
+        rows = self.ds.tables[table]
+        if req.params["id"] != "all":
+            eid = self.employee_or_404(req.params["id"])["id"]
+            rows = [row for row in rows if row["employeeId"] == eid]
+        return self.render(req, rows, "table")
+
+    def post_custom_report(self, req):
+        return custom_report(self, req)
+
+    # -- metadata --
+
+    def get_meta_lists(self, req):
+        lists = meta_lists()
+        if (req.arg("format") or "").lower() == "json":
+            return common.json_response(lists)
+        return self.render(req, lists, "lists")
+
+    def get_meta_fields(self, req):
+        fields = []
+        for field_id, name, ftype, alias, deprecated in FIELD_CATALOG:
+            entry = {"id": field_id, "name": name, "type": ftype}
+            if deprecated:
+                entry["deprecated"] = True
+            if alias:
+                entry["alias"] = alias
+            fields.append(entry)
+        return self.render(req, fields, "fields")
+
+    def get_meta_tables(self, req):
+        tables = [{"alias": alias, "fields": [{"id": fid, "name": name, "alias": falias,
+                                               "type": ftype}
+                                              for fid, name, falias, ftype in fields]}
+                  for alias, fields in TABLE_FIELDS.items()]
+        return self.render(req, tables, "tables")
+
+    # -- time off --
+
+    def get_time_off_types(self, req):
+        types = [{"id": tid, "name": name, "units": units, "color": color, "icon": icon,
+                  "source": "internal"} for tid, name, units, color, icon in TIME_OFF_TYPES]
+        default_hours = [{"name": "Saturday", "amount": "0"}, {"name": "Sunday", "amount": "0"},
+                         {"name": "default", "amount": "8"}]
+        return self.render(req, {"timeOffTypes": types, "defaultHours": default_hours},
+                           "timeOffTypes")
+
+    def get_time_off_policies(self, req):
+        # PLAUSIBLE: ids as strings (the spec says integer; no live recording,
+        # and live time-off ids elsewhere are strings).
+        policies = sorted(({"id": pid, "timeOffTypeId": tid, "name": name, "effectiveDate": None,
+                            "type": ptype} for pid, tid, name, ptype, _ in TIME_OFF_POLICIES),
+                          key=lambda p: p["name"])
+        return self.render(req, policies, "policies")
+
+    def get_employee_policies(self, req):
+        """v1 lists accruing policies only; v1_1 also manual/discretionary [SPEC]."""
+        emp = self.employee_or_404(req.params["id"])
+        v1_1 = "/v1_1/" in req.path
+        start = emp["hireDate"] if is_real_date(emp["hireDate"]) else "2020-01-01"
+        result = []
+        for pid in _assigned_policy_ids(emp):
+            _, tid, _, ptype, _ = POLICY_BY_ID[pid]
+            if ptype != "accruing" and not v1_1:
+                continue
+            result.append({"timeOffPolicyId": pid, "timeOffTypeId": tid,
+                           "accrualStartDate": start if ptype == "accruing" else None})
+        return self.render(req, result, "policies")
+
+    def get_calculator(self, req):
+        eid = req.params["id"]
+        emp = self.ds.employee(eid) if eid != "0" else self.key_owner
+        if emp is None:
+            raise ApiError(problem(404, "Not Found", "Employee not found", req.path))
+        end = parse_date(req.arg("end") or self.ds.today)
+        precision = req.arg("precision") or "2"
+        if end is None or not re.fullmatch(r"[0-4]", precision):
+            raise ApiError(header_error(400, "Invalid 'end' or 'precision' parameter."))
+        balances = time_off_balances(self.ds, emp, end, int(precision))
+        return self.render(req, balances, "balances")
+
+    def get_time_off_requests(self, req):
+        return self.render(req, time_off_request_list(self, req), "requests")
+
+    # -- company and benefits --
+
+    def get_company_information(self, req):
+        return self.render(req, COMPANY_INFORMATION, "company")
+
+    def get_company_benefits(self, req):
+        return self.render(req, {"companyBenefits": COMPANY_BENEFITS}, "benefits")
+
+    def get_employee_benefits(self, req):
+        return self.render(req, {"employeeBenefits": employee_benefits(self, req)}, "benefits")
+
+    def get_benefit_coverages(self, req):
+        coverages = [{"id": str(n + 1), "shortName": name, "description": None,
+                      "sortOrder": str(n + 1), "benefitPlanId": None}
+                     for n, name in enumerate(BENEFIT_COVERAGES)]
+        return self.render(req, {"Benefit Coverages": coverages}, "benefitCoverages")
+
+
+# ---------------------------------------------------------------------------
+# GET /v1/employees (A4.2)
+# ---------------------------------------------------------------------------
+
+SORTABLE = {
+    "employeeId": lambda e: int(e["id"]),
+    "firstName": lambda e: e["firstName"],
+    "lastName": lambda e: e["lastName"],
+    "preferredName": lambda e: e["preferredName"],
+    "jobTitleName": lambda e: e["jobTitle"],
+    "status": lambda e: e["status"],
+}
+FILTER_KEY = re.compile(r"^filter\[(\w+)\](\[\])?$")
+SUBSTRING_FILTERS = {"firstName": "firstName", "lastName": "lastName", "jobTitleName": "jobTitle"}
+
+
+class EmployeeListing:
+    """One request to the cursor-paginated employee list."""
+
+    def __init__(self, provider, req):
+        self.provider, self.req, self.ds = provider, req, provider.ds
+
+    def response(self):
+        limit = self._limit()
+        matched = self._sorted(self._filtered())
+        start, stop = self._window(matched, limit)
+        page = matched[start:stop]
+        has_next, has_prev = page and stop < len(matched), page and start > 0
+        next_cursor = encode_cursor("after", page[-1]["id"]) if has_next else None
+        prev_cursor = encode_cursor("before", page[0]["id"]) if has_prev else None
+        extras = self._extra_fields()
+        body = {
+            "data": [self._record(e, extras) for e in page],
+            "meta": {"total": len(matched), "page": {
+                "limit": limit, "nextCursor": next_cursor, "prevCursor": prev_cursor}},
+            "_links": self._links(next_cursor, prev_cursor),
+        }
+        return self.provider.render(self.req, body, "employees")
+
+    # -- parameters --
+    def bad_request(self, message):
+        raise ApiError(json_error(400, "BadRequest", message))
+
+    def bad_page(self, message):
+        raise ApiError(json_error(400, "BadPage", message))
+
+    def _limit(self):
+        raw = self.req.arg("page[limit]", "250")
+        if not re.fullmatch(r"\d{1,6}", raw or "") or not 1 <= int(raw) <= 2500:
+            self.bad_request("Invalid request parameters. page[limit] must be between 1 and 2500.")
+        return int(raw)
+
+    def _filters(self):
+        filters = {}
+        for key, values in self.req.query.items():
+            if not key.startswith("filter"):
+                continue
+            found = FILTER_KEY.match(key)
+            name = found.group(1) if found else key
+            if name not in SUBSTRING_FILTERS and name not in ("status", "ids"):
+                # PLAUSIBLE body: the spec only says 422 for unsupported keys.
+                raise ApiError(json_error(422, "UnsupportedFilter",
+                                          "Unsupported filter: %s" % key))
+            if name == "ids":
+                filters.setdefault("ids", set()).update(self._ids(values))
+            else:
+                filters[name] = values[-1]
+        if "status" in filters and filters["status"] not in ("active", "inactive"):
+            self.bad_request("Invalid request parameters. "
+                             "filter[status] must be active or inactive.")
+        return filters
+
+    def _ids(self, values):
+        ids = [part.strip() for value in values for part in value.split(",")]
+        if not ids or not all(re.fullmatch(r"\d+", i) for i in ids):
+            self.bad_request("Invalid request parameters. filter[ids] must be employee ids.")
+        return {str(int(i)) for i in ids}
+
+    def _filtered(self):
+        filters = self._filters()
+        result = []
+        for emp in self.ds.employees:
+            if "ids" in filters and emp["id"] not in filters["ids"]:
+                continue
+            if "status" in filters and emp["status"].lower() != filters["status"]:
+                continue
+            if any(needle.lower() not in (emp[SUBSTRING_FILTERS[name]] or "").lower()
+                   for name, needle in filters.items() if name in SUBSTRING_FILTERS):
+                continue
+            result.append(emp)
+        return result
+
+    def _sorted(self, employees):
+        spec = self.req.arg("sort") or "employeeId"
+        keys = [part.strip() for part in spec.split(",") if part.strip()]
+        result = sorted(employees, key=SORTABLE["employeeId"])   # tie-break
+        for key in reversed(keys):                               # stable multi-key sort
+            descending = key.startswith("-")
+            getter = SORTABLE.get(key.lstrip("-"))
+            if getter is None:
+                self.bad_request("Invalid request parameters. Cannot sort by %s." % key)
+            # Nulls first ascending, last descending (A4.2).
+            result.sort(key=lambda e: (getter(e) is not None, _sort_value(getter(e))),
+                        reverse=descending)
+        return result
+
+    def _window(self, matched, limit):
+        """[start, stop) of the page, from page[after] / page[before]."""
+        after, before = self.req.arg("page[after]"), self.req.arg("page[before]")
+        if after is not None and before is not None:
+            self.bad_request("Invalid request parameters. "
+                             "Send page[after] or page[before], not both.")
+        if after is None and before is None:
+            return 0, min(limit, len(matched))
+        direction = "after" if after is not None else "before"
+        decoded = decode_cursor(after if after is not None else before)
+        if decoded is None:
+            self.bad_page("Invalid page cursor.")
+        if decoded[0] != direction:
+            self.bad_page("Page cursor used in the wrong direction.")
+        position = next((n for n, e in enumerate(matched) if e["id"] == decoded[1]), None)
+        if position is None:
+            self.bad_page("The page boundary employee no longer matches the request.")
+        if direction == "after":
+            return position + 1, min(position + 1 + limit, len(matched))
+        return max(0, position - limit), position
+
+    def _extra_fields(self):
+        names = [n.strip() for n in (self.req.arg("fields") or "").split(",")]
+        extras = []
+        for name in names:
+            if name in LIST_FIELDS and name not in extras:   # unknown names: ignored
+                extras.append(name)
+        return extras
+
+    # -- output --
+    def _record(self, emp, extras):
+        record = {"employeeId": emp["id"], "firstName": emp["firstName"],
+                  "lastName": emp["lastName"], "preferredName": emp["preferredName"],
+                  "photoUrl": emp["photoUrl"], "jobTitleName": emp["jobTitle"],
+                  "status": emp["status"]}
+        for name in extras:
+            record[name] = LIST_FIELDS[name](self.ds, emp)
+        restricted = [f for f in emp["_restricted"] if f in record]
+        for name in restricted:
+            record[name] = None
+        record["_restrictedFields"] = restricted
+        return record
+
+    def _links(self, next_cursor, prev_cursor):
+        base = "http://%s%s" % (self.req.host(), self.req.path)
+        kept = [(k, v) for k, v in self.req.query_pairs if k not in ("page[after]", "page[before]")]
+
+        def href(pairs):
+            return base + ("?" + urlencode(pairs) if pairs else "")
+
+        links = {"self": {"href": href(self.req.query_pairs)}}
+        if next_cursor:
+            links["next"] = {"href": href(kept + [("page[after]", next_cursor)])}
+        if prev_cursor:
+            links["prev"] = {"href": href(kept + [("page[before]", prev_cursor)])}
+        return links
+
+
+def _sort_value(value):
+    if value is None:
+        return ""
+    return value.casefold() if isinstance(value, str) else value
+
+
+# ---------------------------------------------------------------------------
+# Metadata, time off, reports, benefits
+# ---------------------------------------------------------------------------
+
+def _created(option_id, archived):
+    """Deterministic creation timestamp of a list option (archived ones are
+    older than their archivedDate)."""
+    year = (15 if archived else 18) + option_id % 7
+    return "20%02d-%02d-%02dT%02d:%02d:%02d+00:00" % (
+        year, 1 + option_id % 12, 1 + option_id % 28, option_id % 24, option_id % 60,
+        option_id * 7 % 60)
+
+
+def _list_options(options):
+    return [{"id": oid, "archived": "yes" if archived else "no",
+             "manageable": "no" if name == "Terminated" else "yes",
+             "createdDate": _created(oid, archived),
+             "archivedDate": "2024-02-01T09:30:00+00:00" if archived else None, "name": name}
+            for oid, name, archived in options]
+
+
+def meta_lists():
+    """Live shape of /v1/meta/lists (A4.8): extra top-level id, int fieldId,
+    "yes"/"no" flags; one entry lacks `id`, one lacks `alias`."""
+    titles = sorted(((tid, title, tid in ARCHIVED_TITLE_IDS)
+                     for group in JOB_TITLES.values() for tid, title in group))
+    locations = [(loc[0], loc[1], loc[2]) for loc in LOCATIONS]
+    return [
+        {"id": 3436, "fieldId": 4, "manageable": "yes", "multiple": "no", "name": "Department",
+         "alias": "department", "options": _list_options(DEPARTMENTS)},
+        {"id": 3437, "fieldId": 1355, "manageable": "yes", "multiple": "no", "name": "Division",
+         "alias": "division", "options": _list_options(DIVISIONS)},
+        {"id": 3442, "fieldId": 18, "manageable": "no", "multiple": "no", "name": "Location",
+         "alias": "location", "options": _list_options(locations)},
+        {"id": 3438, "fieldId": 17, "manageable": "yes", "multiple": "no", "name": "Job Title",
+         "alias": "jobTitle", "options": _list_options(titles)},
+        {"id": 3440, "fieldId": 16, "manageable": "yes", "multiple": "no",
+         "name": "Employment Status", "alias": "employmentHistoryStatus",
+         "options": _list_options(EMPLOYMENT_STATUSES)},
+        {"id": 3450, "fieldId": 4521, "manageable": "yes", "multiple": "no", "name": "Shirt Size",
+         "alias": "customShirtSize",
+         "options": _list_options([(oid, name, False) for oid, name in SHIRT_SIZES])},
+        {"fieldId": 4390, "manageable": "yes", "multiple": "no", "name": "Termination Reason",
+         "options": _list_options([(18601, "Resignation", False), (18602, "Layoff", False),
+                                   (18603, "Performance", False), (18604, "Relocation", False),
+                                   (18605, "Other", False)])},
+    ]
+
+
+def time_off_balances(ds, emp, end, precision):
+    """Calculator entries (A4.9) for every type the employee has a policy for."""
+    year_start = datetime.date(end.year, 1, 1).isoformat()
+    end_text = end.isoformat()
+    used = _used_amounts(ds, emp["id"], year_start, end_text)
+    entries = []
+    for pid in _assigned_policy_ids(emp):
+        _, tid, _, ptype, yearly = POLICY_BY_ID[pid]
+        _, name, units, _, _ = TYPE_BY_ID[tid]
+        used_ytd = used.get(tid, 0.0)
+        if ptype == "accruing":
+            balance = yearly * end.month / 12.0 + int(emp["id"]) % 5 * 8 - used_ytd
+        elif ptype == "manual":
+            balance = yearly - used_ytd
+        else:
+            balance = 0.0
+        entries.append({"timeOffType": tid, "name": name, "units": units,
+                        "balance": "%.*f" % (precision, balance), "end": end_text,
+                        "policyType": ptype, "usedYearToDate": "%.*f" % (precision, used_ytd)})
+    return entries
+
+
+def _used_amounts(ds, eid, first, last):
+    """Approved time off per type id within [first, last]."""
+    used = {}
+    for request in ds.requests:
+        if request["employeeId"] != eid or request["status"]["status"] != "approved":
+            continue
+        for day, amount in request["dates"].items():
+            if first <= day <= last:
+                tid = request["type"]["id"]
+                used[tid] = used.get(tid, 0.0) + float(amount)
+    return used
+
+
+def time_off_request_list(provider, req):
+    """GET /v1/time_off/requests (A4.9): start/end required, overlap semantics."""
+    start, end = parse_date(req.arg("start")), parse_date(req.arg("end"))
+    if start is None or end is None:
+        raise ApiError(header_error(400, "The 'start' and 'end' parameters are required "
+                                         "and must be dates (YYYY-MM-DD)."))
+    statuses = _comma_set(req.arg("status"))
+    if statuses and not statuses <= set(REQUEST_STATUSES):
+        raise ApiError(header_error(400, "Invalid status: %s" % ",".join(sorted(statuses))))
+    types = _comma_set(req.arg("type"))
+    wanted_id, employee_id = req.arg("id"), req.arg("employeeId")
+    action = (req.arg("action") or "view").lower()
+    if action == "myrequests":        # PLAUSIBLE: only the API key owner's requests
+        employee_id = provider.key_owner["id"]
+    start_text, end_text = start.isoformat(), end.isoformat()
+    result = []
+    for request in provider.ds.requests:
+        if request["end"] < start_text or request["start"] > end_text:
+            continue
+        if (wanted_id and request["id"] != wanted_id) or (
+                employee_id and request["employeeId"] != employee_id):
+            continue
+        if (types and request["type"]["id"] not in types) or (
+                statuses and request["status"]["status"] not in statuses):
+            continue
+        if action == "approve" and request["status"]["status"] != "requested":
+            continue                  # PLAUSIBLE: what the key owner may approve
+        result.append(request)
+    if req.arg("excludeNote") not in (None, "", "false", "0"):
+        result = [{k: v for k, v in r.items() if k != "notes"} for r in result]
+    return result
+
+
+def _comma_set(value):
+    return {part.strip() for part in (value or "").split(",") if part.strip()}
+
+
+REPORT_FIELD_TYPES = {"id": ("int", "EEID"), "employeeNumber": ("employee_number", "Employee #"),
+                      "supervisor": ("text", "Supervisor name"),
+                      "supervisorId": ("text", "Supervisor ID"),
+                      "supervisorEId": ("text", "Supervisor EID")}
+
+
+def custom_report(provider, req):
+    """POST /v1/reports/custom (A4.5): JSON body only with Content-Type exactly
+    application/json; output from ?format= or the exact Accept value."""
+    if (req.header("Content-Type") or "").strip() != "application/json":
+        raise ApiError(header_error(400, "Malformed XML"))
+    try:
+        body = req.json_body()
+    except ValueError:
+        raise ApiError(header_error(400, "Malformed JSON"))
+    fmt = (req.arg("format") or "").lower()
+    if not fmt:
+        fmt = {"application/json": "json", "text/xml": "xml"}.get(
+            (req.header("Accept") or "").strip(), "")
+        if not fmt:
+            raise ApiError(header_error(404, "Unsupported output format"))
+    if fmt not in ("json", "xml"):
+        raise ApiError(header_error(400, "Unsupported output format (sandbox: json, xml)"))
+    names = [str(n) for n in body.get("fields") or []] if isinstance(body, dict) else []
+    if len(names) > 400:
+        raise ApiError(header_error(400, "Too many fields requested (max 400)."))
+    ds = provider.ds
+    known = [n for n in names if employee_field(ds, ds.employees[0], n) is not NOT_FOUND]
+    fields = [_report_field(name) for name in known]
+    employees = [_report_row(ds, emp, known) for emp in _report_employees(ds, body)]
+    report = {"title": body.get("title", "Report"), "fields": fields, "employees": employees}
+    if fmt == "json":
+        return common.json_response(report)
+    return common.Response(200, to_xml("report", report), XML_TYPE)
+
+
+def _report_field(name):
+    """Entry of the report's `fields` list: (id, type, display name)."""
+    if name in REPORT_FIELD_TYPES:
+        ftype, label = REPORT_FIELD_TYPES[name]
+    else:
+        entry = next((f for f in FIELD_CATALOG if name in (f[3], str(f[0]))), None)
+        ftype, label = (entry[2], entry[1]) if entry else ("text", name)
+    return {"id": name, "type": ftype, "name": label}
+
+
+def _report_employees(ds, body):
+    filters = body.get("filters") or {}
+    wanted = {str(i) for i in filters.get("employeeIds") or []}
+    changed = (filters.get("lastChanged") or {}).get("value")
+    result = []
+    for emp in ds.employees:                  # all employees, Inactive included
+        if wanted and emp["id"] not in wanted:
+            continue
+        if changed and emp["lastChanged"][:19] < str(changed)[:19]:
+            continue
+        result.append(emp)
+    return result
+
+
+def _report_row(ds, emp, names):
+    row = {"id": emp["id"]}
+    for name in names:
+        row[name] = employee_field(ds, emp, name)
+    return row
+
+
+def employee_benefits(provider, req):
+    """GET /v1/benefit/employee_benefit [SPEC]: filters in a JSON body on a GET.
+    PLAUSIBLE: the same filters are also accepted as query parameters."""
+    filters = {}
+    if req.body:
+        try:
+            filters = req.json_body().get("filters") or {}
+        except (ValueError, AttributeError):
+            raise ApiError(header_error(400, "The body must be JSON with a filters object."))
+    for key in ("employeeId", "companyBenefitId", "enrollmentStatusEffectiveDate"):
+        if req.arg(key):
+            filters[key] = req.arg(key)
+    if not isinstance(filters, dict) or not any(filters.get(k) for k in (
+            "employeeId", "companyBenefitId", "enrollmentStatusEffectiveDate")):
+        raise ApiError(header_error(400, "At least one filter (employeeId, companyBenefitId, "
+                                         "enrollmentStatusEffectiveDate) is required."))
+    result = []
+    for emp in provider.ds.employees:
+        if filters.get("employeeId") and str(filters["employeeId"]) != emp["id"]:
+            continue
+        plans = [p for p in _enrollments(emp)
+                 if (not filters.get("companyBenefitId")
+                     or str(filters["companyBenefitId"]) == p["companyBenefitId"])
+                 and (not filters.get("enrollmentStatusEffectiveDate")
+                      or filters["enrollmentStatusEffectiveDate"]
+                      == p["enrollmentStatusEffectiveDate"])]
+        if plans:
+            result.append({"employeeId": int(emp["id"]),
+                           "payFrequency": "semi-monthly" if emp["paySchedule"] == "Twice a month"
+                           else "monthly", "employeeBenefit": plans})
+    return result
+
+
+def _enrollments(emp):
+    """Deterministic plan enrolments derived from the employee (no RNG)."""
+    n = int(emp["id"])
+    start = emp["hireDate"] if is_real_date(emp["hireDate"]) else "2024-01-01"
+    start = max(start, "2024-01-01")
+    terminated = emp["_kind"] == "terminated"
+    end = emp["terminationDate"] if terminated and is_real_date(emp["terminationDate"]) else None
+    eligible = emp["_type"] in ("Full-Time", "Furloughed", "Part-Time", None)
+    plans = []
+    for benefit in COMPANY_BENEFITS:
+        if benefit["endDate"]:
+            continue
+        if not eligible:
+            status = "Ineligible"
+        elif terminated:
+            status = "Terminated"
+        elif benefit["type"] in ("dental", "vision", "hsa") and n % 5 == 2:
+            status = "Waived"
+        else:
+            status = "Enrolled"
+        plans.append(_enrollment(benefit, n, status, start, end))
+    return plans
+
+
+def _enrollment(benefit, n, status, start, end):
+    enrolled = status in ("Enrolled", "Terminated")
+    percent = benefit["type"] == "retirement"
+    employee_amount = (3 + n % 6) if percent else round(40 + n % 9 * 12.5, 2)
+    return {
+        "companyBenefitId": benefit["id"], "companyBenefitName": benefit["name"],
+        "coverageLevel": BENEFIT_COVERAGES[n % 4] if enrolled and benefit["type"] in (
+            "health", "dental", "vision") else None,
+        "deductionEndDate": end, "deductionStartDate": start if enrolled else None,
+        "enrollmentStatus": status,
+        "enrollmentStatusEffectiveDate": end if status == "Terminated" and end else start,
+        "currencyCode": "USD" if enrolled else None,
+        "employeeAmount": employee_amount if enrolled and benefit["type"] != "life" else None,
+        "employeeAmountType": ("%" if percent else "$") if enrolled else None,
+        "employeePercentBasedOn": "Gross" if percent and enrolled else None,
+        "employeeCapAmount": None, "employeeCapAmountType": None,
+        "employeeAnnualMax": 23500 if percent and enrolled else None,
+        "companyAmount": (4 if percent else 250.0) if enrolled else None,
+        "companyAmountType": ("%" if percent else "$") if enrolled else None,
+        "companyPercentBasedOn": "Gross" if percent and enrolled else None,
+        "companyCapAmount": None, "companyCapAmountType": None, "companyAnnualMax": None,
+        "occurrencesPerYear": 24,
+    }
+
+
+def main(argv=None):
+    common.serve(BambooHR, argv, "BambooHR sandbox provider")
+
+
+if __name__ == "__main__":
+    main()
