@@ -32,11 +32,13 @@ $(NGX_BUILD)/Makefile: config
 	@test -d $(NGINX_SRC) || { echo "nginx-dev is missing: run 'make deps'"; exit 1; }
 	mkdir -p $(NGX_BUILD)
 	cd $(NGINX_SRC) && bash -c '. ./conf_flags && ./configure \
-	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS) $(CFLAGS_EXTRA)" \
+	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS)" \
 	    --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
 	    "$${NGX_CONF_FLAGS[@]}" \
 	    --add-dynamic-module=$(CURDIR) --builddir=$(NGX_BUILD)' > $(NGX_BUILD)/configure.log 2>&1 \
 	    || { tail -30 $(NGX_BUILD)/configure.log; exit 1; }
+	@# our warnings only for compiling, not for configure's feature probes
+	sed -i 's|^CFLAGS = \(.*\)$$|CFLAGS = \1 $(CFLAGS_EXTRA)|' $(NGX_BUILD)/Makefile
 
 $(MODULE): $(NGX_BUILD)/Makefile $(SOURCES)
 	$(MAKE) -s -f $(NGX_BUILD)/Makefile -C $(NGINX_SRC) modules
