@@ -53,6 +53,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       offsetof(ngx_http_hris_main_conf_t, cursor_secret),
       NULL },
 
+    { ngx_string("hris_zone_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, shm_size),
+      NULL },
+
     { ngx_string("hris_unified"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_hris_unified,
@@ -177,6 +184,8 @@ ngx_http_hris_create_main_conf(ngx_conf_t *cf)
      *     hmcf->used = 0;
      */
 
+    hmcf->shm_size = NGX_CONF_UNSET_SIZE;
+
     return hmcf;
 }
 
@@ -187,6 +196,14 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_hris_main_conf_t *hmcf = conf;
 
     unsigned int  len;
+
+    ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
+
+    if (hmcf->shm_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_zone_size\" "
+                           "must be at least %uz", 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
 
     if (hmcf->mappings.len == 0 && hmcf->accounts_file.len == 0) {
         if (hmcf->used) {
@@ -218,7 +235,8 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (ngx_http_hris_schema_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_tables_load(cf, hmcf) != NGX_OK
-        || ngx_http_hris_accounts_load(cf, hmcf) != NGX_OK)
+        || ngx_http_hris_accounts_load(cf, hmcf) != NGX_OK
+        || ngx_http_hris_shm_add(cf, hmcf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

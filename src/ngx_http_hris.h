@@ -26,13 +26,17 @@ typedef enum {
     NGX_HTTP_HRIS_AUTH_NONE = 0,
     NGX_HTTP_HRIS_AUTH_BASIC,
     NGX_HTTP_HRIS_AUTH_BEARER,
-    NGX_HTTP_HRIS_AUTH_HEADER
+    NGX_HTTP_HRIS_AUTH_HEADER,
+    NGX_HTTP_HRIS_AUTH_BODY,          /* fields merged into JSON bodies */
+    NGX_HTTP_HRIS_AUTH_TOKEN          /* credentials exchanged for a token */
 } ngx_http_hris_auth_type_e;
 
 
 typedef enum {
     NGX_HTTP_HRIS_PAGE_NONE = 0,      /* one answer, sliced by the gateway */
-    NGX_HTTP_HRIS_PAGE_CURSOR         /* provider cursor at a JSON pointer */
+    NGX_HTTP_HRIS_PAGE_CURSOR,        /* provider cursor at a JSON pointer */
+    NGX_HTTP_HRIS_PAGE_OFFSET,        /* record offset and limit */
+    NGX_HTTP_HRIS_PAGE_NUMBER         /* page number and page size */
 } ngx_http_hris_page_type_e;
 
 
@@ -59,6 +63,67 @@ typedef struct {
 } ngx_http_hris_where_t;
 
 
+/* A JSON body: the table's JSON with each string a template. */
+typedef struct {
+    ngx_http_hris_path_t         parent;      /* the object or array */
+    const char                  *key;         /* NULL: array element */
+    size_t                       index;
+    ngx_http_hris_tpl_t         *value;
+} ngx_http_hris_body_slot_t;
+
+
+typedef struct {
+    json_t                      *json;
+    ngx_array_t                  slots;       /* ngx_http_hris_body_slot_t */
+} ngx_http_hris_body_t;
+
+
+/* "for_each": one upstream call per value (constants or parent records). */
+typedef struct {
+    ngx_int_t                    resource;    /* schema index, or -1 */
+    json_t                      *values;      /* constants, or NULL */
+    ngx_http_hris_path_t         value;       /* in a parent record */
+    ngx_uint_t                   max_calls;   /* per unified page */
+} ngx_http_hris_for_each_t;
+
+
+/* A provider error reported inside a 2xx body. */
+typedef struct {
+    json_t                      *statuses;    /* codes, or NULL: any */
+    ngx_regex_t                 *message;     /* or NULL: any */
+    ngx_uint_t                   http;        /* the status it stands for */
+} ngx_http_hris_body_rule_t;
+
+
+typedef struct {
+    ngx_http_hris_path_t         when;
+    json_t                      *when_values;
+    ngx_http_hris_path_t         status;
+    ngx_http_hris_path_t         message;
+    ngx_array_t                  rules;       /* ngx_http_hris_body_rule_t */
+    unsigned                     enabled:1;
+} ngx_http_hris_body_errors_t;
+
+
+/* An access token got by exchanging the account's credentials. */
+typedef struct {
+    ngx_str_t                    method;
+    ngx_http_hris_tpl_t         *url;
+    ngx_array_t                  query;       /* ngx_http_hris_param_t */
+    ngx_array_t                  form;        /* ngx_http_hris_param_t */
+    ngx_http_hris_body_t        *body;
+    ngx_http_hris_tpl_t         *basic_user;
+    ngx_http_hris_tpl_t         *basic_pass;
+    ngx_http_hris_path_t         token;
+    ngx_http_hris_path_t         expires_in;
+    time_t                       ttl;         /* without expires_in */
+    ngx_str_t                    header;      /* where the token goes */
+    ngx_http_hris_tpl_t         *value;       /* e.g. "Bearer {{token}}" */
+    ngx_str_t                    echo_header; /* a token handed back */
+    unsigned                     has_expires_in:1;
+} ngx_http_hris_token_spec_t;
+
+
 /* One unified output field and the expression that computes it. */
 typedef struct {
     ngx_str_t                    name;        /* null-terminated */
@@ -77,11 +142,18 @@ typedef struct {
     ngx_array_t                  filters;     /* ngx_http_hris_filter_t */
     ngx_array_t                 *fields;      /* NULL: the resource's */
 
+    ngx_http_hris_body_t        *body;        /* JSON body, or NULL */
+    ngx_http_hris_for_each_t    *for_each;    /* or NULL */
+    ngx_array_t                  empty;       /* statuses meaning "none" */
+
     ngx_http_hris_page_type_e    page_type;
-    ngx_http_hris_path_t         page_next;
+    ngx_http_hris_path_t         page_next;   /* cursor */
+    ngx_http_hris_path_t         page_total;  /* offset, number */
+    ngx_uint_t                   page_first;  /* number: 0 or 1 */
     ngx_uint_t                   max_limit;
 
     unsigned                     has_unnest:1;
+    unsigned                     has_total:1;
     unsigned                     from_list:1;
 } ngx_http_hris_op_t;
 
@@ -121,6 +193,13 @@ typedef struct {
     ngx_http_hris_tpl_t         *auth_pass;   /* basic */
     ngx_http_hris_tpl_t         *auth_token;  /* bearer */
     ngx_array_t                  auth_headers;/* header: param_t */
+    ngx_http_hris_body_t        *auth_body;   /* body */
+    ngx_http_hris_token_spec_t  *token;       /* token */
+    ngx_http_hris_tpl_t         *token_url;   /* default token URL */
+
+    ngx_http_hris_body_errors_t  body_errors;
+    ngx_uint_t                   rate_calls;  /* 0: no gateway limit */
+    ngx_msec_t                   rate_window;
 
     ngx_array_t                  error_headers;  /* ngx_str_t */
     ngx_array_t                  error_paths;    /* ngx_http_hris_path_t */
@@ -137,7 +216,9 @@ typedef struct {
     ngx_array_t                  context;     /* ngx_keyval_t */
     ngx_array_t                  credentials; /* ngx_keyval_t */
     ngx_str_t                    base_url;    /* rendered, no trailing / */
-    ngx_str_t                    token_url;
+    ngx_str_t                    token_url;   /* rendered */
+    ngx_uint_t                   rate_calls;  /* the table's, or own */
+    ngx_msec_t                   rate_window;
 } ngx_http_hris_account_t;
 
 
@@ -159,6 +240,8 @@ typedef struct {
 
     ngx_str_t                    openapi;     /* the document */
     u_char                       cursor_key[32];
+    ngx_shm_zone_t              *shm;
+    size_t                       shm_size;
     ngx_uint_t                   used;        /* a location serves it */
 } ngx_http_hris_main_conf_t;
 
@@ -166,6 +249,33 @@ typedef struct {
 typedef struct {
     ngx_http_hris_upstream_conf_t  upstream;
 } ngx_http_hris_loc_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_HRIS_GATE_TOKEN = 0,
+    NGX_HTTP_HRIS_GATE_RATE
+} ngx_http_hris_gate_stage_e;
+
+
+typedef struct ngx_http_hris_gate_s  ngx_http_hris_gate_t;
+
+/* Credentials and rate limit before each upstream call (auth.c). */
+struct ngx_http_hris_gate_s {
+    ngx_http_request_t          *request;
+    ngx_http_hris_main_conf_t   *hmcf;
+    ngx_http_hris_loc_conf_t    *hlcf;
+    ngx_http_hris_account_t     *account;
+    ngx_str_t                    token;       /* for token auth */
+    void                       (*handler)(ngx_http_hris_gate_t *g);
+    void                        *data;
+    ngx_int_t                    rc;          /* NGX_OK or NGX_DONE */
+    ngx_int_t                    final;       /* with NGX_DONE */
+    ngx_event_t                  timer;
+    ngx_msec_t                   waited;
+    ngx_http_hris_gate_stage_e   stage;
+    unsigned                     exchanging:1;
+    unsigned                     renewed:1;   /* after a refused token */
+};
 
 
 extern ngx_module_t  ngx_http_hris_module;
@@ -194,8 +304,21 @@ ngx_int_t ngx_http_hris_authenticate(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant);
 ngx_int_t ngx_http_hris_account_resolve(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t **account);
+
+/* ngx_http_hris_auth.c */
+ngx_int_t ngx_http_hris_gate_init(ngx_http_hris_gate_t *g,
+    ngx_http_request_t *r, ngx_http_hris_account_t *account);
+ngx_int_t ngx_http_hris_gate_pass(ngx_http_hris_gate_t *g);
+void ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
+    ngx_http_hris_call_t *call);
+void ngx_http_hris_gate_refused(ngx_http_hris_gate_t *g);
+void ngx_http_hris_gate_vars(ngx_http_hris_gate_t *g,
+    ngx_http_hris_tpl_vars_t *vars);
 ngx_int_t ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
     ngx_http_hris_account_t *account, ngx_http_hris_tpl_vars_t *vars);
+ngx_int_t ngx_http_hris_basic(ngx_http_hris_call_t *call,
+    ngx_http_hris_tpl_t *user, ngx_http_hris_tpl_t *pass,
+    ngx_http_hris_tpl_vars_t *vars);
 
 /* ngx_http_hris_cursor.c */
 ngx_int_t ngx_http_hris_cursor_seal(ngx_pool_t *pool, u_char *key,
@@ -209,6 +332,29 @@ ngx_int_t ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_hris_send_error(ngx_http_request_t *r, ngx_uint_t status,
     json_t *details, const char *fmt, ...);
 ngx_int_t ngx_http_hris_json_cleanup(ngx_pool_t *pool, json_t *json);
+
+/* ngx_http_hris_shm.c */
+ngx_int_t ngx_http_hris_shm_add(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
+ngx_int_t ngx_http_hris_token_get(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_pool_t *pool, time_t skew, ngx_str_t *token);
+ngx_int_t ngx_http_hris_token_set(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_str_t *token, time_t expires);
+void ngx_http_hris_token_fail(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id);
+void ngx_http_hris_token_drop(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_str_t *token);
+ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_uint_t calls, ngx_msec_t window, ngx_msec_t max_wait,
+    ngx_msec_t *wait);
+
+/* ngx_http_hris_body.c */
+ngx_http_hris_body_t *ngx_http_hris_body_compile(ngx_pool_t *pool,
+    json_t *spec, const char **err);
+json_t *ngx_http_hris_body_render(ngx_pool_t *pool,
+    ngx_http_hris_body_t *body, ngx_http_hris_tpl_vars_t *vars);
+ngx_int_t ngx_http_hris_body_merge(ngx_pool_t *pool, json_t *target,
+    ngx_http_hris_body_t *fields, ngx_http_hris_tpl_vars_t *vars);
 
 /* ngx_http_hris_openapi.c */
 ngx_int_t ngx_http_hris_openapi_build(ngx_conf_t *cf,
@@ -225,6 +371,10 @@ ngx_int_t ngx_http_hris_arg(ngx_http_request_t *r, const char *name,
 ngx_int_t ngx_http_hris_subpath(ngx_http_request_t *r, ngx_str_t *rest);
 ngx_int_t ngx_http_hris_call_status_error(ngx_http_request_t *r,
     ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
+ngx_int_t ngx_http_hris_upstream_json(ngx_http_request_t *r,
+    ngx_http_hris_call_t *call, json_t **body);
+ngx_int_t ngx_http_hris_json_text(ngx_pool_t *pool, json_t *v,
+    ngx_str_t *out);
 
 
 #endif /* _NGX_HTTP_HRIS_H_INCLUDED_ */

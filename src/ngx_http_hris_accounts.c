@@ -20,6 +20,9 @@ static ngx_int_t ngx_http_hris_account_load(ngx_conf_t *cf,
     ngx_http_hris_account_t *acc);
 static ngx_int_t ngx_http_hris_account_context(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
+static ngx_int_t ngx_http_hris_account_limits(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, json_t *js,
+    ngx_http_hris_account_t *acc);
 static ngx_int_t ngx_http_hris_kv_load(ngx_conf_t *cf, json_t *obj,
     ngx_array_t *kv);
 static ngx_int_t ngx_http_hris_json_str(ngx_conf_t *cf, json_t *obj,
@@ -227,7 +230,78 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
         return NGX_ERROR;
     }
 
-    return ngx_http_hris_account_context(cf, hmcf, acc);
+    if (ngx_http_hris_account_context(cf, hmcf, acc) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_account_limits(cf, hmcf, js, acc);
+}
+
+
+/*
+ * The token URL (the account's, or the table's rendered against this
+ * account) and the gateway rate limit (the table's, or the account's).
+ */
+
+static ngx_int_t
+ngx_http_hris_account_limits(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    json_t *js, ngx_http_hris_account_t *acc)
+{
+    json_t                    *rl, *c, *per;
+    ngx_int_t                  ms;
+    ngx_str_t                  s;
+    ngx_http_hris_tpl_vars_t   vars;
+
+    if (acc->token_url.len == 0 && acc->table->token_url) {
+        ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
+        vars.context = &acc->context;
+        vars.base_url = acc->base_url;
+
+        if (ngx_http_hris_tpl_render(cf->pool, acc->table->token_url, &vars,
+                                     1, &acc->token_url)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    acc->rate_calls = acc->table->rate_calls;
+    acc->rate_window = acc->table->rate_window;
+
+    rl = json_object_get(js, "rate_limit");
+    if (rl == NULL) {
+        return NGX_OK;
+    }
+
+    /* "rate_limit": {"calls": 30, "per": "60s"}, or null: none */
+    if (json_is_null(rl)) {
+        acc->rate_calls = 0;
+        return NGX_OK;
+    }
+
+    c = json_object_get(rl, "calls");
+    per = json_object_get(rl, "per");
+    ms = NGX_ERROR;
+
+    if (json_is_string(per)) {
+        s.data = (u_char *) json_string_value(per);
+        s.len = json_string_length(per);
+        ms = ngx_parse_time(&s, 0);
+    }
+
+    if (!json_is_integer(c) || json_integer_value(c) < 1
+        || json_integer_value(c) > 10000 || ms == NGX_ERROR || ms == 0)
+    {
+        ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": \"rate_limit\" "
+                                 "must be {\"calls\": 1..10000, \"per\": "
+                                 "\"60s\"} or null", &acc->id);
+        return NGX_ERROR;
+    }
+
+    acc->rate_calls = (ngx_uint_t) json_integer_value(c);
+    acc->rate_window = (ngx_msec_t) ms;
+
+    return NGX_OK;
 }
 
 
@@ -506,101 +580,6 @@ ngx_http_hris_account_resolve(ngx_http_request_t *r,
     *account = acc;
 
     return NGX_OK;
-}
-
-
-/* Injects the table's headers and the account's credentials. */
-
-ngx_int_t
-ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
-    ngx_http_hris_account_t *account, ngx_http_hris_tpl_vars_t *vars)
-{
-    u_char                 *p;
-    ngx_str_t               user, pass, plain, value, name;
-    ngx_uint_t              i;
-    ngx_pool_t             *pool = call->request->pool;
-    ngx_http_hris_param_t  *hp;
-    ngx_http_hris_table_t  *t = account->table;
-
-    vars->context = &account->context;
-    vars->credentials = &account->credentials;
-
-    hp = t->headers.elts;
-    for (i = 0; i < t->headers.nelts; i++) {
-        if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
-            != NGX_OK
-            || ngx_http_hris_call_header(call, &hp[i].name, &value) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    ngx_str_set(&name, "Authorization");
-
-    switch (t->auth_type) {
-
-    case NGX_HTTP_HRIS_AUTH_BASIC:
-        if (ngx_http_hris_tpl_render(pool, t->auth_user, vars, 0, &user)
-            != NGX_OK
-            || ngx_http_hris_tpl_render(pool, t->auth_pass, vars, 0, &pass)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        plain.len = user.len + 1 + pass.len;
-        plain.data = ngx_pnalloc(pool, plain.len);
-        value.data = ngx_pnalloc(pool, sizeof("Basic ") - 1
-                                       + ngx_base64_encoded_length(plain.len));
-        if (plain.data == NULL || value.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        p = ngx_cpymem(plain.data, user.data, user.len);
-        *p++ = ':';
-        ngx_memcpy(p, pass.data, pass.len);
-
-        p = ngx_cpymem(value.data, "Basic ", sizeof("Basic ") - 1);
-        pass.data = p;
-        ngx_encode_base64(&pass, &plain);
-        value.len = sizeof("Basic ") - 1 + pass.len;
-
-        return ngx_http_hris_call_header(call, &name, &value);
-
-    case NGX_HTTP_HRIS_AUTH_BEARER:
-        if (ngx_http_hris_tpl_render(pool, t->auth_token, vars, 0, &pass)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        value.len = sizeof("Bearer ") - 1 + pass.len;
-        value.data = ngx_pnalloc(pool, value.len);
-        if (value.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        p = ngx_cpymem(value.data, "Bearer ", sizeof("Bearer ") - 1);
-        ngx_memcpy(p, pass.data, pass.len);
-
-        return ngx_http_hris_call_header(call, &name, &value);
-
-    case NGX_HTTP_HRIS_AUTH_HEADER:
-        hp = t->auth_headers.elts;
-        for (i = 0; i < t->auth_headers.nelts; i++) {
-            if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
-                != NGX_OK
-                || ngx_http_hris_call_header(call, &hp[i].name, &value)
-                   != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-        }
-        return NGX_OK;
-
-    default:
-        return NGX_OK;
-    }
 }
 
 

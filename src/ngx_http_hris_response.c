@@ -205,3 +205,227 @@ ngx_http_hris_reason(ngx_uint_t status)
     default:  return "Internal Server Error";
     }
 }
+
+
+/*
+ * The upstream body as JSON in *body; or *body NULL and the client's 502
+ * sent (its rc returned): an HTML error page or a cut answer is the
+ * provider's fault, said plainly.
+ */
+
+ngx_int_t
+ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
+    json_t **body)
+{
+    json_error_t   jerr;
+    ngx_str_t     *host;
+
+    host = ngx_http_hris_call_host(call);
+    *body = NULL;
+
+    if (call->resp_len == 0) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
+            json_pack("{s:i}", "upstream_status", (int) call->status),
+            "the provider at %V answered %ui with an empty body instead of "
+            "JSON", host, call->status);
+    }
+
+    if (call->content_type.len
+        && ngx_strlcasestrn(call->content_type.data,
+                            call->content_type.data + call->content_type.len,
+                            (u_char *) "json", 4 - 1) == NULL)
+    {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
+            json_pack("{s:i,s:s%}", "upstream_status", (int) call->status,
+                      "content_type", call->content_type.data,
+                      call->content_type.len),
+            "the provider at %V answered with %V instead of JSON", host,
+            &call->content_type);
+    }
+
+    *body = json_loadb((char *) call->resp, call->resp_len, 0, &jerr);
+    if (*body == NULL) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
+            json_pack("{s:i,s:s}", "upstream_status", (int) call->status,
+                      "parse_error", jerr.text),
+            "the provider at %V answered with malformed JSON (line %d, "
+            "column %d)", host, jerr.line, jerr.column);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Turns a failed call or a non-2xx answer into the contract's error
+ * (CONTRACT.md §6), with the provider's own message in "details".
+ */
+
+ngx_int_t
+ngx_http_hris_call_status_error(ngx_http_request_t *r,
+    ngx_http_hris_call_t *call, ngx_http_hris_table_t *table)
+{
+    json_t                *details, *body, *v;
+    ngx_str_t             *host, *h, msg;
+    ngx_uint_t             i, j;
+    ngx_keyval_t          *kv;
+    ngx_table_elt_t       *ra;
+    ngx_http_hris_path_t  *p;
+
+    host = ngx_http_hris_call_host(call);
+
+    details = json_pack("{s:s%,s:i,s:i}", "provider", table->name.data,
+                        table->name.len, "upstream_status", (int) call->status,
+                        "attempts", (int) call->attempts);
+
+    switch (call->result) {
+
+    case NGX_HTTP_HRIS_CALL_TIMEOUT:
+        return ngx_http_hris_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT, details,
+                   "the provider at %V did not answer in time (hris_timeout "
+                   "%M ms, hris_connect_timeout %M ms)", host,
+                   call->conf->timeout, call->conf->connect_timeout);
+
+    case NGX_HTTP_HRIS_CALL_UNREACHABLE:
+        return ngx_http_hris_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   details, "the provider at %V could not be reached after "
+                   "%ui attempts: %V", host, call->attempts, &call->error);
+
+    case NGX_HTTP_HRIS_CALL_BROKEN:
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY, details,
+                   "the provider at %V broke off its answer after %ui "
+                   "attempts: %V", host, call->attempts, &call->error);
+
+    case NGX_HTTP_HRIS_CALL_TOO_LARGE:
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY, details,
+                   "the provider's answer is larger than "
+                   "hris_max_response_size (%uz bytes)",
+                   call->conf->max_response);
+
+    case NGX_HTTP_HRIS_CALL_ERROR:
+        json_decref(details);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    default:
+        break;
+    }
+
+    /* the provider's own message: from a header, or from a JSON body */
+    ngx_str_null(&msg);
+
+    h = table->error_headers.elts;
+    kv = call->headers_out.elts;
+
+    for (i = 0; msg.len == 0 && i < table->error_headers.nelts; i++) {
+        for (j = 0; kv && j < call->headers_out.nelts; j++) {
+            if (kv[j].key.len == h[i].len
+                && ngx_strncasecmp(kv[j].key.data, h[i].data, h[i].len) == 0
+                && kv[j].value.len)
+            {
+                msg = kv[j].value;
+                break;
+            }
+        }
+    }
+
+    if (msg.len == 0 && call->resp_len) {
+        body = json_loadb((char *) call->resp, call->resp_len, 0, NULL);
+        p = table->error_paths.elts;
+
+        for (i = 0; body && i < table->error_paths.nelts; i++) {
+            v = ngx_http_hris_path_get(&p[i], body, NULL);
+            if (json_is_string(v)
+                && ngx_http_hris_json_text(r->pool, v, &msg) == NGX_OK
+                && msg.len)
+            {
+                break;
+            }
+        }
+
+        json_decref(body);
+    }
+
+    if (msg.len && details) {
+        json_object_set_new(details, "upstream_message",
+                            json_stringn((char *) msg.data,
+                                         ngx_min(msg.len, 500)));
+    }
+
+    if (call->result == NGX_HTTP_HRIS_CALL_RATE_LIMITED
+        || call->status == 429
+        || (call->status == 503 && call->retry_after >= 0))
+    {
+        ra = ngx_list_push(&r->headers_out.headers);
+        if (ra == NULL) {
+            json_decref(details);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ra->hash = 1;
+        ngx_str_set(&ra->key, "Retry-After");
+        ra->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (ra->value.data == NULL) {
+            json_decref(details);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ra->value.len = ngx_sprintf(ra->value.data, "%T",
+                                    call->retry_after > 0
+                                    ? call->retry_after : (time_t) 1)
+                        - ra->value.data;
+
+        return ngx_http_hris_send_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                   details, "the provider's rate limit is exhausted; retry "
+                   "after %V seconds", &ra->value);
+    }
+
+    if (call->status == 401) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_UNAUTHORIZED, details,
+                   "the provider rejected the integrated account's "
+                   "credentials (upstream 401): check or renew them");
+    }
+
+    if (call->status >= 500) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY, details,
+                   "the provider at %V failed with %ui after %ui attempts",
+                   host, call->status, call->attempts);
+    }
+
+    if (call->status >= 400) {
+        return ngx_http_hris_send_error(r, 422, details,
+                   "the provider rejected the request with %ui%s%V",
+                   call->status, msg.len ? ": " : "", &msg);
+    }
+
+    return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY, details,
+               "the provider at %V answered with unexpected status %ui",
+               host, call->status);
+}
+
+
+/* A JSON string or number as text; null and absent are "". */
+
+ngx_int_t
+ngx_http_hris_json_text(ngx_pool_t *pool, json_t *v, ngx_str_t *out)
+{
+    ngx_str_null(out);
+
+    if (json_is_string(v)) {
+        out->len = json_string_length(v);
+        out->data = ngx_pnalloc(pool, out->len + 1);
+        if (out->data == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(out->data, json_string_value(v), out->len + 1);
+
+    } else if (json_is_integer(v)) {
+        out->data = ngx_pnalloc(pool, NGX_INT64_LEN + 1);
+        if (out->data == NULL) {
+            return NGX_ERROR;
+        }
+        out->len = ngx_sprintf(out->data, "%L%Z",
+                               (int64_t) json_integer_value(v))
+                   - out->data - 1;
+    }
+
+    return NGX_OK;
+}

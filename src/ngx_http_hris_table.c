@@ -27,6 +27,16 @@ static ngx_int_t ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc,
     json_t *root);
 static ngx_int_t ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc,
     json_t *js);
+static ngx_int_t ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc,
+    json_t *js);
+static ngx_int_t ngx_http_hris_body_errors_compile(ngx_http_hris_tc_t *tc,
+    json_t *js);
+static ngx_int_t ngx_http_hris_rate_compile(ngx_http_hris_tc_t *tc,
+    json_t *js, const char *where, ngx_uint_t *calls, ngx_msec_t *window);
+static ngx_int_t ngx_http_hris_op_for_each(ngx_http_hris_tc_t *tc,
+    ngx_http_hris_op_t *op, json_t *js, const char *where);
+static ngx_http_hris_body_t *ngx_http_hris_body_get(ngx_http_hris_tc_t *tc,
+    json_t *js, const char *where);
 static ngx_int_t ngx_http_hris_resource_compile(ngx_http_hris_tc_t *tc,
     ngx_http_hris_schema_resource_t *sr, json_t *js,
     ngx_http_hris_resource_t *res);
@@ -59,13 +69,19 @@ static ngx_int_t ngx_http_hris_str(ngx_pool_t *pool, const char *s,
 
 
 static const char  *ngx_http_hris_table_keys[] = {
-    "base_url", "context", "headers", "auth", "errors", "resources",
-    "description", NULL
+    "base_url", "token_url", "context", "headers", "auth", "errors",
+    "rate_limit", "resources", "description", NULL
 };
 
 static const char  *ngx_http_hris_op_keys[] = {
-    "method", "path", "query", "records", "where", "unnest", "pagination",
-    "filters", "fields", "from_list", NULL
+    "method", "path", "query", "body", "records", "where", "unnest",
+    "pagination", "filters", "fields", "from_list", "for_each",
+    "empty_statuses", NULL
+};
+
+static const char  *ngx_http_hris_token_keys[] = {
+    "type", "method", "url", "query", "form", "body", "basic", "token",
+    "expires_in", "ttl", "header", "value", "echo_header", NULL
 };
 
 
@@ -350,7 +366,29 @@ ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc, json_t *root)
         return NGX_ERROR;
     }
 
+    if (json_object_get(root, "token_url")) {
+        t->token_url = ngx_http_hris_tpl_get(tc,
+                           json_object_get(root, "token_url"), "token_url");
+        if (t->token_url == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_hris_rate_compile(tc, json_object_get(root, "rate_limit"),
+                                   "rate_limit", &t->rate_calls,
+                                   &t->rate_window)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     js = json_object_get(root, "errors");
+
+    if (ngx_http_hris_body_errors_compile(tc, json_object_get(js, "in_body"))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     json_array_foreach(json_object_get(js, "message_headers"), len, res) {
         if (!json_is_string(res)
@@ -418,6 +456,28 @@ ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc, json_t *root)
         }
     }
 
+    /* a fan-out walks another resource's list: it must be there */
+    for (i = 0; i < tc->hmcf->schema.nelts; i++) {
+        if (t->resources[i] == NULL || t->resources[i]->list == NULL
+            || t->resources[i]->list->for_each == NULL
+            || t->resources[i]->list->for_each->resource < 0)
+        {
+            continue;
+        }
+
+        idx = t->resources[i]->list->for_each->resource;
+
+        if (t->resources[idx] == NULL || t->resources[idx]->list == NULL
+            || t->resources[idx]->list->for_each)
+        {
+            ngx_http_hris_tc_error(tc, "resources", "%V.list.for_each walks "
+                                   "%V, which needs a list without a "
+                                   "for_each of its own", &sr[i].name,
+                                   &sr[idx].name);
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
 }
 
@@ -477,9 +537,23 @@ ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc, json_t *js)
             return NGX_ERROR;
         }
 
+    } else if (ngx_strcmp(type, "body") == 0) {
+        t->auth_type = NGX_HTTP_HRIS_AUTH_BODY;
+        t->auth_body = ngx_http_hris_body_get(tc,
+                           json_object_get(js, "fields"), "auth.fields");
+        if (t->auth_body == NULL) {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_strcmp(type, "token") == 0) {
+        t->auth_type = NGX_HTTP_HRIS_AUTH_TOKEN;
+        if (ngx_http_hris_token_compile(tc, js) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
     } else {
         ngx_http_hris_tc_error(tc, "auth.type", "unknown type \"%s\" (none, "
-                               "basic, bearer or header)", type);
+                               "basic, bearer, header, body or token)", type);
         return NGX_ERROR;
     }
 
@@ -624,11 +698,13 @@ static ngx_http_hris_op_t *
 ngx_http_hris_op_compile(ngx_http_hris_tc_t *tc,
     ngx_http_hris_schema_resource_t *sr, json_t *js, const char *where)
 {
-    json_t              *v, *list;
-    const char          *key, *s;
-    ngx_http_hris_op_t  *op;
+    json_t                 *v, *list;
+    size_t                  n;
+    ngx_uint_t             *status;
+    const char             *key, *s;
+    ngx_http_hris_op_t     *op;
     ngx_http_hris_where_t  *w;
-    char                 sub[256];
+    char                    sub[256];
 
     if (!json_is_object(js)
         || ngx_http_hris_keys_check(tc, js, where, ngx_http_hris_op_keys)
@@ -681,6 +757,45 @@ ngx_http_hris_op_compile(ngx_http_hris_tc_t *tc,
         return NULL;
     }
 
+    if (json_object_get(js, "body")) {
+        ngx_snprintf((u_char *) sub, sizeof(sub), "%s.body%Z", where);
+        op->body = ngx_http_hris_body_get(tc, json_object_get(js, "body"),
+                                          sub);
+        if (op->body == NULL) {
+            return NULL;
+        }
+    }
+
+    if (ngx_array_init(&op->empty, tc->cf->pool, 2, sizeof(ngx_uint_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    json_array_foreach(json_object_get(js, "empty_statuses"), n, v) {
+        if (!json_is_integer(v)) {
+            ngx_snprintf((u_char *) sub, sizeof(sub), "%s.empty_statuses%Z",
+                         where);
+            ngx_http_hris_tc_error(tc, sub, "must be an array of HTTP "
+                                   "statuses that mean \"no records\"");
+            return NULL;
+        }
+
+        status = ngx_array_push(&op->empty);
+        if (status == NULL) {
+            return NULL;
+        }
+        *status = (ngx_uint_t) json_integer_value(v);
+    }
+
+    if (json_object_get(js, "for_each")
+        && ngx_http_hris_op_for_each(tc, op, json_object_get(js, "for_each"),
+                                     where)
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
     if (ngx_array_init(&op->where, tc->cf->pool, 1,
                        sizeof(ngx_http_hris_where_t))
         != NGX_OK)
@@ -723,6 +838,12 @@ ngx_http_hris_op_compile(ngx_http_hris_tc_t *tc,
             return NULL;
         }
         op->has_unnest = 1;
+
+        if (op->for_each) {
+            ngx_http_hris_tc_error(tc, sub, "cannot be combined with "
+                                   "\"for_each\"");
+            return NULL;
+        }
     }
 
     if (ngx_http_hris_op_pagination(tc, op, json_object_get(js, "pagination"),
@@ -774,19 +895,49 @@ ngx_http_hris_op_pagination(ngx_http_hris_tc_t *tc, ngx_http_hris_op_t *op,
         return NGX_OK;
     }
 
-    if (ngx_strcmp(type, "cursor") != 0) {
-        ngx_http_hris_tc_error(tc, sub, "unknown type \"%s\" (none or "
-                               "cursor)", type);
-        return NGX_ERROR;
-    }
+    if (ngx_strcmp(type, "cursor") == 0) {
+        op->page_type = NGX_HTTP_HRIS_PAGE_CURSOR;
 
-    op->page_type = NGX_HTTP_HRIS_PAGE_CURSOR;
+        ngx_snprintf((u_char *) sub, sizeof(sub), "%s.pagination.next%Z",
+                     where);
+        if (ngx_http_hris_tc_path(tc, json_object_get(js, "next"), sub,
+                                  &op->page_next)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
 
-    ngx_snprintf((u_char *) sub, sizeof(sub), "%s.pagination.next%Z", where);
-    if (ngx_http_hris_tc_path(tc, json_object_get(js, "next"), sub,
-                               &op->page_next)
-        != NGX_OK)
+    } else if (ngx_strcmp(type, "offset") == 0
+               || ngx_strcmp(type, "page") == 0)
     {
+        op->page_type = (type[0] == 'o') ? NGX_HTTP_HRIS_PAGE_OFFSET
+                                         : NGX_HTTP_HRIS_PAGE_NUMBER;
+
+        v = json_object_get(js, "first");
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+            ngx_snprintf((u_char *) sub, sizeof(sub),
+                         "%s.pagination.first%Z", where);
+            ngx_http_hris_tc_error(tc, sub, "must be 0 or 1");
+            return NGX_ERROR;
+        }
+        op->page_first = v ? (ngx_uint_t) json_integer_value(v) : 0;
+
+        /* without "total", a short page is the last one */
+        if (json_object_get(js, "total")) {
+            ngx_snprintf((u_char *) sub, sizeof(sub),
+                         "%s.pagination.total%Z", where);
+            if (ngx_http_hris_tc_path(tc, json_object_get(js, "total"), sub,
+                                      &op->page_total)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+            op->has_total = 1;
+        }
+
+    } else {
+        ngx_http_hris_tc_error(tc, sub, "unknown type \"%s\" (none, cursor, "
+                               "offset or page)", type);
         return NGX_ERROR;
     }
 
@@ -801,6 +952,350 @@ ngx_http_hris_op_pagination(ngx_http_hris_tc_t *tc, ngx_http_hris_op_t *op,
         op->max_limit = ngx_min((ngx_uint_t) json_integer_value(v),
                                 NGX_HTTP_HRIS_MAX_LIMIT);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "auth": {"type": "token", ...}: the account's credentials are exchanged
+ * at "url" (default: the table's token_url) for a token found at "token"
+ * in the answer, sent as "header: value" until it expires.
+ */
+
+static ngx_int_t
+ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js)
+{
+    json_t                      *v;
+    const char                  *s;
+    ngx_http_hris_token_spec_t  *ts;
+
+    if (ngx_http_hris_keys_check(tc, js, "auth", ngx_http_hris_token_keys)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ts = ngx_pcalloc(tc->cf->pool, sizeof(ngx_http_hris_token_spec_t));
+    if (ts == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = json_string_value(json_object_get(js, "method"));
+    if (ngx_http_hris_str(tc->cf->pool, s ? s : "POST",
+                          ngx_strlen(s ? s : "POST"), &ts->method)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ts->url = ngx_http_hris_tpl_get(tc, json_object_get(js, "url")
+                                        ? json_object_get(js, "url")
+                                        : json_string("{{token_url}}"),
+                                    "auth.url");
+    if (ts->url == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_params_compile(tc, json_object_get(js, "query"),
+                                     "auth.query", &ts->query) != NGX_OK
+        || ngx_http_hris_params_compile(tc, json_object_get(js, "form"),
+                                        "auth.form", &ts->form) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (json_object_get(js, "body")) {
+        ts->body = ngx_http_hris_body_get(tc, json_object_get(js, "body"),
+                                          "auth.body");
+        if (ts->body == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    v = json_object_get(js, "basic");
+    if (v) {
+        ts->basic_user = ngx_http_hris_tpl_get(tc,
+                             json_object_get(v, "username"),
+                             "auth.basic.username");
+        ts->basic_pass = ngx_http_hris_tpl_get(tc,
+                             json_object_get(v, "password"),
+                             "auth.basic.password");
+        if (ts->basic_user == NULL || ts->basic_pass == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_hris_tc_path(tc, json_object_get(js, "token"), "auth.token",
+                              &ts->token)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (json_object_get(js, "expires_in")) {
+        if (ngx_http_hris_tc_path(tc, json_object_get(js, "expires_in"),
+                                  "auth.expires_in", &ts->expires_in)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+        ts->has_expires_in = 1;
+    }
+
+    v = json_object_get(js, "ttl");
+    ts->ttl = json_is_integer(v) ? (time_t) json_integer_value(v) : 3600;
+
+    s = json_string_value(json_object_get(js, "header"));
+    if (ngx_http_hris_str(tc->cf->pool, s ? s : "Authorization",
+                          ngx_strlen(s ? s : "Authorization"), &ts->header)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ts->value = ngx_http_hris_tpl_get(tc, json_object_get(js, "value")
+                                          ? json_object_get(js, "value")
+                                          : json_string("Bearer {{token}}"),
+                                      "auth.value");
+    if (ts->value == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = json_string_value(json_object_get(js, "echo_header"));
+    if (s && ngx_http_hris_str(tc->cf->pool, s, ngx_strlen(s),
+                               &ts->echo_header)
+             != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    tc->table->token = ts;
+
+    return NGX_OK;
+}
+
+
+/*
+ * "errors": {"in_body": {"when": {"/isError": [true]}, "status": "/Status",
+ * "message": "/Message", "rules": [{"status": [1, 2], "http": 401}, ...]}}:
+ * a 2xx answer that says it failed is handled as the status a rule names.
+ */
+
+static ngx_int_t
+ngx_http_hris_body_errors_compile(ngx_http_hris_tc_t *tc, json_t *js)
+{
+    json_t                       *when, *v, *rule;
+    size_t                        i;
+    const char                   *key;
+    ngx_str_t                     src;
+    ngx_http_hris_body_rule_t    *r;
+    ngx_http_hris_body_errors_t  *be = &tc->table->body_errors;
+    char                          sub[128];
+
+    if (ngx_array_init(&be->rules, tc->cf->pool, 4,
+                       sizeof(ngx_http_hris_body_rule_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (js == NULL) {
+        return NGX_OK;
+    }
+
+    when = json_object_get(js, "when");
+    if (!json_is_object(when) || json_object_size(when) != 1) {
+        ngx_http_hris_tc_error(tc, "errors.in_body.when", "must be one "
+                               "{\"pointer\": [values]}");
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(when, key, v) {
+        if (!json_is_array(v)
+            || ngx_http_hris_tc_path(tc, json_string(key),
+                                     "errors.in_body.when", &be->when)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+        be->when_values = v;
+    }
+
+    if (ngx_http_hris_tc_path(tc, json_object_get(js, "status")
+                                  ? json_object_get(js, "status")
+                                  : json_string("/status"),
+                              "errors.in_body.status", &be->status) != NGX_OK
+        || ngx_http_hris_tc_path(tc, json_object_get(js, "message")
+                                     ? json_object_get(js, "message")
+                                     : json_string("/message"),
+                                 "errors.in_body.message", &be->message)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    json_array_foreach(json_object_get(js, "rules"), i, rule) {
+        ngx_snprintf((u_char *) sub, sizeof(sub), "errors.in_body.rules.%uz%Z",
+                     i);
+
+        r = ngx_array_push(&be->rules);
+        if (r == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(r, sizeof(ngx_http_hris_body_rule_t));
+
+        v = json_object_get(rule, "http");
+        if (!json_is_integer(v) || json_integer_value(v) < 200
+            || json_integer_value(v) > 599)
+        {
+            ngx_http_hris_tc_error(tc, sub, "\"http\" must be the HTTP "
+                                   "status the error stands for");
+            return NGX_ERROR;
+        }
+        r->http = (ngx_uint_t) json_integer_value(v);
+
+        r->statuses = json_object_get(rule, "status");
+        if (r->statuses && !json_is_array(r->statuses)) {
+            ngx_http_hris_tc_error(tc, sub, "\"status\" must be an array");
+            return NGX_ERROR;
+        }
+
+        if (json_object_get(rule, "message")) {
+            r->message = ngx_http_hris_regex(tc,
+                             json_object_get(rule, "message"), sub, &src);
+            if (r->message == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    be->enabled = 1;
+
+    return NGX_OK;
+}
+
+
+/* "rate_limit": {"calls": 30, "per": "60s"} */
+
+static ngx_int_t
+ngx_http_hris_rate_compile(ngx_http_hris_tc_t *tc, json_t *js,
+    const char *where, ngx_uint_t *calls, ngx_msec_t *window)
+{
+    json_t      *c, *per;
+    ngx_int_t    ms;
+    ngx_str_t    s;
+
+    if (js == NULL) {
+        return NGX_OK;
+    }
+
+    c = json_object_get(js, "calls");
+    per = json_object_get(js, "per");
+
+    if (json_is_string(per)) {
+        s.data = (u_char *) json_string_value(per);
+        s.len = json_string_length(per);
+        ms = ngx_parse_time(&s, 0);
+
+    } else {
+        ms = NGX_ERROR;
+    }
+
+    if (!json_is_integer(c) || json_integer_value(c) < 1
+        || json_integer_value(c) > 10000 || ms == NGX_ERROR || ms == 0)
+    {
+        ngx_http_hris_tc_error(tc, where, "must be {\"calls\": 1..10000, "
+                               "\"per\": \"60s\"}");
+        return NGX_ERROR;
+    }
+
+    *calls = (ngx_uint_t) json_integer_value(c);
+    *window = (ngx_msec_t) ms;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_hris_body_t *
+ngx_http_hris_body_get(ngx_http_hris_tc_t *tc, json_t *js, const char *where)
+{
+    const char            *err;
+    ngx_http_hris_body_t  *body;
+
+    body = ngx_http_hris_body_compile(tc->cf->pool, js, &err);
+    if (body == NULL) {
+        ngx_http_hris_tc_error(tc, where, "%s", err);
+    }
+
+    return body;
+}
+
+
+/*
+ * "for_each": {"values": [...]} or {"resource": "employees", "value":
+ * "/id"}: the operation is called once per value, {{each.value}}.
+ */
+
+static ngx_int_t
+ngx_http_hris_op_for_each(ngx_http_hris_tc_t *tc, ngx_http_hris_op_t *op,
+    json_t *js, const char *where)
+{
+    json_t                    *v;
+    ngx_str_t                  name;
+    ngx_http_hris_for_each_t  *fe;
+    char                       sub[256];
+
+    ngx_snprintf((u_char *) sub, sizeof(sub), "%s.for_each%Z", where);
+
+    fe = ngx_pcalloc(tc->cf->pool, sizeof(ngx_http_hris_for_each_t));
+    if (fe == NULL) {
+        return NGX_ERROR;
+    }
+
+    fe->resource = -1;
+    fe->max_calls = 10;
+
+    v = json_object_get(js, "max_calls");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1) {
+            ngx_http_hris_tc_error(tc, sub, "\"max_calls\" must be a "
+                                   "positive integer");
+            return NGX_ERROR;
+        }
+        fe->max_calls = (ngx_uint_t) json_integer_value(v);
+    }
+
+    if (json_is_array(json_object_get(js, "values"))) {
+        fe->values = json_object_get(js, "values");
+
+    } else if (json_is_string(json_object_get(js, "resource"))) {
+        name.data = (u_char *) json_string_value(json_object_get(js,
+                                                              "resource"));
+        name.len = ngx_strlen(name.data);
+
+        fe->resource = ngx_http_hris_schema_index(tc->hmcf, &name);
+        if (fe->resource == NGX_ERROR) {
+            ngx_http_hris_tc_error(tc, sub, "unknown resource \"%V\"",
+                                   &name);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_hris_tc_path(tc, json_object_get(js, "value"), sub,
+                                  &fe->value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        ngx_http_hris_tc_error(tc, sub, "needs \"values\" (an array) or "
+                               "\"resource\" and \"value\"");
+        return NGX_ERROR;
+    }
+
+    op->for_each = fe;
 
     return NGX_OK;
 }

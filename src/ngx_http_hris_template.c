@@ -24,6 +24,12 @@ static ngx_http_hris_tpl_ns_t  ngx_http_hris_tpl_ns[] = {
     { "id",           NGX_HTTP_HRIS_TPL_ID,          0 },
     { "page.limit",   NGX_HTTP_HRIS_TPL_PAGE_LIMIT,  0 },
     { "page.cursor",  NGX_HTTP_HRIS_TPL_PAGE_CURSOR, 0 },
+    { "page.offset",  NGX_HTTP_HRIS_TPL_PAGE_OFFSET, 0 },
+    { "page.number",  NGX_HTTP_HRIS_TPL_PAGE_NUMBER, 0 },
+    { "each.value",   NGX_HTTP_HRIS_TPL_EACH,        0 },
+    { "base_url",     NGX_HTTP_HRIS_TPL_BASE_URL,    0 },
+    { "token_url",    NGX_HTTP_HRIS_TPL_TOKEN_URL,   0 },
+    { "token",        NGX_HTTP_HRIS_TPL_TOKEN,       0 },
     { NULL, 0, 0 }
 };
 
@@ -136,7 +142,8 @@ ngx_http_hris_tpl_var(ngx_http_hris_tpl_part_t *part, u_char *name,
     }
 
     *err = "unknown template variable (use context.*, credentials.*, "
-           "filter.*, id, page.limit or page.cursor)";
+           "filter.*, id, page.limit, page.cursor, page.offset, "
+           "page.number, each.value, base_url, token_url or token)";
     return NGX_ERROR;
 }
 
@@ -168,7 +175,11 @@ ngx_http_hris_tpl_render(ngx_pool_t *pool, ngx_http_hris_tpl_t *tpl,
             v = ngx_http_hris_tpl_value(part, vars);
             values[i] = v ? *v : (ngx_str_t) ngx_null_string;
 
-            if (escape && values[i].len) {
+            /* URLs from the configuration are used as they are */
+            if (escape && values[i].len
+                && part->type != NGX_HTTP_HRIS_TPL_BASE_URL
+                && part->type != NGX_HTTP_HRIS_TPL_TOKEN_URL)
+            {
                 if (ngx_http_hris_escape(pool, &values[i], &esc) != NGX_OK) {
                     return NGX_ERROR;
                 }
@@ -220,6 +231,24 @@ ngx_http_hris_tpl_value(ngx_http_hris_tpl_part_t *part,
 
     case NGX_HTTP_HRIS_TPL_PAGE_CURSOR:
         return &vars->page_cursor;
+
+    case NGX_HTTP_HRIS_TPL_PAGE_OFFSET:
+        return &vars->page_offset;
+
+    case NGX_HTTP_HRIS_TPL_PAGE_NUMBER:
+        return &vars->page_number;
+
+    case NGX_HTTP_HRIS_TPL_EACH:
+        return &vars->each;
+
+    case NGX_HTTP_HRIS_TPL_BASE_URL:
+        return &vars->base_url;
+
+    case NGX_HTTP_HRIS_TPL_TOKEN_URL:
+        return &vars->token_url;
+
+    case NGX_HTTP_HRIS_TPL_TOKEN:
+        return &vars->token;
 
     default:
         return NULL;

@@ -18,7 +18,13 @@ typedef enum {
     NGX_HTTP_HRIS_TPL_ID,
     NGX_HTTP_HRIS_TPL_PAGE_LIMIT,
     NGX_HTTP_HRIS_TPL_PAGE_CURSOR,
-    NGX_HTTP_HRIS_TPL_FILTER
+    NGX_HTTP_HRIS_TPL_PAGE_OFFSET,
+    NGX_HTTP_HRIS_TPL_PAGE_NUMBER,
+    NGX_HTTP_HRIS_TPL_FILTER,
+    NGX_HTTP_HRIS_TPL_EACH,
+    NGX_HTTP_HRIS_TPL_BASE_URL,
+    NGX_HTTP_HRIS_TPL_TOKEN_URL,
+    NGX_HTTP_HRIS_TPL_TOKEN
 } ngx_http_hris_tpl_part_type_e;
 
 
@@ -41,7 +47,13 @@ typedef struct {
     ngx_str_t                      id;
     ngx_str_t                      page_limit;
     ngx_str_t                      page_cursor;
+    ngx_str_t                      page_offset;
+    ngx_str_t                      page_number;
     ngx_array_t                   *filters;     /* ngx_keyval_t */
+    ngx_str_t                      each;        /* fan-out value */
+    ngx_str_t                      base_url;
+    ngx_str_t                      token_url;
+    ngx_str_t                      token;       /* access token */
 } ngx_http_hris_tpl_vars_t;
 
 

@@ -1,0 +1,708 @@
+/*
+ * The gate every upstream data call passes: first the account's token
+ * (for tables whose auth exchanges credentials for one), then the
+ * gateway's own rate limit for the account. Either may make the request
+ * wait, always on nginx timers:
+ *
+ *  - one worker exchanges credentials while the others poll the shared
+ *    zone for its result (single flight across workers);
+ *  - a call over the account's rate limit waits for its slot, or, when
+ *    that is further away than hris_retry_after_max, the client gets 429
+ *    with Retry-After at once.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hris.h"
+
+
+#define NGX_HTTP_HRIS_TOKEN_POLL   20      /* ms between looks at the zone */
+#define NGX_HTTP_HRIS_TOKEN_SKEW   30      /* s: renew this long before */
+
+
+static ngx_int_t ngx_http_hris_gate_token(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g);
+static void ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call);
+static ngx_int_t ngx_http_hris_gate_store(ngx_http_hris_gate_t *g,
+    ngx_http_hris_call_t *call);
+static void ngx_http_hris_gate_timer(ngx_event_t *ev);
+static void ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g,
+    ngx_int_t rc);
+static void ngx_http_hris_gate_cleanup(void *data);
+static ngx_int_t ngx_http_hris_form(ngx_pool_t *pool, ngx_array_t *params,
+    ngx_http_hris_tpl_vars_t *vars, ngx_str_t *out);
+
+
+ngx_int_t
+ngx_http_hris_gate_init(ngx_http_hris_gate_t *g, ngx_http_request_t *r,
+    ngx_http_hris_account_t *account)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    g->request = r;
+    g->account = account;
+    g->hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+    g->hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hris_module);
+
+    g->timer.handler = ngx_http_hris_gate_timer;
+    g->timer.data = r->connection;
+    g->timer.log = r->connection->log;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_hris_gate_cleanup;
+    cln->data = g;
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK: call now. NGX_AGAIN: g->handler(g) runs later, with g->rc NGX_OK
+ * (call now) or NGX_DONE (an error was answered; finalize with g->final).
+ * NGX_DONE: an error was answered; finalize with g->final.
+ */
+
+ngx_int_t
+ngx_http_hris_gate_pass(ngx_http_hris_gate_t *g)
+{
+    ngx_int_t  rc;
+
+    g->waited = 0;
+
+    rc = ngx_http_hris_gate_token(g);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_hris_gate_rate(g);
+}
+
+
+static ngx_int_t
+ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
+{
+    ngx_int_t  rc;
+
+    if (g->account->table->auth_type != NGX_HTTP_HRIS_AUTH_TOKEN) {
+        return NGX_OK;
+    }
+
+    g->stage = NGX_HTTP_HRIS_GATE_TOKEN;
+
+    rc = ngx_http_hris_token_get(g->hmcf, &g->account->id, g->request->pool,
+                                 NGX_HTTP_HRIS_TOKEN_SKEW, &g->token);
+
+    switch (rc) {
+
+    case NGX_OK:
+        return NGX_OK;
+
+    case NGX_AGAIN:
+        /* another worker is exchanging: look again shortly */
+        if (g->waited >= g->hlcf->upstream.timeout) {
+            g->final = ngx_http_hris_send_error(g->request,
+                           NGX_HTTP_GATEWAY_TIME_OUT, NULL,
+                           "waited %M ms for the account's access token "
+                           "(hris_timeout)", g->waited);
+            return NGX_DONE;
+        }
+
+        g->waited += NGX_HTTP_HRIS_TOKEN_POLL;
+        ngx_add_timer(&g->timer, NGX_HTTP_HRIS_TOKEN_POLL);
+        return NGX_AGAIN;
+
+    case NGX_DECLINED:
+        return ngx_http_hris_gate_exchange(g);
+
+    default:
+        g->final = ngx_http_hris_send_error(g->request,
+                       NGX_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                       "the hris shared memory zone is full (hris_zone_size)");
+        return NGX_DONE;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
+{
+    ngx_int_t         rc;
+    ngx_msec_t        wait;
+    ngx_table_elt_t  *h;
+
+    if (g->account->rate_calls == 0) {
+        return NGX_OK;
+    }
+
+    g->stage = NGX_HTTP_HRIS_GATE_RATE;
+
+    rc = ngx_http_hris_rate_reserve(g->hmcf, &g->account->id,
+                                    g->account->rate_calls,
+                                    g->account->rate_window,
+                                    g->hlcf->upstream.retry_after_max, &wait);
+
+    if (rc == NGX_OK) {
+        if (wait == 0) {
+            return NGX_OK;
+        }
+
+        ngx_add_timer(&g->timer, wait);
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_BUSY) {
+        h = ngx_list_push(&g->request->headers_out.headers);
+        if (h == NULL) {
+            g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DONE;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        h->value.data = ngx_pnalloc(g->request->pool, NGX_TIME_T_LEN);
+        if (h->value.data == NULL) {
+            g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DONE;
+        }
+        h->value.len = ngx_sprintf(h->value.data, "%M", (wait + 999) / 1000)
+                       - h->value.data;
+
+        g->final = ngx_http_hris_send_error(g->request,
+                       NGX_HTTP_TOO_MANY_REQUESTS,
+                       json_pack("{s:i,s:i}", "rate_limit_calls",
+                                 (int) g->account->rate_calls,
+                                 "rate_limit_window_ms",
+                                 (int) g->account->rate_window),
+                       "the provider allows %ui calls per %M ms for this "
+                       "account and they are used up; retry after %V "
+                       "seconds", g->account->rate_calls,
+                       g->account->rate_window, &h->value);
+        return NGX_DONE;
+    }
+
+    g->final = ngx_http_hris_send_error(g->request,
+                   NGX_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                   "the hris shared memory zone is full (hris_zone_size)");
+    return NGX_DONE;
+}
+
+
+/* This worker exchanges the credentials; the others wait for it. */
+
+static ngx_int_t
+ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
+{
+    u_char                      *p;
+    ngx_str_t                    url, q, name;
+    ngx_uint_t                   i;
+    ngx_http_request_t          *r = g->request;
+    ngx_http_hris_call_t        *call;
+    ngx_http_hris_param_t       *qp;
+    ngx_http_hris_tpl_vars_t     vars;
+    ngx_http_hris_token_spec_t  *ts = g->account->table->token;
+    json_t                      *body;
+    char                        *text;
+
+    ngx_http_hris_gate_vars(g, &vars);
+
+    call = ngx_http_hris_call_create(r, &g->hlcf->upstream);
+    if (call == NULL
+        || ngx_http_hris_tpl_render(r->pool, ts->url, &vars, 0, &url)
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    /* the URL, then the query parameters the table adds */
+    qp = ts->query.elts;
+    call->url = url;
+
+    for (i = 0; i < ts->query.nelts; i++) {
+        if (ngx_http_hris_tpl_render(r->pool, qp[i].value, &vars, 1, &q)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+
+        p = ngx_pnalloc(r->pool, call->url.len + qp[i].name.len + q.len + 3);
+        if (p == NULL) {
+            goto failed;
+        }
+
+        call->url.len = ngx_sprintf(p, "%V%c%V=%V%Z", &call->url,
+                                    ngx_strlchr(call->url.data,
+                                                call->url.data
+                                                + call->url.len, '?')
+                                    ? '&' : '?',
+                                    &qp[i].name, &q) - p - 1;
+        call->url.data = p;
+    }
+
+    call->method = ts->method;
+
+    if (ts->form.nelts) {
+        if (ngx_http_hris_form(r->pool, &ts->form, &vars, &call->body)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+        ngx_str_set(&name, "Content-Type");
+        ngx_str_set(&q, "application/x-www-form-urlencoded");
+        if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK) {
+            goto failed;
+        }
+
+    } else if (ts->body) {
+        body = ngx_http_hris_body_render(r->pool, ts->body, &vars);
+        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        if (text == NULL) {
+            goto failed;
+        }
+
+        call->body.len = ngx_strlen(text);
+        call->body.data = ngx_pnalloc(r->pool, call->body.len);
+        if (call->body.data == NULL) {
+            free(text);
+            goto failed;
+        }
+        ngx_memcpy(call->body.data, text, call->body.len);
+        free(text);
+
+        ngx_str_set(&name, "Content-Type");
+        ngx_str_set(&q, "application/json");
+        if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK) {
+            goto failed;
+        }
+    }
+
+    ngx_str_set(&name, "Accept");
+    ngx_str_set(&q, "application/json");
+
+    if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK
+        || (ts->basic_user
+            && ngx_http_hris_basic(call, ts->basic_user, ts->basic_pass,
+                                   &vars) != NGX_OK))
+    {
+        goto failed;
+    }
+
+    call->handler = ngx_http_hris_gate_exchanged;
+    call->data = g;
+
+    if (ngx_http_hris_call_start(call) != NGX_OK) {
+        goto failed;
+    }
+
+    g->exchanging = 1;
+
+    return NGX_AGAIN;
+
+failed:
+
+    ngx_http_hris_token_fail(g->hmcf, &g->account->id);
+    g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call)
+{
+    ngx_int_t              rc;
+    ngx_http_hris_gate_t  *g = call->data;
+
+    g->exchanging = 0;
+
+    rc = ngx_http_hris_gate_store(g, call);
+
+    if (rc != NGX_OK) {
+        ngx_http_hris_token_fail(g->hmcf, &g->account->id);
+        g->final = rc;
+        ngx_http_hris_gate_resume(g, NGX_DONE);
+        return;
+    }
+
+    rc = ngx_http_hris_gate_rate(g);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_hris_gate_resume(g, rc);
+    }
+}
+
+
+/* The exchange's answer: the token stored for every worker, or an error. */
+
+static ngx_int_t
+ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
+{
+    json_t                      *body, *v;
+    time_t                       ttl;
+    ngx_str_t                    token;
+    ngx_http_request_t          *r = g->request;
+    ngx_http_hris_token_spec_t  *ts = g->account->table->token;
+
+    if (call->result == NGX_HTTP_HRIS_CALL_OK
+        && (call->status == 400 || call->status == 401
+            || call->status == 403))
+    {
+        return ngx_http_hris_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                   json_pack("{s:s%,s:i}", "provider",
+                             g->account->table->name.data,
+                             g->account->table->name.len,
+                             "upstream_status", (int) call->status),
+                   "the provider refused to exchange the integrated "
+                   "account's credentials for a token (upstream %ui): "
+                   "check them", call->status);
+    }
+
+    if (call->result != NGX_HTTP_HRIS_CALL_OK
+        || call->status < 200 || call->status > 299)
+    {
+        return ngx_http_hris_call_status_error(r, call, g->account->table);
+    }
+
+    body = json_loadb((char *) call->resp, call->resp_len, 0, NULL);
+    v = ngx_http_hris_path_get(&ts->token, body, NULL);
+
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        json_decref(body);
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY, NULL,
+                   "the provider's token answer has no token where the "
+                   "mapping table says (%V)", &g->account->table->file);
+    }
+
+    token.len = json_string_length(v);
+    token.data = ngx_pnalloc(r->pool, token.len + 1);
+    if (token.data == NULL) {
+        json_decref(body);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(token.data, json_string_value(v), token.len + 1);
+
+    ttl = ts->ttl;
+    if (ts->has_expires_in) {
+        v = ngx_http_hris_path_get(&ts->expires_in, body, NULL);
+        if (json_is_integer(v) && json_integer_value(v) > 0) {
+            ttl = (time_t) json_integer_value(v);
+        }
+    }
+
+    json_decref(body);
+
+    if (ngx_http_hris_token_set(g->hmcf, &g->account->id, &token,
+                                ngx_time() + ttl)
+        != NGX_OK)
+    {
+        return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                   NULL, "the hris shared memory zone is full "
+                   "(hris_zone_size)");
+    }
+
+    g->token = token;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hris_gate_timer(ngx_event_t *ev)
+{
+    ngx_int_t              rc;
+    ngx_connection_t      *c;
+    ngx_http_hris_gate_t  *g;
+
+    g = (ngx_http_hris_gate_t *)
+            ((u_char *) ev - offsetof(ngx_http_hris_gate_t, timer));
+
+    c = g->request->connection;
+
+    if (g->stage == NGX_HTTP_HRIS_GATE_TOKEN) {
+        rc = ngx_http_hris_gate_token(g);
+        if (rc == NGX_OK) {
+            rc = ngx_http_hris_gate_rate(g);
+        }
+
+    } else {
+        rc = NGX_OK;                    /* the rate-limit slot is ours */
+    }
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_hris_gate_resume(g, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc)
+{
+    g->rc = rc;
+    g->handler(g);
+}
+
+
+/* Token echo: a provider that hands back a newer token in a header. */
+
+void
+ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
+    ngx_http_hris_call_t *call)
+{
+    ngx_str_t                    v;
+    ngx_uint_t                   i;
+    ngx_keyval_t                *kv;
+    ngx_http_hris_token_spec_t  *ts = g->account->table->token;
+
+    if (ts == NULL || ts->echo_header.len == 0
+        || call->status < 200 || call->status > 299)
+    {
+        return;
+    }
+
+    kv = call->headers_out.elts;
+
+    for (i = 0; kv && i < call->headers_out.nelts; i++) {
+        if (kv[i].key.len != ts->echo_header.len
+            || ngx_strncasecmp(kv[i].key.data, ts->echo_header.data,
+                               ts->echo_header.len) != 0)
+        {
+            continue;
+        }
+
+        v = kv[i].value;
+        if (v.len > 7 && ngx_strncasecmp(v.data, (u_char *) "Bearer ", 7)
+                         == 0)
+        {
+            v.data += 7;
+            v.len -= 7;
+        }
+
+        if (v.len && (v.len != g->token.len
+                      || ngx_memcmp(v.data, g->token.data, v.len) != 0))
+        {
+            (void) ngx_http_hris_token_set(g->hmcf, &g->account->id, &v,
+                                           ngx_time() + ts->ttl);
+        }
+
+        return;
+    }
+}
+
+
+/* The provider refused the token: forget it so the next pass renews it. */
+
+void
+ngx_http_hris_gate_refused(ngx_http_hris_gate_t *g)
+{
+    if (g->token.len) {
+        ngx_http_hris_token_drop(g->hmcf, &g->account->id, &g->token);
+        g->token.len = 0;
+    }
+}
+
+
+void
+ngx_http_hris_gate_vars(ngx_http_hris_gate_t *g,
+    ngx_http_hris_tpl_vars_t *vars)
+{
+    vars->context = &g->account->context;
+    vars->credentials = &g->account->credentials;
+    vars->base_url = g->account->base_url;
+    vars->token_url = g->account->token_url;
+    vars->token = g->token;
+}
+
+
+static void
+ngx_http_hris_gate_cleanup(void *data)
+{
+    ngx_http_hris_gate_t  *g = data;
+
+    if (g->timer.timer_set) {
+        ngx_del_timer(&g->timer);
+    }
+
+    /* the request died mid-exchange: let another take over at once */
+    if (g->exchanging) {
+        ngx_http_hris_token_fail(g->hmcf, &g->account->id);
+        g->exchanging = 0;
+    }
+}
+
+
+/* name=value&... with templates rendered and escaped */
+
+static ngx_int_t
+ngx_http_hris_form(ngx_pool_t *pool, ngx_array_t *params,
+    ngx_http_hris_tpl_vars_t *vars, ngx_str_t *out)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_str_t              *values;
+    ngx_uint_t              i;
+    ngx_http_hris_param_t  *fp;
+
+    fp = params->elts;
+    values = ngx_palloc(pool, params->nelts * sizeof(ngx_str_t));
+    if (values == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0; i < params->nelts; i++) {
+        if (ngx_http_hris_tpl_render(pool, fp[i].value, vars, 1, &values[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+        len += fp[i].name.len + values[i].len + 2;
+    }
+
+    p = ngx_pnalloc(pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 0; i < params->nelts; i++) {
+        if (i) {
+            *p++ = '&';
+        }
+        p = ngx_sprintf(p, "%V=%V", &fp[i].name, &values[i]);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/* Injects the table's headers and the account's credentials. */
+
+ngx_int_t
+ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
+    ngx_http_hris_account_t *account, ngx_http_hris_tpl_vars_t *vars)
+{
+    u_char                 *p;
+    ngx_str_t               token, value, name;
+    ngx_uint_t              i;
+    ngx_pool_t             *pool = call->request->pool;
+    ngx_http_hris_param_t  *hp;
+    ngx_http_hris_table_t  *t = account->table;
+
+    vars->context = &account->context;
+    vars->credentials = &account->credentials;
+    vars->base_url = account->base_url;
+    vars->token_url = account->token_url;
+
+    hp = t->headers.elts;
+    for (i = 0; i < t->headers.nelts; i++) {
+        if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
+            != NGX_OK
+            || ngx_http_hris_call_header(call, &hp[i].name, &value) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    switch (t->auth_type) {
+
+    case NGX_HTTP_HRIS_AUTH_BASIC:
+        return ngx_http_hris_basic(call, t->auth_user, t->auth_pass, vars);
+
+    case NGX_HTTP_HRIS_AUTH_BEARER:
+        if (ngx_http_hris_tpl_render(pool, t->auth_token, vars, 0, &token)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        value.len = sizeof("Bearer ") - 1 + token.len;
+        value.data = ngx_pnalloc(pool, value.len);
+        if (value.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(value.data, "Bearer ", sizeof("Bearer ") - 1);
+        ngx_memcpy(p, token.data, token.len);
+
+        ngx_str_set(&name, "Authorization");
+        return ngx_http_hris_call_header(call, &name, &value);
+
+    case NGX_HTTP_HRIS_AUTH_TOKEN:
+        if (ngx_http_hris_tpl_render(pool, t->token->value, vars, 0, &value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_hris_call_header(call, &t->token->header, &value);
+
+    case NGX_HTTP_HRIS_AUTH_HEADER:
+        hp = t->auth_headers.elts;
+        for (i = 0; i < t->auth_headers.nelts; i++) {
+            if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
+                != NGX_OK
+                || ngx_http_hris_call_header(call, &hp[i].name, &value)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+        return NGX_OK;
+
+    default:
+        /* none; body credentials go in with the body */
+        return NGX_OK;
+    }
+}
+
+
+/* Authorization: Basic base64(user:password) */
+
+ngx_int_t
+ngx_http_hris_basic(ngx_http_hris_call_t *call, ngx_http_hris_tpl_t *user,
+    ngx_http_hris_tpl_t *pass, ngx_http_hris_tpl_vars_t *vars)
+{
+    u_char      *p;
+    ngx_str_t    u, pw, plain, value, enc, name;
+    ngx_pool_t  *pool = call->request->pool;
+
+    if (ngx_http_hris_tpl_render(pool, user, vars, 0, &u) != NGX_OK
+        || ngx_http_hris_tpl_render(pool, pass, vars, 0, &pw) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    plain.len = u.len + 1 + pw.len;
+    plain.data = ngx_pnalloc(pool, plain.len);
+    value.data = ngx_pnalloc(pool, sizeof("Basic ") - 1
+                                   + ngx_base64_encoded_length(plain.len));
+    if (plain.data == NULL || value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(plain.data, u.data, u.len);
+    *p++ = ':';
+    ngx_memcpy(p, pw.data, pw.len);
+
+    p = ngx_cpymem(value.data, "Basic ", sizeof("Basic ") - 1);
+    enc.data = p;
+    ngx_encode_base64(&enc, &plain);
+    value.len = sizeof("Basic ") - 1 + enc.len;
+
+    ngx_str_set(&name, "Authorization");
+
+    return ngx_http_hris_call_header(call, &name, &value);
+}

@@ -1,0 +1,70 @@
+/*
+ * The unified API's request context, shared by ngx_http_hris_unified.c
+ * (parsing the request, answering) and ngx_http_hris_walk.c (walking the
+ * provider's pages).
+ */
+
+#ifndef _NGX_HTTP_HRIS_UNIFIED_H_INCLUDED_
+#define _NGX_HTTP_HRIS_UNIFIED_H_INCLUDED_
+
+
+#include "ngx_http_hris.h"
+
+
+typedef struct {
+    json_t                     *record;
+    json_t                     *parent;
+} ngx_http_hris_rec_t;
+
+
+/* Where a list stands in the provider's data; sealed into next_cursor. */
+typedef struct {
+    ngx_uint_t                  each;       /* for_each value index */
+    ngx_uint_t                  page;       /* offset or page number */
+    ngx_uint_t                  size;       /* upstream page size */
+    ngx_str_t                   cursor;     /* provider cursor */
+    ngx_uint_t                  skip;       /* records already sent */
+    unsigned                    started:1;  /* page/size set */
+} ngx_http_hris_pos_t;
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_hris_main_conf_t  *hmcf;
+    ngx_http_hris_loc_conf_t   *hlcf;
+    ngx_http_hris_account_t    *account;
+    ngx_http_hris_resource_t   *res;
+    ngx_http_hris_op_t         *op;         /* the upstream operation */
+    ngx_http_hris_op_t         *call_op;    /* op of the call in flight */
+    ngx_array_t                *fields;
+    ngx_http_hris_expr_t       *id_expr;    /* get through the list */
+
+    ngx_str_t                   id;         /* get */
+    ngx_uint_t                  limit;
+    ngx_uint_t                  remote_data;
+    ngx_array_t                 filters;    /* ngx_keyval_t */
+    ngx_str_t                   binding;
+
+    ngx_http_hris_gate_t        gate;
+    ngx_http_hris_pos_t         pos;
+    ngx_uint_t                  calls;      /* upstream calls this page */
+    json_t                     *result;     /* records of this page */
+    json_t                     *found;      /* get: the record */
+    ngx_array_t                 values;     /* for_each: ngx_str_t */
+    ngx_array_t                 parents;    /* for_each: json_t * */
+
+    unsigned                    is_get:1;
+    unsigned                    has_values:1;
+    unsigned                    more:1;     /* pos points at more data */
+} ngx_http_hris_ctx_t;
+
+
+/* ngx_http_hris_walk.c */
+ngx_int_t ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx);
+
+/* ngx_http_hris_unified.c */
+ngx_int_t ngx_http_hris_unified_finish(ngx_http_hris_ctx_t *ctx);
+ngx_int_t ngx_http_hris_not_found(ngx_http_hris_ctx_t *ctx);
+
+
+#endif /* _NGX_HTTP_HRIS_UNIFIED_H_INCLUDED_ */

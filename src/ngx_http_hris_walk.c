@@ -1,0 +1,924 @@
+/*
+ * Walking the provider's data for one unified page.
+ *
+ * Each upstream call passes the gate (token, rate limit), then its answer
+ * is checked (statuses meaning "no records", errors inside a 2xx body),
+ * its records selected, mapped and added to the page. The position in the
+ * provider's data (ngx_http_hris_pos_t) moves the way the operation
+ * paginates: none (the gateway slices), cursor, offset or page number.
+ * With "for_each" the same operation runs once per value (constants, or a
+ * field of every record of a parent list), a few calls per unified page,
+ * and the position remembers which value it stopped at.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hris_unified.h"
+
+
+static ngx_int_t ngx_http_hris_walk_call(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_op_t *op);
+static void ngx_http_hris_walk_gated(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx);
+static ngx_int_t ngx_http_hris_walk_url(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call, ngx_http_hris_tpl_vars_t *vars);
+static ngx_int_t ngx_http_hris_walk_body(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call, ngx_http_hris_tpl_vars_t *vars);
+static void ngx_http_hris_walk_done(ngx_http_hris_call_t *call);
+static ngx_int_t ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call);
+static ngx_int_t ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call, json_t *body, ngx_uint_t *empty);
+static ngx_int_t ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx,
+    json_t *body, ngx_array_t *recs, ngx_uint_t *raw);
+static ngx_int_t ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx,
+    ngx_array_t *recs);
+static ngx_int_t ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx,
+    json_t *body, ngx_array_t *recs, ngx_uint_t raw);
+static ngx_int_t ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx,
+    json_t *body, ngx_array_t *recs, ngx_uint_t raw);
+static ngx_uint_t ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx,
+    json_t *body, ngx_uint_t raw);
+static json_t *ngx_http_hris_walk_parent(ngx_http_hris_ctx_t *ctx);
+static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_op_t *op);
+
+
+#define ngx_http_hris_fetching_parents(ctx)                                  \
+    ((ctx)->op->for_each && !(ctx)->has_values)
+
+
+/*
+ * Starts the walk. NGX_AGAIN: under way, the request is finalized when it
+ * ends. Anything else: the rc to finalize with now.
+ */
+
+ngx_int_t
+ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx)
+{
+    json_t                    *v;
+    size_t                     i;
+    ngx_str_t                 *s;
+    ngx_http_request_t        *r = ctx->request;
+    ngx_http_hris_for_each_t  *fe = ctx->op->for_each;
+
+    if (ngx_http_hris_gate_init(&ctx->gate, r, ctx->account) != NGX_OK
+        || ngx_array_init(&ctx->values, r->pool, 16, sizeof(ngx_str_t))
+           != NGX_OK
+        || ngx_array_init(&ctx->parents, r->pool, 16, sizeof(json_t *))
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->gate.handler = ngx_http_hris_walk_gated;
+    ctx->gate.data = ctx;
+
+    ctx->result = json_array();
+    if (ctx->result == NULL
+        || ngx_http_hris_json_cleanup(r->pool, ctx->result) != NGX_OK)
+    {
+        json_decref(ctx->result);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (fe == NULL) {
+        return ngx_http_hris_walk_call(ctx, ctx->op);
+    }
+
+    if (fe->values) {
+        json_array_foreach(fe->values, i, v) {
+            s = ngx_array_push(&ctx->values);
+            if (s == NULL
+                || ngx_http_hris_json_text(r->pool, v, s) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        ctx->has_values = 1;
+
+        return ngx_http_hris_walk_call(ctx, ctx->op);
+    }
+
+    /* first the parent list, whose records give the values */
+    return ngx_http_hris_walk_call(ctx,
+                                   ctx->account->table->resources[fe->resource]
+                                   ->list);
+}
+
+
+static ngx_int_t
+ngx_http_hris_walk_call(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op)
+{
+    ngx_int_t  rc;
+
+    ctx->call_op = op;
+
+    rc = ngx_http_hris_gate_pass(&ctx->gate);
+
+    switch (rc) {
+
+    case NGX_OK:
+        return ngx_http_hris_walk_send(ctx);
+
+    case NGX_AGAIN:
+        return NGX_AGAIN;
+
+    default:
+        return ctx->gate.final;
+    }
+}
+
+
+static void
+ngx_http_hris_walk_gated(ngx_http_hris_gate_t *g)
+{
+    ngx_int_t             rc;
+    ngx_http_hris_ctx_t  *ctx = g->data;
+
+    rc = (g->rc == NGX_OK) ? ngx_http_hris_walk_send(ctx) : g->final;
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(ctx->request, rc);
+    }
+}
+
+
+/* Builds the call of ctx->call_op at ctx->pos and starts it. */
+
+static ngx_int_t
+ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx)
+{
+    u_char                    *p;
+    ngx_str_t                 *each;
+    ngx_http_hris_call_t      *call;
+    ngx_http_hris_tpl_vars_t   vars;
+    ngx_http_hris_op_t        *op = ctx->call_op;
+    ngx_http_request_t        *r = ctx->request;
+
+    call = ngx_http_hris_call_create(r, &ctx->hlcf->upstream);
+    if (call == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
+    ngx_http_hris_gate_vars(&ctx->gate, &vars);
+
+    vars.filters = &ctx->filters;
+    vars.id = ctx->id;
+
+    if (ngx_http_hris_fetching_parents(ctx)) {
+        /* the parent list: one upstream page, as large as it gets */
+        vars.page_limit.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (vars.page_limit.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        vars.page_limit.len = ngx_sprintf(vars.page_limit.data, "%ui",
+                                          op->max_limit)
+                              - vars.page_limit.data;
+        vars.page_number.data = (u_char *) (op->page_first ? "1" : "0");
+        vars.page_number.len = 1;
+        vars.page_offset.data = (u_char *) "0";
+        vars.page_offset.len = 1;
+
+    } else {
+        ngx_http_hris_walk_first_page(ctx, op);
+
+        p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        vars.page_limit.data = p;
+        p = ngx_sprintf(p, "%ui", ctx->pos.size);
+        vars.page_limit.len = p - vars.page_limit.data;
+
+        vars.page_offset.data = p;
+        vars.page_number.data = p;
+        p = ngx_sprintf(p, "%ui", ctx->pos.page);
+        vars.page_offset.len = p - vars.page_offset.data;
+        vars.page_number.len = vars.page_offset.len;
+
+        vars.page_cursor = ctx->pos.cursor;
+
+        if (ctx->has_values) {
+            each = ctx->values.elts;
+            vars.each = each[ctx->pos.each];
+        }
+    }
+
+    if (ngx_http_hris_walk_url(ctx, call, &vars) != NGX_OK
+        || ngx_http_hris_walk_body(ctx, call, &vars) != NGX_OK
+        || ngx_http_hris_apply_auth(call, ctx->account, &vars) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    call->method = op->method;
+    call->keep_headers = 1;
+    call->handler = ngx_http_hris_walk_done;
+    call->data = ctx;
+
+    if (ngx_http_hris_call_start(call) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->calls++;
+
+    return NGX_AGAIN;
+}
+
+
+/* A new position starts at the operation's first page. */
+
+static void
+ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_op_t *op)
+{
+    if (ctx->pos.started) {
+        return;
+    }
+
+    ctx->pos.size = ngx_min(ctx->limit, op->max_limit);
+    ctx->pos.page = (op->page_type == NGX_HTTP_HRIS_PAGE_NUMBER)
+                    ? op->page_first : 0;
+    ctx->pos.started = 1;
+
+    if (ctx->id_expr) {
+        /* a get through the list reads the largest pages it can */
+        ctx->pos.size = op->max_limit;
+    }
+}
+
+
+/* {base_url}{path}?{query}: a parameter that renders empty is left out */
+
+static ngx_int_t
+ngx_http_hris_walk_url(ngx_http_hris_ctx_t *ctx, ngx_http_hris_call_t *call,
+    ngx_http_hris_tpl_vars_t *vars)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_str_t               path, *values;
+    ngx_uint_t              i, n;
+    ngx_http_hris_param_t  *q;
+    ngx_http_request_t     *r = ctx->request;
+    ngx_http_hris_op_t     *op = ctx->call_op;
+
+    if (ngx_http_hris_tpl_render(r->pool, op->path, vars, 1, &path)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    n = op->query.nelts;
+    q = op->query.elts;
+
+    values = ngx_palloc(r->pool, (n + 1) * sizeof(ngx_str_t));
+    if (values == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ctx->account->base_url.len + path.len + 2;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_hris_tpl_render(r->pool, q[i].value, vars, 1,
+                                     &values[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        len += q[i].name.len + values[i].len + 2;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->url.data = p;
+    p = ngx_cpymem(p, ctx->account->base_url.data, ctx->account->base_url.len);
+    p = ngx_cpymem(p, path.data, path.len);
+
+    for (i = 0; i < n; i++) {
+        if (values[i].len == 0) {
+            continue;
+        }
+
+        *p = (ngx_strlchr(call->url.data, p, '?') == NULL) ? '?' : '&';
+        p++;
+        p = ngx_cpymem(p, q[i].name.data, q[i].name.len);
+        *p++ = '=';
+        p = ngx_cpymem(p, values[i].data, values[i].len);
+    }
+
+    *p = '\0';
+    call->url.len = p - call->url.data;
+
+    return NGX_OK;
+}
+
+
+/* The operation's JSON body, with body-carried credentials merged in. */
+
+static ngx_int_t
+ngx_http_hris_walk_body(ngx_http_hris_ctx_t *ctx, ngx_http_hris_call_t *call,
+    ngx_http_hris_tpl_vars_t *vars)
+{
+    char                   *text;
+    json_t                 *body;
+    ngx_str_t               name, value;
+    ngx_http_request_t     *r = ctx->request;
+    ngx_http_hris_table_t  *t = ctx->account->table;
+
+    if (ctx->call_op->body == NULL) {
+        return NGX_OK;
+    }
+
+    body = ngx_http_hris_body_render(r->pool, ctx->call_op->body, vars);
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (t->auth_type == NGX_HTTP_HRIS_AUTH_BODY
+        && ngx_http_hris_body_merge(r->pool, body, t->auth_body, vars)
+           != NGX_OK)
+    {
+        json_decref(body);
+        return NGX_ERROR;
+    }
+
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->body.len = ngx_strlen(text);
+    call->body.data = ngx_pnalloc(r->pool, call->body.len);
+    if (call->body.data == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(call->body.data, text, call->body.len);
+    free(text);
+
+    ngx_str_set(&name, "Content-Type");
+    ngx_str_set(&value, "application/json");
+
+    return ngx_http_hris_call_header(call, &name, &value);
+}
+
+
+static void
+ngx_http_hris_walk_done(ngx_http_hris_call_t *call)
+{
+    ngx_int_t              rc;
+    ngx_http_hris_ctx_t   *ctx = call->data;
+    ngx_http_hris_table_t *t = ctx->account->table;
+
+    ngx_http_hris_gate_answered(&ctx->gate, call);
+
+    /* a refused token is renewed once, then the call made again */
+    if (call->result == NGX_HTTP_HRIS_CALL_OK && call->status == 401
+        && t->auth_type == NGX_HTTP_HRIS_AUTH_TOKEN && !ctx->gate.renewed)
+    {
+        ngx_http_hris_gate_refused(&ctx->gate);
+        ctx->gate.renewed = 1;
+        ctx->calls--;
+        rc = ngx_http_hris_walk_call(ctx, ctx->call_op);
+
+    } else {
+        rc = ngx_http_hris_walk_answer(ctx, call);
+    }
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(ctx->request, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call)
+{
+    json_t              *body;
+    ngx_int_t            rc;
+    ngx_uint_t           i, empty, raw, *st;
+    ngx_array_t          recs;
+    ngx_http_request_t  *r = ctx->request;
+    ngx_http_hris_op_t  *op = ctx->call_op;
+
+    empty = 0;
+    body = NULL;
+
+    if (call->result == NGX_HTTP_HRIS_CALL_OK) {
+        st = op->empty.elts;
+        for (i = 0; i < op->empty.nelts; i++) {
+            if (st[i] == call->status) {
+                empty = 1;
+            }
+        }
+    }
+
+    if (!empty && call->result == NGX_HTTP_HRIS_CALL_OK
+        && call->status == 404 && ctx->is_get && ctx->id_expr == NULL)
+    {
+        return ngx_http_hris_not_found(ctx);
+    }
+
+    if (!empty && (call->result != NGX_HTTP_HRIS_CALL_OK
+                   || call->status < 200 || call->status > 299))
+    {
+        return ngx_http_hris_call_status_error(r, call, ctx->account->table);
+    }
+
+    if (!empty) {
+        rc = ngx_http_hris_upstream_json(r, call, &body);
+        if (body == NULL) {
+            return rc;
+        }
+
+        if (ngx_http_hris_json_cleanup(r->pool, body) != NGX_OK) {
+            json_decref(body);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_hris_walk_body_error(ctx, call, body, &empty);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (ngx_array_init(&recs, r->pool, 64, sizeof(ngx_http_hris_rec_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    raw = 0;
+
+    if (!empty && ngx_http_hris_walk_records(ctx, body, &recs, &raw)
+                  != NGX_OK)
+    {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                   json_pack("{s:s%}", "provider",
+                             ctx->account->table->name.data,
+                             ctx->account->table->name.len),
+                   "the provider's answer has no records where the mapping "
+                   "table expects them (%V)", &ctx->account->table->file);
+    }
+
+    if (ngx_http_hris_fetching_parents(ctx)) {
+        return ngx_http_hris_walk_parents(ctx, &recs);
+    }
+
+    if (ctx->id_expr) {
+        return ngx_http_hris_walk_find(ctx, body, &recs, raw);
+    }
+
+    if (ctx->is_get) {
+        if (recs.nelts == 0) {
+            return ngx_http_hris_not_found(ctx);
+        }
+
+        ctx->found = ngx_http_hris_record_map(ctx->fields,
+                         ((ngx_http_hris_rec_t *) recs.elts)[0].record,
+                         ((ngx_http_hris_rec_t *) recs.elts)[0].parent,
+                         ctx->remote_data);
+        if (ctx->found == NULL
+            || ngx_http_hris_json_cleanup(r->pool, ctx->found) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_hris_unified_finish(ctx);
+    }
+
+    return ngx_http_hris_walk_take(ctx, body, &recs, raw);
+}
+
+
+/*
+ * A provider that says "failed" inside a 2xx answer (PeopleHR's isError):
+ * the first matching rule tells what status it stands for. 204 means "no
+ * records"; another 2xx, no error after all.
+ */
+
+static ngx_int_t
+ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call, json_t *body, ngx_uint_t *empty)
+{
+    json_t                       *v, *code, *s;
+    size_t                        i;
+    ngx_str_t                     msg, a, b;
+    ngx_uint_t                    j, hit, http;
+    ngx_http_hris_body_rule_t    *rule;
+    ngx_http_hris_body_errors_t  *be = &ctx->account->table->body_errors;
+    ngx_pool_t                   *pool = ctx->request->pool;
+
+    if (!be->enabled) {
+        return NGX_OK;
+    }
+
+    v = ngx_http_hris_path_get(&be->when, body, NULL);
+    hit = 0;
+
+    json_array_foreach(be->when_values, i, s) {
+        if (v && json_equal(v, s)) {
+            hit = 1;
+        }
+    }
+
+    if (!hit) {
+        return NGX_OK;
+    }
+
+    code = ngx_http_hris_path_get(&be->status, body, NULL);
+    v = ngx_http_hris_path_get(&be->message, body, NULL);
+
+    if (ngx_http_hris_json_text(pool, code, &a) != NGX_OK
+        || ngx_http_hris_json_text(pool, v, &msg) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    http = NGX_HTTP_BAD_GATEWAY;
+    rule = be->rules.elts;
+
+    for (j = 0; j < be->rules.nelts; j++) {
+        hit = (rule[j].statuses == NULL);
+
+        json_array_foreach(rule[j].statuses, i, s) {
+            /* 2 and "2" are the same code */
+            if (ngx_http_hris_json_text(pool, s, &b) == NGX_OK
+                && a.len == b.len && ngx_strncmp(a.data, b.data, a.len) == 0)
+            {
+                hit = 1;
+            }
+        }
+
+        if (hit && rule[j].message
+            && ngx_regex_exec(rule[j].message, &msg, NULL, 0) < 0)
+        {
+            hit = 0;
+        }
+
+        if (hit) {
+            http = rule[j].http;
+            break;
+        }
+    }
+
+    if (http == NGX_HTTP_NO_CONTENT) {
+        *empty = 1;
+        return NGX_OK;
+    }
+
+    if (http >= 200 && http <= 299) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                  "hris: the provider reported error %V in a %ui answer: "
+                  "handled as %ui", &a, call->status, http);
+
+    call->status = http;
+    call->retry_after = -1;
+
+    return ngx_http_hris_call_status_error(ctx->request, call,
+                                           ctx->account->table);
+}
+
+
+/*
+ * The operation's records: the array at "records" (one object counts as
+ * one record; nothing there counts as none), kept by "where", each
+ * expanded by "unnest". *raw counts the records before selection, which
+ * is what offsets count.
+ */
+
+static ngx_int_t
+ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_array_t *recs, ngx_uint_t *raw)
+{
+    json_t                 *list, *rec, *v, *inner, *child, *parent;
+    size_t                  i, j, k;
+    ngx_uint_t              keep;
+    ngx_http_hris_rec_t    *e;
+    ngx_http_hris_where_t  *w;
+    ngx_http_hris_op_t     *op = ctx->call_op;
+
+    list = ngx_http_hris_path_get(&op->records, body, NULL);
+
+    if (list == NULL || json_is_null(list)) {
+        *raw = 0;
+        return NGX_OK;
+    }
+
+    parent = ngx_http_hris_fetching_parents(ctx)
+             ? NULL : ngx_http_hris_walk_parent(ctx);
+
+    if (json_is_object(list)) {
+        e = ngx_array_push(recs);
+        if (e == NULL) {
+            return NGX_ERROR;
+        }
+        e->record = list;
+        e->parent = parent;
+        *raw = 1;
+        return NGX_OK;
+    }
+
+    if (!json_is_array(list)) {
+        return NGX_ERROR;
+    }
+
+    *raw = json_array_size(list);
+    w = op->where.elts;
+
+    json_array_foreach(list, i, rec) {
+        keep = 1;
+
+        for (j = 0; keep && j < op->where.nelts; j++) {
+            v = ngx_http_hris_path_get(&w[j].path, rec, NULL);
+            keep = 0;
+
+            json_array_foreach(w[j].values, k, inner) {
+                if (v && json_equal(v, inner)) {
+                    keep = 1;
+                    break;
+                }
+            }
+        }
+
+        if (!keep) {
+            continue;
+        }
+
+        if (!op->has_unnest) {
+            e = ngx_array_push(recs);
+            if (e == NULL) {
+                return NGX_ERROR;
+            }
+            e->record = rec;
+            e->parent = parent;
+            continue;
+        }
+
+        inner = ngx_http_hris_path_get(&op->unnest, rec, NULL);
+
+        json_array_foreach(inner, k, child) {
+            e = ngx_array_push(recs);
+            if (e == NULL) {
+                return NGX_ERROR;
+            }
+            e->record = child;
+            e->parent = rec;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* The parent record of the current for_each value, if any. */
+
+static json_t *
+ngx_http_hris_walk_parent(ngx_http_hris_ctx_t *ctx)
+{
+    json_t  **p;
+
+    if (ctx->parents.nelts == 0 || ctx->pos.each >= ctx->parents.nelts) {
+        return NULL;
+    }
+
+    p = ctx->parents.elts;
+
+    return p[ctx->pos.each];
+}
+
+
+/* The parent list arrived: its records give the for_each values. */
+
+static ngx_int_t
+ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx, ngx_array_t *recs)
+{
+    json_t                    *v, **p;
+    ngx_str_t                 *s;
+    ngx_uint_t                 i;
+    ngx_http_hris_rec_t       *e;
+    ngx_http_request_t        *r = ctx->request;
+    ngx_http_hris_for_each_t  *fe = ctx->op->for_each;
+
+    e = recs->elts;
+
+    for (i = 0; i < recs->nelts; i++) {
+        v = ngx_http_hris_path_get(&fe->value, e[i].record, e[i].parent);
+        if (v == NULL || json_is_null(v)) {
+            continue;
+        }
+
+        s = ngx_array_push(&ctx->values);
+        p = ngx_array_push(&ctx->parents);
+        if (s == NULL || p == NULL
+            || ngx_http_hris_json_text(r->pool, v, s) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        *p = e[i].record;
+    }
+
+    ctx->has_values = 1;
+    ctx->calls = 0;
+
+    if (ctx->pos.each >= ctx->values.nelts) {
+        ctx->more = 0;
+        return ngx_http_hris_unified_finish(ctx);
+    }
+
+    return ngx_http_hris_walk_call(ctx, ctx->op);
+}
+
+
+/*
+ * Adds this upstream page's records to the unified page, then decides:
+ * the page is full, the data ended, or one more upstream call.
+ */
+
+static ngx_int_t
+ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_array_t *recs, ngx_uint_t raw)
+{
+    json_t               *rec;
+    ngx_uint_t            i, from, room, to;
+    ngx_http_hris_rec_t  *e;
+    ngx_http_hris_op_t   *op = ctx->op;
+
+    e = recs->elts;
+    room = ctx->limit - json_array_size(ctx->result);
+    from = ngx_min(ctx->pos.skip, recs->nelts);
+    to = ngx_min(from + room, recs->nelts);
+
+    for (i = from; i < to; i++) {
+        rec = ngx_http_hris_record_map(ctx->fields, e[i].record, e[i].parent,
+                                       ctx->remote_data);
+        if (rec == NULL || json_array_append_new(ctx->result, rec) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (to < recs->nelts) {
+        /* the page is full inside this upstream page: resume here */
+        ctx->pos.skip = to;
+        ctx->more = 1;
+        return ngx_http_hris_unified_finish(ctx);
+    }
+
+    ctx->more = ngx_http_hris_walk_next(ctx, body, raw);
+
+    if (!ctx->more && op->for_each
+        && ctx->pos.each + 1 < ctx->values.nelts)
+    {
+        /* this value is done: the next one starts at its first page */
+        ctx->pos.each++;
+        ctx->pos.started = 0;
+        ctx->pos.skip = 0;
+        ngx_str_null(&ctx->pos.cursor);
+        ctx->more = 1;
+    }
+
+    if (!ctx->more || json_array_size(ctx->result) >= ctx->limit
+        || op->for_each == NULL || ctx->calls >= op->for_each->max_calls)
+    {
+        return ngx_http_hris_unified_finish(ctx);
+    }
+
+    return ngx_http_hris_walk_call(ctx, op);
+}
+
+
+/* A get through the list: this page, then the next, until it is found. */
+
+static ngx_int_t
+ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_array_t *recs, ngx_uint_t raw)
+{
+    json_t               *id;
+    ngx_uint_t            i, found;
+    ngx_http_hris_rec_t  *e;
+    ngx_http_request_t   *r = ctx->request;
+
+    e = recs->elts;
+
+    for (i = 0; i < recs->nelts; i++) {
+        id = ngx_http_hris_expr_eval(ctx->id_expr, e[i].record, e[i].parent);
+        if (id == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        found = json_is_string(id)
+                && json_string_length(id) == ctx->id.len
+                && ngx_strncmp(json_string_value(id), ctx->id.data,
+                               ctx->id.len) == 0;
+        json_decref(id);
+
+        if (found) {
+            ctx->found = ngx_http_hris_record_map(ctx->fields, e[i].record,
+                                                  e[i].parent,
+                                                  ctx->remote_data);
+            if (ctx->found == NULL
+                || ngx_http_hris_json_cleanup(r->pool, ctx->found) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_hris_unified_finish(ctx);
+        }
+    }
+
+    if (ngx_http_hris_walk_next(ctx, body, raw)) {
+        return ngx_http_hris_walk_call(ctx, ctx->op);
+    }
+
+    if (ctx->op->for_each && ctx->pos.each + 1 < ctx->values.nelts) {
+        ctx->pos.each++;
+        ctx->pos.started = 0;
+        ngx_str_null(&ctx->pos.cursor);
+        return ngx_http_hris_walk_call(ctx, ctx->op);
+    }
+
+    return ngx_http_hris_not_found(ctx);
+}
+
+
+/*
+ * Moves the position to the operation's next upstream page; returns 0 at
+ * the end. Without a total, a short page is the last one.
+ */
+
+static ngx_uint_t
+ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_uint_t raw)
+{
+    json_t              *v;
+    ngx_str_t            s;
+    ngx_uint_t           more;
+    ngx_http_hris_op_t  *op = ctx->op;
+
+    ctx->pos.skip = 0;
+
+    switch (op->page_type) {
+
+    case NGX_HTTP_HRIS_PAGE_CURSOR:
+        v = ngx_http_hris_path_get(&op->page_next, body, NULL);
+        if (ngx_http_hris_json_text(ctx->request->pool, v, &s) != NGX_OK
+            || s.len == 0)
+        {
+            return 0;
+        }
+        ctx->pos.cursor = s;
+        return 1;
+
+    case NGX_HTTP_HRIS_PAGE_OFFSET:
+    case NGX_HTTP_HRIS_PAGE_NUMBER:
+        if (raw == 0) {
+            return 0;
+        }
+
+        if (op->has_total) {
+            v = ngx_http_hris_path_get(&op->page_total, body, NULL);
+            if (!json_is_integer(v)) {
+                more = (raw >= ctx->pos.size);
+
+            } else if (op->page_type == NGX_HTTP_HRIS_PAGE_OFFSET) {
+                more = ctx->pos.page + raw
+                       < (ngx_uint_t) json_integer_value(v);
+
+            } else {
+                more = ctx->pos.page - op->page_first + 1
+                       < (ngx_uint_t) json_integer_value(v);
+            }
+
+        } else {
+            more = (raw >= ctx->pos.size);
+        }
+
+        if (more) {
+            ctx->pos.page += (op->page_type == NGX_HTTP_HRIS_PAGE_OFFSET)
+                             ? raw : 1;
+        }
+
+        return more;
+
+    default:
+        return 0;
+    }
+}
