@@ -19,7 +19,8 @@
 
 
 #define NGX_HTTP_HRIS_TOKEN_POLL   20      /* ms between looks at the zone */
-#define NGX_HTTP_HRIS_TOKEN_SKEW   30      /* s: renew this long before */
+#define NGX_HTTP_HRIS_TOKEN_SKEW   30      /* s: renew this long before,
+                                              at most half the lifetime */
 
 
 static ngx_int_t ngx_http_hris_gate_token(ngx_http_hris_gate_t *g);
@@ -97,7 +98,7 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
     g->stage = NGX_HTTP_HRIS_GATE_TOKEN;
 
     rc = ngx_http_hris_token_get(g->hmcf, &g->account->id, g->request->pool,
-                                 NGX_HTTP_HRIS_TOKEN_SKEW, &g->token);
+                                 0, &g->token);
 
     switch (rc) {
 
@@ -324,7 +325,8 @@ ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call)
 
     rc = ngx_http_hris_gate_store(g, call);
 
-    if (rc != NGX_OK) {
+    /* an error answered by gate_store() usually returns NGX_OK */
+    if (rc != NGX_OK || g->request->header_sent) {
         ngx_http_hris_token_fail(g->hmcf, &g->account->id);
         g->final = rc;
         ngx_http_hris_gate_resume(g, NGX_DONE);
@@ -398,8 +400,10 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
 
     json_decref(body);
 
+    /* stored as "good until": renewed a little before the provider's end */
     if (ngx_http_hris_token_set(g->hmcf, &g->account->id, &token,
-                                ngx_time() + ttl)
+                                ngx_time() + ttl
+                                - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW, ttl / 2))
         != NGX_OK)
     {
         return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,

@@ -200,6 +200,12 @@ ngx_http_hris_body_merge(ngx_pool_t *pool, json_t *target,
             return NGX_ERROR;
         }
 
+        /* as with query parameters, a field that renders empty is left out */
+        if (s.len == 0 && slot[i].key) {
+            json_object_del(parent, slot[i].key);
+            continue;
+        }
+
         v = json_stringn((char *) s.data, s.len);
         if (v == NULL) {
             return NGX_ERROR;

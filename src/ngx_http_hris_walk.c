@@ -450,8 +450,9 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        /* the error answer it sends usually returns NGX_OK */
         rc = ngx_http_hris_walk_body_error(ctx, call, body, &empty);
-        if (rc != NGX_OK) {
+        if (rc != NGX_OK || r->header_sent) {
             return rc;
         }
     }
@@ -583,6 +584,10 @@ ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
 
     if (http >= 200 && http <= 299) {
         return NGX_OK;
+    }
+
+    if (http == NGX_HTTP_NOT_FOUND && ctx->is_get) {
+        return ngx_http_hris_not_found(ctx);
     }
 
     ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
