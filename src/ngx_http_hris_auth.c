@@ -613,8 +613,14 @@ ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
     hp = t->headers.elts;
     for (i = 0; i < t->headers.nelts; i++) {
         if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
-            != NGX_OK
-            || ngx_http_hris_call_header(call, &hp[i].name, &value) != NGX_OK)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* an optional header (an unset context key) is not sent at all */
+        if (value.len
+            && ngx_http_hris_call_header(call, &hp[i].name, &value) != NGX_OK)
         {
             return NGX_ERROR;
         }

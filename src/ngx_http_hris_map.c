@@ -1359,6 +1359,18 @@ ngx_http_hris_expr_array(ngx_http_hris_expr_t *expr, json_t *record,
             continue;
         }
 
+        /* an array (from "each") is spliced in: lists concatenate */
+        if (json_is_array(v)) {
+            if (json_array_extend(arr, v) != 0) {
+                json_decref(v);
+                json_decref(arr);
+                return NULL;
+            }
+
+            json_decref(v);
+            continue;
+        }
+
         /* json_array_append_new() releases v when it fails */
 
         if (json_array_append_new(arr, v) != 0) {

@@ -336,9 +336,13 @@ test_forms(void)
            " 'default': {}}", person, NULL, "{}");
     t_eval("empty object", "{'object': {}}", person, NULL, "{}");
 
-    t_eval("array of non-null values",
+    t_eval("array of non-null values, arrays spliced in",
            "{'array': ['/first', '/none', '/n', {'const': [1, 2]}]}", person,
-           NULL, "['Ada', 5, [1, 2]]");
+           NULL, "['Ada', 5, 1, 2]");
+    t_eval("array concatenates an each",
+           "{'array': ['/first', {'each': '/tags', 'map': ''}]}",
+           "{'first': 'Ada', 'tags': ['x', 'y']}", NULL,
+           "['Ada', 'x', 'y']");
     t_eval("array of nothing is []", "{'array': ['/none', null]}", person,
            NULL, "[]");
 
