@@ -205,6 +205,7 @@ typedef struct {
     ngx_array_t                  error_paths;    /* ngx_http_hris_path_t */
 
     ngx_http_hris_resource_t   **resources;   /* by schema index, or NULL */
+    json_t                      *root;        /* the JSON, overridden */
 } ngx_http_hris_table_t;
 
 
@@ -232,6 +233,8 @@ typedef struct {
     ngx_str_t                    mappings;    /* directory */
     ngx_str_t                    accounts_file;
     ngx_str_t                    cursor_secret;
+    ngx_str_t                    overrides_file;
+    json_t                      *overrides;   /* by provider */
 
     ngx_array_t                  schema;      /* schema_resource_t */
     ngx_array_t                  tables;      /* ngx_http_hris_table_t */
@@ -292,6 +295,16 @@ ngx_int_t ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *name);
 json_t *ngx_http_hris_record_map(ngx_array_t *fields, json_t *record,
     json_t *parent, ngx_uint_t remote_data);
+
+ngx_http_hris_table_t *ngx_http_hris_table_variant(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_table_t *base,
+    json_t *overrides, ngx_str_t *what);
+
+/* ngx_http_hris_override.c */
+ngx_int_t ngx_http_hris_overrides_load(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
+ngx_int_t ngx_http_hris_overrides_apply(ngx_conf_t *cf, json_t *root,
+    json_t *ov, ngx_str_t *what);
 
 /* ngx_http_hris_accounts.c */
 ngx_int_t ngx_http_hris_accounts_load(ngx_conf_t *cf,

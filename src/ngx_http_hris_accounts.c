@@ -172,6 +172,22 @@ ngx_http_hris_api_keys_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     ngx_qsort(hmcf->api_keys.elts, hmcf->api_keys.nelts,
               sizeof(ngx_http_hris_api_key_t), ngx_http_hris_api_key_cmp);
 
+    /* one key for two tenants: a lookup would pick either of them */
+    k = hmcf->api_keys.elts;
+
+    for (i = 1; i < hmcf->api_keys.nelts; i++) {
+        if (ngx_http_hris_api_key_cmp(&k[i - 1], &k[i]) == 0
+            && (k[i - 1].tenant.len != k[i].tenant.len
+                || ngx_strncmp(k[i - 1].tenant.data, k[i].tenant.data,
+                               k[i].tenant.len) != 0))
+        {
+            ngx_http_hris_conf_error(cf, hmcf, "the same API key is given "
+                                     "to tenants \"%V\" and \"%V\"",
+                                     &k[i - 1].tenant, &k[i].tenant);
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
 }
 
@@ -180,6 +196,8 @@ static ngx_int_t
 ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     json_t *js, ngx_uint_t i, ngx_http_hris_account_t *acc)
 {
+    ngx_str_t  what;
+
     ngx_memzero(acc, sizeof(ngx_http_hris_account_t));
 
     if (!json_is_object(js)
@@ -206,6 +224,25 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
                                  &acc->id, &acc->provider, &hmcf->mappings,
                                  &acc->provider);
         return NGX_ERROR;
+    }
+
+    if (json_object_get(js, "overrides")) {
+        what.len = hmcf->accounts_file.len + acc->id.len
+                   + sizeof(", account \"\" overrides") - 1;
+        what.data = ngx_pnalloc(cf->pool, what.len + 1);
+        if (what.data == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_sprintf(what.data, "%V, account \"%V\" overrides%Z",
+                    &hmcf->accounts_file, &acc->id);
+
+        acc->table = ngx_http_hris_table_variant(cf, hmcf, acc->table,
+                                                 json_object_get(js,
+                                                                 "overrides"),
+                                                 &what);
+        if (acc->table == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     if (ngx_array_init(&acc->context, cf->pool, 4, sizeof(ngx_keyval_t))

@@ -21,6 +21,8 @@ typedef struct {
 } ngx_http_hris_tc_t;
 
 
+static ngx_int_t ngx_http_hris_overrides_check(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
 static ngx_int_t ngx_http_hris_table_load(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *path, ngx_str_t *name);
 static ngx_int_t ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc,
@@ -233,8 +235,15 @@ ngx_http_hris_tables_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
         }
         ngx_sprintf(path.data, "%V/%s%Z", &hmcf->mappings, fname);
 
+        /* the provider's name: the file name without ".json" */
         name.len = len - 5;
-        name.data = path.data + hmcf->mappings.len + 1;
+        name.data = ngx_pnalloc(cf->pool, name.len + 1);
+        if (name.data == NULL) {
+            ngx_close_dir(&dir);
+            return NGX_ERROR;
+        }
+        ngx_memcpy(name.data, fname, name.len);
+        name.data[name.len] = '\0';
 
         if (ngx_http_hris_table_load(cf, hmcf, &path, &name) != NGX_OK) {
             ngx_close_dir(&dir);
@@ -243,6 +252,31 @@ ngx_http_hris_tables_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
     }
 
     ngx_close_dir(&dir);
+
+    return ngx_http_hris_overrides_check(cf, hmcf);
+}
+
+
+/* overrides for a provider without a table are a typo, not a no-op */
+
+static ngx_int_t
+ngx_http_hris_overrides_check(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
+{
+    json_t      *v;
+    ngx_str_t    name;
+    const char  *key;
+
+    json_object_foreach(hmcf->overrides, key, v) {
+        name.data = (u_char *) key;
+        name.len = ngx_strlen(key);
+
+        if (ngx_http_hris_table_find(hmcf, &name) == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: there is no "
+                               "mapping table %V/%s.json to override",
+                               &hmcf->overrides_file, &hmcf->mappings, key);
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
@@ -287,9 +321,67 @@ ngx_http_hris_table_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
         return NGX_ERROR;
     }
 
+    if (ngx_http_hris_overrides_apply(cf, root,
+                                      json_object_get(hmcf->overrides,
+                                                      (char *) name->data),
+                                      &hmcf->overrides_file)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    tc.table->root = root;
+
     rc = ngx_http_hris_table_compile(&tc, root);
 
     return rc;
+}
+
+
+/*
+ * A table of its own for an account with "overrides": the provider's
+ * (already overridden) JSON, copied, overridden again and compiled.
+ */
+
+ngx_http_hris_table_t *
+ngx_http_hris_table_variant(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_table_t *base, json_t *overrides, ngx_str_t *what)
+{
+    json_t              *root;
+    ngx_http_hris_tc_t   tc;
+
+    root = json_deep_copy(base->root);
+    if (root == NULL || ngx_http_hris_json_cleanup(cf->pool, root) != NGX_OK) {
+        json_decref(root);
+        return NULL;
+    }
+
+    if (ngx_http_hris_overrides_apply(cf, root, overrides, what) != NGX_OK) {
+        return NULL;
+    }
+
+    ngx_memzero(&tc, sizeof(ngx_http_hris_tc_t));
+
+    tc.cf = cf;
+    tc.hmcf = hmcf;
+    tc.table = ngx_pcalloc(cf->pool, sizeof(ngx_http_hris_table_t));
+    if (tc.table == NULL) {
+        return NULL;
+    }
+
+    tc.table->name = base->name;
+    tc.table->file = *what;
+    tc.table->root = root;
+
+    tc.mc.cf = cf;
+    tc.mc.pool = cf->pool;
+    tc.mc.file = (const char *) what->data;
+
+    if (ngx_http_hris_table_compile(&tc, root) != NGX_OK) {
+        return NULL;
+    }
+
+    return tc.table;
 }
 
 
