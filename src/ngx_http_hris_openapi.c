@@ -263,7 +263,27 @@ ngx_http_hris_openapi_components(json_t *schema_res)
 static json_t *
 ngx_http_hris_openapi_field(json_t *type)
 {
+    json_t      *f, *values;
     const char  *t;
+
+    /*
+     * Enumerations are open (a provider value without a mapping passes
+     * through raw), so the values are documented, not enforced.
+     */
+    if (json_is_object(type)) {
+        values = json_object_get(type, "enum");
+        f = ngx_http_hris_openapi_field(json_object_get(type, "type"));
+
+        if (f && json_is_array(values)) {
+            json_object_set(f, "x-enum-values", values);
+            json_object_set_new(f, "description",
+                                json_string("one of x-enum-values, or the "
+                                            "provider's own value when it "
+                                            "has no mapping"));
+        }
+
+        return f;
+    }
 
     t = json_string_value(type);
     t = t ? t : "string";

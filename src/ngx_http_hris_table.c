@@ -157,6 +157,11 @@ ngx_http_hris_schema_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
                 return NGX_ERROR;
             }
 
+            /* "type", or {"type": ..., "enum": [...]} */
+            if (json_is_object(t)) {
+                t = json_object_get(t, "type");
+            }
+
             f->expr = NULL;
             f->is_list = json_is_string(t)
                          && ngx_strcmp(json_string_value(t), "array") == 0;

@@ -51,6 +51,12 @@ is($doc->{components}{parameters}{limit}{schema}{maximum}, 500, 'limit max');
 is($doc->{components}{schemas}{employees}{properties}{start_date}{format}, 'date',
    'dates are typed');
 
+is_deeply($doc->{components}{schemas}{employees}{properties}{employment_status}{'x-enum-values'},
+          [qw(active inactive terminated on_leave pending)],
+          'the employment status vocabulary is published');
+ok($doc->{components}{schemas}{timeoff_requests}{properties}{status}{'x-enum-values'},
+   'time-off statuses too');
+
 is($ng->request('POST', '/unified/openapi.json', key => undef)->{status}, 405,
    'read with GET only');
 
