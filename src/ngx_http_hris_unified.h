@@ -47,6 +47,7 @@ typedef struct {
 
     ngx_http_hris_gate_t        gate;
     ngx_http_hris_pos_t         pos;
+    ngx_http_hris_pos_t         ppos;       /* in the parent list */
     ngx_uint_t                  calls;      /* upstream calls this page */
     json_t                     *result;     /* records of this page */
     json_t                     *found;      /* get: the record */

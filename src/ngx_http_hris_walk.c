@@ -34,16 +34,17 @@ static ngx_int_t ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
 static ngx_int_t ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx,
     json_t *body, ngx_array_t *recs, ngx_uint_t *raw);
 static ngx_int_t ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx,
-    ngx_array_t *recs);
+    json_t *body, ngx_array_t *recs, ngx_uint_t raw);
 static ngx_int_t ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx,
     json_t *body, ngx_array_t *recs, ngx_uint_t raw);
 static ngx_int_t ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx,
     json_t *body, ngx_array_t *recs, ngx_uint_t raw);
 static ngx_uint_t ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx,
-    json_t *body, ngx_uint_t raw);
+    ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos, json_t *body,
+    ngx_uint_t raw);
 static json_t *ngx_http_hris_walk_parent(ngx_http_hris_ctx_t *ctx);
 static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
-    ngx_http_hris_op_t *op);
+    ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos);
 
 
 #define ngx_http_hris_fetching_parents(ctx)                                  \
@@ -154,6 +155,7 @@ ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx)
 {
     u_char                    *p;
     ngx_str_t                 *each;
+    ngx_http_hris_pos_t       *pos;
     ngx_http_hris_call_t      *call;
     ngx_http_hris_tpl_vars_t   vars;
     ngx_http_hris_op_t        *op = ctx->call_op;
@@ -170,44 +172,31 @@ ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx)
     vars.filters = &ctx->filters;
     vars.id = ctx->id;
 
-    if (ngx_http_hris_fetching_parents(ctx)) {
-        /* the parent list: one upstream page, as large as it gets */
-        vars.page_limit.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (vars.page_limit.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        vars.page_limit.len = ngx_sprintf(vars.page_limit.data, "%ui",
-                                          op->max_limit)
-                              - vars.page_limit.data;
-        vars.page_number.data = (u_char *) (op->page_first ? "1" : "0");
-        vars.page_number.len = 1;
-        vars.page_offset.data = (u_char *) "0";
-        vars.page_offset.len = 1;
+    /* the parent list is walked with pages as large as it allows */
+    pos = ngx_http_hris_fetching_parents(ctx) ? &ctx->ppos : &ctx->pos;
 
-    } else {
-        ngx_http_hris_walk_first_page(ctx, op);
+    ngx_http_hris_walk_first_page(ctx, op, pos);
 
-        p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-        vars.page_limit.data = p;
-        p = ngx_sprintf(p, "%ui", ctx->pos.size);
-        vars.page_limit.len = p - vars.page_limit.data;
+    vars.page_limit.data = p;
+    p = ngx_sprintf(p, "%ui", pos->size);
+    vars.page_limit.len = p - vars.page_limit.data;
 
-        vars.page_offset.data = p;
-        vars.page_number.data = p;
-        p = ngx_sprintf(p, "%ui", ctx->pos.page);
-        vars.page_offset.len = p - vars.page_offset.data;
-        vars.page_number.len = vars.page_offset.len;
+    vars.page_offset.data = p;
+    vars.page_number.data = p;
+    p = ngx_sprintf(p, "%ui", pos->page);
+    vars.page_offset.len = p - vars.page_offset.data;
+    vars.page_number.len = vars.page_offset.len;
 
-        vars.page_cursor = ctx->pos.cursor;
+    vars.page_cursor = pos->cursor;
 
-        if (ctx->has_values) {
-            each = ctx->values.elts;
-            vars.each = each[ctx->pos.each];
-        }
+    if (ctx->has_values) {
+        each = ctx->values.elts;
+        vars.each = each[ctx->pos.each];
     }
 
     if (ngx_http_hris_walk_url(ctx, call, &vars) != NGX_OK
@@ -236,20 +225,20 @@ ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx)
 
 static void
 ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
-    ngx_http_hris_op_t *op)
+    ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos)
 {
-    if (ctx->pos.started) {
+    if (pos->started) {
         return;
     }
 
-    ctx->pos.size = ngx_min(ctx->limit, op->max_limit);
-    ctx->pos.page = (op->page_type == NGX_HTTP_HRIS_PAGE_NUMBER)
-                    ? op->page_first : 0;
-    ctx->pos.started = 1;
+    pos->size = ngx_min(ctx->limit, op->max_limit);
+    pos->page = (op->page_type == NGX_HTTP_HRIS_PAGE_NUMBER)
+                ? op->page_first : 0;
+    pos->started = 1;
 
-    if (ctx->id_expr) {
-        /* a get through the list reads the largest pages it can */
-        ctx->pos.size = op->max_limit;
+    /* parents, and a get through the list: the largest pages there are */
+    if (ctx->id_expr || pos == &ctx->ppos) {
+        pos->size = op->max_limit;
     }
 }
 
@@ -477,7 +466,7 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
     }
 
     if (ngx_http_hris_fetching_parents(ctx)) {
-        return ngx_http_hris_walk_parents(ctx, &recs);
+        return ngx_http_hris_walk_parents(ctx, body, &recs, raw);
     }
 
     if (ctx->id_expr) {
@@ -710,10 +699,15 @@ ngx_http_hris_walk_parent(ngx_http_hris_ctx_t *ctx)
 }
 
 
-/* The parent list arrived: its records give the for_each values. */
+/*
+ * A page of the parent list arrived: its records give for_each values.
+ * Every page of it is read before the first value is used, so that the
+ * positions of values stay the same from one unified page to the next.
+ */
 
 static ngx_int_t
-ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx, ngx_array_t *recs)
+ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_array_t *recs, ngx_uint_t raw)
 {
     json_t                    *v, **p;
     ngx_str_t                 *s;
@@ -739,6 +733,10 @@ ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx, ngx_array_t *recs)
         }
 
         *p = e[i].record;
+    }
+
+    if (ngx_http_hris_walk_next(ctx, ctx->call_op, &ctx->ppos, body, raw)) {
+        return ngx_http_hris_walk_call(ctx, ctx->call_op);
     }
 
     ctx->has_values = 1;
@@ -787,7 +785,7 @@ ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
         return ngx_http_hris_unified_finish(ctx);
     }
 
-    ctx->more = ngx_http_hris_walk_next(ctx, body, raw);
+    ctx->more = ngx_http_hris_walk_next(ctx, op, &ctx->pos, body, raw);
 
     if (!ctx->more && op->for_each
         && ctx->pos.each + 1 < ctx->values.nelts)
@@ -849,7 +847,7 @@ ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
         }
     }
 
-    if (ngx_http_hris_walk_next(ctx, body, raw)) {
+    if (ngx_http_hris_walk_next(ctx, ctx->op, &ctx->pos, body, raw)) {
         return ngx_http_hris_walk_call(ctx, ctx->op);
     }
 
@@ -870,15 +868,14 @@ ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
  */
 
 static ngx_uint_t
-ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, json_t *body,
-    ngx_uint_t raw)
+ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op,
+    ngx_http_hris_pos_t *pos, json_t *body, ngx_uint_t raw)
 {
-    json_t              *v;
-    ngx_str_t            s;
-    ngx_uint_t           more;
-    ngx_http_hris_op_t  *op = ctx->op;
+    json_t      *v;
+    ngx_str_t    s;
+    ngx_uint_t   more;
 
-    ctx->pos.skip = 0;
+    pos->skip = 0;
 
     switch (op->page_type) {
 
@@ -889,7 +886,7 @@ ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, json_t *body,
         {
             return 0;
         }
-        ctx->pos.cursor = s;
+        pos->cursor = s;
         return 1;
 
     case NGX_HTTP_HRIS_PAGE_OFFSET:
@@ -901,23 +898,23 @@ ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, json_t *body,
         if (op->has_total) {
             v = ngx_http_hris_path_get(&op->page_total, body, NULL);
             if (!json_is_integer(v)) {
-                more = (raw >= ctx->pos.size);
+                more = (raw >= pos->size);
 
             } else if (op->page_type == NGX_HTTP_HRIS_PAGE_OFFSET) {
-                more = ctx->pos.page + raw
+                more = pos->page + raw
                        < (ngx_uint_t) json_integer_value(v);
 
             } else {
-                more = ctx->pos.page - op->page_first + 1
+                more = pos->page - op->page_first + 1
                        < (ngx_uint_t) json_integer_value(v);
             }
 
         } else {
-            more = (raw >= ctx->pos.size);
+            more = (raw >= pos->size);
         }
 
         if (more) {
-            ctx->pos.page += (op->page_type == NGX_HTTP_HRIS_PAGE_OFFSET)
+            pos->page += (op->page_type == NGX_HTTP_HRIS_PAGE_OFFSET)
                              ? raw : 1;
         }
 
