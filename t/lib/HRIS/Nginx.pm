@@ -70,6 +70,48 @@ sub accounts {
     };
 }
 
+# Sandbox credentials per provider (the sandboxes' defaults), and what the
+# account's base_url adds to the sandbox's URL.
+our %PROVIDER = (
+    bamboohr => { credentials => { api_key => '0123456789abcdef0123456789abcdef01234567' },
+                  context => { subdomain => 'acme' }, path => '/api/gateway.php/acme' },
+    personio => { credentials => { client_id => 'sandbox-personio-client-id',
+                                   client_secret => 'sandbox-personio-client-secret' } },
+    peoplehr => { credentials => { api_key => '7c9e6679-7425-40de-944b-e07fc1f90ae7' } },
+    heavenhr => { credentials => { client_id => 'sandbox-heavenhr-client-id',
+                                   client_secret => 'sandbox-heavenhr-client-secret' } },
+    clayhr   => { credentials => { api_key => 'clayhr-sandbox-0123456789abcdef' },
+                  context => { subdomain => 'acme', user_id => '123456' } },
+);
+
+# An accounts file with one account "acme-<provider>" per sandbox given:
+# accounts_for(heavenhr => $sb, clayhr => $sb2, extra => { 'acme-clayhr' =>
+# { rate_limit => {...} } }). Tenant globex has the key $OTHER_KEY and no
+# accounts.
+sub accounts_for {
+    my (%sb) = @_;
+    my $extra = delete $sb{extra} // {};
+    my @accounts;
+    for my $p (sort keys %sb) {
+        my $d = $PROVIDER{$p} or die "no sandbox defaults for $p";
+        my $id = "acme-$p";
+        push @accounts, {
+            id => $id, tenant => 'acme', provider => $p,
+            context => { %{ $d->{context} // {} } },
+            credentials => { %{ $d->{credentials} } },
+            base_url => $sb{$p}->url . ($d->{path} // ''),
+            %{ $extra->{$id} // {} },
+        };
+    }
+    return {
+        api_keys => [
+            { key => $KEY, tenant => 'acme' },
+            { key_sha256 => sha256_hex($OTHER_KEY), tenant => 'globex' },
+        ],
+        accounts => \@accounts,
+    };
+}
+
 sub sha256_hex {
     require Digest::SHA;
     return Digest::SHA::sha256_hex($_[0]);
