@@ -84,7 +84,7 @@ ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key, ngx_str_t *binding,
 {
     u_char     *dot;
     json_t     *js;
-    ngx_str_t   enc, payload, macenc, mac;
+    ngx_str_t   enc, payload, macenc, mac, check;
     u_char      want[32];
 
     if (in->len == 0 || in->len > NGX_HTTP_HRIS_CURSOR_MAX) {
@@ -110,6 +110,32 @@ ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key, ngx_str_t *binding,
     if (ngx_decode_base64url(&payload, &enc) != NGX_OK
         || ngx_decode_base64url(&mac, &macenc) != NGX_OK
         || mac.len != sizeof(want))
+    {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * decoding ignores the spare bits of the last character and stops at
+     * "=": only the canonical encoding is accepted, so that an altered
+     * cursor never opens (CONTRACT.md §4)
+     */
+
+    check.data = ngx_pnalloc(pool, ngx_base64_encoded_length(
+                                       ngx_max(payload.len, mac.len)));
+    if (check.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_encode_base64url(&check, &payload);
+    if (check.len != enc.len
+        || ngx_memcmp(check.data, enc.data, enc.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_encode_base64url(&check, &mac);
+    if (check.len != macenc.len
+        || ngx_memcmp(check.data, macenc.data, macenc.len) != 0)
     {
         return NGX_DECLINED;
     }

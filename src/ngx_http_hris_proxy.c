@@ -32,6 +32,8 @@ static ngx_int_t ngx_http_hris_proxy_send(ngx_http_request_t *r,
     ngx_http_hris_call_t *call);
 static ngx_uint_t ngx_http_hris_header_in(ngx_str_t *name,
     const char **list);
+static ngx_uint_t ngx_http_hris_connection_option(ngx_http_request_t *r,
+    ngx_str_t *name);
 
 
 /* never forwarded: hop-by-hop, framing, and the caller's own credentials */
@@ -117,13 +119,15 @@ ngx_http_hris_proxy_start(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* an error answer already sent usually returns NGX_OK: see header_sent */
+
     rc = ngx_http_hris_proxy_url(r, ctx->account, &call->url);
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || r->header_sent) {
         return rc;
     }
 
     rc = ngx_http_hris_proxy_request_body(r, &call->body);
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || r->header_sent) {
         return rc;
     }
 
@@ -165,7 +169,7 @@ ngx_http_hris_proxy_url(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
     ngx_str_t *url)
 {
     u_char                    *p, *end, *q, *amp;
-    ngx_str_t                  path, args;
+    ngx_str_t                  path, args, dec;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -187,10 +191,24 @@ ngx_http_hris_proxy_url(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
         path.len--;
     }
 
-    for (p = path.data; p < path.data + path.len; p++) {
-        if (*p == '.' && (p == path.data || p[-1] == '/')
-            && (p + 1 == path.data + path.len || p[1] == '/'
-                || (p[1] == '.' && (p + 2 == path.data + path.len
+    /*
+     * a provider may decode "%2e%2e" (and "%2f") before it resolves dot
+     * segments: they are looked for in the decoded path
+     */
+    dec.data = ngx_pnalloc(r->pool, path.len + 1);
+    if (dec.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = dec.data;
+    q = path.data;
+    ngx_unescape_uri(&p, &q, path.len, 0);
+    dec.len = p - dec.data;
+
+    for (p = dec.data; p < dec.data + dec.len; p++) {
+        if (*p == '.' && (p == dec.data || p[-1] == '/')
+            && (p + 1 == dec.data + dec.len || p[1] == '/'
+                || (p[1] == '.' && (p + 2 == dec.data + dec.len
                                     || p[2] == '/'))))
         {
             return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
@@ -265,6 +283,7 @@ ngx_http_hris_proxy_headers(ngx_http_request_t *r, ngx_http_hris_call_t *call,
 
         /* the table's own headers and credential headers win */
         if (ngx_http_hris_header_in(&h[i].key, ngx_http_hris_proxy_drop_in)
+            || ngx_http_hris_connection_option(r, &h[i].key)
             || ngx_http_hris_param_named(&table->headers, &h[i].key)
             || ngx_http_hris_param_named(&table->auth_headers, &h[i].key))
         {
@@ -422,6 +441,67 @@ ngx_http_hris_header_in(ngx_str_t *name, const char **list)
                == 0)
         {
             return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A header the client's "Connection" names is hop-by-hop too (RFC 9110,
+ * 7.6.1): "Connection: close, X-Trace" keeps X-Trace on this hop.
+ */
+
+static ngx_uint_t
+ngx_http_hris_connection_option(ngx_http_request_t *r, ngx_str_t *name)
+{
+    u_char           *p, *end, *start;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    /* every "Connection" line counts: r->headers_in keeps only one */
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Connection") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Connection",
+                               sizeof("Connection") - 1) != 0)
+        {
+            continue;
+        }
+
+        p = h[i].value.data;
+        end = p + h[i].value.len;
+
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+                p++;
+            }
+
+            start = p;
+
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t') {
+                p++;
+            }
+
+            if (p > start && (size_t) (p - start) == name->len
+                && ngx_strncasecmp(start, name->data, name->len) == 0)
+            {
+                return 1;
+            }
         }
     }
 

@@ -287,8 +287,9 @@ ngx_http_hris_unified_args(ngx_http_request_t *r, ngx_http_hris_ctx_t *ctx)
             cursor = value;
 
         } else {
+            /* stop at the first error answered (its rc is usually NGX_OK) */
             rc = ngx_http_hris_unified_filter(r, ctx, &name, &value);
-            if (rc != NGX_OK) {
+            if (rc != NGX_OK || r->header_sent) {
                 return rc;
             }
         }

@@ -22,6 +22,7 @@ typedef struct {
     ngx_event_t        timer;
     ngx_connection_t   timer_conn;   /* fd -1: only for debug ngx_event_ident */
     ngx_log_t         *log;
+    ngx_uint_t         active;       /* transfers in the multi handle */
 } ngx_http_hris_curl_t;
 
 
@@ -46,6 +47,7 @@ static size_t ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb,
 static size_t ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb,
     void *userdata);
 static void ngx_http_hris_call_reset(ngx_http_hris_call_t *call);
+static void ngx_http_hris_call_removed(void);
 
 
 /* per worker: created in init_process, destroyed in exit_process */
@@ -77,7 +79,11 @@ ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle)
     hc->timer.data = &hc->timer_conn;
     hc->timer.handler = ngx_http_hris_timer_handler;
     hc->timer.log = cycle->log;
-    /* curl keeps timers for idle connections: do not hold up a quit */
+    /*
+     * curl keeps timers for idle connections: they must not hold up a
+     * graceful quit; while transfers run, the timer is made non-cancelable
+     * (see ngx_http_hris_call_add()), as nginx's own upstream timers are
+     */
     hc->timer.cancelable = 1;
 
     hc->multi = curl_multi_init();
@@ -294,6 +300,7 @@ ngx_http_hris_drain(void)
         }
 
         call->in_multi = 0;
+        ngx_http_hris_call_removed();
         ngx_http_hris_call_finished(call, cc);
     }
 }
@@ -620,7 +627,24 @@ ngx_http_hris_call_add(ngx_http_hris_call_t *call)
 
     call->in_multi = 1;
 
+    /*
+     * a worker quits gracefully once only cancelable timers are left:
+     * curl's timer (a running transfer always has its timeout in it) must
+     * keep the worker until the answer is sent
+     */
+    ngx_http_hris_curl.active++;
+    ngx_http_hris_curl.timer.cancelable = 0;
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_hris_call_removed(void)
+{
+    if (--ngx_http_hris_curl.active == 0) {
+        ngx_http_hris_curl.timer.cancelable = 1;
+    }
 }
 
 
@@ -650,6 +674,7 @@ ngx_http_hris_call_cleanup(void *data)
     if (call->in_multi && ngx_http_hris_curl.multi) {
         curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);
         call->in_multi = 0;
+        ngx_http_hris_call_removed();
     }
 
     if (call->retry_ev.timer_set) {
