@@ -581,11 +581,21 @@ ngx_http_hris_account_resolve(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t **account)
 {
     ngx_str_t                 tenant, id;
+    ngx_table_elt_t          *h;
     ngx_http_hris_account_t  *acc;
 
     *account = NULL;
 
     if (ngx_http_hris_authenticate(r, hmcf, &tenant) != NGX_OK) {
+        /* the gateway's own key is wanted (not a provider's credentials) */
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "Bearer");
+
         return ngx_http_hris_send_error(r, NGX_HTTP_UNAUTHORIZED, NULL,
                    r->headers_in.authorization
                    ? "unknown API key: send a gateway API key from the "

@@ -140,18 +140,6 @@ ngx_http_hris_send_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_log_error((status >= 500 ? NGX_LOG_ERR : NGX_LOG_INFO),
                   r->connection->log, 0, "hris: %ui: %s", status, msg);
 
-    if (status == NGX_HTTP_UNAUTHORIZED) {
-        ngx_table_elt_t  *h;
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-        h->hash = 1;
-        ngx_str_set(&h->key, "WWW-Authenticate");
-        ngx_str_set(&h->value, "Bearer");
-    }
-
     /* our own envelope, not nginx's error page */
     r->keepalive = r->keepalive && status < 500;
     /* send_json copies the text out: the tree can go now */

@@ -274,6 +274,8 @@ subtest 'wrong provider credentials: 401 that says to check them' => sub {
                 upstream_status => 401, attempts => 1, upstream_message => 'Invalid API key.');
     is(upstream_requests(), 1, 'a 401 is not retried');
     unlike($res->{body}, qr/wrong/, 'the wrong key is not echoed');
+    ok(!defined $res->{headers}{'www-authenticate'},
+       'no WWW-Authenticate: the gateway key was fine, the provider refused');
     $bad->stop;
     $log .= $bad->error_log;
 };
