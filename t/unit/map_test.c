@@ -1,6 +1,7 @@
 
 /*
- * Unit tests of src/ngx_http_hris_map.c, printing TAP.
+ * Unit tests of the mapping engine (src/ngx_http_hris_map.c, path.c,
+ * eval.c, convert.c), printing TAP.
  *
  *   map_test          runs the tests
  *   map_test bench    times a typical 25-field mapping over a 500-record page

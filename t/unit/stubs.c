@@ -1,6 +1,6 @@
 
 /*
- * Stand-ins for the few nginx core functions ngx_http_hris_map.c calls, so
+ * Stand-ins for the few nginx core functions the mapping engine calls, so
  * that it can be tested without an nginx binary: pools over malloc (every
  * block is freed by ngx_destroy_pool(), which keeps valgrind meaningful),
  * a subset of nginx's printf formats, and regexes over PCRE2 directly.
