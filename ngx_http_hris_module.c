@@ -4,8 +4,9 @@
  * This file is the table of contents: directives, configuration and the
  * process hooks. The request paths live in src/: ngx_http_hris_unified.c
  * (GET /unified/hris/...), ngx_http_hris_proxy.c (/proxy/...); upstream
- * calls in ngx_http_hris_upstream.c; mapping tables in
- * ngx_http_hris_table.c and ngx_http_hris_map.c.
+ * calls in ngx_http_hris_upstream.c, the walk of a provider's pages in
+ * ngx_http_hris_walk.c; mapping tables in ngx_http_hris_table*.c and
+ * ngx_http_hris_map.c (see README.md, "How it works").
  */
 
 #include <ngx_config.h>

@@ -1,5 +1,6 @@
 /*
- * The proxy API (CONTRACT.md §5): {METHOD} /proxy/{path}?integrated_account_id=
+ * The proxy API (CONTRACT.md §5):
+ * {METHOD} /proxy/{path}?integrated_account_id=
  * goes to {base_url}/{path} with the account's credentials injected; the
  * provider's status and body come back as they are.
  */
@@ -322,7 +323,8 @@ ngx_http_hris_proxy_request_body(ngx_http_request_t *r, ngx_str_t *body)
 
         if (b->in_file) {
             /* reading the temp file would block the worker */
-            return ngx_http_hris_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+            return ngx_http_hris_send_error(r,
+                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                        NULL, "the request body is larger than "
                        "client_body_buffer_size; raise it to proxy bodies "
                        "of this size");

@@ -1,0 +1,164 @@
+/*
+ * The unified schema (mappings/schema.json): the resources and their
+ * fields, in the order records are written, and mapping one upstream
+ * record to one unified record.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hris_table_int.h"
+
+
+/* mappings/schema.json: {"resources": {name: {"fields": {f: type}}}} */
+
+ngx_int_t
+ngx_http_hris_schema_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
+{
+    json_t                           *root, *res, *r, *fields, *t;
+    const char                       *name, *fname;
+    ngx_str_t                         file;
+    json_error_t                      jerr;
+    ngx_http_hris_field_t            *f;
+    ngx_http_hris_schema_resource_t  *sr;
+
+    file.len = hmcf->mappings.len + sizeof("/schema.json") - 1;
+    file.data = ngx_pnalloc(cf->pool, file.len + 1);
+    if (file.data == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_sprintf(file.data, "%V/schema.json%Z", &hmcf->mappings);
+
+    root = json_load_file((char *) file.data, 0, &jerr);
+    if (root == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: line %d: %s",
+                           &file, jerr.line, jerr.text);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_json_cleanup(cf->pool, root) != NGX_OK
+        || ngx_array_init(&hmcf->schema, cf->pool, 16,
+                          sizeof(ngx_http_hris_schema_resource_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    res = json_object_get(root, "resources");
+    if (!json_is_object(res)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: \"resources\" "
+                           "must be an object", &file);
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(res, name, r) {
+        fields = json_object_get(r, "fields");
+        if (!json_is_object(fields)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: resources.%s"
+                               ".fields must be an object", &file, name);
+            return NGX_ERROR;
+        }
+
+        sr = ngx_array_push(&hmcf->schema);
+        if (sr == NULL
+            || ngx_http_hris_tc_str(cf->pool, name, ngx_strlen(name), &sr->name)
+               != NGX_OK
+            || ngx_array_init(&sr->fields, cf->pool, json_object_size(fields),
+                              sizeof(ngx_http_hris_field_t))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        json_object_foreach(fields, fname, t) {
+            f = ngx_array_push(&sr->fields);
+            if (f == NULL
+                || ngx_http_hris_tc_str(cf->pool, fname, ngx_strlen(fname),
+                                     &f->name)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            /* "type", or {"type": ..., "enum": [...]} */
+            if (json_is_object(t)) {
+                t = json_object_get(t, "type");
+            }
+
+            f->expr = NULL;
+            f->is_list = json_is_string(t)
+                         && ngx_strcmp(json_string_value(t), "array") == 0;
+        }
+    }
+
+    return ngx_http_hris_openapi_build(cf, hmcf, res);
+}
+
+
+ngx_int_t
+ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *name)
+{
+    ngx_uint_t                        i;
+    ngx_http_hris_schema_resource_t  *sr;
+
+    sr = hmcf->schema.elts;
+
+    for (i = 0; i < hmcf->schema.nelts; i++) {
+        if (sr[i].name.len == name->len
+            && ngx_strncmp(sr[i].name.data, name->data, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * One upstream record to one unified record: every schema field in order,
+ * unmapped ones as null (or [] for lists), then remote_data.
+ */
+
+json_t *
+ngx_http_hris_record_map(ngx_array_t *fields, json_t *record, json_t *parent,
+    ngx_uint_t remote_data)
+{
+    json_t                 *out, *v;
+    ngx_uint_t              i;
+    ngx_http_hris_field_t  *f;
+
+    out = json_object();
+    if (out == NULL) {
+        return NULL;
+    }
+
+    f = fields->elts;
+
+    for (i = 0; i < fields->nelts; i++) {
+        if (f[i].expr) {
+            v = ngx_http_hris_expr_eval(f[i].expr, record, parent);
+
+        } else {
+            v = f[i].is_list ? json_array() : json_null();
+        }
+
+        if (v == NULL
+            || json_object_set_new_nocheck(out, (char *) f[i].name.data, v)
+               != 0)
+        {
+            json_decref(out);
+            return NULL;
+        }
+    }
+
+    if (remote_data
+        && json_object_set_nocheck(out, "remote_data", record) != 0)
+    {
+        json_decref(out);
+        return NULL;
+    }
+
+    return out;
+}
