@@ -184,16 +184,23 @@ ngx_http_hris_unified_route(ngx_http_request_t *r, ngx_http_hris_ctx_t *ctx)
 
     if (ctx->op->from_list) {
         ctx->op = ctx->res->list;
+    }
 
-        f = ctx->res->fields.elts;
-        for (i = 0; i < ctx->res->fields.nelts; i++) {
+    ctx->fields = ctx->op->fields ? ctx->op->fields : &ctx->res->fields;
+
+    /*
+     * A get answers only the record whose mapped id is the one asked for:
+     * a provider's search may also match names or e-mails (ClayHR), and
+     * a get through the list must find its record among many.
+     */
+    if (ctx->is_get) {
+        f = ctx->fields->elts;
+        for (i = 0; i < ctx->fields->nelts; i++) {
             if (ngx_strcmp(f[i].name.data, "id") == 0) {
                 ctx->id_expr = f[i].expr;
             }
         }
     }
-
-    ctx->fields = ctx->op->fields ? ctx->op->fields : &ctx->res->fields;
 
     return NGX_OK;
 }

@@ -417,7 +417,7 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
     }
 
     if (!empty && call->result == NGX_HTTP_HRIS_CALL_OK
-        && call->status == 404 && ctx->is_get && ctx->id_expr == NULL)
+        && call->status == 404 && ctx->is_get && ctx->op == ctx->res->get)
     {
         return ngx_http_hris_not_found(ctx);
     }

@@ -191,6 +191,7 @@ sub start {
         exit 127;
     }
     $self->{pid} = $pid;
+    $self->{owner} = $$;
     $LIVE{$pid} = $$;
 
     my $deadline = time + 10;
@@ -277,6 +278,8 @@ sub reload {
 
 sub stop {
     my ($self) = @_;
+    # a forked child of the test must not stop its parent's nginx
+    return if defined $self->{owner} && $self->{owner} != $$;
     my $pid = delete $self->{pid} or return;
     delete $LIVE{$pid};
     kill 'QUIT', $pid;
