@@ -120,6 +120,7 @@ typedef struct {
     ngx_str_t                    header;      /* where the token goes */
     ngx_http_hris_tpl_t         *value;       /* e.g. "Bearer {{token}}" */
     ngx_str_t                    echo_header; /* a token handed back */
+    ngx_array_t                  renew_on;    /* statuses: token refused */
     unsigned                     has_expires_in:1;
 } ngx_http_hris_token_spec_t;
 

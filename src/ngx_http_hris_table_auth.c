@@ -17,7 +17,7 @@ static ngx_int_t ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc,
 
 static const char  *ngx_http_hris_token_keys[] = {
     "type", "method", "url", "query", "form", "body", "basic", "token",
-    "expires_in", "ttl", "header", "value", "echo_header", NULL
+    "expires_in", "ttl", "header", "value", "echo_header", "renew_on", NULL
 };
 
 
@@ -109,7 +109,9 @@ ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc, json_t *js)
 static ngx_int_t
 ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js)
 {
-    json_t                      *v;
+    json_t                      *v, *code;
+    size_t                       i;
+    ngx_uint_t                  *status;
     const char                  *s;
     ngx_http_hris_token_spec_t  *ts;
 
@@ -203,6 +205,35 @@ ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js)
                                       "auth.value");
     if (ts->value == NULL) {
         return NGX_ERROR;
+    }
+
+    /* the statuses that mean "this token is refused": renew it once */
+    if (ngx_array_init(&ts->renew_on, tc->cf->pool, 2, sizeof(ngx_uint_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(js, "renew_on");
+    if (v == NULL) {
+        status = ngx_array_push(&ts->renew_on);
+        if (status == NULL) {
+            return NGX_ERROR;
+        }
+        *status = NGX_HTTP_UNAUTHORIZED;
+    }
+
+    json_array_foreach(v, i, code) {
+        if (!json_is_integer(code)) {
+            ngx_http_hris_tc_error(tc, "auth.renew_on", "must be an array of "
+                                   "HTTP statuses");
+            return NGX_ERROR;
+        }
+        status = ngx_array_push(&ts->renew_on);
+        if (status == NULL) {
+            return NGX_ERROR;
+        }
+        *status = (ngx_uint_t) json_integer_value(code);
     }
 
     s = json_string_value(json_object_get(js, "echo_header"));
