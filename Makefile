@@ -9,6 +9,7 @@ NGINX_SRC  ?= /usr/share/nginx/src
 BUILD      := $(CURDIR)/build
 NGX_BUILD  := $(BUILD)/nginx
 MODULE     := $(BUILD)/ngx_http_hris_module.so
+SEAL       := $(BUILD)/hris-seal
 SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
 
 # Debian packages the build, the demo and the tests need.
@@ -20,7 +21,7 @@ CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror
 
 .PHONY: all deps bench-deps demo demo-stop test bench clean
 
-all: $(MODULE)
+all: $(MODULE) $(SEAL)
 
 deps:
 	@sh .ci/install-deps $(DEB_PKGS)
@@ -46,13 +47,19 @@ $(MODULE): $(NGX_BUILD)/Makefile $(SOURCES)
 	cp $(NGX_BUILD)/ngx_http_hris_module.so $(MODULE).tmp
 	mv -f $(MODULE).tmp $(MODULE)
 
+# the command-line tool that seals credentials (hris_secrets_key)
+$(SEAL): tools/hris-seal.c
+	mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -Werror $$(dpkg-buildflags --get CFLAGS) \
+	    $$(dpkg-buildflags --get LDFLAGS) -o $@ $< -lcrypto
+
 demo: deps $(MODULE)
 	@sh sandbox/demo/run
 
 demo-stop:
 	@sh sandbox/demo/stop
 
-test: deps $(MODULE)
+test: deps $(MODULE) $(SEAL)
 	prove -I t/lib t/
 
 bench: deps bench-deps $(MODULE)

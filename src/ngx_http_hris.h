@@ -221,6 +221,7 @@ typedef struct {
     ngx_str_t                    token_url;   /* rendered */
     ngx_uint_t                   rate_calls;  /* the table's, or own */
     ngx_msec_t                   rate_window;
+    ngx_uint_t                   has_sealed;  /* sealed credentials */
 } ngx_http_hris_account_t;
 
 
@@ -235,6 +236,9 @@ typedef struct {
     ngx_str_t                    accounts_file;
     ngx_str_t                    cursor_secret;
     ngx_str_t                    overrides_file;
+    ngx_str_t                    secrets_key_file;
+    u_char                       secrets_key[32];
+    ngx_uint_t                   has_secrets_key;
     json_t                      *overrides;   /* by provider */
 
     ngx_array_t                  schema;      /* schema_resource_t */
@@ -300,6 +304,15 @@ json_t *ngx_http_hris_record_map(ngx_array_t *fields, json_t *record,
 ngx_http_hris_table_t *ngx_http_hris_table_variant(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_table_t *base,
     json_t *overrides, ngx_str_t *what);
+
+/* ngx_http_hris_secret.c */
+ngx_int_t ngx_http_hris_secrets_key_load(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
+ngx_uint_t ngx_http_hris_is_sealed(ngx_str_t *value);
+ngx_int_t ngx_http_hris_secrets_check(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
+ngx_array_t *ngx_http_hris_credentials(ngx_http_request_t *r,
+    ngx_http_hris_account_t *acc);
 
 /* ngx_http_hris_override.c */
 ngx_int_t ngx_http_hris_overrides_load(ngx_conf_t *cf,

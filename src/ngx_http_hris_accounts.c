@@ -267,7 +267,9 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
         return NGX_ERROR;
     }
 
-    if (ngx_http_hris_account_context(cf, hmcf, acc) != NGX_OK) {
+    if (ngx_http_hris_account_context(cf, hmcf, acc) != NGX_OK
+        || ngx_http_hris_secrets_check(cf, hmcf, acc) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -214,7 +214,7 @@ ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
     ngx_http_hris_gate_vars(g, &vars);
 
     call = ngx_http_hris_call_create(r, &g->hlcf->upstream);
-    if (call == NULL
+    if (call == NULL || vars.credentials == NULL
         || ngx_http_hris_tpl_render(r->pool, ts->url, &vars, 0, &url)
            != NGX_OK)
     {
@@ -519,7 +519,7 @@ ngx_http_hris_gate_vars(ngx_http_hris_gate_t *g,
     ngx_http_hris_tpl_vars_t *vars)
 {
     vars->context = &g->account->context;
-    vars->credentials = &g->account->credentials;
+    vars->credentials = ngx_http_hris_credentials(g->request, g->account);
     vars->base_url = g->account->base_url;
     vars->token_url = g->account->token_url;
     vars->token = g->token;
@@ -606,9 +606,14 @@ ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
     ngx_http_hris_table_t  *t = account->table;
 
     vars->context = &account->context;
-    vars->credentials = &account->credentials;
     vars->base_url = account->base_url;
     vars->token_url = account->token_url;
+
+    /* sealed values are opened here, for this call only */
+    vars->credentials = ngx_http_hris_credentials(call->request, account);
+    if (vars->credentials == NULL) {
+        return NGX_ERROR;
+    }
 
     hp = t->headers.elts;
     for (i = 0; i < t->headers.nelts; i++) {
