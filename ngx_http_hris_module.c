@@ -327,6 +327,14 @@ ngx_http_hris_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->upstream.ca_file,
                              prev->upstream.ca_file, "");
 
+    if (conf->upstream.ca_file.data == prev->upstream.ca_file.data) {
+        conf->upstream.ca_pem = prev->upstream.ca_pem;
+    }
+
+    if (ngx_http_hris_upstream_ca_load(cf, &conf->upstream) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->upstream.retries > 10) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "hris_retries must be between 0 and 10");

@@ -560,6 +560,7 @@ static ngx_int_t
 ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
 {
     CURL                           *e = call->easy;
+    struct curl_blob                blob;
     struct curl_slist              *sl;
     ngx_http_hris_upstream_conf_t  *conf = call->conf;
 
@@ -581,8 +582,13 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
 
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, conf->ssl_verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, conf->ssl_verify ? 2L : 0L);
-    if (conf->ca_file.len) {
-        curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_file.data);
+
+    if (conf->ca_pem.len) {
+        /* read when nginx read its configuration: no file work here */
+        blob.data = conf->ca_pem.data;
+        blob.len = conf->ca_pem.len;
+        blob.flags = CURL_BLOB_NOCOPY;
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
     }
 
     if (ngx_strcmp(call->method.data, "GET") != 0) {
@@ -846,4 +852,73 @@ ngx_http_hris_call_host(ngx_http_hris_call_t *call)
     s->len = p - host;
 
     return s;
+}
+
+
+/*
+ * hris_ssl_trusted_certificate: the CA bundle is read here, when nginx
+ * reads its configuration (as the master, which may read files the
+ * workers cannot), so no upstream call touches the file system.
+ */
+
+ngx_int_t
+ngx_http_hris_upstream_ca_load(ngx_conf_t *cf,
+    ngx_http_hris_upstream_conf_t *conf)
+{
+    off_t            size;
+    ssize_t          n;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    if (conf->ca_file.len == 0 || conf->ca_pem.len) {
+        return NGX_OK;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &conf->ca_file, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = conf->ca_file;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(conf->ca_file.data, NGX_FILE_RDONLY,
+                            NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "hris: cannot open "
+                           "hris_ssl_trusted_certificate \"%V\"",
+                           &conf->ca_file);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    size = ngx_file_size(&fi);
+
+    conf->ca_pem.data = ngx_pnalloc(cf->pool, (size_t) size + 1);
+    if (conf->ca_pem.data == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, conf->ca_pem.data, (size_t) size, 0);
+    ngx_close_file(file.fd);
+
+    if (n != size || ngx_strlcasestrn(conf->ca_pem.data,
+                                      conf->ca_pem.data + n,
+                                      (u_char *) "-----BEGIN", 10 - 1)
+                     == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: "
+                           "hris_ssl_trusted_certificate \"%V\" holds no "
+                           "PEM certificate", &conf->ca_file);
+        return NGX_ERROR;
+    }
+
+    conf->ca_pem.len = (size_t) n;
+
+    return NGX_OK;
 }

@@ -40,6 +40,7 @@ typedef struct {
     size_t                         max_response;
     ngx_flag_t                     ssl_verify;
     ngx_str_t                      ca_file;
+    ngx_str_t                      ca_pem;     /* its contents */
 } ngx_http_hris_upstream_conf_t;
 
 
@@ -79,6 +80,8 @@ struct ngx_http_hris_call_s {
 
 
 ngx_int_t ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_hris_upstream_ca_load(ngx_conf_t *cf,
+    ngx_http_hris_upstream_conf_t *conf);
 void ngx_http_hris_upstream_exit_process(ngx_cycle_t *cycle);
 
 ngx_http_hris_call_t *ngx_http_hris_call_create(ngx_http_request_t *r,

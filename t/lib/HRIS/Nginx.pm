@@ -222,7 +222,8 @@ sub request {
     my %h = %{ $o{headers} // {} };
     my $key = exists $o{key} ? $o{key} : $KEY;
     $h{Authorization} = "Bearer $key" if defined $key;
-    my $http = HTTP::Tiny->new(timeout => $o{timeout} // 30, keep_alive => 0);
+    my $http = HTTP::Tiny->new(timeout => $o{timeout} // 30, keep_alive => 0,
+                               max_redirect => 0);
     my $res = $http->request($method, $self->url . $path,
                              { headers => \%h, defined $o{body} ? (content => $o{body}) : () });
     my $json;
