@@ -125,6 +125,19 @@ typedef struct {
 } ngx_http_hris_token_spec_t;
 
 
+/* One way a provider authenticates: a table may offer several. */
+typedef struct {
+    ngx_http_hris_auth_type_e    type;
+    ngx_http_hris_tpl_t         *user;        /* basic */
+    ngx_http_hris_tpl_t         *pass;        /* basic */
+    ngx_http_hris_tpl_t         *bearer;      /* bearer */
+    ngx_array_t                  headers;     /* header: param_t */
+    ngx_http_hris_body_t        *body;        /* body */
+    ngx_http_hris_token_spec_t  *token;       /* token */
+    ngx_array_t                  requires;    /* credential keys (ngx_str_t) */
+} ngx_http_hris_auth_t;
+
+
 /* One unified output field and the expression that computes it. */
 typedef struct {
     ngx_str_t                    name;        /* null-terminated */
@@ -189,13 +202,7 @@ typedef struct {
     ngx_array_t                  context;     /* ngx_http_hris_context_key_t */
     ngx_array_t                  headers;     /* ngx_http_hris_param_t */
 
-    ngx_http_hris_auth_type_e    auth_type;
-    ngx_http_hris_tpl_t         *auth_user;   /* basic */
-    ngx_http_hris_tpl_t         *auth_pass;   /* basic */
-    ngx_http_hris_tpl_t         *auth_token;  /* bearer */
-    ngx_array_t                  auth_headers;/* header: param_t */
-    ngx_http_hris_body_t        *auth_body;   /* body */
-    ngx_http_hris_token_spec_t  *token;       /* token */
+    ngx_array_t                  auths;       /* ngx_http_hris_auth_t */
     ngx_http_hris_tpl_t         *token_url;   /* default token URL */
 
     ngx_http_hris_body_errors_t  body_errors;
@@ -215,6 +222,7 @@ typedef struct {
     ngx_str_t                    tenant;
     ngx_str_t                    provider;
     ngx_http_hris_table_t       *table;
+    ngx_http_hris_auth_t        *auth;        /* the table's, chosen */
     ngx_array_t                  context;     /* ngx_keyval_t */
     ngx_array_t                  credentials; /* ngx_keyval_t */
     ngx_str_t                    base_url;    /* rendered, no trailing / */

@@ -20,6 +20,8 @@ static ngx_int_t ngx_http_hris_account_load(ngx_conf_t *cf,
     ngx_http_hris_account_t *acc);
 static ngx_int_t ngx_http_hris_account_context(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
+static ngx_int_t ngx_http_hris_account_auth(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
 static ngx_int_t ngx_http_hris_account_limits(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, json_t *js,
     ngx_http_hris_account_t *acc);
@@ -268,12 +270,50 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     }
 
     if (ngx_http_hris_account_context(cf, hmcf, acc) != NGX_OK
+        || ngx_http_hris_account_auth(cf, hmcf, acc) != NGX_OK
         || ngx_http_hris_secrets_check(cf, hmcf, acc) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     return ngx_http_hris_account_limits(cf, hmcf, js, acc);
+}
+
+
+/* The first of the table's ways to authenticate the credentials allow. */
+
+static ngx_int_t
+ngx_http_hris_account_auth(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_account_t *acc)
+{
+    ngx_str_t             *need;
+    ngx_uint_t             i, j;
+    ngx_http_hris_auth_t  *a;
+
+    a = acc->table->auths.elts;
+
+    for (i = 0; i < acc->table->auths.nelts; i++) {
+        need = a[i].requires.elts;
+
+        for (j = 0; j < a[i].requires.nelts; j++) {
+            if (ngx_http_hris_keyval_get(&acc->credentials, &need[j])
+                == NULL)
+            {
+                break;
+            }
+        }
+
+        if (j == a[i].requires.nelts) {
+            acc->auth = &a[i];
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": its credentials "
+                             "allow none of the ways %V authenticates (see "
+                             "\"requires\" in its \"auth\")", &acc->id,
+                             &acc->table->file);
+    return NGX_ERROR;
 }
 
 

@@ -91,7 +91,7 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
 {
     ngx_int_t  rc;
 
-    if (g->account->table->auth_type != NGX_HTTP_HRIS_AUTH_TOKEN) {
+    if (g->account->auth->type != NGX_HTTP_HRIS_AUTH_TOKEN) {
         return NGX_OK;
     }
 
@@ -207,7 +207,7 @@ ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
     ngx_http_hris_call_t        *call;
     ngx_http_hris_param_t       *qp;
     ngx_http_hris_tpl_vars_t     vars;
-    ngx_http_hris_token_spec_t  *ts = g->account->table->token;
+    ngx_http_hris_token_spec_t  *ts = g->account->auth->token;
     json_t                      *body;
     char                        *text;
 
@@ -350,7 +350,7 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
     time_t                       ttl;
     ngx_str_t                    token;
     ngx_http_request_t          *r = g->request;
-    ngx_http_hris_token_spec_t  *ts = g->account->table->token;
+    ngx_http_hris_token_spec_t  *ts = g->account->auth->token;
 
     if (call->result == NGX_HTTP_HRIS_CALL_OK
         && (call->status == 400 || call->status == 401
@@ -464,7 +464,7 @@ ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
     ngx_str_t                    v;
     ngx_uint_t                   i;
     ngx_keyval_t                *kv;
-    ngx_http_hris_token_spec_t  *ts = g->account->table->token;
+    ngx_http_hris_token_spec_t  *ts = g->account->auth->token;
 
     if (ts == NULL || ts->echo_header.len == 0
         || call->status < 200 || call->status > 299)
@@ -604,6 +604,7 @@ ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
     ngx_pool_t             *pool = call->request->pool;
     ngx_http_hris_param_t  *hp;
     ngx_http_hris_table_t  *t = account->table;
+    ngx_http_hris_auth_t   *a = account->auth;
 
     vars->context = &account->context;
     vars->base_url = account->base_url;
@@ -631,13 +632,13 @@ ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
         }
     }
 
-    switch (t->auth_type) {
+    switch (a->type) {
 
     case NGX_HTTP_HRIS_AUTH_BASIC:
-        return ngx_http_hris_basic(call, t->auth_user, t->auth_pass, vars);
+        return ngx_http_hris_basic(call, a->user, a->pass, vars);
 
     case NGX_HTTP_HRIS_AUTH_BEARER:
-        if (ngx_http_hris_tpl_render(pool, t->auth_token, vars, 0, &token)
+        if (ngx_http_hris_tpl_render(pool, a->bearer, vars, 0, &token)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -656,17 +657,17 @@ ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
         return ngx_http_hris_call_header(call, &name, &value);
 
     case NGX_HTTP_HRIS_AUTH_TOKEN:
-        if (ngx_http_hris_tpl_render(pool, t->token->value, vars, 0, &value)
+        if (ngx_http_hris_tpl_render(pool, a->token->value, vars, 0, &value)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        return ngx_http_hris_call_header(call, &t->token->header, &value);
+        return ngx_http_hris_call_header(call, &a->token->header, &value);
 
     case NGX_HTTP_HRIS_AUTH_HEADER:
-        hp = t->auth_headers.elts;
-        for (i = 0; i < t->auth_headers.nelts; i++) {
+        hp = a->headers.elts;
+        for (i = 0; i < a->headers.nelts; i++) {
             if (ngx_http_hris_tpl_render(pool, hp[i].value, vars, 0, &value)
                 != NGX_OK
                 || ngx_http_hris_call_header(call, &hp[i].name, &value)

@@ -14,6 +14,8 @@
 
 typedef struct {
     ngx_http_hris_account_t    *account;
+    ngx_http_hris_gate_t        gate;       /* token, rate limit */
+    ngx_http_hris_call_t       *call;
 } ngx_http_hris_proxy_ctx_t;
 
 
@@ -23,13 +25,17 @@ static ngx_int_t ngx_http_hris_proxy_start(ngx_http_request_t *r,
 static ngx_int_t ngx_http_hris_proxy_url(ngx_http_request_t *r,
     ngx_http_hris_account_t *acc, ngx_str_t *url);
 static ngx_int_t ngx_http_hris_proxy_headers(ngx_http_request_t *r,
-    ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
+    ngx_http_hris_call_t *call, ngx_http_hris_account_t *account);
+static ngx_int_t ngx_http_hris_proxy_call(ngx_http_hris_proxy_ctx_t *ctx);
+static void ngx_http_hris_proxy_gated(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_proxy_body_auth(ngx_http_request_t *r,
+    ngx_http_hris_account_t *account, ngx_str_t *body);
 static ngx_uint_t ngx_http_hris_param_named(ngx_array_t *params,
     ngx_str_t *name);
 static ngx_int_t ngx_http_hris_proxy_request_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_hris_proxy_done(ngx_http_hris_call_t *call);
-static ngx_int_t ngx_http_hris_proxy_send(ngx_http_request_t *r,
+static ngx_int_t ngx_http_hris_proxy_answer(ngx_http_request_t *r,
     ngx_http_hris_call_t *call);
 static ngx_uint_t ngx_http_hris_header_in(ngx_str_t *name,
     const char **list);
@@ -111,7 +117,6 @@ ngx_http_hris_proxy_start(ngx_http_request_t *r,
     ngx_int_t                  rc;
     ngx_http_hris_call_t      *call;
     ngx_http_hris_loc_conf_t  *hlcf;
-    ngx_http_hris_tpl_vars_t   vars;
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hris_module);
 
@@ -145,17 +150,117 @@ ngx_http_hris_proxy_start(ngx_http_request_t *r,
     call->keep_headers = 1;
     call->handler = ngx_http_hris_proxy_done;
     call->data = ctx;
+    ctx->call = call;
+
+    if (ngx_http_hris_proxy_body_auth(r, ctx->account, &call->body)
+        != NGX_OK
+        || ngx_http_hris_proxy_headers(r, call, ctx->account) != NGX_OK
+        || ngx_http_hris_gate_init(&ctx->gate, r, ctx->account) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the same gate as unified calls: the account's token, its rate limit */
+    ctx->gate.handler = ngx_http_hris_proxy_gated;
+    ctx->gate.data = ctx;
+
+    switch (ngx_http_hris_gate_pass(&ctx->gate)) {
+
+    case NGX_OK:
+        return ngx_http_hris_proxy_call(ctx);
+
+    case NGX_AGAIN:
+        return NGX_AGAIN;
+
+    default:
+        return ctx->gate.final;
+    }
+}
+
+
+static void
+ngx_http_hris_proxy_gated(ngx_http_hris_gate_t *g)
+{
+    ngx_int_t                   rc;
+    ngx_http_hris_proxy_ctx_t  *ctx = g->data;
+
+    rc = (g->rc == NGX_OK) ? ngx_http_hris_proxy_call(ctx) : g->final;
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(g->request, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_hris_proxy_call(ngx_http_hris_proxy_ctx_t *ctx)
+{
+    ngx_http_hris_tpl_vars_t   vars;
 
     ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
+    ngx_http_hris_gate_vars(&ctx->gate, &vars);
 
-    if (ngx_http_hris_proxy_headers(r, call, ctx->account->table) != NGX_OK
-        || ngx_http_hris_apply_auth(call, ctx->account, &vars) != NGX_OK
-        || ngx_http_hris_call_start(call) != NGX_OK)
+    if (ngx_http_hris_apply_auth(ctx->call, ctx->account, &vars) != NGX_OK
+        || ngx_http_hris_call_start(ctx->call) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * A table whose credentials travel in JSON bodies (PeopleHR's APIKey):
+ * they are merged into the caller's JSON object body.
+ */
+
+static ngx_int_t
+ngx_http_hris_proxy_body_auth(ngx_http_request_t *r,
+    ngx_http_hris_account_t *account, ngx_str_t *body)
+{
+    char                      *text;
+    json_t                    *js;
+    ngx_int_t                  rc;
+    ngx_http_hris_tpl_vars_t   vars;
+
+    if (account->auth->type != NGX_HTTP_HRIS_AUTH_BODY || body->len == 0) {
+        return NGX_OK;
+    }
+
+    js = json_loadb((char *) body->data, body->len, 0, NULL);
+    if (!json_is_object(js)) {
+        /* not JSON: passed on as it is, and the provider will say so */
+        json_decref(js);
+        return NGX_OK;
+    }
+
+    ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
+    vars.context = &account->context;
+    vars.credentials = ngx_http_hris_credentials(r, account);
+
+    rc = (vars.credentials == NULL)
+         ? NGX_ERROR
+         : ngx_http_hris_body_merge(r->pool, js, account->auth->body, &vars);
+
+    text = (rc == NGX_OK) ? json_dumps(js, JSON_COMPACT) : NULL;
+    json_decref(js);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->len = ngx_strlen(text);
+    body->data = ngx_pnalloc(r->pool, body->len);
+    if (body->data == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(body->data, text, body->len);
+    free(text);
+
+    return NGX_OK;
 }
 
 
@@ -262,11 +367,13 @@ ngx_http_hris_proxy_url(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
 
 static ngx_int_t
 ngx_http_hris_proxy_headers(ngx_http_request_t *r, ngx_http_hris_call_t *call,
-    ngx_http_hris_table_t *table)
+    ngx_http_hris_account_t *account)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_uint_t              i;
+    ngx_list_part_t        *part;
+    ngx_table_elt_t        *h;
+    ngx_http_hris_auth_t   *auth = account->auth;
+    ngx_http_hris_table_t  *table = account->table;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -286,7 +393,7 @@ ngx_http_hris_proxy_headers(ngx_http_request_t *r, ngx_http_hris_call_t *call,
         if (ngx_http_hris_header_in(&h[i].key, ngx_http_hris_proxy_drop_in)
             || ngx_http_hris_connection_option(r, &h[i].key)
             || ngx_http_hris_param_named(&table->headers, &h[i].key)
-            || ngx_http_hris_param_named(&table->auth_headers, &h[i].key))
+            || ngx_http_hris_param_named(&auth->headers, &h[i].key))
         {
             continue;
         }
@@ -355,12 +462,32 @@ ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
     ngx_int_t                   rc;
     ngx_http_request_t         *r = call->request;
     ngx_http_hris_proxy_ctx_t  *ctx = call->data;
+    ngx_http_hris_auth_t       *auth = ctx->account->auth;
+    ngx_uint_t                  i, *st;
+
+    ngx_http_hris_gate_answered(&ctx->gate, call);
+
+    /*
+     * A refused token goes back to the caller as the provider said it (the
+     * proxy does not replay requests), but it is dropped, so the next call
+     * gets a fresh one.
+     */
+    if (call->result == NGX_HTTP_HRIS_CALL_OK
+        && auth->type == NGX_HTTP_HRIS_AUTH_TOKEN)
+    {
+        st = auth->token->renew_on.elts;
+        for (i = 0; i < auth->token->renew_on.nelts; i++) {
+            if (st[i] == call->status) {
+                ngx_http_hris_gate_refused(&ctx->gate);
+            }
+        }
+    }
 
     if (call->result != NGX_HTTP_HRIS_CALL_OK) {
         rc = ngx_http_hris_call_status_error(r, call, ctx->account->table);
 
     } else {
-        rc = ngx_http_hris_proxy_send(r, call);
+        rc = ngx_http_hris_proxy_answer(r, call);
     }
 
     ngx_http_finalize_request(r, rc);
@@ -368,7 +495,7 @@ ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
 
 
 static ngx_int_t
-ngx_http_hris_proxy_send(ngx_http_request_t *r, ngx_http_hris_call_t *call)
+ngx_http_hris_proxy_answer(ngx_http_request_t *r, ngx_http_hris_call_t *call)
 {
     ngx_int_t         rc;
     ngx_buf_t        *b;

@@ -11,12 +11,15 @@
 #include "ngx_http_hris_table_int.h"
 
 
+static ngx_int_t ngx_http_hris_auth_way(ngx_http_hris_tc_t *tc, json_t *js,
+    ngx_http_hris_auth_t *auth, const char *where);
 static ngx_int_t ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc,
-    json_t *js);
+    json_t *js, ngx_http_hris_auth_t *auth);
 
 
 static const char  *ngx_http_hris_token_keys[] = {
-    "type", "method", "url", "query", "form", "body", "basic", "token",
+    "type", "requires", "method", "url", "query", "form", "body", "basic",
+    "token",
     "expires_in", "ttl", "header", "value", "echo_header", "renew_on", NULL
 };
 
@@ -24,75 +27,146 @@ static const char  *ngx_http_hris_token_keys[] = {
 ngx_int_t
 ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc, json_t *js)
 {
-    const char             *type;
+    json_t                 *alt;
+    size_t                  i;
+    ngx_http_hris_auth_t   *auth;
     ngx_http_hris_table_t  *t = tc->table;
 
-    if (ngx_array_init(&t->auth_headers, tc->cf->pool, 2,
-                       sizeof(ngx_http_hris_param_t))
+    if (ngx_array_init(&t->auths, tc->cf->pool, 2,
+                       sizeof(ngx_http_hris_auth_t))
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
+    /*
+     * "auth": one way, or an array of ways, each with the credentials it
+     * "requires": an account uses the first way its credentials allow
+     * (BambooHR: OAuth2 tokens, or an API key)
+     */
+    if (!json_is_array(js)) {
+        auth = ngx_array_push(&t->auths);
+        return auth ? ngx_http_hris_auth_way(tc, js, auth, "auth")
+                    : NGX_ERROR;
+    }
+
+    json_array_foreach(js, i, alt) {
+        auth = ngx_array_push(&t->auths);
+        ngx_snprintf((u_char *) tc->where, sizeof(tc->where), "auth.%uz%Z",
+                     i);
+
+        if (auth == NULL
+            || ngx_http_hris_auth_way(tc, alt, auth, tc->where) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (t->auths.nelts == 0) {
+        ngx_http_hris_tc_error(tc, "auth", "an empty array offers no way to "
+                               "authenticate");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_auth_way(ngx_http_hris_tc_t *tc, json_t *js,
+    ngx_http_hris_auth_t *auth, const char *where)
+{
+    json_t      *v;
+    size_t       i;
+    ngx_str_t   *key;
+    const char  *type;
+    char         sub[256];
+
+    ngx_memzero(auth, sizeof(ngx_http_hris_auth_t));
+
+    if (ngx_array_init(&auth->headers, tc->cf->pool, 2,
+                       sizeof(ngx_http_hris_param_t)) != NGX_OK
+        || ngx_array_init(&auth->requires, tc->cf->pool, 2,
+                          sizeof(ngx_str_t)) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (js == NULL) {
-        t->auth_type = NGX_HTTP_HRIS_AUTH_NONE;
+        auth->type = NGX_HTTP_HRIS_AUTH_NONE;
         return NGX_OK;
     }
 
+    json_array_foreach(json_object_get(js, "requires"), i, v) {
+        key = ngx_array_push(&auth->requires);
+        if (key == NULL || !json_is_string(v)
+            || ngx_http_hris_tc_str(tc->cf->pool, json_string_value(v),
+                                    json_string_length(v), key)
+               != NGX_OK)
+        {
+            ngx_snprintf((u_char *) sub, sizeof(sub), "%s.requires%Z", where);
+            ngx_http_hris_tc_error(tc, sub, "must be an array of credential "
+                                   "names");
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_snprintf((u_char *) sub, sizeof(sub), "%s.type%Z", where);
+
     type = json_string_value(json_object_get(js, "type"));
     if (type == NULL) {
-        ngx_http_hris_tc_error(tc, "auth.type", "missing (none, basic, "
-                               "bearer or header)");
+        ngx_http_hris_tc_error(tc, sub, "missing (none, basic, bearer, "
+                               "header, body or token)");
         return NGX_ERROR;
     }
 
     if (ngx_strcmp(type, "none") == 0) {
-        t->auth_type = NGX_HTTP_HRIS_AUTH_NONE;
+        auth->type = NGX_HTTP_HRIS_AUTH_NONE;
 
     } else if (ngx_strcmp(type, "basic") == 0) {
-        t->auth_type = NGX_HTTP_HRIS_AUTH_BASIC;
-        t->auth_user = ngx_http_hris_tc_tpl(tc,
-                           json_object_get(js, "username"), "auth.username");
-        t->auth_pass = ngx_http_hris_tc_tpl(tc,
-                           json_object_get(js, "password"), "auth.password");
-        if (t->auth_user == NULL || t->auth_pass == NULL) {
+        auth->type = NGX_HTTP_HRIS_AUTH_BASIC;
+        auth->user = ngx_http_hris_tc_tpl(tc,
+                         json_object_get(js, "username"), "auth.username");
+        auth->pass = ngx_http_hris_tc_tpl(tc,
+                         json_object_get(js, "password"), "auth.password");
+        if (auth->user == NULL || auth->pass == NULL) {
             return NGX_ERROR;
         }
 
     } else if (ngx_strcmp(type, "bearer") == 0) {
-        t->auth_type = NGX_HTTP_HRIS_AUTH_BEARER;
-        t->auth_token = ngx_http_hris_tc_tpl(tc,
-                            json_object_get(js, "token"), "auth.token");
-        if (t->auth_token == NULL) {
+        auth->type = NGX_HTTP_HRIS_AUTH_BEARER;
+        auth->bearer = ngx_http_hris_tc_tpl(tc,
+                           json_object_get(js, "token"), "auth.token");
+        if (auth->bearer == NULL) {
             return NGX_ERROR;
         }
 
     } else if (ngx_strcmp(type, "header") == 0) {
-        t->auth_type = NGX_HTTP_HRIS_AUTH_HEADER;
+        auth->type = NGX_HTTP_HRIS_AUTH_HEADER;
         if (ngx_http_hris_tc_params(tc, json_object_get(js, "headers"),
-                                         "auth.headers", &t->auth_headers)
+                                    "auth.headers", &auth->headers)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
 
     } else if (ngx_strcmp(type, "body") == 0) {
-        t->auth_type = NGX_HTTP_HRIS_AUTH_BODY;
-        t->auth_body = ngx_http_hris_tc_body(tc,
-                           json_object_get(js, "fields"), "auth.fields");
-        if (t->auth_body == NULL) {
+        auth->type = NGX_HTTP_HRIS_AUTH_BODY;
+        auth->body = ngx_http_hris_tc_body(tc,
+                         json_object_get(js, "fields"), "auth.fields");
+        if (auth->body == NULL) {
             return NGX_ERROR;
         }
 
     } else if (ngx_strcmp(type, "token") == 0) {
-        t->auth_type = NGX_HTTP_HRIS_AUTH_TOKEN;
-        if (ngx_http_hris_token_compile(tc, js) != NGX_OK) {
+        auth->type = NGX_HTTP_HRIS_AUTH_TOKEN;
+        if (ngx_http_hris_token_compile(tc, js, auth) != NGX_OK) {
             return NGX_ERROR;
         }
 
     } else {
-        ngx_http_hris_tc_error(tc, "auth.type", "unknown type \"%s\" (none, "
-                               "basic, bearer, header, body or token)", type);
+        ngx_http_hris_tc_error(tc, sub, "unknown type \"%s\" (none, basic, "
+                               "bearer, header, body or token)", type);
         return NGX_ERROR;
     }
 
@@ -107,7 +181,8 @@ ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc, json_t *js)
  */
 
 static ngx_int_t
-ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js)
+ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js,
+    ngx_http_hris_auth_t *auth)
 {
     json_t                      *v, *code;
     size_t                       i;
@@ -244,7 +319,7 @@ ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js)
         return NGX_ERROR;
     }
 
-    tc->table->token = ts;
+    auth->token = ts;
 
     return NGX_OK;
 }

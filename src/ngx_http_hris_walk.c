@@ -339,7 +339,6 @@ ngx_http_hris_walk_body(ngx_http_hris_ctx_t *ctx, ngx_http_hris_call_t *call,
     json_t                 *body;
     ngx_str_t               name, value;
     ngx_http_request_t     *r = ctx->request;
-    ngx_http_hris_table_t  *t = ctx->account->table;
 
     if (ctx->call_op->body == NULL) {
         return NGX_OK;
@@ -350,8 +349,9 @@ ngx_http_hris_walk_body(ngx_http_hris_ctx_t *ctx, ngx_http_hris_call_t *call,
         return NGX_ERROR;
     }
 
-    if (t->auth_type == NGX_HTTP_HRIS_AUTH_BODY
-        && ngx_http_hris_body_merge(r->pool, body, t->auth_body, vars)
+    if (ctx->account->auth->type == NGX_HTTP_HRIS_AUTH_BODY
+        && ngx_http_hris_body_merge(r->pool, body, ctx->account->auth->body,
+                                    vars)
            != NGX_OK)
     {
         json_decref(body);
@@ -387,14 +387,15 @@ ngx_http_hris_walk_done(ngx_http_hris_call_t *call)
 {
     ngx_int_t              rc;
     ngx_http_hris_ctx_t   *ctx = call->data;
-    ngx_http_hris_table_t *t = ctx->account->table;
 
     ngx_http_hris_gate_answered(&ctx->gate, call);
 
     /* a refused token is renewed once, then the call made again */
     if (call->result == NGX_HTTP_HRIS_CALL_OK
-        && t->auth_type == NGX_HTTP_HRIS_AUTH_TOKEN && !ctx->gate.renewed
-        && ngx_http_hris_status_in(&t->token->renew_on, call->status))
+        && ctx->account->auth->type == NGX_HTTP_HRIS_AUTH_TOKEN
+        && !ctx->gate.renewed
+        && ngx_http_hris_status_in(&ctx->account->auth->token->renew_on,
+                                   call->status))
     {
         ngx_http_hris_gate_refused(&ctx->gate);
         ctx->gate.renewed = 1;

@@ -1,0 +1,63 @@
+#!/usr/bin/perl
+# The proxy API injects every kind of credential the tables know: a token
+# exchanged once for the account (Personio, HeavenHR), an API key carried
+# in the JSON body (PeopleHR), headers (ClayHR); and holds the account to
+# its rate limit like unified calls.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use lib 't/lib';
+use HRIS::Sandbox;
+use HRIS::Nginx;
+
+my %sb = (
+    personio => HRIS::Sandbox->start('personio'),
+    peoplehr => HRIS::Sandbox->start('peoplehr', args => ['--rate-limit', '0']),
+    heavenhr => HRIS::Sandbox->start('heavenhr'),
+    clayhr   => HRIS::Sandbox->start('clayhr'),
+);
+my $ng = HRIS::Nginx->start(accounts => HRIS::Nginx::accounts_for(%sb,
+    extra => { 'acme-peoplehr' => { rate_limit => { calls => 3, per => '60s' } } }),
+    http => 'hris_retry_after_max 200ms;');
+
+my $res = $ng->get('/proxy/v1/company/employees?limit=2&integrated_account_id=acme-personio');
+is($res->{status}, 200, 'Personio through the proxy: the token is exchanged and sent');
+is(scalar @{ $res->{json}{data} }, 2, 'the provider\'s own answer');
+$ng->get('/proxy/v1/company/time-off-types?integrated_account_id=acme-personio');
+is($sb{personio}->stats->{by_path}{'/v1/auth'}, 1, 'one exchange for both calls');
+
+$res = $ng->get('/proxy/employees?pageSize=1&integrated_account_id=acme-heavenhr');
+is($res->{status}, 200, 'HeavenHR through the proxy');
+is($res->{json}{pageSize}, 1, 'the provider\'s page envelope comes back as it is');
+
+$res = $ng->request('POST', '/proxy/Employee?integrated_account_id=acme-peoplehr',
+                    headers => { 'Content-Type' => 'application/json' },
+                    body => '{"Action":"GetEmployeeDetailById","EmployeeId":"PW4"}');
+is($res->{status}, 200, 'PeopleHR through the proxy');
+is($res->{json}{isError}, JSON::PP::false, 'the API key was merged into the body');
+is($res->{json}{Result}{FirstName}{DisplayValue}, 'Björn', 'and the provider answered');
+
+$res = $ng->request('POST', '/proxy/Employee?integrated_account_id=acme-peoplehr',
+                    headers => { 'Content-Type' => 'application/json' },
+                    body => '{"APIKey":"forged","Action":"GetCompanyInformation"}');
+is($res->{json}{isError}, JSON::PP::false, 'a caller\'s own APIKey is replaced by the account\'s');
+
+$res = $ng->request('POST', '/proxy/Employee?integrated_account_id=acme-peoplehr',
+                    headers => { 'Content-Type' => 'application/json' },
+                    body => '{"Action":"GetCompanyInformation"}');
+is($res->{status}, 200, 'the third call of three allowed');
+$res = $ng->request('POST', '/proxy/Employee?integrated_account_id=acme-peoplehr',
+                    headers => { 'Content-Type' => 'application/json' },
+                    body => '{"Action":"GetCompanyInformation"}');
+is($res->{status}, 429, 'the account\'s rate limit holds for proxy calls too');
+like($res->{headers}{'retry-after'} // '', qr/^\d+$/, 'with Retry-After');
+
+$res = $ng->get('/proxy/orgunits?integrated_account_id=acme-clayhr');
+is($res->{status}, 200, 'ClayHR through the proxy: x-api-key and userid headers');
+ok(ref $res->{json} eq 'ARRAY' && @{ $res->{json} }, 'its bare array');
+
+$ng->stop;
+unlike($ng->error_log, qr/\[(alert|crit|emerg)\]/, 'no alerts');
+done_testing;
