@@ -2,6 +2,9 @@
 """BambooHR sandbox provider.
 
     python3 sandbox/bamboohr.py --port 9101 [--api-key KEY ...] [--verbose]
+        [--oauth-client ID:SECRET:REDIRECT_URI ...] [--code-ttl S]
+        [--access-token-ttl S] [--no-rotate] [--token-delay-ms N]
+        [--company-domain D]
 
 Behaves like the BambooHR API described in
 shared/reference/providers-bamboohr-personio.md PART A (A1-A8): the same
@@ -15,8 +18,101 @@ generate_dataset(), which other code may import.
 Shapes not in the shared reference were taken from BambooHR's public OpenAPI
 spec (BambooHR/bhr-api-php specs/public.yaml, "[SPEC]" below); anything
 neither source settles is marked PLAUSIBLE.
+
+OAuth 2.0 authorization code flow (A2.2, A8 item 2)
+---------------------------------------------------
+
+    --oauth-client ID:SECRET:REDIRECT_URI
+                     registered client, repeatable; ID and SECRET hold no
+                     colon, all after the second colon is the URI; `*`
+                     accepts any redirect_uri. Default (replaced by any
+                     explicit one): sandbox-bamboohr-client:sandbox-bamboohr-secret:*
+    --code-ttl S     authorization code lifetime (600)
+    --access-token-ttl S  access token lifetime = expires_in (3600)
+    --no-rotate      refresh answers carry no refresh_token; the old one stays
+    --token-delay-ms N    every /token.php answer waits N ms first (0)
+    --company-domain D    companyDomain of token answers ("sandbox")
+
+Both endpoints answer at the root, under /api and under
+/api/gateway.php/{domain} (like the data routes), need no credentials, and
+are subject to the fault queue like any provider request.
+
+  GET /authorize.php?request=authorize&response_type=code&client_id=..
+      &redirect_uri=..&scope=..&state=..
+    Unknown/missing client_id, missing or non-absolute redirect_uri (or one
+    with a fragment), or one not equal to the registered URI -> 400 HTML page
+    with X-BambooHR-Error-Message, never a redirect (RFC 6749 4.1.2.1).
+    Otherwise 302 Location: <redirect_uri>?code=<code>&state=<state>, or
+    <redirect_uri>?error=..&error_description=..&state=.. with
+      invalid_request            request != authorize, response_type missing,
+                                 a parameter repeated
+      unauthorized_client        response_type=token (implicit grant)
+      unsupported_response_type  any other response_type but code
+      invalid_scope              a scope not in the vendor spec's list
+                                 (KNOWN_SCOPES, each also with `.write`)
+    The scope is space separated ('+' in the URL); no scope at all is
+    accepted (the vendor's SDK example sends none) and grants "". Without
+    offline_access the code yields no refresh token; with openid an id_token.
+  POST /token.php?request=token  (request=token may be in the body instead)
+    Body: application/x-www-form-urlencoded, or a JSON object
+    (application/json, or no Content-Type and a body starting with `{`).
+    Client: client_id + client_secret in the body, or HTTP Basic.
+    grant_type=authorization_code: code, redirect_uri (equal to the
+    authorize call's), client_id, client_secret. grant_type=refresh_token:
+    refresh_token, client_id, client_secret, optional narrower scope.
+    200 {"access_token","expires_in","token_type":"Bearer","scope",
+         "refresh_token" (offline_access; on a refresh: a NEW one, the old one
+         is then "rotated" and refused; none with --no-rotate),
+         "id_token" (openid; unsigned JWT shape, alg none), "companyDomain"}
+    Errors, JSON {"error","error_description"}, Cache-Control: no-store:
+      400 invalid_request        missing grant_type/code/redirect_uri/
+                                 refresh_token/request=token, repeated form
+                                 parameter, broken JSON
+      400 unsupported_grant_type any grant_type but the two above
+      401 invalid_client         missing/unknown client or wrong secret
+                                 (+ WWW-Authenticate: Basic when Basic was used)
+      400 invalid_grant          code unknown, of another client, used,
+                                 expired or redirect_uri differs; refresh token
+                                 unknown, of another client, rotated, revoked
+      400 invalid_scope          a refresh asking for scope not granted
+      405                        not POST
+    Replaying a used code also revokes the tokens it gave (RFC 6749 4.1.2).
+    Access tokens of a rotated refresh token stay valid until they expire.
+  Data endpoints take `Authorization: Bearer <access token>` besides Basic
+  keys (any valid token reaches every endpoint: scopes are not enforced);
+  unknown, expired or revoked -> 401, empty body, X-BambooHR-Error-Message
+  "Invalid access token." / "The access token has expired." / "... revoked."
+
+Control endpoints (no auth; common.py has no provider hook, so
+_install_control_hook() wraps common.control_request):
+  GET  /_sandbox/oauth/grants  {"codes": [{code, client_id, redirect_uri,
+       scope, state unused|used|expired, expires_in}], "access_tokens":
+       [{access_token, client_id, scope, grant_type, state
+       active|expired|revoked, expires_in}], "refresh_tokens":
+       [{refresh_token, client_id, scope, grant_type, state
+       active|rotated|revoked, replaced_by}], "token_calls": {...}}
+  POST /_sandbox/oauth/code    {"client_id","redirect_uri","scope"} (all
+       optional: first client, its URI or http://127.0.0.1/callback for `*`,
+       scope "" ; scope a string or an array) -> {"code","client_id",
+       "redirect_uri","scope","expires_in"}; invalid -> 400 {"error"}
+  POST /_sandbox/oauth/revoke  {"refresh_token": T} | {"access_token": T} |
+       {"all": true} (every active refresh token) -> {"revoked": n}
+  POST /_sandbox/oauth/expire  {"access_token": T} | {"all": true} -> {"expired": n}
+  GET  /_sandbox/stats         by_path also counts token.php requests per
+       grant_type: "/token.php#authorization_code", "/token.php#refresh_token",
+       "/token.php#<other>", "/token.php#none" (missing or unreadable), for
+       every path shape, failed ones included (not the faulted ones);
+       `requests` is not changed by these keys.
+  POST /_sandbox/reset         also forgets every code and token and the
+       counters (registered clients stay).
+PLAUSIBLE: the immediate 302 (a sandbox has no login or consent page); the
+error pages and messages; request=authorize/token being required; the
+`bhr-at-`/`bhr-rt-` token prefixes; code one-time use counted only on success;
+Basic client auth; refresh scope narrowing; bearer tokens also on the
+gateway.php shape (UNVERIFIED in A2.2); no refresh-token family revocation.
 """
 
+import argparse
 import base64
 import binascii
 import datetime
@@ -24,9 +120,12 @@ import json
 import os
 import random
 import re
+import secrets
 import sys
+import threading
+import time
 import unicodedata
-from urllib.parse import unquote, urlencode
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlencode, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 # Import the shared server from this directory without leaving a
@@ -1037,6 +1136,555 @@ def problem(status, title, detail, instance):
 
 
 # ---------------------------------------------------------------------------
+# OAuth 2.0 authorization code flow (A2.2)
+# ---------------------------------------------------------------------------
+
+DEFAULT_OAUTH_CLIENT = "sandbox-bamboohr-client:sandbox-bamboohr-secret:*"
+DEFAULT_COMPANY_DOMAIN = "sandbox"
+DEFAULT_CODE_TTL = 600
+DEFAULT_ACCESS_TOKEN_TTL = 3600
+
+# /authorize.php and /token.php at the root, under /api and under
+# /api/gateway.php/{domain} (wherever an account's base_url points).
+OAUTH_PATH = re.compile(r"^(?:/api/gateway\.php/[^/]+|/api)?/(?P<endpoint>authorize|token)\.php/?$")
+
+# Scope names of the vendor spec's `securitySchemes.oauth` (BambooHR/bhr-api-php
+# specs/public.yaml); each may also carry the `.write` suffix. Anything else
+# is `invalid_scope`.
+KNOWN_SCOPES = frozenset("""
+access_level alerts approval_workflows ask_bamboohr:chat_messages ask_bamboohr:policy_documents
+ask_bamboohr:settings background_checks benchmarking:compensation benefit company:administration
+company:details company:info company_file compensation_benchmarks customer_onboarding
+data_cleaner deductions employee employee:assets employee:compensation employee:contact
+employee:custom_fields employee:custom_fields_encrypted employee:demographic employee:dependent
+employee:dependent:ssn employee:education employee:emergency_contacts employee:file
+employee:identification employee:job employee:management employee:name employee:payroll
+employee:photo employee:providers employee:providers:payroll employee:tabs employee:vaccination
+employee_directory employee_verifications employee_wellbeing:settings enps:settings equity
+error_management esignature esignature:instance field goal gridlets hiring:applications
+hiring:checkr hiring:job_openings hiring:offers hiring:settings hiring:talent_pools
+job_organization mcp meta offline_access onboarding openid pay_grades_and_bands payroll
+payroll:ach_returns payroll:beneficial_owners payroll:legal_entities payroll:pay_periods
+payroll:pay_schedules payroll:pay_stubs payroll:payrolls payroll:retirements
+performance:assessments performance:feedback performance:one_on_ones performance:settings
+planning_cycles public.integration public.user recognitions:manage report scheduling:schedules
+scheduling:shifts sensitive_employee:address sensitive_employee:creditcards
+sensitive_employee:protected_info tasks time_off time_tracking time_tracking:breaks training
+user user:management webhooks workflows:bounties workflows:instances
+""".split())
+
+
+def scope_known(name):
+    return name in KNOWN_SCOPES or (name.endswith(".write") and name[:-6] in KNOWN_SCOPES)
+
+
+def split_scope(value):
+    """Scope names of a space-separated string (a `+` in a query string is
+    already a space) or of a JSON array; order kept, duplicates dropped."""
+    names = value if isinstance(value, list) else str(value or "").split()
+    result = []
+    for name in names:
+        if str(name) not in result:
+            result.append(str(name))
+    return result
+
+
+def oauth_client_arg(text):
+    """argparse type of --oauth-client ID:SECRET:REDIRECT_URI (the URI keeps
+    its own colons; `*` accepts any redirect_uri)."""
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise argparse.ArgumentTypeError("expected ID:SECRET:REDIRECT_URI (REDIRECT_URI may be *)")
+    return tuple(parts)
+
+
+class OAuthError(Exception):
+    """An error answer of /token.php: {"error", "error_description"}."""
+
+    def __init__(self, status, error, description):
+        super().__init__(error)
+        self.status, self.error, self.description = status, error, description
+
+    def response(self, basic_used=False):
+        resp = common.json_response({"error": self.error, "error_description": self.description},
+                                    self.status, NO_STORE)
+        if self.status == 401 and basic_used:     # RFC 6749 5.2
+            resp.header("WWW-Authenticate", 'Basic realm="BambooHR"')
+        return resp
+
+
+NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+def _b64url(obj):
+    raw = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+class OAuthGrants:
+    """Clients, authorization codes, access and refresh tokens (in memory,
+    shared by the handler threads; POST /_sandbox/reset forgets all grants)."""
+
+    def __init__(self, clients, code_ttl, access_ttl, rotate, company_domain, subject):
+        self.clients = {cid: (secret, uri) for cid, secret, uri in clients}
+        self.default_client = clients[0][0]
+        self.code_ttl = code_ttl
+        self.access_ttl = access_ttl
+        self.rotate = rotate
+        self.company_domain = company_domain
+        self.subject = subject                 # employee id the tokens act as
+        self.lock = threading.Lock()
+        self.clear()
+
+    def clear(self):
+        with self.lock:
+            self.codes = {}        # code -> record (insertion order = issue order)
+            self.access = {}       # access token -> record
+            self.refresh = {}      # refresh token -> record
+            self.token_calls = {}  # "/token.php#<grant_type>" -> count
+
+    # -- clients and scopes --
+
+    def redirect_allowed(self, client_id, redirect_uri):
+        registered = self.clients[client_id][1]
+        return registered == "*" or registered == redirect_uri
+
+    def client_error(self, client_id, redirect_uri):
+        """Why (client_id, redirect_uri) may not be redirected to, or None.
+        RFC 6749 4.1.2.1: these errors are shown, never redirected."""
+        if not client_id:
+            return "Missing client_id."
+        if client_id not in self.clients:
+            return "Unknown client_id %s." % client_id
+        if not redirect_uri:
+            return "Missing redirect_uri."
+        parts = urlsplit(redirect_uri)
+        if not parts.scheme or not parts.netloc or parts.fragment or "#" in redirect_uri:
+            return "redirect_uri must be an absolute URI without a fragment."
+        if not self.redirect_allowed(client_id, redirect_uri):
+            return "redirect_uri does not match the one registered for this client."
+        return None
+
+    @staticmethod
+    def scope_error(scope):
+        unknown = [name for name in scope if not scope_known(name)]
+        if unknown:
+            return "Unknown scope: %s" % " ".join(unknown)
+        return None
+
+    # -- codes --
+
+    def issue_code(self, client_id, redirect_uri, scope):
+        code = secrets.token_urlsafe(24)
+        now = time.monotonic()
+        with self.lock:
+            self.codes[code] = {"client_id": client_id, "redirect_uri": redirect_uri,
+                                "scope": list(scope), "expires": now + self.code_ttl,
+                                "used": False, "tokens": []}
+        return code
+
+    # -- tokens --
+
+    def count_call(self, grant_type):
+        key = "/token.php#%s" % (grant_type or "none")[:64]
+        with self.lock:
+            self.token_calls[key] = self.token_calls.get(key, 0) + 1
+
+    def token_counts(self):
+        with self.lock:
+            return dict(self.token_calls)
+
+    def _issue(self, client_id, scope, grant_type, refresh):
+        """Create an access token (and a refresh token when `refresh`);
+        caller holds the lock. Returns the token answer."""
+        now = time.monotonic()
+        access = "bhr-at-" + secrets.token_urlsafe(32)
+        self.access[access] = {"client_id": client_id, "scope": list(scope),
+                               "expires": now + self.access_ttl, "revoked": False,
+                               "grant_type": grant_type}
+        answer = {"access_token": access, "expires_in": self.access_ttl, "token_type": "Bearer",
+                  "scope": " ".join(scope)}
+        if refresh is not None:
+            token = "bhr-rt-" + secrets.token_urlsafe(32)
+            self.refresh[token] = {"client_id": client_id, "scope": list(refresh),
+                                   "state": "active", "replaced_by": None,
+                                   "grant_type": grant_type}
+            answer["refresh_token"] = token
+        if "openid" in scope:
+            answer["id_token"] = self._id_token(client_id)
+        answer["companyDomain"] = self.company_domain
+        return answer
+
+    def _id_token(self, client_id):
+        """JWT-shaped but unsigned (alg none): opaque to the gateway."""
+        now = int(time.time())
+        claims = {"iss": "https://%s.bamboohr.com" % self.company_domain, "sub": self.subject,
+                  "aud": client_id, "iat": now, "exp": now + self.access_ttl,
+                  "companyDomain": self.company_domain}
+        return "%s.%s." % (_b64url({"alg": "none", "typ": "JWT"}), _b64url(claims))
+
+    def exchange_code(self, client_id, code, redirect_uri):
+        with self.lock:
+            record = self.codes.get(code)
+            if record is None or record["client_id"] != client_id:
+                raise OAuthError(400, "invalid_grant", "The authorization code is invalid.")
+            if record["used"]:
+                # RFC 6749 4.1.2: a replayed code revokes what it gave.
+                for token in record["tokens"]:
+                    if token in self.access:
+                        self.access[token]["revoked"] = True
+                    elif token in self.refresh:
+                        self.refresh[token]["state"] = "revoked"
+                raise OAuthError(400, "invalid_grant",
+                                 "The authorization code has already been used.")
+            if time.monotonic() >= record["expires"]:
+                raise OAuthError(400, "invalid_grant", "The authorization code has expired.")
+            if redirect_uri != record["redirect_uri"]:
+                raise OAuthError(400, "invalid_grant",
+                                 "redirect_uri does not match the authorization request.")
+            record["used"] = True
+            scope = record["scope"]
+            answer = self._issue(client_id, scope, "authorization_code",
+                                 scope if "offline_access" in scope else None)
+            record["tokens"] = [answer["access_token"]] + (
+                [answer["refresh_token"]] if "refresh_token" in answer else [])
+            return answer
+
+    def refresh_grant(self, client_id, token, wanted_scope):
+        with self.lock:
+            record = self.refresh.get(token)
+            if record is None or record["client_id"] != client_id:
+                raise OAuthError(400, "invalid_grant", "The refresh token is invalid.")
+            if record["state"] == "revoked":
+                raise OAuthError(400, "invalid_grant", "The refresh token has been revoked.")
+            if record["state"] == "rotated":
+                raise OAuthError(400, "invalid_grant", "The refresh token has already been used.")
+            scope = record["scope"]
+            if wanted_scope is not None:
+                extra = [name for name in wanted_scope if name not in scope]
+                if extra:
+                    raise OAuthError(400, "invalid_scope",
+                                     "Scope not granted to this refresh token: %s"
+                                     % " ".join(extra))
+                scope = wanted_scope
+            answer = self._issue(client_id, scope, "refresh_token",
+                                 record["scope"] if self.rotate else None)
+            if self.rotate:
+                record["state"] = "rotated"
+                record["replaced_by"] = answer["refresh_token"]
+            return answer
+
+    def bearer_error(self, token):
+        """None when the access token may be used, else the 401 message."""
+        with self.lock:
+            record = self.access.get(token)
+            if record is None:
+                return "Invalid access token."
+            if record["revoked"]:
+                return "The access token has been revoked."
+            if time.monotonic() >= record["expires"]:
+                return "The access token has expired."
+            return None
+
+    # -- control endpoints --
+
+    def revoke(self, body):
+        with self.lock:
+            if body.get("all") is True:
+                records = [r for r in self.refresh.values() if r["state"] == "active"]
+                for record in records:
+                    record["state"] = "revoked"
+                return len(records)
+            revoked = 0
+            record = self.refresh.get(str(body.get("refresh_token")))
+            if record is not None and record["state"] != "revoked":
+                record["state"] = "revoked"
+                revoked += 1
+            record = self.access.get(str(body.get("access_token")))
+            if record is not None and not record["revoked"]:
+                record["revoked"] = True
+                revoked += 1
+            return revoked
+
+    def expire(self, body):
+        now = time.monotonic()
+        with self.lock:
+            if body.get("all") is True:
+                records = list(self.access.values())
+            else:
+                records = [self.access[t] for t in [str(body.get("access_token"))]
+                           if t in self.access]
+            expired = 0
+            for record in records:
+                if record["expires"] > now:
+                    record["expires"] = now
+                    expired += 1
+            return expired
+
+    def listing(self):
+        now = time.monotonic()
+
+        def left(expires):
+            return max(0, int(round(expires - now)))
+
+        with self.lock:
+            codes = [{"code": code, "client_id": r["client_id"],
+                      "redirect_uri": r["redirect_uri"], "scope": " ".join(r["scope"]),
+                      "state": "used" if r["used"] else
+                      ("expired" if now >= r["expires"] else "unused"),
+                      "expires_in": left(r["expires"])} for code, r in self.codes.items()]
+            access = [{"access_token": token, "client_id": r["client_id"],
+                       "scope": " ".join(r["scope"]), "grant_type": r["grant_type"],
+                       "state": "revoked" if r["revoked"] else
+                       ("expired" if now >= r["expires"] else "active"),
+                       "expires_in": left(r["expires"])} for token, r in self.access.items()]
+            refresh = [{"refresh_token": token, "client_id": r["client_id"],
+                        "scope": " ".join(r["scope"]), "grant_type": r["grant_type"],
+                        "state": r["state"], "replaced_by": r["replaced_by"]}
+                       for token, r in self.refresh.items()]
+            return {"codes": codes, "access_tokens": access, "refresh_tokens": refresh,
+                    "token_calls": dict(self.token_calls)}
+
+
+def oauth_redirect(uri, pairs):
+    """302 to `uri` with `pairs` added to its query."""
+    location = uri + ("&" if urlsplit(uri).query else ("" if uri.endswith("?") else "?")) \
+        + urlencode(pairs)
+    body = ('<!DOCTYPE html>\n<html><head><title>Redirecting</title></head><body>'
+            '<a href=%s>Continue</a></body></html>\n' % quoteattr(location))
+    return common.Response(302, body, EMPTY_TYPE, [("Location", location)] + NO_STORE)
+
+
+def oauth_error_page(status, message):
+    """What the user's browser shows when BambooHR cannot redirect back."""
+    body = ('<!DOCTYPE html>\n<html><head><title>Authorization error</title></head>\n'
+            '<body><h1>Authorization error</h1><p>%s</p></body></html>\n' % escape(message))
+    return common.Response(status, body, EMPTY_TYPE, [(ERROR_HEADER, message)] + NO_STORE)
+
+
+def token_params(req):
+    """Parameters of a /token.php POST: a form body, or a JSON object when the
+    Content-Type says JSON (or is missing and the body looks like JSON)."""
+    ctype = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+    text = req.body.decode("utf-8", "replace")
+    if ctype.endswith("json") or (not ctype and text.lstrip().startswith("{")):
+        try:
+            body = json.loads(text) if text.strip() else {}
+        except ValueError:
+            raise OAuthError(400, "invalid_request", "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            raise OAuthError(400, "invalid_request", "The JSON body must be an object.")
+        params = {}
+        for key, value in body.items():
+            if isinstance(value, (dict, list)) and key != "scope":
+                raise OAuthError(400, "invalid_request", "Parameter %s must be a string." % key)
+            params[key] = value if isinstance(value, list) else (
+                "" if value is None else str(value))
+        return params
+    if ctype and ctype != "application/x-www-form-urlencoded":
+        raise OAuthError(400, "invalid_request",
+                         "Content-Type must be application/x-www-form-urlencoded or "
+                         "application/json.")
+    params = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        if key in params:                            # RFC 6749 3.2
+            raise OAuthError(400, "invalid_request", "Parameter %s was sent twice." % key)
+        params[key] = value
+    return params
+
+
+def basic_client(req):
+    """(client_id, client_secret) from `Authorization: Basic` (RFC 6749
+    2.3.1, form-encoded parts), or None when there is no such header."""
+    scheme, _, credentials = (req.header("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeError, binascii.Error):
+        raise OAuthError(401, "invalid_client", "Malformed Basic client credentials.")
+    client_id, _, secret = decoded.partition(":")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+class OAuthEndpoints:
+    """GET /authorize.php and POST /token.php, plus the /_sandbox/oauth/...
+    control endpoints."""
+
+    AUTHORIZE_PARAMS = ("request", "response_type", "client_id", "redirect_uri", "scope",
+                        "state")
+
+    def __init__(self, grants, token_delay_ms):
+        self.grants = grants
+        self.token_delay = token_delay_ms / 1000.0
+
+    # -- GET /authorize.php --
+
+    def authorize(self, req):
+        if req.method not in ("GET", "HEAD"):
+            return oauth_error_page(405, "The authorization endpoint only accepts GET.").header(
+                "Allow", "GET")
+        client_id, redirect_uri = req.arg("client_id"), req.arg("redirect_uri")
+        twice = [name for name in ("client_id", "redirect_uri")
+                 if len(req.query.get(name, [])) > 1]
+        problem_text = ("Parameter %s was sent twice." % twice[0] if twice
+                        else self.grants.client_error(client_id, redirect_uri))
+        if problem_text:
+            return oauth_error_page(400, problem_text)
+        state = req.arg("state")
+
+        def fail(error, description):
+            pairs = [("error", error), ("error_description", description)]
+            return oauth_redirect(redirect_uri, pairs + ([("state", state)]
+                                                         if state is not None else []))
+
+        twice = [name for name in self.AUTHORIZE_PARAMS if len(req.query.get(name, [])) > 1]
+        if twice:
+            return fail("invalid_request", "Parameter %s was sent twice." % twice[0])
+        if req.arg("request") != "authorize":
+            return fail("invalid_request", "Missing request=authorize.")
+        response_type = req.arg("response_type")
+        if not response_type:
+            return fail("invalid_request", "Missing response_type.")
+        if response_type == "token":
+            return fail("unauthorized_client",
+                        "This client may not use the implicit grant (response_type=token).")
+        if response_type != "code":
+            return fail("unsupported_response_type",
+                        "Unsupported response_type %s." % response_type)
+        scope = split_scope(req.arg("scope"))
+        scope_problem = self.grants.scope_error(scope)
+        if scope_problem:
+            return fail("invalid_scope", scope_problem)
+        # The sandbox has no login or consent page: the user "approves" at once.
+        code = self.grants.issue_code(client_id, redirect_uri, scope)
+        return oauth_redirect(redirect_uri, [("code", code)] + (
+            [("state", state)] if state is not None else []))
+
+    # -- POST /token.php --
+
+    def token(self, req):
+        if self.token_delay:
+            time.sleep(self.token_delay)
+        basic_used = False
+        try:
+            if req.method != "POST":
+                raise OAuthError(405, "invalid_request", "The token endpoint only accepts POST.")
+            try:
+                params = token_params(req)
+            except OAuthError:
+                self.grants.count_call(None)
+                raise
+            self.grants.count_call(params.get("grant_type"))
+            if "token" not in (req.arg("request"), params.get("request")):
+                raise OAuthError(400, "invalid_request", "Missing request=token.")
+            grant_type = params.get("grant_type")
+            if not grant_type:
+                raise OAuthError(400, "invalid_request", "Missing grant_type.")
+            if grant_type not in ("authorization_code", "refresh_token"):
+                raise OAuthError(400, "unsupported_grant_type",
+                                 "Unsupported grant_type %s." % grant_type)
+            basic = basic_client(req)
+            basic_used = basic is not None
+            client_id = self._authenticate_client(params, basic)
+            if grant_type == "authorization_code":
+                for name in ("code", "redirect_uri"):
+                    if not params.get(name):
+                        raise OAuthError(400, "invalid_request", "Missing %s." % name)
+                answer = self.grants.exchange_code(client_id, params["code"],
+                                                   params["redirect_uri"])
+            else:
+                if not params.get("refresh_token"):
+                    raise OAuthError(400, "invalid_request", "Missing refresh_token.")
+                wanted = split_scope(params["scope"]) if params.get("scope") else None
+                answer = self.grants.refresh_grant(client_id, params["refresh_token"], wanted)
+        except OAuthError as err:
+            resp = err.response(basic_used)
+            if err.status == 405:
+                resp.header("Allow", "POST")
+            return resp
+        return common.json_response(answer, 200, NO_STORE)
+
+    def _authenticate_client(self, params, basic):
+        if basic is not None:
+            if params.get("client_secret"):
+                raise OAuthError(400, "invalid_request",
+                                 "Use one client authentication method, not two.")
+            if params.get("client_id") and params["client_id"] != basic[0]:
+                raise OAuthError(400, "invalid_request",
+                                 "client_id differs from the Basic credentials.")
+            client_id, secret = basic
+        else:
+            client_id, secret = params.get("client_id"), params.get("client_secret")
+        if not client_id or not secret:
+            raise OAuthError(401, "invalid_client", "Missing client credentials.")
+        known = self.grants.clients.get(client_id)
+        if known is None or not secrets.compare_digest(known[0].encode(), secret.encode()):
+            raise OAuthError(401, "invalid_client", "Client authentication failed.")
+        return client_id
+
+    # -- /_sandbox/oauth/... --
+
+    def control(self, req, action):
+        route = (req.method, action)
+        if route == ("GET", "grants"):
+            return common.json_response(self.grants.listing())
+        if route not in (("POST", "revoke"), ("POST", "expire"), ("POST", "code")):
+            return common.json_response(
+                {"error": "unknown control endpoint %s /_sandbox/oauth/%s" % route}, 404)
+        try:
+            body = req.json_body() if req.body.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            return common.json_response({"error": "the body must be a JSON object"}, 400)
+        if action == "revoke":
+            if not any(key in body for key in ("all", "refresh_token", "access_token")):
+                return common.json_response(
+                    {"error": "give refresh_token, access_token or all: true"}, 400)
+            return common.json_response({"revoked": self.grants.revoke(body)})
+        if action == "expire":
+            if not any(key in body for key in ("all", "access_token")):
+                return common.json_response({"error": "give access_token or all: true"}, 400)
+            return common.json_response({"expired": self.grants.expire(body)})
+        return self._mint_code(body)
+
+    def _mint_code(self, body):
+        """POST /_sandbox/oauth/code: what /authorize.php would redirect with."""
+        grants = self.grants
+        client_id = str(body.get("client_id") or grants.default_client)
+        registered = grants.clients.get(client_id, (None, None))[1]
+        default_uri = "http://127.0.0.1/callback" if registered in (None, "*") else registered
+        redirect_uri = str(body.get("redirect_uri") or default_uri)
+        scope = split_scope(body.get("scope"))
+        error = grants.client_error(client_id, redirect_uri) or grants.scope_error(scope)
+        if error:
+            return common.json_response({"error": error}, 400)
+        code = grants.issue_code(client_id, redirect_uri, scope)
+        return common.json_response({"code": code, "client_id": client_id,
+                                     "redirect_uri": redirect_uri, "scope": " ".join(scope),
+                                     "expires_in": grants.code_ttl})
+
+
+def _install_control_hook():
+    """common.py sends every /_sandbox/ request to common.control_request()
+    and offers providers no hook. Wrap that function (once) so a provider's
+    control_request(server, req) sees those requests first; it returns a
+    Response, or None to leave the request to common.py."""
+    original = common.control_request
+    if getattr(original, "provider_hook", False):
+        return
+
+    def control_request(server, req):
+        hook = getattr(server.provider, "control_request", None)
+        resp = hook(server, req) if hook is not None else None
+        return original(server, req) if resp is None else resp
+
+    control_request.provider_hook = True
+    common.control_request = control_request
+
+
+# ---------------------------------------------------------------------------
 # The provider
 # ---------------------------------------------------------------------------
 
@@ -1057,16 +1705,45 @@ class BambooHR(common.Provider):
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data set seed")
         parser.add_argument("--today", default=DEFAULT_TODAY,
                             help="the sandbox's fixed 'today' (YYYY-MM-DD)")
+        oauth = parser.add_argument_group("OAuth 2.0 (authorize.php / token.php)")
+        oauth.add_argument("--oauth-client", action="append", dest="oauth_clients",
+                           type=oauth_client_arg, metavar="ID:SECRET:REDIRECT_URI",
+                           help="registered client, repeatable; REDIRECT_URI * accepts any "
+                                "(default %s)" % DEFAULT_OAUTH_CLIENT)
+        oauth.add_argument("--code-ttl", type=int, default=DEFAULT_CODE_TTL, metavar="SECONDS",
+                           help="authorization code lifetime (default %d)" % DEFAULT_CODE_TTL)
+        oauth.add_argument("--access-token-ttl", type=int, default=DEFAULT_ACCESS_TOKEN_TTL,
+                           metavar="SECONDS", help="access token lifetime, the expires_in "
+                           "(default %d)" % DEFAULT_ACCESS_TOKEN_TTL)
+        oauth.add_argument("--no-rotate", action="store_true",
+                           help="a refresh keeps the refresh token valid and answers without "
+                                "refresh_token (default: rotate)")
+        oauth.add_argument("--token-delay-ms", type=int, default=0, metavar="N",
+                           help="delay every token.php answer by N ms (default 0)")
+        oauth.add_argument("--company-domain", default=DEFAULT_COMPANY_DOMAIN,
+                           help="companyDomain of token answers (default %s)"
+                                % DEFAULT_COMPANY_DOMAIN)
 
     def __init__(self, args):
         super().__init__(args)
         self.api_keys = set(args.api_keys or [DEFAULT_API_KEY])
         if parse_date(args.today) is None:
             raise SystemExit("--today must be YYYY-MM-DD")
+        for name in ("code_ttl", "access_token_ttl"):
+            if getattr(args, name) < 1:
+                raise SystemExit("--%s must be at least 1" % name.replace("_", "-"))
+        if args.token_delay_ms < 0:
+            raise SystemExit("--token-delay-ms must not be negative")
         self.ds = generate_dataset(seed=args.seed, today=args.today)
         # Employee 0 is "the employee tied to the API key": the first one.
         self.key_owner = self.ds.employees[0]
         self.router = self._build_router()
+        clients = args.oauth_clients or [oauth_client_arg(DEFAULT_OAUTH_CLIENT)]
+        self.oauth = OAuthEndpoints(
+            OAuthGrants(clients, args.code_ttl, args.access_token_ttl, not args.no_rotate,
+                        args.company_domain, self.key_owner["id"]),
+            args.token_delay_ms)
+        _install_control_hook()
 
     def _build_router(self):
         r = common.Router()
@@ -1095,6 +1772,11 @@ class BambooHR(common.Provider):
     # -- dispatch, auth, rendering --
 
     def handle(self, req):
+        oauth = OAUTH_PATH.match(req.path)
+        if oauth:
+            if oauth.group("endpoint") == "authorize":
+                return self.oauth.authorize(req)
+            return self.oauth.token(req)
         found = PREFIX.match(req.path)
         if not found:
             return header_error(404, "Not found")
@@ -1123,16 +1805,33 @@ class BambooHR(common.Provider):
             if user.partition(":")[0] in self.api_keys:
                 return None
             return header_error(401, "Invalid API key.")
-        if scheme == "bearer" and self.bearer_token_valid(credentials.strip()):
-            return None
+        if scheme == "bearer":
+            problem_text = self.oauth.grants.bearer_error(credentials.strip())
+            return header_error(401, problem_text) if problem_text else None
         if not scheme:
             return header_error(401, "Your API key is missing.")
         return header_error(401, "Unsupported authorization scheme.")
 
     def bearer_token_valid(self, token):
-        """Hook for OAuth 2.0 (A2.2): /authorize.php and /token.php will issue
-        bearer tokens in a later change; until then none is accepted."""
-        return False
+        """True when `token` is a live access token from /token.php."""
+        return self.oauth.grants.bearer_error(token) is None
+
+    def reset(self):
+        """POST /_sandbox/reset: forget every OAuth grant (codes, access and
+        refresh tokens, token.php counters); clients stay registered."""
+        self.oauth.grants.clear()
+
+    def control_request(self, server, req):
+        """/_sandbox/oauth/... and the token.php counters in /_sandbox/stats
+        (called through _install_control_hook()); None: common.py answers."""
+        path = req.path.rstrip("/")
+        if path.startswith(common.CONTROL_PREFIX + "/oauth/"):
+            return self.oauth.control(req, path[len(common.CONTROL_PREFIX + "/oauth/"):])
+        if (req.method, path) == ("GET", common.CONTROL_PREFIX + "/stats"):
+            stats = server.state.stats()
+            stats["by_path"].update(self.oauth.grants.token_counts())
+            return common.json_response(stats)
+        return None
 
     def fault_response(self, req, status, retry_after):
         """Throttling and outages look like BambooHR's: empty body plus the

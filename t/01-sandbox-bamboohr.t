@@ -137,7 +137,7 @@ like($sb->url, qr{^http://127\.0\.0\.1:\d+$}, 'sandbox started on a loopback por
     ok(error_header($r), 'error header present');
 
     $r = get('/v1/employees/4', auth => 'Bearer some-token');
-    is($r->{status}, 401, 'bearer tokens are not accepted yet');
+    is($r->{status}, 401, 'a bearer token not issued by /token.php: 401 (OAuth: t/06)');
 
     $r = get('/v1/employees/4', auth => auth("$KEY:anything at all"));
     is($r->{status}, 200, 'the password part is ignored');
