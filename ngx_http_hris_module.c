@@ -68,6 +68,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       offsetof(ngx_http_hris_main_conf_t, secrets_key_file),
       NULL },
 
+    { ngx_string("hris_state_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, state_file),
+      NULL },
+
     { ngx_string("hris_zone_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -252,6 +259,7 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
         || ngx_http_hris_overrides_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_tables_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_secrets_key_load(cf, hmcf) != NGX_OK
+        || ngx_http_hris_state_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_accounts_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_shm_add(cf, hmcf) != NGX_OK)
     {

@@ -12,6 +12,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <jansson.h>
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
 
 #include "ngx_http_hris_map.h"
 #include "ngx_http_hris_template.h"
@@ -121,7 +124,12 @@ typedef struct {
     ngx_http_hris_tpl_t         *value;       /* e.g. "Bearer {{token}}" */
     ngx_str_t                    echo_header; /* a token handed back */
     ngx_array_t                  renew_on;    /* statuses: token refused */
+    ngx_http_hris_path_t         refresh;     /* rotated refresh token */
+    ngx_http_hris_path_t         reauth;      /* "needs_reauth" pointer */
+    json_t                      *reauth_values;
     unsigned                     has_expires_in:1;
+    unsigned                     has_refresh:1;  /* OAuth2 refresh_token */
+    unsigned                     has_reauth:1;
 } ngx_http_hris_token_spec_t;
 
 
@@ -230,6 +238,13 @@ typedef struct {
     ngx_uint_t                   rate_calls;  /* the table's, or own */
     ngx_msec_t                   rate_window;
     ngx_uint_t                   has_sealed;  /* sealed credentials */
+
+    /* OAuth2 refresh: what the shared zone starts from */
+    u_char                       refresh_base[32];
+    ngx_str_t                    refresh_initial;  /* maybe sealed */
+    ngx_str_t                    seed_token;       /* maybe sealed */
+    time_t                       seed_expires;
+    ngx_uint_t                   state_reauth;
 } ngx_http_hris_account_t;
 
 
@@ -245,6 +260,9 @@ typedef struct {
     ngx_str_t                    cursor_secret;
     ngx_str_t                    overrides_file;
     ngx_str_t                    secrets_key_file;
+    ngx_str_t                    state_file;
+    json_t                      *state;       /* the file, as read */
+    void                        *thread_pool;
     u_char                       secrets_key[32];
     ngx_uint_t                   has_secrets_key;
     json_t                      *overrides;   /* by provider */
@@ -282,6 +300,7 @@ struct ngx_http_hris_gate_s {
     ngx_http_hris_loc_conf_t    *hlcf;
     ngx_http_hris_account_t     *account;
     ngx_str_t                    token;       /* for token auth */
+    ngx_str_t                    refresh;     /* OAuth2 refresh token */
     void                       (*handler)(ngx_http_hris_gate_t *g);
     void                        *data;
     ngx_int_t                    rc;          /* NGX_OK or NGX_DONE */
@@ -321,6 +340,19 @@ ngx_int_t ngx_http_hris_secrets_check(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
 ngx_array_t *ngx_http_hris_credentials(ngx_http_request_t *r,
     ngx_http_hris_account_t *acc);
+
+ngx_int_t ngx_http_hris_secret_seal(ngx_pool_t *pool, u_char *key,
+    ngx_str_t *in, ngx_str_t *out);
+ngx_int_t ngx_http_hris_secret_value(ngx_http_request_t *r,
+    ngx_str_t *value, ngx_str_t *out);
+
+/* ngx_http_hris_state.c */
+ngx_int_t ngx_http_hris_state_load(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
+ngx_int_t ngx_http_hris_state_account(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
+void ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_log_t *log);
 
 /* ngx_http_hris_override.c */
 ngx_int_t ngx_http_hris_overrides_load(ngx_conf_t *cf,
@@ -379,6 +411,12 @@ void ngx_http_hris_token_fail(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 void ngx_http_hris_token_drop(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *token);
+ngx_int_t ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, u_char *base, ngx_str_t *initial, ngx_pool_t *pool,
+    ngx_str_t *out, ngx_uint_t *fresh);
+ngx_int_t ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_str_t *refresh, ngx_uint_t needs_reauth);
+json_t *ngx_http_hris_shm_state(ngx_http_hris_main_conf_t *hmcf);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_uint_t calls, ngx_msec_t window, ngx_msec_t max_wait,
     ngx_msec_t *wait);

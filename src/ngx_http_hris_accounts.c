@@ -271,7 +271,8 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
 
     if (ngx_http_hris_account_context(cf, hmcf, acc) != NGX_OK
         || ngx_http_hris_account_auth(cf, hmcf, acc) != NGX_OK
-        || ngx_http_hris_secrets_check(cf, hmcf, acc) != NGX_OK)
+        || ngx_http_hris_secrets_check(cf, hmcf, acc) != NGX_OK
+        || ngx_http_hris_state_account(cf, hmcf, acc) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -26,6 +26,8 @@
 static ngx_int_t ngx_http_hris_gate_token(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g);
 static void ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_gate_store(ngx_http_hris_gate_t *g,
     ngx_http_hris_call_t *call);
@@ -120,7 +122,19 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
         return NGX_AGAIN;
 
     case NGX_DECLINED:
+        if (g->account->auth->token->has_refresh) {
+            rc = ngx_http_hris_gate_refresh(g);
+            if (rc != NGX_DECLINED) {
+                return rc;
+            }
+        }
+
         return ngx_http_hris_gate_exchange(g);
+
+    case NGX_ABORT:
+        /* refused for good: nothing retries it in a loop */
+        g->final = ngx_http_hris_gate_reauth(g);
+        return NGX_DONE;
 
     default:
         g->final = ngx_http_hris_send_error(g->request,
@@ -192,6 +206,78 @@ ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
                    NGX_HTTP_INTERNAL_SERVER_ERROR, NULL,
                    "the hris shared memory zone is full (hris_zone_size)");
     return NGX_DONE;
+}
+
+
+/*
+ * OAuth2: the refresh token to use, from the shared zone. The first time
+ * (after a start, or new credentials) the configured access token is used
+ * while it is good, without a call. NGX_OK: g->token is ready. NGX_DONE:
+ * answered. NGX_DECLINED: refresh now, with g->refresh.
+ */
+
+static ngx_int_t
+ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g)
+{
+    time_t                    skew;
+    ngx_str_t                 initial, seed;
+    ngx_uint_t                fresh;
+    ngx_http_hris_account_t  *acc = g->account;
+
+    if (ngx_http_hris_secret_value(g->request, &acc->refresh_initial,
+                                   &initial) != NGX_OK
+        || ngx_http_hris_refresh_get(g->hmcf, &acc->id, acc->refresh_base,
+                                     &initial, g->request->pool, &g->refresh,
+                                     &fresh) != NGX_OK)
+    {
+        ngx_http_hris_token_fail(g->hmcf, &acc->id);
+        g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+
+    if (!fresh) {
+        return NGX_DECLINED;
+    }
+
+    if (acc->state_reauth) {
+        (void) ngx_http_hris_refresh_set(g->hmcf, &acc->id, NULL, 1);
+        g->final = ngx_http_hris_gate_reauth(g);
+        return NGX_DONE;
+    }
+
+    skew = ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW,
+                   (acc->seed_expires - ngx_time()) / 2);
+
+    if (acc->seed_token.len == 0 || acc->seed_expires - skew <= ngx_time()
+        || ngx_http_hris_secret_value(g->request, &acc->seed_token, &seed)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_hris_token_set(g->hmcf, &acc->id, &seed,
+                                acc->seed_expires - skew)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    g->token = seed;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g)
+{
+    return ngx_http_hris_send_error(g->request, NGX_HTTP_UNAUTHORIZED,
+               json_pack("{s:s%,s:b}", "integrated_account_id",
+                         g->account->id.data, g->account->id.len,
+                         "needs_reauth", 1),
+               "integrated account \"%V\" needs re-authorization: the "
+               "provider refused its refresh token; connect the account "
+               "again", &g->account->id);
 }
 
 
@@ -346,9 +432,11 @@ ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call)
 static ngx_int_t
 ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
 {
-    json_t                      *body, *v;
+    json_t                      *body, *v, *want;
+    size_t                       i;
     time_t                       ttl;
-    ngx_str_t                    token;
+    ngx_str_t                    token, refresh;
+    ngx_uint_t                   reauth;
     ngx_http_request_t          *r = g->request;
     ngx_http_hris_token_spec_t  *ts = g->account->auth->token;
 
@@ -356,6 +444,33 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
         && (call->status == 400 || call->status == 401
             || call->status == 403))
     {
+        /* a refused grant (invalid_grant): only a new authorization helps */
+        if (ts->has_reauth) {
+            body = json_loadb((char *) call->resp, call->resp_len, 0, NULL);
+            v = ngx_http_hris_path_get(&ts->reauth, body, NULL);
+            reauth = 0;
+
+            json_array_foreach(ts->reauth_values, i, want) {
+                if (v && json_equal(v, want)) {
+                    reauth = 1;
+                }
+            }
+
+            json_decref(body);
+
+            if (reauth) {
+                (void) ngx_http_hris_refresh_set(g->hmcf, &g->account->id,
+                                                 NULL, 1);
+                ngx_http_hris_state_save(g->hmcf, r->pool,
+                                         r->connection->log);
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "hris: integrated account \"%V\" needs "
+                              "re-authorization (refresh refused)",
+                              &g->account->id);
+                return ngx_http_hris_gate_reauth(g);
+            }
+        }
+
         return ngx_http_hris_send_error(r, NGX_HTTP_UNAUTHORIZED,
                    json_pack("{s:s%,s:i}", "provider",
                              g->account->table->name.data,
@@ -398,6 +513,22 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
         }
     }
 
+    /* a rotated refresh token; an answer without one keeps the old */
+    ngx_str_null(&refresh);
+
+    if (ts->has_refresh) {
+        v = ngx_http_hris_path_get(&ts->refresh, body, NULL);
+        if (json_is_string(v) && json_string_length(v)) {
+            refresh.len = json_string_length(v);
+            refresh.data = ngx_pnalloc(r->pool, refresh.len);
+            if (refresh.data == NULL) {
+                json_decref(body);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            ngx_memcpy(refresh.data, json_string_value(v), refresh.len);
+        }
+    }
+
     json_decref(body);
 
     /* stored as "good until": renewed a little before the provider's end */
@@ -412,6 +543,18 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
     }
 
     g->token = token;
+
+    if (ts->has_refresh) {
+        if (ngx_http_hris_refresh_set(g->hmcf, &g->account->id, &refresh, 0)
+            != NGX_OK)
+        {
+            return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                       NULL, "the hris shared memory zone is full "
+                       "(hris_zone_size)");
+        }
+
+        ngx_http_hris_state_save(g->hmcf, r->pool, r->connection->log);
+    }
 
     return NGX_OK;
 }
@@ -523,6 +666,7 @@ ngx_http_hris_gate_vars(ngx_http_hris_gate_t *g,
     vars->base_url = g->account->base_url;
     vars->token_url = g->account->token_url;
     vars->token = g->token;
+    vars->refresh_token = g->refresh;
 }
 
 

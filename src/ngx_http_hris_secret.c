@@ -11,6 +11,7 @@
 #include <ngx_http.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "ngx_http_hris.h"
 
@@ -276,4 +277,98 @@ ngx_http_hris_secret_cleanse(void *data)
     ngx_str_t  *s = data;
 
     OPENSSL_cleanse(s->data, s->len);
+}
+
+
+/* A sealed copy of a value (for the state file). */
+
+ngx_int_t
+ngx_http_hris_secret_seal(ngx_pool_t *pool, u_char *key, ngx_str_t *in,
+    ngx_str_t *out)
+{
+    int              len, ok;
+    u_char          *raw;
+    ngx_str_t        src, dst;
+    EVP_CIPHER_CTX  *ctx;
+
+    raw = ngx_pnalloc(pool, NGX_HTTP_HRIS_NONCE_LEN + in->len
+                            + NGX_HTTP_HRIS_TAG_LEN);
+    out->data = ngx_pnalloc(pool, sizeof(NGX_HTTP_HRIS_SEALED) - 1
+                                  + ngx_base64_encoded_length(
+                                        NGX_HTTP_HRIS_NONCE_LEN + in->len
+                                        + NGX_HTTP_HRIS_TAG_LEN));
+    if (raw == NULL || out->data == NULL
+        || RAND_bytes(raw, NGX_HTTP_HRIS_NONCE_LEN) != 1)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1
+         && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN,
+                                NGX_HTTP_HRIS_NONCE_LEN, NULL) == 1
+         && EVP_EncryptInit_ex(ctx, NULL, NULL, key, raw) == 1
+         && EVP_EncryptUpdate(ctx, NULL, &len, (u_char *) NGX_HTTP_HRIS_AAD,
+                              sizeof(NGX_HTTP_HRIS_AAD) - 1) == 1
+         && EVP_EncryptUpdate(ctx, raw + NGX_HTTP_HRIS_NONCE_LEN, &len,
+                              in->data, (int) in->len) == 1
+         && EVP_EncryptFinal_ex(ctx, raw + NGX_HTTP_HRIS_NONCE_LEN + len,
+                                &len) == 1
+         && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG,
+                                NGX_HTTP_HRIS_TAG_LEN,
+                                raw + NGX_HTTP_HRIS_NONCE_LEN + in->len)
+            == 1;
+
+    EVP_CIPHER_CTX_free(ctx);
+
+    if (!ok) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, NGX_HTTP_HRIS_SEALED,
+               sizeof(NGX_HTTP_HRIS_SEALED) - 1);
+
+    src.data = raw;
+    src.len = NGX_HTTP_HRIS_NONCE_LEN + in->len + NGX_HTTP_HRIS_TAG_LEN;
+    dst.data = out->data + sizeof(NGX_HTTP_HRIS_SEALED) - 1;
+    ngx_encode_base64url(&dst, &src);
+
+    out->len = sizeof(NGX_HTTP_HRIS_SEALED) - 1 + dst.len;
+
+    return NGX_OK;
+}
+
+
+/* One value for this request: opened when sealed, zeroed with the pool. */
+
+ngx_int_t
+ngx_http_hris_secret_value(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_str_t *out)
+{
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    if (!ngx_http_hris_is_sealed(value)) {
+        *out = *value;
+        return NGX_OK;
+    }
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_str_t));
+    if (!hmcf->has_secrets_key || cln == NULL
+        || ngx_http_hris_secret_open(r->pool, hmcf->secrets_key, value, out)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *(ngx_str_t *) cln->data = *out;
+    cln->handler = ngx_http_hris_secret_cleanse;
+
+    return NGX_OK;
 }

@@ -29,6 +29,11 @@ typedef struct {
     ngx_uint_t                generation;   /* bumped on every change */
     u_char                   *token;        /* slab, or NULL */
     size_t                    token_len;
+    u_char                   *refresh;      /* rotated refresh token */
+    size_t                    refresh_len;
+    u_char                    base[32];     /* what it descends from */
+    unsigned                  has_base:1;
+    unsigned                  needs_reauth:1;
     ngx_msec_t               *calls;        /* ring of call times */
     ngx_uint_t                ncalls;       /* ring size */
     ngx_uint_t                next;         /* oldest slot */
@@ -237,7 +242,10 @@ ngx_http_hris_token_get(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
         return NGX_ERROR;
     }
 
-    if (n->token && n->expires - skew > ngx_time()) {
+    if (n->needs_reauth) {
+        rc = NGX_ABORT;
+
+    } else if (n->token && n->expires - skew > ngx_time()) {
         token->len = n->token_len;
         token->data = ngx_pnalloc(pool, n->token_len + 1);
         rc = token->data ? NGX_OK : NGX_ERROR;
@@ -428,4 +436,189 @@ ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * The refresh token to use for the account. The zone keeps the latest
+ * rotation; "base" names what the configuration holds (a hash of the
+ * configured refresh token and of the state file's), and when it changes
+ * (an operator put new credentials in) the zone starts again from
+ * "initial" and forgets a needs-reauth mark. *fresh tells the caller the
+ * zone had nothing for this account yet.
+ */
+
+ngx_int_t
+ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
+    u_char *base, ngx_str_t *initial, ngx_pool_t *pool, ngx_str_t *out,
+    ngx_uint_t *fresh)
+{
+    u_char                    *p;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_node_t  *n;
+
+    *fresh = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_hris_shm_node(ctx, id, 1);
+    if (n == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    if (!n->has_base || ngx_memcmp(n->base, base, 32) != 0) {
+        p = initial->len ? ngx_slab_alloc_locked(ctx->shpool, initial->len)
+                         : NULL;
+        if (initial->len && p == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_ERROR;
+        }
+
+        if (n->refresh) {
+            ngx_slab_free_locked(ctx->shpool, n->refresh);
+        }
+
+        if (p) {
+            ngx_memcpy(p, initial->data, initial->len);
+        }
+
+        n->refresh = p;
+        n->refresh_len = initial->len;
+        ngx_memcpy(n->base, base, 32);
+        n->has_base = 1;
+        n->needs_reauth = 0;
+        *fresh = 1;
+    }
+
+    out->len = n->refresh_len;
+    out->data = ngx_pnalloc(pool, n->refresh_len + 1);
+    if (out->data == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, n->refresh, n->refresh_len);
+    out->data[out->len] = '\0';
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* A rotated refresh token (or none: the old one stays), or needs-reauth. */
+
+ngx_int_t
+ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
+    ngx_str_t *refresh, ngx_uint_t needs_reauth)
+{
+    u_char                    *p;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_node_t  *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_hris_shm_node(ctx, id, 1);
+    if (n == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    n->refreshing = 0;
+
+    if (needs_reauth) {
+        n->needs_reauth = 1;
+
+        if (n->token) {
+            ngx_slab_free_locked(ctx->shpool, n->token);
+            n->token = NULL;
+            n->token_len = 0;
+        }
+    }
+
+    if (refresh && refresh->len) {
+        p = ngx_slab_alloc_locked(ctx->shpool, refresh->len);
+        if (p == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_ERROR;
+        }
+
+        if (n->refresh) {
+            ngx_slab_free_locked(ctx->shpool, n->refresh);
+        }
+
+        ngx_memcpy(p, refresh->data, refresh->len);
+        n->refresh = p;
+        n->refresh_len = refresh->len;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the state file keeps of every account that has a refresh token:
+ * {"<id>": {"base", "refresh_token", "access_token", "expires_at",
+ * "needs_reauth"}}. The caller seals secrets before writing.
+ */
+
+json_t *
+ngx_http_hris_shm_state(ngx_http_hris_main_conf_t *hmcf)
+{
+    u_char                     hex[65];
+    json_t                    *all, *one;
+    ngx_rbtree_node_t         *node, *root, *sentinel;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_node_t  *n;
+
+    all = json_object();
+    if (all == NULL) {
+        return NULL;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    root = ctx->sh->rbtree.root;
+    sentinel = ctx->sh->rbtree.sentinel;
+
+    if (root != sentinel) {
+        for (node = ngx_rbtree_min(root, sentinel);
+             node;
+             node = ngx_rbtree_next(&ctx->sh->rbtree, node))
+        {
+            n = (ngx_http_hris_shm_node_t *) node;
+
+            if (!n->has_base) {
+                continue;
+            }
+
+            ngx_hex_dump(hex, n->base, 32);
+            hex[64] = '\0';
+
+            one = json_pack("{s:s, s:s#, s:s#, s:I, s:b}",
+                            "base", (char *) hex,
+                            "refresh_token", n->refresh ? (char *) n->refresh
+                                                        : "",
+                            (int) n->refresh_len,
+                            "access_token", n->token ? (char *) n->token : "",
+                            (int) n->token_len,
+                            "expires_at", (json_int_t) n->expires,
+                            "needs_reauth", n->needs_reauth);
+
+            if (one == NULL
+                || json_object_setn_new(all, (char *) n->id, n->id_len, one))
+            {
+                ngx_shmtx_unlock(&ctx->shpool->mutex);
+                json_decref(all);
+                return NULL;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return all;
 }

@@ -19,7 +19,7 @@ static ngx_int_t ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc,
 
 static const char  *ngx_http_hris_token_keys[] = {
     "type", "requires", "method", "url", "query", "form", "body", "basic",
-    "token",
+    "token", "refresh_token", "needs_reauth",
     "expires_in", "ttl", "header", "value", "echo_header", "renew_on", NULL
 };
 
@@ -186,6 +186,7 @@ ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js,
 {
     json_t                      *v, *code;
     size_t                       i;
+    const char                  *key;
     ngx_uint_t                  *status;
     const char                  *s;
     ngx_http_hris_token_spec_t  *ts;
@@ -280,6 +281,43 @@ ngx_http_hris_token_compile(ngx_http_hris_tc_t *tc, json_t *js,
                                       "auth.value");
     if (ts->value == NULL) {
         return NGX_ERROR;
+    }
+
+    /*
+     * OAuth2 refresh: "refresh_token" points at a rotated refresh token in
+     * the answer (absent: the old one stays), and "needs_reauth":
+     * {"/error": ["invalid_grant"]} tells a refused grant, after which
+     * only a new authorization helps
+     */
+    if (json_object_get(js, "refresh_token")) {
+        if (ngx_http_hris_tc_path(tc, json_object_get(js, "refresh_token"),
+                                  "auth.refresh_token", &ts->refresh)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+        ts->has_refresh = 1;
+    }
+
+    v = json_object_get(js, "needs_reauth");
+    if (v) {
+        if (!json_is_object(v) || json_object_size(v) != 1) {
+            ngx_http_hris_tc_error(tc, "auth.needs_reauth", "must be one "
+                                   "{\"pointer\": [values]}");
+            return NGX_ERROR;
+        }
+
+        json_object_foreach(v, key, code) {
+            if (!json_is_array(code)
+                || ngx_http_hris_tc_path(tc, json_string(key),
+                                         "auth.needs_reauth", &ts->reauth)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+            ts->reauth_values = code;
+        }
+        ts->has_reauth = 1;
     }
 
     /* the statuses that mean "this token is refused": renew it once */

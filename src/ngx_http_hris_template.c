@@ -30,6 +30,7 @@ static ngx_http_hris_tpl_ns_t  ngx_http_hris_tpl_ns[] = {
     { "base_url",     NGX_HTTP_HRIS_TPL_BASE_URL,    0 },
     { "token_url",    NGX_HTTP_HRIS_TPL_TOKEN_URL,   0 },
     { "token",        NGX_HTTP_HRIS_TPL_TOKEN,       0 },
+    { "refresh_token", NGX_HTTP_HRIS_TPL_REFRESH_TOKEN, 0 },
     { NULL, 0, 0 }
 };
 
@@ -143,7 +144,8 @@ ngx_http_hris_tpl_var(ngx_http_hris_tpl_part_t *part, u_char *name,
 
     *err = "unknown template variable (use context.*, credentials.*, "
            "filter.*, id, page.limit, page.cursor, page.offset, "
-           "page.number, each.value, base_url, token_url or token)";
+           "page.number, each.value, base_url, token_url, token or "
+           "refresh_token)";
     return NGX_ERROR;
 }
 
@@ -249,6 +251,9 @@ ngx_http_hris_tpl_value(ngx_http_hris_tpl_part_t *part,
 
     case NGX_HTTP_HRIS_TPL_TOKEN:
         return &vars->token;
+
+    case NGX_HTTP_HRIS_TPL_REFRESH_TOKEN:
+        return &vars->refresh_token;
 
     default:
         return NULL;

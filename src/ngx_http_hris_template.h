@@ -24,7 +24,8 @@ typedef enum {
     NGX_HTTP_HRIS_TPL_EACH,
     NGX_HTTP_HRIS_TPL_BASE_URL,
     NGX_HTTP_HRIS_TPL_TOKEN_URL,
-    NGX_HTTP_HRIS_TPL_TOKEN
+    NGX_HTTP_HRIS_TPL_TOKEN,
+    NGX_HTTP_HRIS_TPL_REFRESH_TOKEN
 } ngx_http_hris_tpl_part_type_e;
 
 
@@ -54,6 +55,7 @@ typedef struct {
     ngx_str_t                      base_url;
     ngx_str_t                      token_url;
     ngx_str_t                      token;       /* access token */
+    ngx_str_t                      refresh_token;
 } ngx_http_hris_tpl_vars_t;
 
 

@@ -126,8 +126,8 @@ edit_table(sub { $_[0]{resources}{employees}{list}{pagination}{type} = 'pages' }
 config_fails('unknown pagination', $TABLE,
              qr/resources\.employees\.list\.pagination: unknown type "pages"/);
 
-edit_table(sub { $_[0]{auth}{type} = 'digest' });
-config_fails('unknown auth type', $TABLE, qr/auth\.type: unknown type "digest"/);
+edit_table(sub { $_[0]{auth}[1]{type} = 'digest' });
+config_fails('unknown auth type', $TABLE, qr/auth\.1\.type: unknown type "digest"/);
 
 edit_table(sub { $_[0]{resources}{employees}{list}{recrods} = '/data' });
 config_fails('unknown operation key', $TABLE, qr/resources\.employees\.list.*"recrods"/);

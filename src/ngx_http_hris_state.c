@@ -1,0 +1,369 @@
+/*
+ * The state file (hris_state_file): what the gateway learns at run time
+ * and must not lose on a restart: OAuth2 refresh tokens rotated by the
+ * provider, the access tokens that go with them, and accounts marked as
+ * needing re-authorization. It is read when nginx reads its configuration
+ * and written, whole, after every change: to a temporary file renamed
+ * over the old one, by a thread of nginx's thread pool, so no worker
+ * waits for the disk. Secrets in it are sealed when hris_secrets_key is
+ * set.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_hris.h"
+
+
+typedef struct {
+    ngx_str_t                   path;
+    char                       *text;
+    ngx_err_t                   err;
+    const char                 *what;
+} ngx_http_hris_state_write_t;
+
+
+static void ngx_http_hris_state_write(void *data, ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_hris_state_written(ngx_event_t *ev);
+#endif
+static time_t ngx_http_hris_parse_time(ngx_str_t *s);
+
+
+ngx_int_t
+ngx_http_hris_state_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
+{
+    json_error_t     jerr;
+    ngx_file_info_t  fi;
+#if (NGX_THREADS)
+    ngx_str_t        pool = ngx_string("default");
+#endif
+
+    if (hmcf->state_file.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &hmcf->state_file, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+#if (NGX_THREADS)
+    hmcf->thread_pool = ngx_thread_pool_add(cf, &pool);
+    if (hmcf->thread_pool == NULL) {
+        return NGX_ERROR;
+    }
+#endif
+
+    /* no file yet is a fresh start */
+    if (ngx_file_info(hmcf->state_file.data, &fi) == NGX_FILE_ERROR
+        && ngx_errno == NGX_ENOENT)
+    {
+        return NGX_OK;
+    }
+
+    hmcf->state = json_load_file((char *) hmcf->state_file.data, 0, &jerr);
+    if (hmcf->state == NULL || !json_is_object(hmcf->state)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: line %d: %s",
+                           &hmcf->state_file, jerr.line,
+                           hmcf->state ? "must be an object" : jerr.text);
+        json_decref(hmcf->state);
+        hmcf->state = NULL;
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_json_cleanup(cf->pool, hmcf->state);
+}
+
+
+/*
+ * An account whose auth refreshes OAuth2 tokens: where the shared zone
+ * starts from. The configured refresh token defines the "base"; a state
+ * file entry made from the same base is newer and wins.
+ */
+
+ngx_int_t
+ngx_http_hris_state_account(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_account_t *acc)
+{
+    json_t      *e, *v;
+    ngx_str_t    key, *configured, *at, *exp;
+    u_char       hex[65];
+    unsigned int len;
+
+    if (acc->auth->token == NULL || !acc->auth->token->has_refresh) {
+        return NGX_OK;
+    }
+
+    ngx_str_set(&key, "refresh_token");
+    configured = ngx_http_hris_keyval_get(&acc->credentials, &key);
+    if (configured == NULL || configured->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: account \"%V\" "
+                           "needs credentials.refresh_token",
+                           &hmcf->accounts_file, &acc->id);
+        return NGX_ERROR;
+    }
+
+    len = sizeof(acc->refresh_base);
+    EVP_Digest(configured->data, configured->len, acc->refresh_base, &len,
+               EVP_sha256(), NULL);
+
+    acc->refresh_initial = *configured;
+
+    ngx_str_set(&key, "access_token");
+    at = ngx_http_hris_keyval_get(&acc->credentials, &key);
+    ngx_str_set(&key, "expires_at");
+    exp = ngx_http_hris_keyval_get(&acc->credentials, &key);
+
+    if (at && exp) {
+        acc->seed_token = *at;
+        acc->seed_expires = ngx_http_hris_parse_time(exp);
+    }
+
+    e = json_object_getn(hmcf->state, (char *) acc->id.data, acc->id.len);
+    ngx_hex_dump(hex, acc->refresh_base, 32);
+    hex[64] = '\0';
+
+    v = json_object_get(e, "base");
+    if (!json_is_string(v) || ngx_strcmp(json_string_value(v), hex) != 0) {
+        return NGX_OK;
+    }
+
+    /* the state file's rotation descends from this configuration */
+    v = json_object_get(e, "refresh_token");
+    if (json_is_string(v)) {
+        acc->refresh_initial.data = (u_char *) json_string_value(v);
+        acc->refresh_initial.len = json_string_length(v);
+    }
+
+    v = json_object_get(e, "access_token");
+    if (json_is_string(v) && json_string_length(v)) {
+        acc->seed_token.data = (u_char *) json_string_value(v);
+        acc->seed_token.len = json_string_length(v);
+        v = json_object_get(e, "expires_at");
+        acc->seed_expires = json_is_integer(v)
+                            ? (time_t) json_integer_value(v) : 0;
+    }
+
+    acc->state_reauth = json_is_true(json_object_get(e, "needs_reauth"));
+
+    return NGX_OK;
+}
+
+
+/* Writes the zone's state out, off the event loop. */
+
+void
+ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
+    ngx_log_t *log)
+{
+    char                         *text;
+    json_t                       *all, *e, *v;
+    ngx_str_t                     plain, sealed;
+    const char                   *id, *keys[] = { "refresh_token",
+                                                   "access_token" };
+    ngx_uint_t                    i;
+    ngx_http_hris_state_write_t  *w;
+#if (NGX_THREADS)
+    ngx_thread_task_t            *task;
+#endif
+
+    if (hmcf->state_file.len == 0) {
+        return;
+    }
+
+    all = ngx_http_hris_shm_state(hmcf);
+    if (all == NULL) {
+        return;
+    }
+
+    json_object_foreach(all, id, e) {
+        for (i = 0; hmcf->has_secrets_key && i < 2; i++) {
+            v = json_object_get(e, keys[i]);
+            plain.data = (u_char *) json_string_value(v);
+            plain.len = json_string_length(v);
+
+            if (plain.len
+                && ngx_http_hris_secret_seal(pool, hmcf->secrets_key, &plain,
+                                             &sealed)
+                   == NGX_OK)
+            {
+                json_object_set_new(e, keys[i],
+                                    json_stringn((char *) sealed.data,
+                                                 sealed.len));
+            }
+        }
+    }
+
+    text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(all);
+
+    if (text == NULL) {
+        return;
+    }
+
+#if (NGX_THREADS)
+    task = ngx_calloc(sizeof(ngx_thread_task_t)
+                      + sizeof(ngx_http_hris_state_write_t), log);
+    if (task == NULL) {
+        free(text);
+        return;
+    }
+
+    w = (ngx_http_hris_state_write_t *) (task + 1);
+    task->ctx = w;
+    task->handler = ngx_http_hris_state_write;
+    task->event.handler = ngx_http_hris_state_written;
+    task->event.data = task;
+    task->event.log = log;
+#else
+    w = ngx_calloc(sizeof(ngx_http_hris_state_write_t), log);
+    if (w == NULL) {
+        free(text);
+        return;
+    }
+#endif
+
+    w->path = hmcf->state_file;
+    w->text = text;
+
+#if (NGX_THREADS)
+    if (ngx_thread_task_post(hmcf->thread_pool, task) == NGX_OK) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ALERT, log, 0, "hris: the state file is written "
+                  "in this worker: the thread pool refused the task");
+#endif
+
+    /* without threads: a small file, written at once */
+    ngx_http_hris_state_write(w, log);
+    if (w->err) {
+        ngx_log_error(NGX_LOG_ALERT, log, w->err, "hris: %s \"%V\" failed",
+                      w->what, &w->path);
+    }
+    free(w->text);
+#if (NGX_THREADS)
+    ngx_free(task);
+#else
+    ngx_free(w);
+#endif
+}
+
+
+/* in a pool thread: no nginx calls but file system ones, no logging */
+
+static void
+ngx_http_hris_state_write(void *data, ngx_log_t *log)
+{
+    size_t                        len;
+    ngx_fd_t                      fd;
+    ngx_http_hris_state_write_t  *w = data;
+    u_char                        tmp[NGX_MAX_PATH];
+
+    len = ngx_strlen(w->text);
+
+    if (ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P%Z", &w->path, ngx_pid)
+        == tmp + sizeof(tmp) - 1)
+    {
+        w->what = "naming the temporary state file";
+        w->err = NGX_ENAMETOOLONG;
+        return;
+    }
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+    if (fd == NGX_INVALID_FILE) {
+        w->what = "opening the temporary state file for";
+        w->err = ngx_errno;
+        return;
+    }
+
+    if (ngx_write_fd(fd, w->text, len) != (ssize_t) len || fsync(fd) != 0) {
+        w->what = "writing the state file";
+        w->err = ngx_errno;
+        ngx_close_file(fd);
+        ngx_delete_file(tmp);
+        return;
+    }
+
+    ngx_close_file(fd);
+
+    /* rename is atomic: readers see the old file or the new one */
+    if (ngx_rename_file(tmp, w->path.data) == NGX_FILE_ERROR) {
+        w->what = "renaming over the state file";
+        w->err = ngx_errno;
+        ngx_delete_file(tmp);
+    }
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_hris_state_written(ngx_event_t *ev)
+{
+    ngx_thread_task_t            *task = ev->data;
+    ngx_http_hris_state_write_t  *w = task->ctx;
+
+    if (w->err) {
+        ngx_log_error(NGX_LOG_ALERT, ev->log, w->err, "hris: %s \"%V\" "
+                      "failed", w->what, &w->path);
+    }
+
+    free(w->text);
+    ngx_free(task);
+}
+
+#endif
+
+
+/* expires_at: seconds since the epoch, or RFC 3339 */
+
+static time_t
+ngx_http_hris_parse_time(ngx_str_t *s)
+{
+    int         off;
+    char        buf[64], sign;
+    struct tm   tm;
+    time_t      t;
+    ngx_int_t   n;
+
+    n = ngx_atotm(s->data, s->len);
+    if (n != NGX_ERROR) {
+        return (time_t) n;
+    }
+
+    if (s->len >= sizeof(buf)) {
+        return 0;
+    }
+
+    ngx_memcpy(buf, s->data, s->len);
+    buf[s->len] = '\0';
+    ngx_memzero(&tm, sizeof(struct tm));
+
+    if (sscanf(buf, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
+               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+    {
+        return 0;
+    }
+
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    t = timegm(&tm);
+
+    /* a zone other than Z: +HH:MM or -HH:MM after the seconds */
+    off = 0;
+    if (s->len >= 25) {
+        sign = buf[s->len - 6];
+        if (sign == '+' || sign == '-') {
+            off = ((buf[s->len - 5] - '0') * 10 + buf[s->len - 4] - '0') * 3600
+                  + ((buf[s->len - 2] - '0') * 10 + buf[s->len - 1] - '0')
+                    * 60;
+            off = (sign == '+') ? off : -off;
+        }
+    }
+
+    return t - off;
+}
