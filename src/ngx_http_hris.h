@@ -393,6 +393,10 @@ ngx_int_t ngx_http_hris_cursor_seal(ngx_pool_t *pool, u_char *key,
 ngx_int_t ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key,
     ngx_str_t *binding, ngx_str_t *in, json_t **state);
 
+/* ngx_http_hris_json.c */
+ngx_int_t ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v,
+    ngx_chain_t **out, size_t *len);
+
 /* ngx_http_hris_response.c */
 ngx_int_t ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);

@@ -11,15 +11,6 @@
 #include "ngx_http_hris.h"
 
 
-typedef struct {
-    ngx_http_request_t  *request;
-    ngx_chain_t         *out;
-    ngx_chain_t        **last;
-    ngx_buf_t           *buf;
-} ngx_http_hris_dump_t;
-
-
-static int ngx_http_hris_dump_cb(const char *buffer, size_t size, void *data);
 static void ngx_http_hris_json_decref(void *data);
 static const char *ngx_http_hris_reason(ngx_uint_t status);
 
@@ -28,34 +19,21 @@ ngx_int_t
 ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body)
 {
-    ngx_int_t              rc;
-    ngx_chain_t           *cl;
-    ngx_http_hris_dump_t   d;
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_chain_t  *out, *cl;
 
-    ngx_memzero(&d, sizeof(ngx_http_hris_dump_t));
-    d.request = r;
-    d.last = &d.out;
-
-    /* sorted keys would cost time; insertion order is the schema's order */
-    if (json_dump_callback(body, ngx_http_hris_dump_cb, &d,
-                           JSON_COMPACT | JSON_PRESERVE_ORDER)
-        != 0)
-    {
+    if (ngx_http_hris_json_write(r->pool, body, &out, &len) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (d.buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    for (cl = out; cl->next; cl = cl->next) { /* void */ }
 
-    d.buf->last_buf = (r == r->main) ? 1 : 0;
-    d.buf->last_in_chain = 1;
+    cl->buf->last_buf = (r == r->main) ? 1 : 0;
+    cl->buf->last_in_chain = 1;
 
     r->headers_out.status = status;
-    r->headers_out.content_length_n = 0;
-    for (cl = d.out; cl; cl = cl->next) {
-        r->headers_out.content_length_n += cl->buf->last - cl->buf->pos;
-    }
+    r->headers_out.content_length_n = len;
 
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -66,49 +44,7 @@ ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
         return rc;
     }
 
-    return ngx_http_output_filter(r, d.out);
-}
-
-
-/* jansson writes in small pieces: gather them in 16k pool buffers */
-
-static int
-ngx_http_hris_dump_cb(const char *buffer, size_t size, void *data)
-{
-    size_t                 n;
-    ngx_buf_t             *b;
-    ngx_chain_t           *cl;
-    ngx_http_hris_dump_t  *d = data;
-
-    while (size) {
-        b = d->buf;
-
-        if (b == NULL || b->last == b->end) {
-            b = ngx_create_temp_buf(d->request->pool,
-                                    ngx_max(16384, size));
-            if (b == NULL) {
-                return -1;
-            }
-
-            cl = ngx_alloc_chain_link(d->request->pool);
-            if (cl == NULL) {
-                return -1;
-            }
-
-            cl->buf = b;
-            cl->next = NULL;
-            *d->last = cl;
-            d->last = &cl->next;
-            d->buf = b;
-        }
-
-        n = ngx_min(size, (size_t) (b->end - b->last));
-        b->last = ngx_cpymem(b->last, buffer, n);
-        buffer += n;
-        size -= n;
-    }
-
-    return 0;
+    return ngx_http_output_filter(r, out);
 }
 
 

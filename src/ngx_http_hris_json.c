@@ -1,0 +1,262 @@
+/*
+ * Writing JSON answers straight into nginx buffers.
+ *
+ * jansson's own serializer spent 40% of a unified list request (see
+ * bench/README.md): it re-validates every string's UTF-8 character by
+ * character and hands its output over in pieces of a few bytes. Every
+ * string written here already passed jansson's parser or was built by
+ * the gateway from such strings, so it is valid UTF-8; what remains is
+ * escaping, done a run of plain bytes at a time. The output is what
+ * json_dumps(JSON_COMPACT) writes, keys in insertion order.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hris.h"
+
+
+#define NGX_HTTP_HRIS_JSON_BUF    32768
+#define NGX_HTTP_HRIS_JSON_DEPTH  64
+
+
+typedef struct {
+    ngx_pool_t    *pool;
+    ngx_chain_t   *out;
+    ngx_chain_t  **last;
+    ngx_buf_t     *b;
+    size_t         total;
+} ngx_http_hris_jw_t;
+
+
+static ngx_int_t ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v,
+    ngx_uint_t depth);
+static ngx_int_t ngx_http_hris_jw_string(ngx_http_hris_jw_t *w,
+    const u_char *s, size_t n);
+static ngx_int_t ngx_http_hris_jw_bytes(ngx_http_hris_jw_t *w,
+    const u_char *p, size_t n);
+static ngx_int_t ngx_http_hris_jw_real(ngx_http_hris_jw_t *w, double d);
+
+
+/* Writes v as compact JSON into a chain of pool buffers. */
+
+ngx_int_t
+ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v, ngx_chain_t **out,
+    size_t *len)
+{
+    ngx_http_hris_jw_t  w;
+
+    ngx_memzero(&w, sizeof(ngx_http_hris_jw_t));
+    w.pool = pool;
+    w.last = &w.out;
+
+    if (ngx_http_hris_jw_value(&w, v, 0) != NGX_OK || w.out == NULL) {
+        return NGX_ERROR;
+    }
+
+    *out = w.out;
+    *len = w.total;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
+{
+    u_char       num[NGX_INT64_LEN + 1];
+    void        *it;
+    size_t       i, n;
+    const char  *key;
+
+    if (depth > NGX_HTTP_HRIS_JSON_DEPTH) {
+        return NGX_ERROR;
+    }
+
+    switch (json_typeof(v)) {
+
+    case JSON_OBJECT:
+        if (ngx_http_hris_jw_bytes(w, (u_char *) "{", 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        for (it = json_object_iter(v), i = 0;
+             it;
+             it = json_object_iter_next(v, it), i++)
+        {
+            key = json_object_iter_key(it);
+
+            if ((i && ngx_http_hris_jw_bytes(w, (u_char *) ",", 1) != NGX_OK)
+                || ngx_http_hris_jw_string(w, (u_char *) key,
+                                           json_object_iter_key_len(it))
+                   != NGX_OK
+                || ngx_http_hris_jw_bytes(w, (u_char *) ":", 1) != NGX_OK
+                || ngx_http_hris_jw_value(w, json_object_iter_value(it),
+                                          depth + 1)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return ngx_http_hris_jw_bytes(w, (u_char *) "}", 1);
+
+    case JSON_ARRAY:
+        if (ngx_http_hris_jw_bytes(w, (u_char *) "[", 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        n = json_array_size(v);
+
+        for (i = 0; i < n; i++) {
+            if ((i && ngx_http_hris_jw_bytes(w, (u_char *) ",", 1) != NGX_OK)
+                || ngx_http_hris_jw_value(w, json_array_get(v, i), depth + 1)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return ngx_http_hris_jw_bytes(w, (u_char *) "]", 1);
+
+    case JSON_STRING:
+        return ngx_http_hris_jw_string(w, (u_char *) json_string_value(v),
+                                       json_string_length(v));
+
+    case JSON_INTEGER:
+        n = ngx_sprintf(num, "%L", (int64_t) json_integer_value(v)) - num;
+        return ngx_http_hris_jw_bytes(w, num, n);
+
+    case JSON_REAL:
+        return ngx_http_hris_jw_real(w, json_real_value(v));
+
+    case JSON_TRUE:
+        return ngx_http_hris_jw_bytes(w, (u_char *) "true", 4);
+
+    case JSON_FALSE:
+        return ngx_http_hris_jw_bytes(w, (u_char *) "false", 5);
+
+    default:
+        return ngx_http_hris_jw_bytes(w, (u_char *) "null", 4);
+    }
+}
+
+
+/* "...": runs of plain bytes copied at once, the rest escaped */
+
+static ngx_int_t
+ngx_http_hris_jw_string(ngx_http_hris_jw_t *w, const u_char *s, size_t n)
+{
+    u_char         c, esc[6];
+    size_t         i, run, elen;
+    static u_char  hex[] = "0123456789abcdef";
+
+    if (ngx_http_hris_jw_bytes(w, (u_char *) "\"", 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    run = 0;
+
+    for (i = 0; i < n; i++) {
+        c = s[i];
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+
+        if (ngx_http_hris_jw_bytes(w, s + run, i - run) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        esc[0] = '\\';
+        elen = 2;
+
+        switch (c) {
+        case '"':  esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xf];
+            elen = 6;
+        }
+
+        if (ngx_http_hris_jw_bytes(w, esc, elen) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        run = i + 1;
+    }
+
+    if (ngx_http_hris_jw_bytes(w, s + run, n - run) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_jw_bytes(w, (u_char *) "\"", 1);
+}
+
+
+/* as jansson writes reals: 17 significant digits, always a real */
+
+static ngx_int_t
+ngx_http_hris_jw_real(ngx_http_hris_jw_t *w, double d)
+{
+    int   n;
+    char  buf[64];
+
+    n = snprintf(buf, sizeof(buf) - 3, "%.17g", d);
+    if (n <= 0 || (size_t) n >= sizeof(buf) - 3) {
+        return NGX_ERROR;
+    }
+
+    if (strpbrk(buf, ".eEn") == NULL) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+    }
+
+    return ngx_http_hris_jw_bytes(w, (u_char *) buf, n);
+}
+
+
+static ngx_int_t
+ngx_http_hris_jw_bytes(ngx_http_hris_jw_t *w, const u_char *p, size_t n)
+{
+    size_t        room;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    w->total += n;
+
+    while (n) {
+        b = w->b;
+
+        if (b == NULL || b->last == b->end) {
+            b = ngx_create_temp_buf(w->pool, NGX_HTTP_HRIS_JSON_BUF);
+            cl = ngx_alloc_chain_link(w->pool);
+            if (b == NULL || cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            cl->buf = b;
+            cl->next = NULL;
+            *w->last = cl;
+            w->last = &cl->next;
+            w->b = b;
+        }
+
+        room = ngx_min(n, (size_t) (b->end - b->last));
+        b->last = ngx_cpymem(b->last, p, room);
+        p += room;
+        n -= room;
+    }
+
+    return NGX_OK;
+}
