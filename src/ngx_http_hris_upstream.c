@@ -100,6 +100,13 @@ ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle)
                       ngx_http_hris_timer_cb);
     curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
 
+    /*
+     * curl's default cache holds four connections per transfer in flight,
+     * so it shrinks as transfers finish and closes idle connections a
+     * provider would have kept: new TLS handshakes every few dozen calls
+     */
+    curl_multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, 64L);
+
     return NGX_OK;
 }
 
