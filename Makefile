@@ -14,7 +14,7 @@ SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
 
 # Debian packages the build, the demo and the tests need.
 DEB_PKGS   := nginx nginx-dev libcurl4-openssl-dev libjansson-dev \
-              libpcre2-dev libssl-dev python3 perl curl
+              libpcre2-dev libssl-dev python3 perl curl openssl
 BENCH_PKGS := wrk time
 
 CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror
