@@ -204,7 +204,7 @@ typedef struct {
 
 /* A provider's compiled mapping table. */
 typedef struct {
-    ngx_str_t                    name;        /* file stem: "bamboohr" */
+    ngx_str_t                    name;        /* of mappings/<name>.json */
     ngx_str_t                    file;
     ngx_http_hris_tpl_t         *base_url;
     ngx_array_t                  context;     /* ngx_http_hris_context_key_t */

@@ -105,34 +105,7 @@ sub same_ids {
 
 # N requests at once (forked children released together): a list of
 # [status, X-Worker, Retry-After] per answer.
-sub burst {
-    my ($port, $path, $n) = @_;
-    pipe(my $go_r, my $go_w) or die "pipe: $!";
-    pipe(my $out_r, my $out_w) or die "pipe: $!";
-    my @pids;
-    for (1 .. $n) {
-        my $pid = fork // die "fork: $!";
-        if ($pid == 0) {
-            close $go_w;
-            close $out_r;
-            sysread($go_r, my $x, 1);        # EOF when the parent lets go
-            my $res = HTTP::Tiny->new(timeout => 30, keep_alive => 0)->get(
-                "http://127.0.0.1:$port$path",
-                { headers => { Authorization => "Bearer $HRIS::Nginx::KEY" } });
-            syswrite $out_w, join(' ', $res->{status}, $res->{headers}{'x-worker'} // '-',
-                                  $res->{headers}{'retry-after'} // '-') . "\n";
-            POSIX::_exit(0);                 # no destructors: they would stop nginx
-        }
-        push @pids, $pid;
-    }
-    close $go_r;
-    close $out_w;
-    sleep 0.2;
-    close $go_w;
-    my @answers = map { [split ' '] } <$out_r>;
-    waitpid($_, 0) for @pids;
-    return @answers;
-}
+sub burst { HRIS::Nginx::burst(@_) }
 
 # -- the data set, straight from the sandbox ----------------------------------
 
