@@ -349,7 +349,9 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_UNSUPPORTED_PROTOCOL:
+        /* a refused certificate or scheme stays refused */
         call->result = NGX_HTTP_HRIS_CALL_UNREACHABLE;
+        call->final = 1;
         break;
 
     default:
@@ -401,8 +403,9 @@ ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
                     && (call->status == 429 || call->status == 502
                         || call->status == 503 || call->status == 504);
 
-    } else if (call->result == NGX_HTTP_HRIS_CALL_UNREACHABLE
-               || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
+    } else if ((call->result == NGX_HTTP_HRIS_CALL_UNREACHABLE
+                || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
+               && !call->final)
     {
         retryable = 1;
     }

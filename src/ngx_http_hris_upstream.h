@@ -76,6 +76,7 @@ struct ngx_http_hris_call_s {
     char                           errbuf[CURL_ERROR_SIZE];
     unsigned                       in_multi:1;
     unsigned                       done:1;
+    unsigned                       final:1;    /* retrying cannot help */
 };
 
 

@@ -101,6 +101,7 @@ sub account {
     is($res->{status}, 503, 'a provider whose certificate does not verify is not called');
     like($res->{json}{message}, qr/could not be reached.*certificate|SSL/i,
          'the message says it is the certificate');
+    is($res->{json}{details}{attempts}, 1, 'a refused certificate is not retried');
     $ng->stop;
 }
 {
