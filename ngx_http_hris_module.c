@@ -27,6 +27,8 @@ static char *ngx_http_hris_unified(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_hris_proxy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_hris_init_process(ngx_cycle_t *cycle);
 static void ngx_http_hris_exit_process(ngx_cycle_t *cycle);
 
@@ -92,6 +94,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
     { ngx_string("hris_proxy"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_hris_proxy,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("hris_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hris_admin,
       0,
       0,
       NULL },
@@ -384,6 +393,13 @@ static char *
 ngx_http_hris_proxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     return ngx_http_hris_set_handler(cf, ngx_http_hris_proxy_handler);
+}
+
+
+static char *
+ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_admin_handler);
 }
 
 

@@ -421,6 +421,8 @@ ngx_int_t ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf,
 ngx_int_t ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *refresh, ngx_uint_t needs_reauth);
 json_t *ngx_http_hris_shm_state(ngx_http_hris_main_conf_t *hmcf);
+ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_uint_t calls, ngx_msec_t window, ngx_msec_t max_wait,
     ngx_msec_t *wait);
@@ -441,6 +443,7 @@ ngx_int_t ngx_http_hris_openapi_send(ngx_http_request_t *r);
 /* ngx_http_hris_unified.c, ngx_http_hris_proxy.c */
 ngx_int_t ngx_http_hris_unified_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_hris_proxy_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_hris_admin_handler(ngx_http_request_t *r);
 
 /* helpers shared by the handlers */
 ngx_int_t ngx_http_hris_arg(ngx_http_request_t *r, const char *name,

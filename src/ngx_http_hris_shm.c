@@ -324,6 +324,26 @@ ngx_http_hris_token_set(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
 }
 
 
+/* Whether the account was refused for good (needs re-authorization). */
+
+ngx_uint_t
+ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
+{
+    ngx_uint_t                 reauth;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_node_t  *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_hris_shm_node(ctx, id, 0);
+    reauth = n ? n->needs_reauth : 0;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return reauth;
+}
+
+
 /* The exchange failed: let the next request try again. */
 
 void
