@@ -379,6 +379,8 @@ ngx_int_t ngx_http_hris_gate_pass(ngx_http_hris_gate_t *g);
 void ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
     ngx_http_hris_call_t *call);
 void ngx_http_hris_gate_refused(ngx_http_hris_gate_t *g);
+ngx_uint_t ngx_http_hris_token_refused(ngx_http_hris_auth_t *auth,
+    ngx_uint_t status);
 void ngx_http_hris_gate_vars(ngx_http_hris_gate_t *g,
     ngx_http_hris_tpl_vars_t *vars);
 ngx_int_t ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,

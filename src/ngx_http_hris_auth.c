@@ -645,6 +645,29 @@ ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
 }
 
 
+/* Whether an answer's status means the provider refused the token. */
+
+ngx_uint_t
+ngx_http_hris_token_refused(ngx_http_hris_auth_t *auth, ngx_uint_t status)
+{
+    ngx_uint_t   i, *s;
+
+    if (auth->type != NGX_HTTP_HRIS_AUTH_TOKEN) {
+        return 0;
+    }
+
+    s = auth->token->renew_on.elts;
+
+    for (i = 0; i < auth->token->renew_on.nelts; i++) {
+        if (s[i] == status) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* The provider refused the token: forget it so the next pass renews it. */
 
 void

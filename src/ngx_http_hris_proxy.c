@@ -462,8 +462,6 @@ ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
     ngx_int_t                   rc;
     ngx_http_request_t         *r = call->request;
     ngx_http_hris_proxy_ctx_t  *ctx = call->data;
-    ngx_http_hris_auth_t       *auth = ctx->account->auth;
-    ngx_uint_t                  i, *st;
 
     ngx_http_hris_gate_answered(&ctx->gate, call);
 
@@ -473,14 +471,9 @@ ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
      * gets a fresh one.
      */
     if (call->result == NGX_HTTP_HRIS_CALL_OK
-        && auth->type == NGX_HTTP_HRIS_AUTH_TOKEN)
+        && ngx_http_hris_token_refused(ctx->account->auth, call->status))
     {
-        st = auth->token->renew_on.elts;
-        for (i = 0; i < auth->token->renew_on.nelts; i++) {
-            if (st[i] == call->status) {
-                ngx_http_hris_gate_refused(&ctx->gate);
-            }
-        }
+        ngx_http_hris_gate_refused(&ctx->gate);
     }
 
     if (call->result != NGX_HTTP_HRIS_CALL_OK) {

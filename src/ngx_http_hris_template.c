@@ -262,29 +262,6 @@ ngx_http_hris_tpl_value(ngx_http_hris_tpl_part_t *part,
 
 
 ngx_int_t
-ngx_http_hris_tpl_each_var(ngx_http_hris_tpl_t *tpl,
-    ngx_http_hris_tpl_part_type_e type,
-    ngx_int_t (*check)(ngx_str_t *key, void *data), void *data)
-{
-    ngx_uint_t  i;
-
-    if (tpl == NULL) {
-        return NGX_OK;
-    }
-
-    for (i = 0; i < tpl->nparts; i++) {
-        if (tpl->parts[i].type == type
-            && check(&tpl->parts[i].text, data) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
 ngx_http_hris_escape(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
 {
     u_char         *p, c;

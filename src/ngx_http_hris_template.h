@@ -67,11 +67,6 @@ ngx_http_hris_tpl_t *ngx_http_hris_tpl_compile(ngx_pool_t *pool,
 ngx_int_t ngx_http_hris_tpl_render(ngx_pool_t *pool, ngx_http_hris_tpl_t *tpl,
     ngx_http_hris_tpl_vars_t *vars, ngx_uint_t escape, ngx_str_t *out);
 
-/* Calls check(key, data) for each variable of type; stops at an error. */
-ngx_int_t ngx_http_hris_tpl_each_var(ngx_http_hris_tpl_t *tpl,
-    ngx_http_hris_tpl_part_type_e type,
-    ngx_int_t (*check)(ngx_str_t *key, void *data), void *data);
-
 /* Percent-encodes everything but RFC 3986 unreserved characters. */
 ngx_int_t ngx_http_hris_escape(ngx_pool_t *pool, ngx_str_t *in,
     ngx_str_t *out);

@@ -47,23 +47,6 @@ static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos);
 
 
-static ngx_uint_t
-ngx_http_hris_status_in(ngx_array_t *statuses, ngx_uint_t status)
-{
-    ngx_uint_t   i, *s;
-
-    s = statuses->elts;
-
-    for (i = 0; i < statuses->nelts; i++) {
-        if (s[i] == status) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 #define ngx_http_hris_fetching_parents(ctx)                                  \
     ((ctx)->op->for_each && !(ctx)->has_values)
 
@@ -391,11 +374,8 @@ ngx_http_hris_walk_done(ngx_http_hris_call_t *call)
     ngx_http_hris_gate_answered(&ctx->gate, call);
 
     /* a refused token is renewed once, then the call made again */
-    if (call->result == NGX_HTTP_HRIS_CALL_OK
-        && ctx->account->auth->type == NGX_HTTP_HRIS_AUTH_TOKEN
-        && !ctx->gate.renewed
-        && ngx_http_hris_status_in(&ctx->account->auth->token->renew_on,
-                                   call->status))
+    if (call->result == NGX_HTTP_HRIS_CALL_OK && !ctx->gate.renewed
+        && ngx_http_hris_token_refused(ctx->account->auth, call->status))
     {
         ngx_http_hris_gate_refused(&ctx->gate);
         ctx->gate.renewed = 1;
