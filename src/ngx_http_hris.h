@@ -17,6 +17,7 @@
 #endif
 
 #include "ngx_http_hris_map.h"
+#include "ngx_http_hris_parse.h"
 #include "ngx_http_hris_template.h"
 #include "ngx_http_hris_upstream.h"
 

@@ -141,7 +141,8 @@ ngx_int_t
 ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
     json_t **body)
 {
-    json_error_t   jerr;
+    int            line, column;
+    const char    *perr;
     ngx_str_t     *host;
 
     host = ngx_http_hris_call_host(call);
@@ -167,13 +168,14 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
             &call->content_type);
     }
 
-    *body = json_loadb((char *) call->resp, call->resp_len, 0, &jerr);
+    *body = ngx_http_hris_parse(call->resp, call->resp_len, &line, &column,
+                                &perr);
     if (*body == NULL) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
             json_pack("{s:i,s:s}", "upstream_status", (int) call->status,
-                      "parse_error", jerr.text),
+                      "parse_error", perr),
             "the provider at %V answered with malformed JSON (line %d, "
-            "column %d)", host, jerr.line, jerr.column);
+            "column %d)", host, line, column);
     }
 
     return NGX_OK;

@@ -1,0 +1,663 @@
+/*
+ * Reading the provider's JSON answer into a jansson tree.
+ *
+ * jansson's parser reads its input one byte at a time through a stream
+ * and checks UTF-8 character by character: over half of a unified list
+ * request (bench/README.md). This reader checks the whole body's UTF-8 in
+ * one pass, then scans runs of plain bytes at once, and builds the same
+ * tree json_loadb() would (duplicate keys: the last wins; integers that
+ * overflow are an error), through jansson's own constructors.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_hris_parse.h"
+
+
+#define NGX_HTTP_HRIS_PARSE_DEPTH  2048
+
+
+typedef struct {
+    const u_char  *start;
+    const u_char  *p;
+    const u_char  *end;
+    u_char        *buf;           /* unescaped strings */
+    size_t         size;
+    const char    *error;
+    ngx_uint_t     depth;
+} ngx_http_hris_parser_t;
+
+
+static json_t *ngx_http_hris_parse_value(ngx_http_hris_parser_t *ps);
+static json_t *ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps);
+static json_t *ngx_http_hris_parse_array(ngx_http_hris_parser_t *ps);
+static ngx_int_t ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps,
+    const u_char **s, size_t *len);
+static json_t *ngx_http_hris_parse_number(ngx_http_hris_parser_t *ps);
+static ngx_int_t ngx_http_hris_parse_literal(ngx_http_hris_parser_t *ps,
+    const char *word, size_t len);
+static ngx_int_t ngx_http_hris_utf8_valid(const u_char *p, size_t n);
+static u_char *ngx_http_hris_put_utf8(u_char *d, uint32_t c);
+static ngx_int_t ngx_http_hris_hex4(const u_char *p, uint32_t *c);
+
+
+#define ngx_http_hris_skip_ws(ps)                                            \
+    while ((ps)->p < (ps)->end                                               \
+           && (*(ps)->p == ' ' || *(ps)->p == '\n' || *(ps)->p == '\r'      \
+               || *(ps)->p == '\t'))                                         \
+    {                                                                        \
+        (ps)->p++;                                                           \
+    }
+
+
+/*
+ * Returns a new tree, or NULL with *line, *column and *error telling
+ * where and what, as json_error_t would.
+ */
+
+json_t *
+ngx_http_hris_parse(const u_char *data, size_t len, int *line, int *column,
+    const char **error)
+{
+    json_t                  *v;
+    const u_char            *q;
+    ngx_http_hris_parser_t   ps;
+
+    ngx_memzero(&ps, sizeof(ngx_http_hris_parser_t));
+    ps.start = data;
+    ps.p = data;
+    ps.end = data + len;
+
+    if (ngx_http_hris_utf8_valid(data, len) != NGX_OK) {
+        ps.error = "invalid UTF-8";
+        v = NULL;
+        goto failed;
+    }
+
+    ngx_http_hris_skip_ws(&ps);
+
+    /* as json_loadb() without JSON_DECODE_ANY: an object or an array */
+    if (ps.p == ps.end || (*ps.p != '{' && *ps.p != '[')) {
+        ps.error = "'[' or '{' expected";
+        v = NULL;
+        goto failed;
+    }
+
+    v = ngx_http_hris_parse_value(&ps);
+
+    if (v) {
+        ngx_http_hris_skip_ws(&ps);
+
+        if (ps.p != ps.end) {
+            ps.error = "end of file expected";
+            json_decref(v);
+            v = NULL;
+        }
+    }
+
+failed:
+
+    free(ps.buf);
+
+    if (v == NULL) {
+        *line = 1;
+        *column = 1;
+
+        for (q = data; q < ps.p && q < data + len; q++) {
+            if (*q == '\n') {
+                (*line)++;
+                *column = 1;
+
+            } else {
+                (*column)++;
+            }
+        }
+
+        *error = ps.error ? ps.error : "out of memory";
+    }
+
+    return v;
+}
+
+
+static json_t *
+ngx_http_hris_parse_value(ngx_http_hris_parser_t *ps)
+{
+    size_t         len;
+    const u_char  *s;
+
+    if (ps->p == ps->end) {
+        ps->error = "unexpected end of input";
+        return NULL;
+    }
+
+    switch (*ps->p) {
+
+    case '{':
+        return ngx_http_hris_parse_object(ps);
+
+    case '[':
+        return ngx_http_hris_parse_array(ps);
+
+    case '"':
+        if (ngx_http_hris_parse_string(ps, &s, &len) != NGX_OK) {
+            return NULL;
+        }
+        return json_stringn_nocheck((const char *) s, len);
+
+    case 't':
+        return ngx_http_hris_parse_literal(ps, "true", 4) == NGX_OK
+               ? json_true() : NULL;
+
+    case 'f':
+        return ngx_http_hris_parse_literal(ps, "false", 5) == NGX_OK
+               ? json_false() : NULL;
+
+    case 'n':
+        return ngx_http_hris_parse_literal(ps, "null", 4) == NGX_OK
+               ? json_null() : NULL;
+
+    default:
+        return ngx_http_hris_parse_number(ps);
+    }
+}
+
+
+static json_t *
+ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
+{
+    json_t        *obj, *v;
+    size_t         klen;
+    const u_char  *k;
+    char          *key;
+
+    if (++ps->depth > NGX_HTTP_HRIS_PARSE_DEPTH) {
+        ps->error = "maximum parsing depth reached";
+        return NULL;
+    }
+
+    obj = json_object();
+    if (obj == NULL) {
+        return NULL;
+    }
+
+    ps->p++;
+    ngx_http_hris_skip_ws(ps);
+
+    if (ps->p < ps->end && *ps->p == '}') {
+        ps->p++;
+        ps->depth--;
+        return obj;
+    }
+
+    for ( ;; ) {
+        if (ps->p == ps->end || *ps->p != '"') {
+            ps->error = "string or '}' expected";
+            goto failed;
+        }
+
+        if (ngx_http_hris_parse_string(ps, &k, &klen) != NGX_OK) {
+            goto failed;
+        }
+
+        /* the key is in ps->buf or the input: copy it before the value */
+        key = malloc(klen + 1);
+        if (key == NULL) {
+            goto failed;
+        }
+        ngx_memcpy(key, k, klen);
+        key[klen] = '\0';
+
+        ngx_http_hris_skip_ws(ps);
+
+        if (ps->p == ps->end || *ps->p != ':') {
+            free(key);
+            ps->error = "':' expected";
+            goto failed;
+        }
+
+        ps->p++;
+        ngx_http_hris_skip_ws(ps);
+
+        v = ngx_http_hris_parse_value(ps);
+        if (v == NULL
+            || json_object_setn_new_nocheck(obj, key, klen, v) != 0)
+        {
+            free(key);
+            goto failed;
+        }
+
+        free(key);
+
+        ngx_http_hris_skip_ws(ps);
+
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            ngx_http_hris_skip_ws(ps);
+            continue;
+        }
+
+        if (ps->p < ps->end && *ps->p == '}') {
+            ps->p++;
+            ps->depth--;
+            return obj;
+        }
+
+        ps->error = "',' or '}' expected";
+        goto failed;
+    }
+
+failed:
+
+    json_decref(obj);
+    return NULL;
+}
+
+
+static json_t *
+ngx_http_hris_parse_array(ngx_http_hris_parser_t *ps)
+{
+    json_t  *arr, *v;
+
+    if (++ps->depth > NGX_HTTP_HRIS_PARSE_DEPTH) {
+        ps->error = "maximum parsing depth reached";
+        return NULL;
+    }
+
+    arr = json_array();
+    if (arr == NULL) {
+        return NULL;
+    }
+
+    ps->p++;
+    ngx_http_hris_skip_ws(ps);
+
+    if (ps->p < ps->end && *ps->p == ']') {
+        ps->p++;
+        ps->depth--;
+        return arr;
+    }
+
+    for ( ;; ) {
+        v = ngx_http_hris_parse_value(ps);
+        if (v == NULL || json_array_append_new(arr, v) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+
+        ngx_http_hris_skip_ws(ps);
+
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            ngx_http_hris_skip_ws(ps);
+            continue;
+        }
+
+        if (ps->p < ps->end && *ps->p == ']') {
+            ps->p++;
+            ps->depth--;
+            return arr;
+        }
+
+        ps->error = "',' or ']' expected";
+        json_decref(arr);
+        return NULL;
+    }
+}
+
+
+/*
+ * A string: without escapes it is used where it lies in the input;
+ * with escapes it is unescaped into ps->buf.
+ */
+
+static ngx_int_t
+ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
+    size_t *len)
+{
+    u_char        *d;
+    uint32_t       c, lo;
+    const u_char  *p, *run;
+
+    p = ++ps->p;
+
+    while (p < ps->end && *p != '"' && *p != '\\' && *p >= 0x20) {
+        p++;
+    }
+
+    if (p < ps->end && *p == '"') {
+        *s = ps->p;
+        *len = p - ps->p;
+        ps->p = p + 1;
+        return NGX_OK;
+    }
+
+    /* escapes (or an error): unescape into a buffer as large as the rest */
+    if (ps->size < (size_t) (ps->end - ps->p)) {
+        free(ps->buf);
+        ps->size = ps->end - ps->p;
+        ps->buf = malloc(ps->size);
+        if (ps->buf == NULL) {
+            ps->size = 0;
+            return NGX_ERROR;
+        }
+    }
+
+    d = ps->buf;
+    p = ps->p;
+
+    for ( ;; ) {
+        run = p;
+
+        while (p < ps->end && *p != '"' && *p != '\\' && *p >= 0x20) {
+            p++;
+        }
+
+        d = ngx_cpymem(d, run, p - run);
+
+        if (p == ps->end) {
+            ps->p = p;
+            ps->error = "premature end of input in a string";
+            return NGX_ERROR;
+        }
+
+        if (*p == '"') {
+            break;
+        }
+
+        if (*p < 0x20) {
+            ps->p = p;
+            ps->error = "control character in a string";
+            return NGX_ERROR;
+        }
+
+        /* a backslash */
+        if (++p == ps->end) {
+            ps->p = p;
+            ps->error = "premature end of input in a string";
+            return NGX_ERROR;
+        }
+
+        switch (*p) {
+        case '"': case '\\': case '/':
+            *d++ = *p++;
+            continue;
+        case 'b': *d++ = '\b'; p++; continue;
+        case 'f': *d++ = '\f'; p++; continue;
+        case 'n': *d++ = '\n'; p++; continue;
+        case 'r': *d++ = '\r'; p++; continue;
+        case 't': *d++ = '\t'; p++; continue;
+        case 'u':
+            break;
+        default:
+            ps->p = p;
+            ps->error = "invalid escape";
+            return NGX_ERROR;
+        }
+
+        if (ps->end - p < 5 || ngx_http_hris_hex4(p + 1, &c) != NGX_OK) {
+            ps->p = p;
+            ps->error = "invalid \\u escape";
+            return NGX_ERROR;
+        }
+
+        p += 5;
+
+        if (c >= 0xd800 && c <= 0xdbff) {
+            /* a high surrogate must be followed by a low one */
+            if (ps->end - p < 6 || p[0] != '\\' || p[1] != 'u'
+                || ngx_http_hris_hex4(p + 2, &lo) != NGX_OK
+                || lo < 0xdc00 || lo > 0xdfff)
+            {
+                ps->p = p;
+                ps->error = "invalid Unicode surrogate pair";
+                return NGX_ERROR;
+            }
+
+            c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+            p += 6;
+
+        } else if (c >= 0xdc00 && c <= 0xdfff) {
+            ps->p = p;
+            ps->error = "lone low surrogate";
+            return NGX_ERROR;
+        }
+
+        if (c == 0) {
+            ps->p = p;
+            ps->error = "\\u0000 is not allowed";
+            return NGX_ERROR;
+        }
+
+        d = ngx_http_hris_put_utf8(d, c);
+    }
+
+    *s = ps->buf;
+    *len = d - ps->buf;
+    ps->p = p + 1;
+
+    return NGX_OK;
+}
+
+
+/* JSON's grammar for numbers; integers as json_integer, as jansson does */
+
+static json_t *
+ngx_http_hris_parse_number(ngx_http_hris_parser_t *ps)
+{
+    char           buf[64], *end;
+    size_t         n;
+    double         d;
+    ngx_uint_t     real;
+    const u_char  *p = ps->p;
+    long long      i;
+
+    real = 0;
+
+    if (p < ps->end && *p == '-') {
+        p++;
+    }
+
+    if (p == ps->end || *p < '0' || *p > '9') {
+        ps->error = "invalid token";
+        return NULL;
+    }
+
+    if (*p == '0') {
+        p++;
+        if (p < ps->end && *p >= '0' && *p <= '9') {
+            ps->error = "invalid number: leading zero";
+            return NULL;
+        }
+
+    } else {
+        while (p < ps->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < ps->end && *p == '.') {
+        real = 1;
+        p++;
+        if (p == ps->end || *p < '0' || *p > '9') {
+            ps->error = "invalid number";
+            return NULL;
+        }
+        while (p < ps->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < ps->end && (*p == 'e' || *p == 'E')) {
+        real = 1;
+        p++;
+        if (p < ps->end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        if (p == ps->end || *p < '0' || *p > '9') {
+            ps->error = "invalid number";
+            return NULL;
+        }
+        while (p < ps->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    n = p - ps->p;
+    if (n >= sizeof(buf)) {
+        ps->error = "number too long";
+        return NULL;
+    }
+
+    ngx_memcpy(buf, ps->p, n);
+    buf[n] = '\0';
+
+    errno = 0;
+
+    if (!real) {
+        i = strtoll(buf, &end, 10);
+        if (errno == ERANGE) {
+            ps->error = "too big integer";
+            return NULL;
+        }
+
+        ps->p = p;
+        return json_integer((json_int_t) i);
+    }
+
+    d = strtod(buf, &end);
+    if (errno == ERANGE && (d > 1.0 || d < -1.0)) {
+        ps->error = "real number overflow";
+        return NULL;
+    }
+
+    ps->p = p;
+    return json_real(d);
+}
+
+
+static ngx_int_t
+ngx_http_hris_parse_literal(ngx_http_hris_parser_t *ps, const char *word,
+    size_t len)
+{
+    if ((size_t) (ps->end - ps->p) < len
+        || ngx_strncmp(ps->p, word, len) != 0)
+    {
+        ps->error = "invalid token";
+        return NGX_ERROR;
+    }
+
+    ps->p += len;
+
+    return NGX_OK;
+}
+
+
+/* RFC 3629: shortest forms only, no surrogates, nothing past U+10FFFF */
+
+static ngx_int_t
+ngx_http_hris_utf8_valid(const u_char *p, size_t n)
+{
+    u_char         c;
+    uint32_t       cp;
+    ngx_uint_t     more, i;
+    const u_char  *end = p + n;
+
+    while (p < end) {
+        c = *p++;
+
+        if (c < 0x80) {
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            more = 1;
+            cp = c & 0x1f;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2;
+            cp = c & 0x0f;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3;
+            cp = c & 0x07;
+
+        } else {
+            return NGX_ERROR;
+        }
+
+        if ((size_t) (end - p) < more) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < more; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                return NGX_ERROR;
+            }
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+
+        p += more;
+
+        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+            || (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_hris_put_utf8(u_char *d, uint32_t c)
+{
+    if (c < 0x80) {
+        *d++ = (u_char) c;
+
+    } else if (c < 0x800) {
+        *d++ = (u_char) (0xc0 | (c >> 6));
+        *d++ = (u_char) (0x80 | (c & 0x3f));
+
+    } else if (c < 0x10000) {
+        *d++ = (u_char) (0xe0 | (c >> 12));
+        *d++ = (u_char) (0x80 | ((c >> 6) & 0x3f));
+        *d++ = (u_char) (0x80 | (c & 0x3f));
+
+    } else {
+        *d++ = (u_char) (0xf0 | (c >> 18));
+        *d++ = (u_char) (0x80 | ((c >> 12) & 0x3f));
+        *d++ = (u_char) (0x80 | ((c >> 6) & 0x3f));
+        *d++ = (u_char) (0x80 | (c & 0x3f));
+    }
+
+    return d;
+}
+
+
+static ngx_int_t
+ngx_http_hris_hex4(const u_char *p, uint32_t *c)
+{
+    ngx_uint_t  i;
+    u_char      h;
+
+    *c = 0;
+
+    for (i = 0; i < 4; i++) {
+        h = p[i];
+
+        if (h >= '0' && h <= '9') {
+            *c = (*c << 4) | (h - '0');
+
+        } else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f') {
+            *c = (*c << 4) | ((h | 0x20) - 'a' + 10);
+
+        } else {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}

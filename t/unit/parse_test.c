@@ -1,0 +1,156 @@
+/*
+ * Differential test of src/ngx_http_hris_parse.c against jansson's own
+ * json_loadb(): for hand-written, generated and randomly damaged inputs,
+ * both must fail, or both succeed with equal trees. Prints TAP.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_hris_parse.h"
+
+
+static int  tests, failed;
+
+
+static void
+check(const char *name, const char *text, size_t len)
+{
+    int           line, col, same;
+    json_t       *ours, *theirs;
+    const char   *err;
+    json_error_t  jerr;
+
+    ours = ngx_http_hris_parse((const u_char *) text, len, &line, &col, &err);
+    theirs = json_loadb(text, len, 0, &jerr);
+
+    same = (ours == NULL && theirs == NULL)
+           || (ours && theirs && json_equal(ours, theirs));
+
+    tests++;
+    if (!same) {
+        failed++;
+        printf("not ok %d - %s: ours %s, jansson %s (%.*s)\n", tests, name,
+               ours ? "parsed" : err, theirs ? "parsed" : jerr.text,
+               (int) (len > 60 ? 60 : len), text);
+    }
+
+    json_decref(ours);
+    json_decref(theirs);
+}
+
+
+static const char *cases[] = {
+    "{}", "[]", " { \"a\" : 1 } ", "[1,2,3]", "{\"a\":[{\"b\":null}]}",
+    "[true,false,null]", "[-0]", "[0]", "[-1]", "[1.5]", "[1e3]", "[1E-3]",
+    "[-1.25e+10]", "[9223372036854775807]", "[-9223372036854775808]",
+    "[9223372036854775808]", "[1e400]", "[1e-400]", "[01]", "[1.]", "[.5]",
+    "[-]", "[+1]", "[1e]", "\"top\"", "1", "null", "", "   ", "[", "{",
+    "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[\"\\u00e9\"]",
+    "[\"\\ud83d\\ude00\"]", "[\"\\ud83d\"]", "[\"\\ude00\"]",
+    "[\"\\u0000\"]", "[\"a\\tb\\nc\\\\d\\/e\\\"f\"]", "[\"\\x\"]",
+    "[\"caf\xc3\xa9\"]", "[\"\xc3\"]", "[\"\xe2\x82\xac\"]",
+    "[\"\xed\xa0\x80\"]", "[\"\xf0\x9f\x98\x80\"]", "[\"\xc0\xaf\"]",
+    "[\"a\x01b\"]", "{\"a\":1,\"a\":2}", "[tru]", "[nul]", "[falsey]",
+    "{\"k\\u00e9y\":\"v\"}", "[1] x", "[[[[[]]]]]", "{\"\":\"\"}",
+    NULL
+};
+
+
+/* random documents: nested values with awkward strings and numbers */
+
+static void
+gen(char **p, char *end, int depth)
+{
+    int          k, n, i;
+    const char  *atoms[] = { "true", "false", "null", "0", "-12", "3.25",
+                             "1e5", "-0.0", "12345678901234", "\"\"",
+                             "\"plain\"", "\"esc\\\"aped\\\\\"",
+                             "\"\\u00fc\\u4e2d\"", "\"\xc3\xbc\xe4\xb8\xad\"",
+                             "\"tab\\t\\nnl\"", "\"\\ud83d\\ude00\"" };
+
+    if (end - *p < 64) {
+        *p += sprintf(*p, "0");
+        return;
+    }
+
+    k = depth > 6 ? 2 : rand() % 3;
+
+    if (k == 0) {
+        n = rand() % 5;
+        *(*p)++ = '{';
+        for (i = 0; i < n && end - *p > 80; i++) {
+            *p += sprintf(*p, "%s\"k%d%s\":", i ? "," : "", rand() % 4,
+                          rand() % 2 ? "\\u00e9" : "");
+            gen(p, end, depth + 1);
+        }
+        *(*p)++ = '}';
+
+    } else if (k == 1) {
+        n = rand() % 5;
+        *(*p)++ = '[';
+        for (i = 0; i < n && end - *p > 80; i++) {
+            if (i) {
+                *(*p)++ = ',';
+            }
+            gen(p, end, depth + 1);
+        }
+        *(*p)++ = ']';
+
+    } else {
+        *p += sprintf(*p, "%s", atoms[rand() % 16]);
+    }
+}
+
+
+int
+main(void)
+{
+    int     i, j;
+    char    doc[8192], *p;
+    size_t  len;
+
+    for (i = 0; cases[i]; i++) {
+        check("case", cases[i], strlen(cases[i]));
+    }
+
+    srand(20261122);
+
+    for (i = 0; i < 3000; i++) {
+        p = doc;
+        *p++ = '[';
+        gen(&p, doc + sizeof(doc) - 8, 0);
+        *p++ = ']';
+        len = p - doc;
+
+        check("generated", doc, len);
+
+        /* the same document damaged: a byte changed, cut, or doubled */
+        for (j = 0; j < 3; j++) {
+            char  bad[8192];
+
+            memcpy(bad, doc, len);
+            switch (rand() % 3) {
+            case 0:
+                bad[rand() % len] = "\"\\{}[],:0e-\x80\xff u"[rand() % 15];
+                check("damaged", bad, len);
+                break;
+            case 1:
+                check("cut", bad, rand() % len);
+                break;
+            default:
+                if (2 * len < sizeof(bad)) {
+                    memcpy(bad + len, doc, len);
+                    check("doubled", bad, 2 * len);
+                }
+                break;
+            }
+        }
+    }
+
+    printf("ok %d - the reader agrees with json_loadb() on %d inputs\n",
+           tests + 1, tests);
+    printf("1..%d\n", tests + 1);
+
+    return failed ? 1 : 0;
+}
