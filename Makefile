@@ -15,7 +15,7 @@ SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
 # Debian packages the build, the demo and the tests need.
 DEB_PKGS   := nginx nginx-dev libcurl4-openssl-dev libjansson-dev \
               libpcre2-dev libssl-dev python3 perl curl openssl
-BENCH_PKGS := wrk time
+BENCH_PKGS := wrk time nodejs npm
 
 CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror
 
@@ -28,6 +28,8 @@ deps:
 
 bench-deps:
 	@sh .ci/install-deps $(BENCH_PKGS)
+	@# the peer's mapping engine (JSONata), pinned in bench/jsonata/package.json
+	npm install --prefix bench/jsonata --no-audit --no-fund --no-package-lock
 
 $(NGX_BUILD)/Makefile: config
 	@test -d $(NGINX_SRC) || { echo "nginx-dev is missing: run 'make deps'"; exit 1; }
