@@ -1,0 +1,63 @@
+#!/usr/bin/perl
+# Directives whose effect shows across restarts or at nginx -t:
+# hris_cursor_secret keeps cursors valid across a restart (without it they
+# are not), a state file that is not JSON fails nginx -t, and
+# hris_zone_size has a floor.
+
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use lib 't/lib';
+use HRIS::Sandbox;
+use HRIS::Nginx;
+
+my $sb = HRIS::Sandbox->start('bamboohr');
+my $acc = HRIS::Nginx::accounts($sb);
+my $secret = 'hris_cursor_secret 0f1e2d3c4b5a69788796a5b4c3d2e1f0;';
+
+sub next_cursor {
+    my ($ng) = @_;
+    my $res = $ng->unified('employees', limit => 5, remote_data => 'false');
+    return $res->{json}{next_cursor};
+}
+
+# with a configured secret: a cursor outlives the nginx that issued it
+my $ng = HRIS::Nginx->start(accounts => $acc, http => $secret);
+my $cursor = next_cursor($ng);
+ok($cursor, 'a cursor');
+$ng->stop;
+$ng = HRIS::Nginx->start(accounts => $acc, http => $secret);
+my $res = $ng->unified('employees', limit => 5, cursor => $cursor, remote_data => 'false');
+is($res->{status}, 200, 'hris_cursor_secret: the cursor works after a restart');
+is($res->{json}{result}[0]{id}, '24', 'and continues where it stopped') or diag explain $res->{json}{result}[0]{id};
+$ng->stop;
+
+# without it: a new random key per start, the old cursor is refused
+$ng = HRIS::Nginx->start(accounts => $acc);
+$cursor = next_cursor($ng);
+$ng->stop;
+$ng = HRIS::Nginx->start(accounts => $acc);
+$res = $ng->unified('employees', limit => 5, cursor => $cursor);
+is($res->{status}, 400, 'without hris_cursor_secret a restart invalidates cursors');
+like($res->{json}{message}, qr/invalid cursor/, 'as the README says');
+$ng->stop;
+
+# a state file that is not JSON fails nginx -t, naming it
+my $dir = tempdir(CLEANUP => 1);
+HRIS::Nginx::write_file("$dir/state.json", "{ not json");
+my ($rc, $out) = HRIS::Nginx->prepare(accounts => $acc,
+                                      http => "hris_state_file $dir/state.json;")->test_config;
+isnt($rc, 0, 'a broken state file fails nginx -t');
+like($out, qr/\Q$dir\E\/state\.json: line 1/, 'naming the file and the line');
+
+# a missing state file is a fresh start
+($rc, $out) = HRIS::Nginx->prepare(accounts => $acc,
+                                   http => "hris_state_file $dir/none.json;")->test_config;
+is($rc, 0, 'a state file that does not exist yet is fine') or diag $out;
+
+($rc, $out) = HRIS::Nginx->prepare(accounts => $acc, http => 'hris_zone_size 4k;')->test_config;
+isnt($rc, 0, 'hris_zone_size below its floor fails nginx -t');
+like($out, qr/"hris_zone_size" must be at least/, 'saying the floor');
+
+done_testing;
