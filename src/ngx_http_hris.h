@@ -398,11 +398,11 @@ ngx_int_t ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key,
 
 /* ngx_http_hris_json.c */
 ngx_int_t ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v,
-    ngx_chain_t **out, size_t *len);
+    ngx_http_hris_spans_t *spans, ngx_chain_t **out, size_t *len);
 
 /* ngx_http_hris_response.c */
 ngx_int_t ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *body);
+    json_t *body, ngx_http_hris_spans_t *spans);
 ngx_int_t ngx_http_hris_send_error(ngx_http_request_t *r, ngx_uint_t status,
     json_t *details, const char *fmt, ...);
 ngx_int_t ngx_http_hris_json_cleanup(ngx_pool_t *pool, json_t *json);
@@ -455,7 +455,7 @@ ngx_int_t ngx_http_hris_subpath(ngx_http_request_t *r, ngx_str_t *rest);
 ngx_int_t ngx_http_hris_call_status_error(ngx_http_request_t *r,
     ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
 ngx_int_t ngx_http_hris_upstream_json(ngx_http_request_t *r,
-    ngx_http_hris_call_t *call, json_t **body);
+    ngx_http_hris_call_t *call, json_t **body, ngx_http_hris_spans_t *spans);
 ngx_int_t ngx_http_hris_json_text(ngx_pool_t *pool, json_t *v,
     ngx_str_t *out);
 

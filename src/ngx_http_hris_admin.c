@@ -114,7 +114,7 @@ ngx_http_hris_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out);
+    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, NULL);
 }
 
 

@@ -7,7 +7,10 @@
  * string written here already passed jansson's parser or was built by
  * the gateway from such strings, so it is valid UTF-8; what remains is
  * escaping, done a run of plain bytes at a time. The output is what
- * json_dumps(JSON_COMPACT) writes, keys in insertion order.
+ * json_dumps(JSON_COMPACT) writes, keys in insertion order, except that
+ * an object the provider sent and nobody changed (remote_data) is
+ * copied as the provider's own bytes when the caller kept them (spans):
+ * written once more it was the largest part of a list answer.
  */
 
 #include <ngx_config.h>
@@ -27,6 +30,7 @@ typedef struct {
     ngx_chain_t  **last;
     ngx_buf_t     *b;
     size_t         total;
+    ngx_http_hris_spans_t  *spans;
 } ngx_http_hris_jw_t;
 
 
@@ -42,14 +46,15 @@ static ngx_int_t ngx_http_hris_jw_real(ngx_http_hris_jw_t *w, double d);
 /* Writes v as compact JSON into a chain of pool buffers. */
 
 ngx_int_t
-ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v, ngx_chain_t **out,
-    size_t *len)
+ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v,
+    ngx_http_hris_spans_t *spans, ngx_chain_t **out, size_t *len)
 {
     ngx_http_hris_jw_t  w;
 
     ngx_memzero(&w, sizeof(ngx_http_hris_jw_t));
     w.pool = pool;
     w.last = &w.out;
+    w.spans = spans;
 
     if (ngx_http_hris_jw_value(&w, v, 0) != NGX_OK || w.out == NULL) {
         return NGX_ERROR;
@@ -65,10 +70,11 @@ ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v, ngx_chain_t **out,
 static ngx_int_t
 ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
 {
-    u_char       num[NGX_INT64_LEN + 1];
-    void        *it;
-    size_t       i, n;
-    const char  *key;
+    u_char         num[NGX_INT64_LEN + 1];
+    void          *it;
+    size_t         i, n;
+    const char    *key;
+    const u_char  *raw;
 
     if (depth > NGX_HTTP_HRIS_JSON_DEPTH) {
         return NGX_ERROR;
@@ -77,6 +83,10 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
     switch (json_typeof(v)) {
 
     case JSON_OBJECT:
+        if (ngx_http_hris_span_get(w->spans, v, &raw, &n) == NGX_OK) {
+            return ngx_http_hris_jw_bytes(w, raw, n);
+        }
+
         if (ngx_http_hris_jw_bytes(w, (u_char *) "{", 1) != NGX_OK) {
             return NGX_ERROR;
         }

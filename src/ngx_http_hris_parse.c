@@ -26,6 +26,7 @@ typedef struct {
     size_t         size;
     const char    *error;
     ngx_uint_t     depth;
+    ngx_http_hris_spans_t  *spans;
 } ngx_http_hris_parser_t;
 
 
@@ -39,6 +40,8 @@ static ngx_int_t ngx_http_hris_parse_literal(ngx_http_hris_parser_t *ps,
     const char *word, size_t len);
 static ngx_int_t ngx_http_hris_utf8_valid(const u_char *p, size_t n);
 static u_char *ngx_http_hris_put_utf8(u_char *d, uint32_t c);
+static ngx_int_t ngx_http_hris_span_put(ngx_http_hris_spans_t *spans,
+    json_t *v, const u_char *start, size_t len);
 static ngx_int_t ngx_http_hris_hex4(const u_char *p, uint32_t *c);
 
 
@@ -58,7 +61,7 @@ static ngx_int_t ngx_http_hris_hex4(const u_char *p, uint32_t *c);
 
 json_t *
 ngx_http_hris_parse(const u_char *data, size_t len, int *line, int *column,
-    const char **error)
+    const char **error, ngx_http_hris_spans_t *spans)
 {
     json_t                  *v;
     const u_char            *q;
@@ -68,6 +71,7 @@ ngx_http_hris_parse(const u_char *data, size_t len, int *line, int *column,
     ps.start = data;
     ps.p = data;
     ps.end = data + len;
+    ps.spans = spans;
 
     if (ngx_http_hris_utf8_valid(data, len) != NGX_OK) {
         ps.error = "invalid UTF-8";
@@ -99,6 +103,13 @@ ngx_http_hris_parse(const u_char *data, size_t len, int *line, int *column,
 failed:
 
     free(ps.buf);
+
+    if (v == NULL && spans) {
+        /* the objects recorded are gone: their addresses may come back */
+        spans->keys = NULL;
+        spans->size = 0;
+        spans->used = 0;
+    }
 
     if (v == NULL) {
         *line = 1;
@@ -169,7 +180,7 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
 {
     json_t        *obj, *v;
     size_t         klen;
-    const u_char  *k;
+    const u_char  *k, *start;
     char          *key;
 
     if (++ps->depth > NGX_HTTP_HRIS_PARSE_DEPTH) {
@@ -182,13 +193,11 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
         return NULL;
     }
 
-    ps->p++;
+    start = ps->p++;
     ngx_http_hris_skip_ws(ps);
 
     if (ps->p < ps->end && *ps->p == '}') {
-        ps->p++;
-        ps->depth--;
-        return obj;
+        goto closed;
     }
 
     for ( ;; ) {
@@ -239,13 +248,23 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
         }
 
         if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
-            ps->depth--;
-            return obj;
+            goto closed;
         }
 
         ps->error = "',' or '}' expected";
         goto failed;
+    }
+
+closed:
+
+    ps->p++;
+    ps->depth--;
+
+    if (ps->spans == NULL
+        || ngx_http_hris_span_put(ps->spans, obj, start, ps->p - start)
+           == NGX_OK)
+    {
+        return obj;
     }
 
 failed:
@@ -660,4 +679,97 @@ ngx_http_hris_hex4(const u_char *p, uint32_t *c)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The table is open addressing on the object's address. Nothing parsed
+ * is freed before the request ends, so an address cannot come back as
+ * another object while the table lives.
+ */
+
+static ngx_int_t
+ngx_http_hris_span_put(ngx_http_hris_spans_t *spans, json_t *v,
+    const u_char *start, size_t len)
+{
+    uintptr_t       *keys, key;
+    ngx_uint_t       i, j, size;
+    const u_char   **starts;
+    size_t          *lens;
+
+    if (2 * (spans->used + 1) > spans->size) {
+        size = spans->size ? 2 * spans->size : 256;
+
+        keys = ngx_pcalloc(spans->pool, size * sizeof(uintptr_t));
+        starts = ngx_palloc(spans->pool, size * sizeof(u_char *));
+        lens = ngx_palloc(spans->pool, size * sizeof(size_t));
+        if (keys == NULL || starts == NULL || lens == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < spans->size; i++) {
+            if (spans->keys[i] == 0) {
+                continue;
+            }
+
+            j = (spans->keys[i] >> 4) & (size - 1);
+            while (keys[j]) {
+                j = (j + 1) & (size - 1);
+            }
+
+            keys[j] = spans->keys[i];
+            starts[j] = spans->starts[i];
+            lens[j] = spans->lens[i];
+        }
+
+        spans->keys = keys;
+        spans->starts = starts;
+        spans->lens = lens;
+        spans->size = size;
+    }
+
+    key = (uintptr_t) v;
+    j = (key >> 4) & (spans->size - 1);
+
+    while (spans->keys[j] && spans->keys[j] != key) {
+        j = (j + 1) & (spans->size - 1);
+    }
+
+    if (spans->keys[j] == 0) {
+        spans->used++;
+    }
+
+    spans->keys[j] = key;
+    spans->starts[j] = start;
+    spans->lens[j] = len;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_hris_span_get(ngx_http_hris_spans_t *spans, json_t *v,
+    const u_char **start, size_t *len)
+{
+    uintptr_t   key;
+    ngx_uint_t  j;
+
+    if (spans == NULL || spans->size == 0) {
+        return NGX_DECLINED;
+    }
+
+    key = (uintptr_t) v;
+    j = (key >> 4) & (spans->size - 1);
+
+    while (spans->keys[j]) {
+        if (spans->keys[j] == key) {
+            *start = spans->starts[j];
+            *len = spans->lens[j];
+            return NGX_OK;
+        }
+
+        j = (j + 1) & (spans->size - 1);
+    }
+
+    return NGX_DECLINED;
 }

@@ -12,8 +12,25 @@
 #include <jansson.h>
 
 
+/*
+ * Where the objects a parse built lie in its input, so that an untouched
+ * one (remote_data) is written out as those bytes. A request's parses may
+ * share one table; the inputs must live as long as it does.
+ */
+typedef struct {
+    ngx_pool_t    *pool;
+    uintptr_t     *keys;       /* json_t pointers, 0: free */
+    const u_char **starts;
+    size_t        *lens;
+    ngx_uint_t     size;       /* a power of two */
+    ngx_uint_t     used;
+} ngx_http_hris_spans_t;
+
+
 json_t *ngx_http_hris_parse(const u_char *data, size_t len, int *line,
-    int *column, const char **error);
+    int *column, const char **error, ngx_http_hris_spans_t *spans);
+ngx_int_t ngx_http_hris_span_get(ngx_http_hris_spans_t *spans, json_t *v,
+    const u_char **start, size_t *len);
 
 
 #endif /* _NGX_HTTP_HRIS_PARSE_H_INCLUDED_ */

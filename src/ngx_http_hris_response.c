@@ -17,13 +17,13 @@ static const char *ngx_http_hris_reason(ngx_uint_t status);
 
 ngx_int_t
 ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *body)
+    json_t *body, ngx_http_hris_spans_t *spans)
 {
     size_t        len;
     ngx_int_t     rc;
     ngx_chain_t  *out, *cl;
 
-    if (ngx_http_hris_json_write(r->pool, body, &out, &len) != NGX_OK) {
+    if (ngx_http_hris_json_write(r->pool, body, spans, &out, &len) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -79,7 +79,7 @@ ngx_http_hris_send_error(ngx_http_request_t *r, ngx_uint_t status,
     /* our own envelope, not nginx's error page */
     r->keepalive = r->keepalive && status < 500;
     /* send_json copies the text out: the tree can go now */
-    rc = ngx_http_hris_send_json(r, status, body);
+    rc = ngx_http_hris_send_json(r, status, body, NULL);
     json_decref(body);
 
     return rc;
@@ -134,12 +134,13 @@ ngx_http_hris_reason(ngx_uint_t status)
 /*
  * The upstream body as JSON in *body; or *body NULL and the client's 502
  * sent (its rc returned): an HTML error page or a cut answer is the
- * provider's fault, said plainly.
+ * provider's fault, said plainly. Spans, when given, point into
+ * call->resp, which a call keeps until the request's pool goes.
  */
 
 ngx_int_t
 ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
-    json_t **body)
+    json_t **body, ngx_http_hris_spans_t *spans)
 {
     int            line, column;
     const char    *perr;
@@ -169,7 +170,7 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
     }
 
     *body = ngx_http_hris_parse(call->resp, call->resp_len, &line, &column,
-                                &perr);
+                                &perr, spans);
     if (*body == NULL) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
             json_pack("{s:i,s:s}", "upstream_status", (int) call->status,

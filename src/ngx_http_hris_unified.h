@@ -53,6 +53,7 @@ typedef struct {
     json_t                     *found;      /* get: the record */
     ngx_array_t                 values;     /* for_each: ngx_str_t */
     ngx_array_t                 parents;    /* for_each: json_t * */
+    ngx_http_hris_spans_t       spans;      /* provider bytes per object */
 
     unsigned                    is_get:1;
     unsigned                    has_values:1;

@@ -428,7 +428,7 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
     }
 
     if (!empty) {
-        rc = ngx_http_hris_upstream_json(r, call, &body);
+        rc = ngx_http_hris_upstream_json(r, call, &body, &ctx->spans);
         if (body == NULL) {
             return rc;
         }

@@ -289,6 +289,15 @@ my $holidays = $walked{timeoff_requests};
     ], "PW4's three holidays");
     my %status = map { $_->{status} => 1 } @$holidays;
     is_deeply([sort keys %status], [qw(approved declined requested)], 'holiday statuses');
+
+    # remote_data is the provider's own text: its 1.00-style numbers stay
+    # as sent (written again from the parsed tree they would read 1.0)
+    my $res = $ng->unified('timeoff_requests', account => $ACCOUNT, limit => 5,
+                           remote_data => 'true');
+    is($res->{status}, 200, 'a page of holidays with remote_data');
+    ok($res->{json} && @{ $res->{json}{result} }, 'the answer is JSON with records');
+    like($res->{body}, qr/"remote_data":\{[^{}]*"DurationInDays":\d+\.\d\d[,}]/,
+         'remote_data keeps the provider\'s DurationInDays text (1.00, not 1.0)');
 }
 
 my $salaries = $walked{employee_compensations};

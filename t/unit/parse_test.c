@@ -1,7 +1,9 @@
 /*
  * Differential test of src/ngx_http_hris_parse.c against jansson's own
  * json_loadb(): for hand-written, generated and randomly damaged inputs,
- * both must fail, or both succeed with equal trees. Prints TAP.
+ * both must fail, or both succeed with equal trees. Each object's span
+ * (the input bytes remote_data is copied from) must load as that object.
+ * Prints TAP.
  */
 
 #include <ngx_config.h>
@@ -13,19 +15,78 @@
 static int  tests, failed;
 
 
+/* every object in v has a span that jansson loads as an equal object */
+
+static int
+spans_ok(ngx_http_hris_spans_t *spans, json_t *v)
+{
+    int            ok;
+    size_t         i, len;
+    json_t        *again;
+    const char    *key;
+    const u_char  *start;
+
+    if (json_is_array(v)) {
+        for (i = 0; i < json_array_size(v); i++) {
+            if (!spans_ok(spans, json_array_get(v, i))) {
+                return 0;
+            }
+        }
+
+        return 1;
+    }
+
+    if (!json_is_object(v)) {
+        return 1;
+    }
+
+    if (ngx_http_hris_span_get(spans, v, &start, &len) != NGX_OK) {
+        return 0;
+    }
+
+    again = json_loadb((const char *) start, len, 0, NULL);
+    ok = again && json_equal(again, v);
+    json_decref(again);
+
+    json_object_foreach(v, key, again) {
+        if (!spans_ok(spans, again)) {
+            return 0;
+        }
+    }
+
+    return ok;
+}
+
+
 static void
 check(const char *name, const char *text, size_t len)
 {
-    int           line, col, same;
-    json_t       *ours, *theirs;
-    const char   *err;
-    json_error_t  jerr;
+    int                     line, col, same;
+    json_t                 *ours, *theirs;
+    const char             *err;
+    ngx_pool_t             *pool;
+    json_error_t            jerr;
+    ngx_http_hris_spans_t   spans;
 
-    ours = ngx_http_hris_parse((const u_char *) text, len, &line, &col, &err);
+    pool = ngx_create_pool(1024, NULL);
+    if (pool == NULL) {
+        abort();
+    }
+
+    memset(&spans, 0, sizeof(spans));
+    spans.pool = pool;
+
+    ours = ngx_http_hris_parse((const u_char *) text, len, &line, &col, &err,
+                               &spans);
     theirs = json_loadb(text, len, 0, &jerr);
 
     same = (ours == NULL && theirs == NULL)
            || (ours && theirs && json_equal(ours, theirs));
+
+    /* a failed parse forgets the objects it freed */
+    same = same && (ours ? spans_ok(&spans, ours) : spans.size == 0);
+
+    ngx_destroy_pool(pool);
 
     tests++;
     if (!same) {
