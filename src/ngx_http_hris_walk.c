@@ -428,7 +428,9 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
     }
 
     if (!empty) {
-        rc = ngx_http_hris_upstream_json(r, call, &body, &ctx->spans);
+        /* the spans serve remote_data only */
+        rc = ngx_http_hris_upstream_json(r, call, &body,
+                                         ctx->remote_data ? &ctx->spans : NULL);
         if (body == NULL) {
             return rc;
         }
