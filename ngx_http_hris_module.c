@@ -29,6 +29,8 @@ static char *ngx_http_hris_proxy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_hris_init_process(ngx_cycle_t *cycle);
 static void ngx_http_hris_exit_process(ngx_cycle_t *cycle);
 
@@ -103,6 +105,20 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       ngx_http_hris_admin,
       0,
       0,
+      NULL },
+
+    { ngx_string("hris_connect"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hris_connect,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("hris_connect_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, connect_url),
       NULL },
 
     { ngx_string("hris_connect_timeout"),
@@ -400,6 +416,24 @@ static char *
 ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     return ngx_http_hris_set_handler(cf, ngx_http_hris_admin_handler);
+}
+
+
+static char *
+ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_hris_module);
+
+    /* links point to the first such location unless hris_connect_url says */
+    if (hmcf->connect_location.len == 0) {
+        hmcf->connect_location = clcf->name;
+    }
+
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_connect_handler);
 }
 
 

@@ -214,6 +214,10 @@ typedef struct {
     ngx_array_t                  auths;       /* ngx_http_hris_auth_t */
     ngx_http_hris_tpl_t         *token_url;   /* default token URL */
 
+    ngx_array_t                  connect_form;   /* ngx_str_t */
+    ngx_http_hris_tpl_t         *authorize_url;  /* OAuth2 code, or NULL */
+    ngx_str_t                    scope;
+
     ngx_http_hris_body_errors_t  body_errors;
     ngx_uint_t                   rate_calls;  /* 0: no gateway limit */
     ngx_msec_t                   rate_window;
@@ -246,7 +250,32 @@ typedef struct {
     ngx_str_t                    seed_token;       /* maybe sealed */
     time_t                       seed_expires;
     ngx_uint_t                   state_reauth;
+
+    json_t                      *source;      /* the JSON it came from */
+    unsigned                     runtime:1;   /* not the accounts file's */
 } ngx_http_hris_account_t;
+
+
+/* An app registered with a provider for the connect flow (OAuth2). */
+typedef struct {
+    ngx_str_t                    tenant;
+    ngx_str_t                    provider;
+    ngx_str_t                    client_id;
+    ngx_str_t                    client_secret;  /* maybe sealed */
+    ngx_str_t                    authorize_url;  /* or empty: the table's */
+    ngx_str_t                    token_url;
+    ngx_str_t                    base_url;
+    ngx_str_t                    scope;
+    ngx_uint_t                   has_scope;
+} ngx_http_hris_oauth_app_t;
+
+
+typedef enum {
+    NGX_HTTP_HRIS_STORE_CREATE = 0,   /* the id must be free */
+    NGX_HTTP_HRIS_STORE_REPLACE,      /* the tenant's account must exist */
+    NGX_HTTP_HRIS_STORE_UPSERT,       /* either (the connect flow) */
+    NGX_HTTP_HRIS_STORE_DELETE
+} ngx_http_hris_store_op_e;
 
 
 typedef struct {
@@ -272,6 +301,10 @@ typedef struct {
     ngx_array_t                  tables;      /* ngx_http_hris_table_t */
     ngx_array_t                  accounts;    /* account_t, sorted by id */
     ngx_array_t                  api_keys;    /* api_key_t, sorted */
+    ngx_array_t                  oauth_apps;  /* oauth_app_t */
+    void                        *store;       /* run-time accounts */
+    ngx_str_t                    connect_url; /* hris_connect_url */
+    ngx_str_t                    connect_location;  /* its location */
 
     ngx_str_t                    openapi;     /* the document */
     u_char                       cursor_key[32];
@@ -372,6 +405,27 @@ ngx_int_t ngx_http_hris_authenticate(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant);
 ngx_int_t ngx_http_hris_account_resolve(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t **account);
+ngx_int_t ngx_http_hris_account_compile(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, json_t *js,
+    ngx_http_hris_account_t *acc);
+ngx_http_hris_oauth_app_t *ngx_http_hris_oauth_app_find(
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, ngx_str_t *provider);
+ngx_uint_t ngx_http_hris_str_eq(ngx_str_t *a, ngx_str_t *b);
+
+/* ngx_http_hris_store.c */
+ngx_int_t ngx_http_hris_store_compile(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, json_t *js, ngx_http_hris_account_t *acc,
+    ngx_str_t *err);
+ngx_int_t ngx_http_hris_store_check(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, json_t *js,
+    ngx_http_hris_account_t *acc, ngx_str_t *err);
+ngx_http_hris_account_t *ngx_http_hris_account_get(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id);
+ngx_int_t ngx_http_hris_account_list(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_array_t *out);
+ngx_int_t ngx_http_hris_store_change(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, ngx_str_t *id,
+    json_t *account, ngx_http_hris_store_op_e op);
 
 /* ngx_http_hris_auth.c */
 ngx_int_t ngx_http_hris_gate_init(ngx_http_hris_gate_t *g,
@@ -416,6 +470,8 @@ ngx_int_t ngx_http_hris_token_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *token, time_t expires);
 void ngx_http_hris_token_fail(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
+void ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, u_char *base);
 void ngx_http_hris_token_drop(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *token);
 ngx_int_t ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf,
@@ -424,6 +480,11 @@ ngx_int_t ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf,
 ngx_int_t ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *refresh, ngx_uint_t needs_reauth);
 json_t *ngx_http_hris_shm_state(ngx_http_hris_main_conf_t *hmcf);
+ngx_uint_t ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf);
+ngx_int_t ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t *gen);
+ngx_int_t ngx_http_hris_shm_accounts_set(ngx_http_hris_main_conf_t *hmcf,
+    ngx_uint_t gen, ngx_str_t *text);
 ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,
@@ -447,11 +508,17 @@ ngx_int_t ngx_http_hris_openapi_send(ngx_http_request_t *r);
 ngx_int_t ngx_http_hris_unified_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_hris_proxy_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_hris_admin_handler(ngx_http_request_t *r);
+json_t *ngx_http_hris_admin_account(ngx_http_request_t *r,
+    ngx_http_hris_account_t *acc);
+ngx_int_t ngx_http_hris_connect_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_hris_connect_link(ngx_http_request_t *r,
+    ngx_str_t *tenant, json_t *body);
 
 /* helpers shared by the handlers */
 ngx_int_t ngx_http_hris_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
 ngx_int_t ngx_http_hris_subpath(ngx_http_request_t *r, ngx_str_t *rest);
+ngx_int_t ngx_http_hris_request_body(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_http_hris_call_status_error(ngx_http_request_t *r,
     ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
 ngx_int_t ngx_http_hris_upstream_json(ngx_http_request_t *r,

@@ -15,6 +15,8 @@
 
 static ngx_int_t ngx_http_hris_api_keys_load(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, json_t *keys);
+static ngx_int_t ngx_http_hris_oauth_apps_load(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, json_t *apps);
 static ngx_int_t ngx_http_hris_account_load(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, json_t *js, ngx_uint_t i,
     ngx_http_hris_account_t *acc);
@@ -91,6 +93,16 @@ ngx_http_hris_accounts_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
         if (ngx_http_hris_account_load(cf, hmcf, js, i, acc) != NGX_OK) {
             goto failed;
         }
+
+        /* what an update through the administration API starts from */
+        acc->source = js;
+    }
+
+    if (ngx_http_hris_oauth_apps_load(cf, hmcf,
+                                      json_object_get(root, "oauth_apps"))
+        != NGX_OK)
+    {
+        goto failed;
     }
 
     accs = hmcf->accounts.elts;
@@ -105,8 +117,7 @@ ngx_http_hris_accounts_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
         }
     }
 
-    json_decref(root);
-    return NGX_OK;
+    return ngx_http_hris_json_cleanup(cf->pool, root);
 
 failed:
 
@@ -278,6 +289,142 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     }
 
     return ngx_http_hris_account_limits(cf, hmcf, js, acc);
+}
+
+
+/* An account given as JSON at run time (ngx_http_hris_store.c). */
+
+ngx_int_t
+ngx_http_hris_account_compile(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    json_t *js, ngx_http_hris_account_t *acc)
+{
+    return ngx_http_hris_account_load(cf, hmcf, js, 0, acc);
+}
+
+
+/*
+ * "oauth_apps": the apps a tenant registered with providers, whose
+ * client_id and client_secret the connect flow's authorization-code
+ * grant uses; one per tenant and provider.
+ */
+
+static ngx_int_t
+ngx_http_hris_oauth_apps_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    json_t *apps)
+{
+    json_t                     *js, *scope;
+    size_t                      i;
+    ngx_http_hris_oauth_app_t  *app;
+
+    if (ngx_array_init(&hmcf->oauth_apps, cf->pool, 2,
+                       sizeof(ngx_http_hris_oauth_app_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (apps == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_array(apps)) {
+        ngx_http_hris_conf_error(cf, hmcf, "\"oauth_apps\" must be an array");
+        return NGX_ERROR;
+    }
+
+    json_array_foreach(apps, i, js) {
+        app = ngx_array_push(&hmcf->oauth_apps);
+        if (app == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(app, sizeof(ngx_http_hris_oauth_app_t));
+        scope = json_object_get(js, "scope");
+
+        if (!json_is_object(js)
+            || ngx_http_hris_json_str(cf, js, "tenant", 1, &app->tenant)
+               != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "provider", 1, &app->provider)
+               != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "client_id", 1,
+                                      &app->client_id) != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "client_secret", 1,
+                                      &app->client_secret) != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "authorize_url", 0,
+                                      &app->authorize_url) != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "token_url", 0,
+                                      &app->token_url) != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "base_url", 0,
+                                      &app->base_url) != NGX_OK
+            || ngx_http_hris_json_str(cf, js, "scope", 0, &app->scope)
+               != NGX_OK)
+        {
+            ngx_http_hris_conf_error(cf, hmcf, "oauth_apps[%uz]: needs "
+                                     "\"tenant\", \"provider\", "
+                                     "\"client_id\" and \"client_secret\" "
+                                     "strings (\"authorize_url\", "
+                                     "\"token_url\", \"base_url\" and "
+                                     "\"scope\" are optional strings)", i);
+            return NGX_ERROR;
+        }
+
+        app->has_scope = json_is_string(scope);
+
+        if (ngx_http_hris_table_find(hmcf, &app->provider) == NULL) {
+            ngx_http_hris_conf_error(cf, hmcf, "oauth_apps[%uz]: provider "
+                                     "\"%V\" has no mapping table", i,
+                                     &app->provider);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_hris_is_sealed(&app->client_secret)
+            && !hmcf->has_secrets_key)
+        {
+            ngx_http_hris_conf_error(cf, hmcf, "oauth_apps[%uz]: "
+                                     "client_secret is sealed but "
+                                     "\"hris_secrets_key\" is not set", i);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_hris_oauth_app_find(hmcf, &app->tenant, &app->provider)
+            != app)
+        {
+            ngx_http_hris_conf_error(cf, hmcf, "oauth_apps[%uz]: tenant "
+                                     "\"%V\" has two apps for \"%V\"", i,
+                                     &app->tenant, &app->provider);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_hris_oauth_app_t *
+ngx_http_hris_oauth_app_find(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *provider)
+{
+    ngx_uint_t                  i;
+    ngx_http_hris_oauth_app_t  *app;
+
+    app = hmcf->oauth_apps.elts;
+
+    for (i = 0; i < hmcf->oauth_apps.nelts; i++) {
+        if (ngx_http_hris_str_eq(&app[i].tenant, tenant)
+            && ngx_http_hris_str_eq(&app[i].provider, provider))
+        {
+            return &app[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_uint_t
+ngx_http_hris_str_eq(ngx_str_t *a, ngx_str_t *b)
+{
+    return a->len == b->len && ngx_strncmp(a->data, b->data, a->len) == 0;
 }
 
 
@@ -655,12 +802,10 @@ ngx_http_hris_account_resolve(ngx_http_request_t *r,
                    "the integrated account to call");
     }
 
-    acc = ngx_http_hris_account_find(hmcf, &id);
+    acc = ngx_http_hris_account_get(r, hmcf, &id);
 
     /* another tenant's account is reported exactly like a missing one */
-    if (acc == NULL || acc->tenant.len != tenant.len
-        || ngx_strncmp(acc->tenant.data, tenant.data, tenant.len) != 0)
-    {
+    if (acc == NULL || !ngx_http_hris_str_eq(&acc->tenant, &tenant)) {
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND,
                    json_pack("{s:s%}", "integrated_account_id",
                              id.data, id.len),

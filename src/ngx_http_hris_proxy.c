@@ -32,8 +32,6 @@ static ngx_int_t ngx_http_hris_proxy_body_auth(ngx_http_request_t *r,
     ngx_http_hris_account_t *account, ngx_str_t *body);
 static ngx_uint_t ngx_http_hris_param_named(ngx_array_t *params,
     ngx_str_t *name);
-static ngx_int_t ngx_http_hris_proxy_request_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static void ngx_http_hris_proxy_done(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_proxy_answer(ngx_http_request_t *r,
     ngx_http_hris_call_t *call);
@@ -132,7 +130,7 @@ ngx_http_hris_proxy_start(ngx_http_request_t *r,
         return rc;
     }
 
-    rc = ngx_http_hris_proxy_request_body(r, &call->body);
+    rc = ngx_http_hris_request_body(r, &call->body);
     if (rc != NGX_OK || r->header_sent) {
         return rc;
     }
@@ -409,8 +407,13 @@ ngx_http_hris_proxy_headers(ngx_http_request_t *r, ngx_http_hris_call_t *call,
 }
 
 
-static ngx_int_t
-ngx_http_hris_proxy_request_body(ngx_http_request_t *r, ngx_str_t *body)
+/*
+ * The client's body in one piece. A body nginx spilled to a file is
+ * refused (413): reading the file would block the worker.
+ */
+
+ngx_int_t
+ngx_http_hris_request_body(ngx_http_request_t *r, ngx_str_t *body)
 {
     ngx_buf_t    *b;
     ngx_chain_t  *cl;

@@ -5,7 +5,10 @@
  *  - access tokens per account, with a "refreshing" mark so that one
  *    worker exchanges credentials while the others wait for its result;
  *  - the times of the latest upstream calls per account, for the
- *    gateway's own rate limit (a sliding window, as providers count).
+ *    gateway's own rate limit (a sliding window, as providers count);
+ *  - the accounts created, changed or deleted at run time, as one JSON
+ *    text with a generation number that every change bumps, so each
+ *    worker knows when to compile them again (ngx_http_hris_store.c).
  *
  * Nodes are keyed by account id. This file is the one place that knows the
  * store is shared memory: a fleet would put Redis behind the same calls.
@@ -45,12 +48,16 @@ typedef struct {
 typedef struct {
     ngx_rbtree_t              rbtree;
     ngx_rbtree_node_t         sentinel;
+    ngx_atomic_t              accounts_gen;
+    u_char                   *accounts;     /* JSON text, slab */
+    size_t                    accounts_len;
 } ngx_http_hris_shm_sh_t;
 
 
 typedef struct {
-    ngx_http_hris_shm_sh_t   *sh;
-    ngx_slab_pool_t          *shpool;
+    ngx_http_hris_shm_sh_t     *sh;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_hris_main_conf_t  *hmcf;
 } ngx_http_hris_shm_ctx_t;
 
 
@@ -59,6 +66,7 @@ static void ngx_http_hris_shm_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_hris_shm_node_t *ngx_http_hris_shm_node(
     ngx_http_hris_shm_ctx_t *ctx, ngx_str_t *id, ngx_uint_t create);
+static ngx_int_t ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx);
 
 
 ngx_int_t
@@ -71,6 +79,8 @@ ngx_http_hris_shm_add(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
     if (ctx == NULL) {
         return NGX_ERROR;
     }
+
+    ctx->hmcf = hmcf;
 
     hmcf->shm = ngx_shared_memory_add(cf, &name, hmcf->shm_size,
                                       &ngx_http_hris_module);
@@ -123,6 +133,130 @@ ngx_http_hris_shm_init(ngx_shm_zone_t *zone, void *data)
 
     ngx_sprintf(ctx->shpool->log_ctx, " in hris zone%Z");
     ctx->shpool->log_nomem = 0;
+
+    return ngx_http_hris_shm_accounts_seed(ctx);
+}
+
+
+/*
+ * A fresh zone starts from the run-time accounts of the state file; a
+ * reload keeps the zone's, which are newer than any file.
+ */
+
+static ngx_int_t
+ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx)
+{
+    char       *text;
+    json_t     *accounts;
+    ngx_int_t   rc;
+
+    ctx->sh->accounts_gen = 1;
+
+    accounts = json_object_get(ctx->hmcf->state, "accounts");
+    if (!json_is_object(accounts)) {
+        return NGX_OK;
+    }
+
+    text = json_dumps(accounts, JSON_COMPACT);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_OK;
+    ctx->sh->accounts_len = ngx_strlen(text);
+    ctx->sh->accounts = ngx_slab_alloc(ctx->shpool, ctx->sh->accounts_len);
+
+    if (ctx->sh->accounts == NULL) {
+        ctx->sh->accounts_len = 0;
+        rc = NGX_ERROR;
+
+    } else {
+        ngx_memcpy(ctx->sh->accounts, text, ctx->sh->accounts_len);
+    }
+
+    free(text);
+
+    return rc;
+}
+
+
+ngx_uint_t
+ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf)
+{
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+
+    return ctx->sh->accounts_gen;
+}
+
+
+/* A copy of the run-time accounts text ("{}" when none) and its generation. */
+
+ngx_int_t
+ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t *gen)
+{
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    *gen = ctx->sh->accounts_gen;
+    text->len = ctx->sh->accounts_len;
+    text->data = ngx_pnalloc(pool, ngx_max(text->len, 2));
+
+    if (text->data == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    if (text->len) {
+        ngx_memcpy(text->data, ctx->sh->accounts, text->len);
+
+    } else {
+        text->len = 2;
+        ngx_memcpy(text->data, "{}", 2);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Replaces the text if nobody changed it since generation gen was read:
+ * NGX_BUSY asks the caller to read again and redo its change.
+ */
+
+ngx_int_t
+ngx_http_hris_shm_accounts_set(ngx_http_hris_main_conf_t *hmcf,
+    ngx_uint_t gen, ngx_str_t *text)
+{
+    u_char                   *p;
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ctx->sh->accounts_gen != gen) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    p = ngx_slab_alloc_locked(ctx->shpool, text->len);
+    if (p == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    if (ctx->sh->accounts) {
+        ngx_slab_free_locked(ctx->shpool, ctx->sh->accounts);
+    }
+
+    ngx_memcpy(p, text->data, text->len);
+    ctx->sh->accounts = p;
+    ctx->sh->accounts_len = text->len;
+    ctx->sh->accounts_gen++;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
 }
@@ -341,6 +475,46 @@ ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return reauth;
+}
+
+
+/*
+ * The account got credentials of another descent (connected again): what
+ * the zone knew of the old refresh token, its access token and a refused
+ * grant no longer apply.
+ */
+
+void
+ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
+    u_char *base)
+{
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_node_t  *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_hris_shm_node(ctx, id, 0);
+
+    if (n && n->has_base && ngx_memcmp(n->base, base, 32) != 0) {
+        if (n->token) {
+            ngx_slab_free_locked(ctx->shpool, n->token);
+        }
+
+        if (n->refresh) {
+            ngx_slab_free_locked(ctx->shpool, n->refresh);
+        }
+
+        n->token = NULL;
+        n->token_len = 0;
+        n->refresh = NULL;
+        n->refresh_len = 0;
+        n->expires = 0;
+        n->has_base = 0;
+        n->needs_reauth = 0;
+        n->generation++;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
 

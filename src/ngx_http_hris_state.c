@@ -1,8 +1,15 @@
 /*
  * The state file (hris_state_file): what the gateway learns at run time
  * and must not lose on a restart: OAuth2 refresh tokens rotated by the
- * provider, the access tokens that go with them, and accounts marked as
- * needing re-authorization. It is read when nginx reads its configuration
+ * provider, the access tokens that go with them, accounts marked as
+ * needing re-authorization, and the accounts created, changed or deleted
+ * through the administration API or the connect flow:
+ *
+ *     {"version": 2, "tokens": {"<id>": {...}}, "accounts": {"<id>": {...}
+ *      or null for a deleted file account}}
+ *
+ * (a file without "version" is the first format: tokens only, at the top
+ * level). It is read when nginx reads its configuration
  * and written, whole, after every change: to a temporary file renamed
  * over the old one, by a thread of nginx's thread pool, so no worker
  * waits for the disk. Secrets in it are sealed when hris_secrets_key is
@@ -30,6 +37,7 @@ static void ngx_http_hris_state_write(void *data, ngx_log_t *log);
 #if (NGX_THREADS)
 static void ngx_http_hris_state_written(ngx_event_t *ev);
 #endif
+static json_t *ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf);
 static time_t ngx_http_hris_parse_time(ngx_str_t *s);
 
 
@@ -122,7 +130,8 @@ ngx_http_hris_state_account(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
         acc->seed_expires = ngx_http_hris_parse_time(exp);
     }
 
-    e = json_object_getn(hmcf->state, (char *) acc->id.data, acc->id.len);
+    e = json_object_getn(ngx_http_hris_state_tokens(hmcf), (char *) acc->id.data,
+                         acc->id.len);
     ngx_hex_dump(hex, acc->refresh_base, 32);
     hex[64] = '\0';
 
@@ -153,6 +162,17 @@ ngx_http_hris_state_account(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
 }
 
 
+static json_t *
+ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf)
+{
+    if (json_object_get(hmcf->state, "version") == NULL) {
+        return hmcf->state;
+    }
+
+    return json_object_get(hmcf->state, "tokens");
+}
+
+
 /* Writes the zone's state out, off the event loop. */
 
 void
@@ -160,8 +180,9 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     ngx_log_t *log)
 {
     char                         *text;
-    json_t                       *all, *e, *v;
-    ngx_str_t                     plain, sealed;
+    json_t                       *all, *e, *v, *accounts, *file;
+    ngx_str_t                     plain, sealed, atext;
+    ngx_uint_t                    gen;
     const char                   *id, *keys[] = { "refresh_token",
                                                    "access_token" };
     ngx_uint_t                    i;
@@ -197,8 +218,21 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         }
     }
 
-    text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
-    json_decref(all);
+    /* run-time accounts are kept as stored: their secrets sealed already */
+    accounts = NULL;
+
+    if (ngx_http_hris_shm_accounts_get(hmcf, pool, &atext, &gen) == NGX_OK) {
+        accounts = json_loadb((char *) atext.data, atext.len, 0, NULL);
+    }
+
+    file = json_pack("{s:i, s:o, s:o}", "version", 2, "tokens", all,
+                     "accounts", accounts ? accounts : json_object());
+    if (file == NULL) {
+        return;
+    }
+
+    text = json_dumps(file, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(file);
 
     if (text == NULL) {
         return;

@@ -31,7 +31,7 @@ static ngx_int_t ngx_http_hris_resource_compile(ngx_http_hris_tc_t *tc,
 
 static const char  *ngx_http_hris_table_keys[] = {
     "base_url", "token_url", "context", "headers", "auth", "errors",
-    "rate_limit", "resources", "description", NULL
+    "rate_limit", "resources", "description", "connect", NULL
 };
 
 
@@ -301,6 +301,8 @@ ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc, json_t *root)
                                      "headers", &t->headers)
         != NGX_OK
         || ngx_http_hris_auth_compile(tc, json_object_get(root, "auth"))
+           != NGX_OK
+        || ngx_http_hris_connect_compile(tc, json_object_get(root, "connect"))
            != NGX_OK)
     {
         return NGX_ERROR;

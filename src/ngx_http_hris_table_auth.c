@@ -503,3 +503,100 @@ ngx_http_hris_rate_compile(ngx_http_hris_tc_t *tc, json_t *js,
 
     return NGX_OK;
 }
+
+
+/*
+ * "connect": how an end user links an account (ngx_http_hris_connect.c).
+ * "form" names the credentials typed into the gateway's form; "oauth2"
+ * is an authorization-code grant: where to send the browser and the
+ * scope to ask for (with what gives refresh tokens, e.g. offline_access).
+ * The code exchange itself is RFC 6749 and the same for every provider.
+ */
+
+static const char  *ngx_http_hris_connect_keys[] = {
+    "form", "oauth2", NULL
+};
+
+static const char  *ngx_http_hris_oauth2_keys[] = {
+    "authorize_url", "scope", NULL
+};
+
+
+ngx_int_t
+ngx_http_hris_connect_compile(ngx_http_hris_tc_t *tc, json_t *js)
+{
+    json_t                 *v, *o;
+    size_t                  i;
+    ngx_http_hris_table_t  *t = tc->table;
+
+    if (ngx_array_init(&t->connect_form, tc->cf->pool, 2, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (js == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_object(js)
+        || ngx_http_hris_tc_keys(tc, js, "connect",
+                                 ngx_http_hris_connect_keys)
+           != NGX_OK)
+    {
+        ngx_http_hris_tc_error(tc, "connect", "must be an object with "
+                               "\"form\" and/or \"oauth2\"");
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(js, "form");
+
+    if (v && (!json_is_array(v) || json_array_size(v) == 0)) {
+        ngx_http_hris_tc_error(tc, "connect.form", "must be an array of "
+                               "credential names");
+        return NGX_ERROR;
+    }
+
+    json_array_foreach(v, i, o) {
+        if (!json_is_string(o) || json_string_length(o) == 0
+            || ngx_http_hris_tc_str(tc->cf->pool, json_string_value(o),
+                                    json_string_length(o),
+                                    ngx_array_push(&t->connect_form))
+               != NGX_OK)
+        {
+            ngx_http_hris_tc_error(tc, "connect.form", "must be an array of "
+                                   "credential names");
+            return NGX_ERROR;
+        }
+    }
+
+    o = json_object_get(js, "oauth2");
+    if (o == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_object(o)
+        || ngx_http_hris_tc_keys(tc, o, "connect.oauth2",
+                                 ngx_http_hris_oauth2_keys)
+           != NGX_OK
+        || (json_object_get(o, "scope")
+            && !json_is_string(json_object_get(o, "scope"))))
+    {
+        ngx_http_hris_tc_error(tc, "connect.oauth2", "must be {\"authorize_"
+                               "url\": template, \"scope\": string}");
+        return NGX_ERROR;
+    }
+
+    t->authorize_url = ngx_http_hris_tc_tpl(tc,
+                           json_object_get(o, "authorize_url"),
+                           "connect.oauth2.authorize_url");
+    if (t->authorize_url == NULL) {
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(o, "scope");
+
+    return ngx_http_hris_tc_str(tc->cf->pool,
+                                v ? json_string_value(v) : "",
+                                v ? json_string_length(v) : 0, &t->scope);
+}

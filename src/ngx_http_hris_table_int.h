@@ -31,6 +31,7 @@ ngx_int_t ngx_http_hris_fields_compile(ngx_http_hris_tc_t *tc,
     ngx_http_hris_schema_resource_t *sr, json_t *js, const char *where,
     ngx_array_t *fields);
 ngx_int_t ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc, json_t *js);
+ngx_int_t ngx_http_hris_connect_compile(ngx_http_hris_tc_t *tc, json_t *js);
 ngx_int_t ngx_http_hris_body_errors_compile(ngx_http_hris_tc_t *tc,
     json_t *js);
 ngx_int_t ngx_http_hris_rate_compile(ngx_http_hris_tc_t *tc, json_t *js,

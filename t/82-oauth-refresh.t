@@ -73,8 +73,9 @@ is(refreshes($sb), 1, 'without another refresh');
 
 sleep 1;
 my $st = $json->decode(do { local (@ARGV, $/) = $state; <> } // '{}');
-ok($st->{'acme-bamboohr'}, 'the state file holds the account');
-my $rotated = $st->{'acme-bamboohr'}{refresh_token};
+is($st->{version}, 2, 'the state file\'s format');
+ok($st->{tokens}{'acme-bamboohr'}, 'the state file holds the account');
+my $rotated = $st->{tokens}{'acme-bamboohr'}{refresh_token};
 ok($rotated && $rotated ne $tok->{refresh_token}, 'with the rotated refresh token');
 $ng->stop;
 
@@ -132,10 +133,17 @@ is(refreshes($sb2), $n, 'no refresh loop');
 $ng->stop;
 sleep 1;
 $st = $json->decode(do { local (@ARGV, $/) = $state2; <> } // '{}');
-is($st->{'acme-bamboohr'}{needs_reauth}, JSON::PP::true, 'the state file remembers it');
+is($st->{tokens}{'acme-bamboohr'}{needs_reauth}, JSON::PP::true, 'the state file remembers it');
 $ng = HRIS::Nginx->start(accounts => oauth_accounts($sb2, $tok2), http => "hris_state_file $state2;");
 is($ng->unified('employees/4')->{status}, 401, 'so does a restarted gateway');
 is(refreshes($sb2), $n, 'without asking the provider');
+$ng->stop;
+
+# the first format (tokens at the top level, no "version") is still read
+HRIS::Nginx::write_file($state2, $json->encode($st->{tokens}));
+$ng = HRIS::Nginx->start(accounts => oauth_accounts($sb2, $tok2), http => "hris_state_file $state2;");
+is($ng->unified('employees/4')->{status}, 401, 'a state file of the first format is read');
+is(refreshes($sb2), $n, 'still without asking the provider');
 $ng->stop;
 
 # A provider that does not rotate: the old refresh token stays in use.

@@ -1,0 +1,634 @@
+/*
+ * Accounts changed at run time: created, changed or deleted through the
+ * administration API or linked by the connect flow. The accounts file is
+ * the static base; the changes are one JSON object in the shared zone,
+ * {"<id>": account, or null for a deleted file account}, persisted in
+ * the state file. An entry replaces the file's account of the same id.
+ *
+ * Each worker compiles the changes into its own "generation" the first
+ * time it looks an account up after the zone's generation number moved.
+ * Requests hold a reference on the generation their account came from,
+ * so a change never frees an account under a request that uses it.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_hris.h"
+
+
+#define NGX_HTTP_HRIS_STORE_TRIES  16
+
+
+typedef struct {
+    ngx_pool_t                  *pool;
+    ngx_array_t                  accounts;    /* sorted; deleted: no table */
+    ngx_uint_t                   gen;
+    ngx_uint_t                   refs;
+    unsigned                     old:1;
+} ngx_http_hris_store_gen_t;
+
+
+/* a log that keeps the first error of a compile, for the client */
+typedef struct {
+    ngx_log_t                    log;
+    ngx_str_t                    prefix;      /* "hris: <accounts file>: " */
+    u_char                       text[512];
+    size_t                       len;
+} ngx_http_hris_store_errlog_t;
+
+
+static ngx_http_hris_store_gen_t *ngx_http_hris_store_current(
+    ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log);
+static ngx_http_hris_store_gen_t *ngx_http_hris_store_build(
+    ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log);
+static ngx_int_t ngx_http_hris_store_hold(ngx_http_request_t *r,
+    ngx_http_hris_store_gen_t *g);
+static void ngx_http_hris_store_release(void *data);
+static void ngx_http_hris_store_log_writer(ngx_log_t *log, ngx_uint_t level,
+    u_char *buf, size_t len);
+static void ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, json_t *account);
+static int ngx_http_hris_store_cmp(const void *a, const void *b);
+
+
+/*
+ * Compiles an account from its JSON as the accounts file would, but at
+ * run time: with a configuration context of its own, whose errors are
+ * kept in err (a sentence for the client) instead of failing nginx -t.
+ */
+
+ngx_int_t
+ngx_http_hris_store_compile(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
+    json_t *js, ngx_http_hris_account_t *acc, ngx_str_t *err)
+{
+    ngx_int_t                      rc;
+    ngx_conf_t                     cf;
+    ngx_http_hris_store_errlog_t  *el;
+
+    el = ngx_pcalloc(pool, sizeof(ngx_http_hris_store_errlog_t));
+    if (el == NULL) {
+        return NGX_ERROR;
+    }
+
+    el->log.log_level = NGX_LOG_WARN;
+    el->log.file = ngx_cycle->log->file;
+    el->log.writer = ngx_http_hris_store_log_writer;
+    el->log.wdata = el;
+
+    el->prefix.len = sizeof("hris: : ") - 1 + hmcf->accounts_file.len;
+    el->prefix.data = ngx_pnalloc(pool, el->prefix.len);
+    if (el->prefix.data == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_sprintf(el->prefix.data, "hris: %V: ", &hmcf->accounts_file);
+
+    ngx_memzero(&cf, sizeof(ngx_conf_t));
+    cf.name = "hris_store";
+    cf.pool = pool;
+    cf.temp_pool = pool;
+    cf.cycle = (ngx_cycle_t *) ngx_cycle;
+    cf.log = &el->log;
+    cf.module_type = NGX_HTTP_MODULE;
+    cf.cmd_type = NGX_HTTP_MAIN_CONF;
+
+    rc = ngx_http_hris_account_compile(&cf, hmcf, js, acc);
+
+    if (rc == NGX_OK) {
+        acc->source = js;
+        acc->runtime = 1;
+        return NGX_OK;
+    }
+
+    if (el->len == 0) {
+        ngx_str_set(err, "the account could not be compiled");
+        return NGX_DECLINED;
+    }
+
+    err->len = el->len;
+    err->data = el->text;
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_hris_store_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
+    size_t len)
+{
+    u_char                        *p, *last;
+    ngx_http_hris_store_errlog_t  *el = log->wdata;
+
+    if (el->len) {
+        return;
+    }
+
+    last = buf + len;
+
+    while (last > buf && (last[-1] == LF || last[-1] == CR)) {
+        last--;
+    }
+
+    /* the message without time, level, pid and file name */
+    p = ngx_strlcasestrn(buf, last, (u_char *) "hris: ", 6 - 1);
+    if (p == NULL) {
+        p = buf;
+
+    } else if ((size_t) (last - p) >= el->prefix.len
+               && ngx_strncmp(p, el->prefix.data, el->prefix.len) == 0)
+    {
+        p += el->prefix.len;
+
+    } else {
+        p += 6;
+    }
+
+    el->len = ngx_min((size_t) (last - p), sizeof(el->text));
+    ngx_memcpy(el->text, p, el->len);
+}
+
+
+/*
+ * Before a change is stored: the tenant is the caller's, the id is one
+ * that URLs carry as it is, the provider has a table, secrets are sealed
+ * when hris_secrets_key is set, and the account compiles. NGX_DECLINED
+ * with err (a sentence for the client) when it is not so.
+ */
+
+ngx_int_t
+ngx_http_hris_store_check(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, json_t *js,
+    ngx_http_hris_account_t *acc, ngx_str_t *err)
+{
+    u_char      *p;
+    json_t      *v, *creds;
+    ngx_str_t    s, sealed;
+    ngx_uint_t   i;
+    const char  *key;
+
+    v = json_object_get(js, "tenant");
+
+    if (v && !(json_is_string(v) && json_string_length(v) == tenant->len
+               && ngx_strncmp(json_string_value(v), tenant->data,
+                              tenant->len) == 0))
+    {
+        ngx_str_set(err, "\"tenant\" must be the API key's own tenant, or "
+                    "left out");
+        return NGX_DECLINED;
+    }
+
+    v = json_object_get(js, "id");
+    s.data = (u_char *) json_string_value(v);
+    s.len = json_string_length(v);
+
+    for (i = 0; s.data && i < s.len; i++) {
+        if (!(isalnum(s.data[i]) || s.data[i] == '-' || s.data[i] == '_'
+              || s.data[i] == '.'))
+        {
+            break;
+        }
+    }
+
+    if (s.data == NULL || s.len == 0 || s.len > 128 || i < s.len) {
+        ngx_str_set(err, "\"id\" must be a string of 1 to 128 letters, "
+                    "digits, \"-\", \"_\" or \".\"");
+        return NGX_DECLINED;
+    }
+
+    v = json_object_get(js, "provider");
+    s.data = (u_char *) json_string_value(v);
+    s.len = json_string_length(v);
+
+    if (s.data == NULL || ngx_http_hris_table_find(hmcf, &s) == NULL) {
+        p = ngx_pnalloc(r->pool, 64 + s.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        err->data = p;
+        err->len = ngx_snprintf(p, 64 + s.len, "\"provider\" must name a "
+                                "mapping table, not \"%V\"", &s) - p;
+        return NGX_DECLINED;
+    }
+
+    if (json_object_set_new(js, "tenant", json_stringn((char *) tenant->data,
+                                                   tenant->len)) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    /* sealed at rest, like the accounts file can be */
+    creds = json_object_get(js, "credentials");
+
+    json_object_foreach(creds, key, v) {
+        s.data = (u_char *) json_string_value(v);
+        s.len = json_string_length(v);
+
+        if (!hmcf->has_secrets_key || s.data == NULL || s.len == 0
+            || ngx_http_hris_is_sealed(&s))
+        {
+            continue;
+        }
+
+        if (ngx_http_hris_secret_seal(r->pool, hmcf->secrets_key, &s,
+                                      &sealed)
+            != NGX_OK
+            || json_object_set_new(creds, key,
+                                   json_stringn((char *) sealed.data,
+                                                sealed.len))
+               != 0)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_hris_store_compile(hmcf, r->pool, js, acc, err);
+}
+
+
+/*
+ * The account of that id as the caller sees it now: a run-time change
+ * first, then the accounts file; NULL when there is none or it was
+ * deleted. The request keeps what it got until it ends.
+ */
+
+ngx_http_hris_account_t *
+ngx_http_hris_account_get(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
+{
+    ngx_http_hris_account_t     key, *acc;
+    ngx_http_hris_store_gen_t  *g;
+
+    g = ngx_http_hris_store_current(hmcf, r->connection->log);
+
+    if (g) {
+        key.id = *id;
+        acc = bsearch(&key, g->accounts.elts, g->accounts.nelts,
+                      sizeof(ngx_http_hris_account_t),
+                      ngx_http_hris_store_cmp);
+
+        if (acc) {
+            if (acc->table == NULL
+                || ngx_http_hris_store_hold(r, g) != NGX_OK)
+            {
+                return NULL;
+            }
+
+            return acc;
+        }
+    }
+
+    return ngx_http_hris_account_find(hmcf, id);
+}
+
+
+/* Every account as the caller sees it now, sorted by id. */
+
+ngx_int_t
+ngx_http_hris_account_list(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_array_t *out)
+{
+    ngx_uint_t                  i;
+    ngx_http_hris_account_t    *acc, **p, key;
+    ngx_http_hris_store_gen_t  *g;
+
+    if (ngx_array_init(out, r->pool, hmcf->accounts.nelts + 8,
+                       sizeof(ngx_http_hris_account_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    g = ngx_http_hris_store_current(hmcf, r->connection->log);
+
+    if (g && ngx_http_hris_store_hold(r, g) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    acc = hmcf->accounts.elts;
+
+    for (i = 0; i < hmcf->accounts.nelts; i++) {
+        key.id = acc[i].id;
+
+        if (g && bsearch(&key, g->accounts.elts, g->accounts.nelts,
+                         sizeof(ngx_http_hris_account_t),
+                         ngx_http_hris_store_cmp))
+        {
+            continue;
+        }
+
+        p = ngx_array_push(out);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        *p = &acc[i];
+    }
+
+    acc = g ? g->accounts.elts : NULL;
+
+    for (i = 0; g && i < g->accounts.nelts; i++) {
+        if (acc[i].table == NULL) {
+            continue;
+        }
+
+        p = ngx_array_push(out);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        *p = &acc[i];
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Changes the account of that id for a tenant, for every worker, and
+ * writes the state file. NGX_DECLINED: a create found the id taken, or
+ * the account is not the tenant's (or absent, for a delete or replace).
+ */
+
+ngx_int_t
+ngx_http_hris_store_change(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, ngx_str_t *id,
+    json_t *account, ngx_http_hris_store_op_e op)
+{
+    char                     *dump;
+    json_t                   *all, *cur, *t;
+    ngx_int_t                 rc;
+    ngx_str_t                 text, owner;
+    ngx_uint_t                gen, tries, present;
+    ngx_http_hris_account_t  *file;
+
+    file = ngx_http_hris_account_find(hmcf, id);
+
+    for (tries = 0; tries < NGX_HTTP_HRIS_STORE_TRIES; tries++) {
+
+        if (ngx_http_hris_shm_accounts_get(hmcf, r->pool, &text, &gen)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        all = json_loadb((char *) text.data, text.len, 0, NULL);
+        if (!json_is_object(all)) {
+            json_decref(all);
+            return NGX_ERROR;
+        }
+
+        cur = json_object_getn(all, (char *) id->data, id->len);
+        present = json_is_object(cur) || (cur == NULL && file);
+
+        if (json_is_object(cur)) {
+            t = json_object_get(cur, "tenant");
+            owner.data = (u_char *) json_string_value(t);
+            owner.len = json_string_length(t);
+
+        } else {
+            owner = file ? file->tenant : (ngx_str_t) ngx_null_string;
+        }
+
+        if (present && (owner.len != tenant->len
+                        || ngx_strncmp(owner.data, tenant->data, tenant->len)
+                           != 0))
+        {
+            /* another tenant's: only a create may say the id is taken */
+            json_decref(all);
+            return NGX_DECLINED;
+        }
+
+        if ((op == NGX_HTTP_HRIS_STORE_CREATE && present)
+            || (op != NGX_HTTP_HRIS_STORE_CREATE
+                && op != NGX_HTTP_HRIS_STORE_UPSERT && !present))
+        {
+            json_decref(all);
+            return NGX_DECLINED;
+        }
+
+        if (op != NGX_HTTP_HRIS_STORE_DELETE) {
+            rc = json_object_setn(all, (char *) id->data, id->len, account);
+
+        } else if (file) {
+            rc = json_object_setn_new(all, (char *) id->data, id->len,
+                                      json_null());
+
+        } else {
+            rc = json_object_deln(all, (char *) id->data, id->len);
+        }
+
+        dump = rc == 0 ? json_dumps(all, JSON_COMPACT) : NULL;
+        json_decref(all);
+
+        if (dump == NULL) {
+            return NGX_ERROR;
+        }
+
+        text.data = (u_char *) dump;
+        text.len = ngx_strlen(dump);
+
+        rc = ngx_http_hris_shm_accounts_set(hmcf, gen, &text);
+        free(dump);
+
+        if (rc == NGX_OK) {
+            ngx_http_hris_store_rebase(hmcf, id, account);
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "hris: integrated account \"%V\" of tenant \"%V\" "
+                          "%s", id, tenant,
+                          op == NGX_HTTP_HRIS_STORE_DELETE ? "deleted"
+                                                           : "stored");
+            ngx_http_hris_state_save(hmcf, r->pool, r->connection->log);
+            return NGX_OK;
+        }
+
+        if (rc != NGX_BUSY) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hris: no room for run-time accounts in the "
+                          "shared zone: raise \"hris_zone_size\"");
+            return NGX_ERROR;
+        }
+
+        /* another worker changed the accounts meanwhile: redo on its text */
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* a new refresh token: the shared zone forgets the old one's tokens */
+
+static void
+ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
+    json_t *account)
+{
+    json_t        *v;
+    u_char         base[32];
+    unsigned int   len;
+
+    v = json_object_get(json_object_get(account, "credentials"),
+                        "refresh_token");
+
+    if (!json_is_string(v)) {
+        return;
+    }
+
+    /* as ngx_http_hris_state_account() derives it from the configuration */
+    len = sizeof(base);
+    EVP_Digest(json_string_value(v), json_string_length(v), base, &len,
+               EVP_sha256(), NULL);
+
+    ngx_http_hris_token_rebase(hmcf, id, base);
+}
+
+
+static ngx_http_hris_store_gen_t *
+ngx_http_hris_store_current(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
+{
+    ngx_http_hris_store_gen_t  *g, *old;
+
+    old = hmcf->store;
+
+    if (hmcf->shm == NULL || hmcf->shm->data == NULL) {
+        return NULL;
+    }
+
+    if (old && old->gen == ngx_http_hris_shm_accounts_gen(hmcf)) {
+        return old;
+    }
+
+    g = ngx_http_hris_store_build(hmcf, log);
+    if (g == NULL) {
+        /* the previous generation is better than none */
+        return old;
+    }
+
+    if (old) {
+        old->old = 1;
+
+        if (old->refs == 0) {
+            ngx_destroy_pool(old->pool);
+        }
+    }
+
+    hmcf->store = g;
+
+    return g;
+}
+
+
+static ngx_http_hris_store_gen_t *
+ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
+{
+    json_t                     *all, *js;
+    ngx_str_t                   text, err;
+    ngx_pool_t                 *pool;
+    const char                 *id;
+    ngx_http_hris_account_t    *acc;
+    ngx_http_hris_store_gen_t  *g;
+
+    /* it outlives the connection that made it: the cycle's log, not its */
+    pool = ngx_create_pool(16384, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    g = ngx_pcalloc(pool, sizeof(ngx_http_hris_store_gen_t));
+    if (g == NULL
+        || ngx_http_hris_shm_accounts_get(hmcf, pool, &text, &g->gen)
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    g->pool = pool;
+
+    all = json_loadb((char *) text.data, text.len, 0, NULL);
+    if (all == NULL || ngx_http_hris_json_cleanup(pool, all) != NGX_OK) {
+        json_decref(all);
+        goto failed;
+    }
+
+    if (ngx_array_init(&g->accounts, pool, ngx_max(json_object_size(all), 1),
+                       sizeof(ngx_http_hris_account_t))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    json_object_foreach(all, id, js) {
+        acc = ngx_array_push(&g->accounts);
+        if (acc == NULL) {
+            goto failed;
+        }
+
+        if (json_is_object(js)
+            && ngx_http_hris_store_compile(hmcf, pool, js, acc, &err)
+               == NGX_OK)
+        {
+            continue;
+        }
+
+        if (json_is_object(js)) {
+            /* e.g. its mapping table went away with a reload */
+            ngx_log_error(NGX_LOG_ERR, log, 0, "hris: run-time account "
+                          "\"%s\" is left out: %V", id, &err);
+        }
+
+        /* deleted, or unusable: either way no account of that id */
+        ngx_memzero(acc, sizeof(ngx_http_hris_account_t));
+        acc->id.len = ngx_strlen(id);
+        acc->id.data = ngx_pnalloc(pool, acc->id.len);
+        if (acc->id.data == NULL) {
+            goto failed;
+        }
+        ngx_memcpy(acc->id.data, id, acc->id.len);
+    }
+
+    ngx_qsort(g->accounts.elts, g->accounts.nelts,
+              sizeof(ngx_http_hris_account_t), ngx_http_hris_store_cmp);
+
+    return g;
+
+failed:
+
+    ngx_destroy_pool(pool);
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_hris_store_hold(ngx_http_request_t *r, ngx_http_hris_store_gen_t *g)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_hris_store_release;
+    cln->data = g;
+    g->refs++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hris_store_release(void *data)
+{
+    ngx_http_hris_store_gen_t  *g = data;
+
+    if (--g->refs == 0 && g->old) {
+        ngx_destroy_pool(g->pool);
+    }
+}
+
+
+static int
+ngx_http_hris_store_cmp(const void *a, const void *b)
+{
+    const ngx_http_hris_account_t  *x = a, *y = b;
+
+    return ngx_memn2cmp(x->id.data, y->id.data, x->id.len, y->id.len);
+}
