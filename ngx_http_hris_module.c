@@ -31,6 +31,8 @@ static char *ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_hris_connect_url_check(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
 static ngx_int_t ngx_http_hris_init_process(ngx_cycle_t *cycle);
 static void ngx_http_hris_exit_process(ngx_cycle_t *cycle);
 
@@ -291,6 +293,10 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_hris_connect_url_check(cf, hmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     /*
      * Without a configured secret, a random key made here, in the master,
      * is shared by every worker; cursors then do not survive a restart.
@@ -306,6 +312,58 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* hris_connect_url: an absolute URL with a path, which gets a final "/" */
+
+static ngx_int_t
+ngx_http_hris_connect_url_check(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf)
+{
+    u_char     *p, *host;
+    ngx_str_t  *u = &hmcf->connect_url;
+
+    if (u->len == 0) {
+        return NGX_OK;
+    }
+
+    host = NULL;
+
+    if (u->len > 7 && ngx_strncasecmp(u->data, (u_char *) "http://", 7) == 0) {
+        host = u->data + 7;
+
+    } else if (u->len > 8
+               && ngx_strncasecmp(u->data, (u_char *) "https://", 8) == 0)
+    {
+        host = u->data + 8;
+    }
+
+    for (p = u->data; host && p < u->data + u->len; p++) {
+        if (*p <= ' ' || *p == '?' || *p == '#' || *p == 0x7f) {
+            host = NULL;
+        }
+    }
+
+    if (host == NULL || ngx_strlchr(host, u->data + u->len, '/') == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_connect_url\" "
+                           "must be an absolute http:// or https:// URL with "
+                           "the connect location's path, e.g. "
+                           "https://gw.example.com/connect/, not \"%V\"", u);
+        return NGX_ERROR;
+    }
+
+    if (u->data[u->len - 1] != '/') {
+        p = ngx_pnalloc(cf->pool, u->len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        ngx_memcpy(p, u->data, u->len);
+        p[u->len++] = '/';
+        u->data = p;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -547,7 +547,7 @@ ngx_http_hris_connect_authorize(ngx_http_request_t *r,
     u_char                      *p;
     json_t                      *state;
     ngx_str_t                    url, base, callback, sealed, cookie, scope;
-    ngx_str_t                    nonce, value;
+    ngx_str_t                    nonce, value, path;
     ngx_array_t                  context;
     ngx_keyval_t                *kv;
     const char                  *key;
@@ -647,8 +647,22 @@ ngx_http_hris_connect_authorize(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the cookie goes back only to the connect location, never to scripts */
-    cookie.len = ngx_http_hris_cookie.len + 32 + hmcf->connect_location.len
+    /*
+     * the cookie goes back only to the connect location (its public path),
+     * never to scripts; Secure when the public URL is https
+     */
+    path.data = ngx_strlcasestrn(base.data, base.data + base.len,
+                                 (u_char *) "://", 3 - 1);
+    path.data = path.data ? path.data + 3 : base.data;
+    path.data = ngx_strlchr(path.data, base.data + base.len, '/');
+    if (path.data == NULL) {
+        ngx_str_set(&path, "/");
+
+    } else {
+        path.len = base.data + base.len - path.data;
+    }
+
+    cookie.len = ngx_http_hris_cookie.len + 32 + path.len
                  + sizeof("=; Path=; Max-Age=900; HttpOnly; SameSite=Lax; "
                           "Secure") - 1;
     cookie.data = ngx_pnalloc(r->pool, cookie.len);
@@ -658,14 +672,12 @@ ngx_http_hris_connect_authorize(ngx_http_request_t *r,
 
     p = ngx_sprintf(cookie.data, "%V=%*s; Path=%V; Max-Age=%d; HttpOnly; "
                     "SameSite=Lax", &ngx_http_hris_cookie, (size_t) 32,
-                    noncehex, hmcf->connect_location.len
-                              ? &hmcf->connect_location : &base,
-                    NGX_HTTP_HRIS_STATE_TTL);
-#if (NGX_HTTP_SSL)
-    if (r->connection->ssl) {
+                    noncehex, &path, NGX_HTTP_HRIS_STATE_TTL);
+
+    if (ngx_strncasecmp(base.data, (u_char *) "https://", 8) == 0) {
         p = ngx_sprintf(p, "; Secure");
     }
-#endif
+
     cookie.len = p - cookie.data;
 
     return ngx_http_hris_redirect(r, NGX_HTTP_MOVED_TEMPORARILY, &url,

@@ -2,7 +2,7 @@
 # Directives whose effect shows across restarts or at nginx -t:
 # hris_cursor_secret keeps cursors valid across a restart (without it they
 # are not), a state file that is not JSON fails nginx -t, and
-# hris_zone_size has a floor.
+# hris_zone_size has a floor; hris_connect_url must be a URL with a path.
 
 use strict;
 use warnings;
@@ -59,5 +59,16 @@ is($rc, 0, 'a state file that does not exist yet is fine') or diag $out;
 ($rc, $out) = HRIS::Nginx->prepare(accounts => $acc, http => 'hris_zone_size 4k;')->test_config;
 isnt($rc, 0, 'hris_zone_size below its floor fails nginx -t');
 like($out, qr/"hris_zone_size" must be at least/, 'saying the floor');
+
+# hris_connect_url must be an absolute URL with the connect location's path
+for my $bad ('gw.example.com/connect/', 'https://gw.example.com', 'ftp://gw/connect/',
+             'https://gw.example.com/connect/?x=1') {
+    ($rc, $out) = HRIS::Nginx->prepare(accounts => $acc, http => "hris_connect_url $bad;")->test_config;
+    isnt($rc, 0, "hris_connect_url $bad fails nginx -t");
+    like($out, qr/"hris_connect_url" must be an absolute/, 'saying what it must be');
+}
+($rc, $out) = HRIS::Nginx->prepare(accounts => $acc,
+                                   http => 'hris_connect_url https://gw.example.com/connect;')->test_config;
+is($rc, 0, 'hris_connect_url without the final slash is fine') or diag $out;
 
 done_testing;

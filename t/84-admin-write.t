@@ -155,6 +155,13 @@ is($res->{status}, 200, 'the file account is still there after those');
 is($res->{json}{result}{base_url}, $cl->url, 'unchanged');
 is(admin_get('acme-clay2')->{status}, 404, 'and nothing was created by a PUT');
 
+# no location serves hris_connect here: a link could not be opened
+$res = call('POST', '/admin/connect_links',
+            json => { integrated_account_id => 'acme-x', provider => 'clayhr',
+                      redirect_uri => 'http://app.example/done' });
+is($res->{status}, 501, 'a connect link without an hris_connect location: 501');
+like($res->{json}{message} // '', qr/hris_connect/, 'saying what to add');
+
 # -- create ---------------------------------------------------------------------------
 
 $res = create($clay2);

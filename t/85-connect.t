@@ -69,8 +69,9 @@ $acc->{oauth_apps} = [ {
     base_url => $bb->url,
 } ];
 
+# at debug level: the log scan below then covers everything nginx can log
 my $ng = HRIS::Nginx->start(accounts => $acc, http => "hris_state_file $dir/state.json;",
-                            server => $LOCATIONS);
+                            server => $LOCATIONS, log_level => 'debug');
 
 my @SEEN;    # every answer of the gateway: headers and body
 
@@ -510,6 +511,7 @@ for my $secret ($CLIENT_SECRET, $CLAY_KEY, 'globex-clay-secret-3e8a61') {
     unlike($all, qr/\Q$secret\E/, "no $secret in any answer");
 }
 my $log = $ng->error_log;
+cmp_ok(length $log, '>', 10000, 'the debug log was written');
 is(scalar(grep { $log =~ /\Q$_\E/ } grep { defined && length } @tokens), 0,
    'no token in the error log');
 unlike($log, qr/\Q$CLIENT_SECRET\E|\Q$CLAY_KEY\E/, 'no secret in the error log');
@@ -535,7 +537,7 @@ SKIP: {
                                  . "hris_connect_url https://hris.example/connect/;");
     };
     ok($ng2, 'nginx starts with hris_connect_url in http{}') or diag $@;
-    skip 'no nginx with hris_connect_url', 4 unless $ng2;
+    skip 'no nginx with hris_connect_url', 6 unless $ng2;
     my $r = $http->request('POST', $ng2->url . '/admin/connect_links', {
         headers => { Authorization => "Bearer $HRIS::Nginx::KEY", 'Content-Type' => 'application/json' },
         content => $J->encode({ integrated_account_id => 'acme-far', provider => 'bamboohr',
@@ -548,6 +550,9 @@ SKIP: {
     is($f->{res}{status}, 302, 'the link, reached locally: 302');
     is($f->{q}{redirect_uri}, 'https://hris.example/connect/callback',
        'redirect_uri: the configured connect URL + callback');
+    my ($sc) = grep { /^hris_connect=/ } cookies($f->{res});
+    like($sc // '', qr/;\s*Path=\/connect\/(;|$)/i, 'the cookie\'s path: the public one');
+    like($sc // '', qr/;\s*Secure(;|$)/i, 'Secure: the public URL is https');
     $ng2->stop;
 }
 
