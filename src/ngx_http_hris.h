@@ -460,6 +460,8 @@ ngx_int_t ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_hris_send_error(ngx_http_request_t *r, ngx_uint_t status,
     json_t *details, const char *fmt, ...);
 ngx_int_t ngx_http_hris_json_cleanup(ngx_pool_t *pool, json_t *json);
+ngx_int_t ngx_http_hris_header_out(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
 
 /* ngx_http_hris_shm.c */
 ngx_int_t ngx_http_hris_shm_add(ngx_conf_t *cf,

@@ -26,305 +26,36 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "ngx_http_hris.h"
+#include "ngx_http_hris_connect.h"
 
 
-#define NGX_HTTP_HRIS_LINK_TTL        3600
-#define NGX_HTTP_HRIS_LINK_TTL_MIN    60
-#define NGX_HTTP_HRIS_LINK_TTL_MAX    604800
 #define NGX_HTTP_HRIS_STATE_TTL       900      /* from link to callback */
 
 
-static ngx_str_t  ngx_http_hris_link_binding = ngx_string("hris-connect-link");
+ngx_str_t  ngx_http_hris_link_binding = ngx_string("hris-connect-link");
 static ngx_str_t  ngx_http_hris_state_binding =
     ngx_string("hris-connect-state");
 static ngx_str_t  ngx_http_hris_cookie = ngx_string("hris_connect");
 
 
-/* What a link says, opened. */
-typedef struct {
-    json_t                      *json;
-    ngx_str_t                    tenant;
-    ngx_str_t                    id;
-    ngx_str_t                    redirect;
-    ngx_str_t                    method;
-    ngx_http_hris_table_t       *table;
-    ngx_http_hris_oauth_app_t   *app;
-} ngx_http_hris_link_t;
-
-
-typedef struct {
-    ngx_http_hris_link_t         link;
-    ngx_str_t                    redirect_uri;  /* ours, for the provider */
-} ngx_http_hris_connect_ctx_t;
-
-
 static ngx_int_t ngx_http_hris_link_open(ngx_http_request_t *r,
     ngx_str_t *binding, ngx_str_t *in, ngx_http_hris_link_t *link,
     json_t **sealed);
-static ngx_int_t ngx_http_hris_connect_base(ngx_http_request_t *r,
-    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *base);
 static ngx_int_t ngx_http_hris_connect_authorize(ngx_http_request_t *r,
     ngx_http_hris_link_t *link);
 static ngx_int_t ngx_http_hris_connect_callback(ngx_http_request_t *r);
 static void ngx_http_hris_connect_exchanged(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_connect_tokens(ngx_http_request_t *r,
     ngx_http_hris_link_t *link, json_t *tokens);
-static ngx_int_t ngx_http_hris_connect_form(ngx_http_request_t *r,
-    ngx_http_hris_link_t *link);
-static void ngx_http_hris_connect_posted(ngx_http_request_t *r);
-static ngx_int_t ngx_http_hris_connect_store(ngx_http_request_t *r,
-    ngx_http_hris_link_t *link, json_t *account);
 static ngx_int_t ngx_http_hris_connect_back(ngx_http_request_t *r,
     ngx_http_hris_link_t *link, ngx_uint_t status, const char *error);
 static ngx_int_t ngx_http_hris_redirect(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *location, ngx_str_t *cookie);
-static ngx_int_t ngx_http_hris_query_add(ngx_pool_t *pool, ngx_str_t *url,
-    const char *name, ngx_str_t *value);
-static ngx_int_t ngx_http_hris_form_value(ngx_pool_t *pool, ngx_str_t *body,
-    ngx_str_t *name, ngx_str_t *value);
-static ngx_int_t ngx_http_hris_context_check(ngx_http_hris_table_t *table,
-    json_t *context, ngx_str_t *bad);
 static ngx_int_t ngx_http_hris_connect_token_url(ngx_http_request_t *r,
     ngx_http_hris_link_t *link, ngx_str_t *url);
 static ngx_int_t ngx_http_hris_app_secret(ngx_http_request_t *r,
     ngx_http_hris_oauth_app_t *app, ngx_str_t *secret);
-static ngx_uint_t ngx_http_hris_absolute_url(json_t *v);
 static void ngx_http_hris_sha256_hex(ngx_str_t *in, u_char *hex);
-
-
-/*
- * POST {admin}/connect_links, for the tenant of the API key. Body:
- * {"integrated_account_id", "provider", "redirect_uri", "context",
- *  "base_url", "token_url", "method": "oauth2" | "form", "expires_in"}
- */
-
-ngx_int_t
-ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
-    json_t *body)
-{
-    u_char                      *p;
-    json_t                      *v, *link, *ctx, *result;
-    time_t                       expires;
-    ngx_str_t                    id, provider, method, base, token, bad;
-    ngx_uint_t                   i;
-    ngx_http_hris_table_t       *table;
-    ngx_http_hris_account_t     *acc;
-    ngx_http_hris_oauth_app_t   *app;
-    ngx_http_hris_main_conf_t   *hmcf;
-    ngx_tm_t                     tm;
-    u_char                       when[sizeof("2026-01-01T00:00:00Z")];
-
-    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
-
-    v = json_object_get(body, "integrated_account_id");
-    id.data = (u_char *) json_string_value(v);
-    id.len = json_string_length(v);
-
-    for (i = 0; id.data && i < id.len; i++) {
-        if (!(isalnum(id.data[i]) || id.data[i] == '-' || id.data[i] == '_'
-              || id.data[i] == '.'))
-        {
-            break;
-        }
-    }
-
-    if (id.data == NULL || id.len == 0 || id.len > 128 || i < id.len) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "\"integrated_account_id\" must be a string of 1 to 128 "
-                   "letters, digits, \"-\", \"_\" or \".\": the id the "
-                   "account will have");
-    }
-
-    v = json_object_get(body, "provider");
-    provider.data = (u_char *) json_string_value(v);
-    provider.len = json_string_length(v);
-    table = provider.data ? ngx_http_hris_table_find(hmcf, &provider) : NULL;
-
-    if (table == NULL) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "\"provider\" must name a mapping table, not \"%V\"",
-                   &provider);
-    }
-
-    if (!ngx_http_hris_absolute_url(json_object_get(body, "redirect_uri"))) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "\"redirect_uri\" must be an absolute http:// or https:// "
-                   "URL: where the end user's browser goes back to");
-    }
-
-    ctx = json_object_get(body, "context");
-
-    if (ctx && ngx_http_hris_context_check(table, ctx, &bad) != NGX_OK) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "\"context\" must be an object of strings, each matching "
-                   "the pattern %V declares (context.%V does not)",
-                   &table->file, &bad);
-    }
-
-    for (i = 0; i < 2; i++) {
-        v = json_object_get(body, i ? "token_url" : "base_url");
-
-        if (v && !ngx_http_hris_absolute_url(v)) {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "\"%s\" must be an absolute http:// or https:// URL",
-                       i ? "token_url" : "base_url");
-        }
-    }
-
-    app = ngx_http_hris_oauth_app_find(hmcf, tenant, &provider);
-
-    v = json_object_get(body, "method");
-    method.data = (u_char *) json_string_value(v);
-    method.len = json_string_length(v);
-
-    if (v == NULL) {
-        if (table->authorize_url && app) {
-            ngx_str_set(&method, "oauth2");
-
-        } else {
-            ngx_str_set(&method, "form");
-        }
-    }
-
-    if (method.len == 6 && ngx_strncmp(method.data, "oauth2", 6) == 0) {
-        if (table->authorize_url == NULL) {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "%V declares no OAuth2 connect flow (\"connect\": "
-                       "{\"oauth2\"}): use \"method\": \"form\"",
-                       &table->file);
-        }
-
-        if (app == NULL) {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "this tenant has no OAuth app for \"%V\": add one to "
-                       "\"oauth_apps\" in the accounts file", &provider);
-        }
-
-        /* the authorize URL may need them: no form asks for them later */
-        if (ngx_http_hris_context_check(table, ctx ? ctx : json_object(),
-                                        &bad) != NGX_OK
-            || (ctx == NULL && table->context.nelts))
-        {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "an oauth2 link needs every context key %V declares "
-                       "in \"context\"", &table->file);
-        }
-
-        for (i = 0; i < table->context.nelts; i++) {
-            if (json_object_get(ctx, (char *) ((ngx_http_hris_context_key_t *)
-                                       table->context.elts)[i].name.data)
-                == NULL)
-            {
-                return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                           "an oauth2 link needs \"context\": {\"%V\": ...}",
-                           &((ngx_http_hris_context_key_t *)
-                             table->context.elts)[i].name);
-            }
-        }
-
-    } else if (method.len == 4 && ngx_strncmp(method.data, "form", 4) == 0) {
-        if (table->connect_form.nelts == 0) {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "%V declares no connect form (\"connect\": "
-                       "{\"form\"})", &table->file);
-        }
-
-    } else {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "\"method\" must be \"oauth2\" or \"form\"");
-    }
-
-    v = json_object_get(body, "expires_in");
-    expires = NGX_HTTP_HRIS_LINK_TTL;
-
-    if (v) {
-        if (!json_is_integer(v)
-            || json_integer_value(v) < NGX_HTTP_HRIS_LINK_TTL_MIN
-            || json_integer_value(v) > NGX_HTTP_HRIS_LINK_TTL_MAX)
-        {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "\"expires_in\" must be %d to %d seconds",
-                       NGX_HTTP_HRIS_LINK_TTL_MIN, NGX_HTTP_HRIS_LINK_TTL_MAX);
-        }
-
-        expires = (time_t) json_integer_value(v);
-    }
-
-    expires += ngx_time();
-
-    /* connecting may replace the tenant's own account, never another's */
-    acc = ngx_http_hris_account_get(r, hmcf, &id);
-
-    if (acc && !ngx_http_hris_str_eq(&acc->tenant, tenant)) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT, NULL,
-                   "the account id \"%V\" is taken: choose another id", &id);
-    }
-
-    if (ngx_http_hris_connect_base(r, hmcf, &base) != NGX_OK) {
-        return r->header_sent ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    link = json_pack("{s:s%, s:s%, s:s%, s:O, s:s%, s:I}",
-                     "t", tenant->data, tenant->len,
-                     "a", id.data, id.len,
-                     "p", provider.data, provider.len,
-                     "r", json_object_get(body, "redirect_uri"),
-                     "m", method.data, method.len,
-                     "e", (json_int_t) expires);
-
-    /* optional: present only when given */
-    if (link
-        && ((ctx && json_object_set(link, "c", ctx))
-            || ((v = json_object_get(body, "base_url"))
-                && json_object_set(link, "b", v))
-            || ((v = json_object_get(body, "token_url"))
-                && json_object_set(link, "u", v))))
-    {
-        json_decref(link);
-        link = NULL;
-    }
-
-    if (link == NULL
-        || ngx_http_hris_cursor_seal(r->pool, hmcf->cursor_key,
-                                     &ngx_http_hris_link_binding, link,
-                                     &token)
-           != NGX_OK)
-    {
-        json_decref(link);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    json_decref(link);
-
-    p = ngx_pnalloc(r->pool, base.len + token.len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(ngx_cpymem(p, base.data, base.len), token.data, token.len);
-
-    ngx_gmtime(expires, &tm);
-    ngx_sprintf(when, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z", tm.ngx_tm_year,
-                tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
-                tm.ngx_tm_sec);
-
-    result = json_pack("{s:{s:s%, s:s%, s:s%, s:s%, s:s}}", "result",
-                       "url", p, base.len + token.len,
-                       "method", method.data, method.len,
-                       "integrated_account_id", id.data, id.len,
-                       "provider", provider.data, provider.len,
-                       "expires_at", (char *) when);
-
-    if (result == NULL
-        || ngx_http_hris_json_cleanup(r->pool, result) != NGX_OK)
-    {
-        json_decref(result);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_hris_send_json(r, NGX_HTTP_CREATED, result, NULL);
-}
 
 
 ngx_int_t
@@ -483,61 +214,6 @@ ngx_http_hris_link_open(ngx_http_request_t *r, ngx_str_t *binding,
 }
 
 
-/* hris_connect_url, or this server's URL of the hris_connect location */
-
-static ngx_int_t
-ngx_http_hris_connect_base(ngx_http_request_t *r,
-    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *base)
-{
-    u_char     *p;
-    ngx_str_t   host;
-
-    if (hmcf->connect_url.len) {
-        *base = hmcf->connect_url;
-        return NGX_OK;
-    }
-
-    if (hmcf->connect_location.len == 0) {
-        (void) ngx_http_hris_send_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
-                   "no location serves \"hris_connect\": add one (and "
-                   "\"hris_connect_url\" with its public URL)");
-        return NGX_ERROR;
-    }
-
-    /* the Host header as nginx validated it, with its port */
-    if (r->headers_in.host) {
-        host = r->headers_in.host->value;
-
-    } else {
-        host = r->headers_in.server;
-    }
-
-    p = ngx_pnalloc(r->pool, sizeof("https://") + host.len
-                             + hmcf->connect_location.len + 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    base->data = p;
-#if (NGX_HTTP_SSL)
-    p = ngx_sprintf(p, r->connection->ssl ? "https://" : "http://");
-#else
-    p = ngx_sprintf(p, "http://");
-#endif
-    p = ngx_sprintf(p, "%V", &host);
-
-    p = ngx_sprintf(p, "%V", &hmcf->connect_location);
-
-    if (p[-1] != '/') {
-        *p++ = '/';
-    }
-
-    base->len = p - base->data;
-
-    return NGX_OK;
-}
-
-
 /* The browser goes to the provider, with a state only it can bring back. */
 
 static ngx_int_t
@@ -549,9 +225,6 @@ ngx_http_hris_connect_authorize(ngx_http_request_t *r,
     ngx_str_t                    url, base, callback, sealed, cookie, scope;
     ngx_str_t                    nonce, value, path;
     ngx_array_t                  context;
-    ngx_keyval_t                *kv;
-    const char                  *key;
-    json_t                      *v;
     ngx_http_hris_tpl_vars_t     vars;
     ngx_http_hris_main_conf_t   *hmcf;
     u_char                       raw[16], hex[65], noncehex[33];
@@ -575,21 +248,8 @@ ngx_http_hris_connect_authorize(ngx_http_request_t *r,
         url = link->app->authorize_url;
 
     } else {
-        if (ngx_array_init(&context, r->pool, 4, sizeof(ngx_keyval_t))
-            != NGX_OK)
-        {
+        if (ngx_http_hris_link_context(r, link, &context) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        json_object_foreach(json_object_get(link->json, "c"), key, v) {
-            kv = ngx_array_push(&context);
-            if (kv == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-            kv->key.data = (u_char *) key;
-            kv->key.len = ngx_strlen(key);
-            kv->value.data = (u_char *) json_string_value(v);
-            kv->value.len = json_string_length(v);
         }
 
         ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
@@ -933,7 +593,7 @@ ngx_http_hris_connect_tokens(ngx_http_request_t *r,
  * given: checked, stored for the link's tenant, and the browser sent back.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_hris_connect_store(ngx_http_request_t *r, ngx_http_hris_link_t *link,
     json_t *account)
 {
@@ -1053,225 +713,21 @@ ngx_http_hris_connect_back(ngx_http_request_t *r, ngx_http_hris_link_t *link,
 }
 
 
-/* The HTML form of an API-key provider: credentials and missing context. */
-
-static ngx_int_t
-ngx_http_hris_connect_form(ngx_http_request_t *r, ngx_http_hris_link_t *link)
-{
-    size_t                        len;
-    u_char                       *p;
-    json_t                       *ctx;
-    ngx_buf_t                    *b;
-    ngx_str_t                    *cred;
-    ngx_uint_t                    i;
-    ngx_chain_t                   out;
-    ngx_table_elt_t              *h;
-    ngx_http_hris_context_key_t  *ck;
-
-    static const char  head[] =
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        "<title>Connect your account</title></head><body>\n"
-        "<h1>Connect your %V account</h1>\n"
-        "<form method=\"post\">\n";
-    static const char  field[] =
-        "<p><label>%V <input name=\"%V\" type=\"%s\" required "
-        "autocomplete=\"off\"></label></p>\n";
-    static const char  tail[] =
-        "<p><button type=\"submit\">Connect</button></p>\n"
-        "</form></body></html>\n";
-
-    ctx = json_object_get(link->json, "c");
-    cred = link->table->connect_form.elts;
-    ck = link->table->context.elts;
-
-    /* names come from the mapping table: letters, digits and "_" */
-    len = sizeof(head) + link->table->name.len + sizeof(tail);
-
-    for (i = 0; i < link->table->connect_form.nelts; i++) {
-        len += sizeof(field) + 2 * cred[i].len + 8;
-    }
-
-    for (i = 0; i < link->table->context.nelts; i++) {
-        len += sizeof(field) + 2 * ck[i].name.len + 8;
-    }
-
-    b = ngx_create_temp_buf(r->pool, len);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_sprintf(b->last, head, &link->table->name);
-
-    for (i = 0; i < link->table->context.nelts; i++) {
-        if (json_object_get(ctx, (char *) ck[i].name.data) == NULL) {
-            p = ngx_sprintf(p, field, &ck[i].name, &ck[i].name, "text");
-        }
-    }
-
-    for (i = 0; i < link->table->connect_form.nelts; i++) {
-        p = ngx_sprintf(p, field, &cred[i], &cred[i], "password");
-    }
-
-    b->last = ngx_cpymem(p, tail, sizeof(tail) - 1);
-    b->last_buf = (r == r->main);
-    b->last_in_chain = 1;
-
-    /* the link is a capability: no referrer, no framing, no caching */
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Content-Security-Policy");
-    ngx_str_set(&h->value, "default-src 'none'; form-action 'self'; "
-                "frame-ancestors 'none'");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Referrer-Policy");
-    ngx_str_set(&h->value, "no-referrer");
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/html") - 1;
-
-    if (ngx_http_send_header(r) == NGX_ERROR || r->header_only) {
-        return NGX_OK;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-static void
-ngx_http_hris_connect_posted(ngx_http_request_t *r)
-{
-    json_t                       *account, *creds, *context;
-    ngx_int_t                     rc;
-    ngx_str_t                     body, value, *cred;
-    ngx_uint_t                    i;
-    ngx_http_hris_link_t         *link;
-    ngx_http_hris_connect_ctx_t  *ctx;
-    ngx_http_hris_context_key_t  *ck;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_hris_module);
-    link = &ctx->link;
-
-    rc = ngx_http_hris_request_body(r, &body);
-    if (rc != NGX_OK || r->header_sent) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    context = json_deep_copy(json_object_get(link->json, "c"));
-    if (context == NULL) {
-        context = json_object();
-    }
-
-    creds = json_object();
-    account = json_pack("{s:o, s:o}", "context", context, "credentials",
-                        creds);
-    if (account == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    cred = link->table->connect_form.elts;
-    ck = link->table->context.elts;
-
-    for (i = 0; i < link->table->connect_form.nelts
-                    + link->table->context.nelts; i++)
-    {
-        if (i >= link->table->connect_form.nelts
-            && json_object_get(context, (char *)
-                   ck[i - link->table->connect_form.nelts].name.data))
-        {
-            continue;
-        }
-
-        rc = ngx_http_hris_form_value(r->pool, &body,
-                 i < link->table->connect_form.nelts
-                 ? &cred[i] : &ck[i - link->table->connect_form.nelts].name,
-                 &value);
-
-        if (rc != NGX_OK || value.len == 0) {
-            json_decref(account);
-            rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                     "the form needs \"%V\"",
-                     i < link->table->connect_form.nelts
-                     ? &cred[i]
-                     : &ck[i - link->table->connect_form.nelts].name);
-            ngx_http_finalize_request(r, rc);
-            return;
-        }
-
-        json_object_set_new(i < link->table->connect_form.nelts
-                            ? creds : context,
-                            (char *) (i < link->table->connect_form.nelts
-                                      ? cred[i].data
-                                      : ck[i - link->table->connect_form.nelts]
-                                        .name.data),
-                            json_stringn((char *) value.data, value.len));
-    }
-
-    /* a value the provider's table refuses: the user can correct it */
-    rc = ngx_http_hris_connect_store(r, link, account);
-
-    ngx_http_finalize_request(r, rc);
-}
-
-
 static ngx_int_t
 ngx_http_hris_redirect(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *location, ngx_str_t *cookie)
 {
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
+    ngx_int_t  rc;
+    ngx_str_t  policy = ngx_string("no-referrer");
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    /* links, states and codes in URLs are not for other sites to see */
+    if (ngx_http_hris_header_out(r, "Location", location) != NGX_OK
+        || (cookie
+            && ngx_http_hris_header_out(r, "Set-Cookie", cookie) != NGX_OK)
+        || ngx_http_hris_header_out(r, "Referrer-Policy", &policy) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Location");
-    h->value = *location;
-    r->headers_out.location = h;
-
-    if (cookie) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Set-Cookie");
-        h->value = *cookie;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Referrer-Policy");
-    ngx_str_set(&h->value, "no-referrer");
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = 0;
@@ -1287,7 +743,7 @@ ngx_http_hris_redirect(ngx_http_request_t *r, ngx_uint_t status,
 
 /* url + ("?" or "&") + name=escaped value, in a new string */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_hris_query_add(ngx_pool_t *pool, ngx_str_t *url, const char *name,
     ngx_str_t *value)
 {
@@ -1318,98 +774,6 @@ ngx_http_hris_query_add(ngx_pool_t *pool, ngx_str_t *url, const char *name,
 }
 
 
-/* One field of an application/x-www-form-urlencoded body, decoded. */
-
-static ngx_int_t
-ngx_http_hris_form_value(ngx_pool_t *pool, ngx_str_t *body, ngx_str_t *name,
-    ngx_str_t *value)
-{
-    u_char  *p, *last, *end, *dst, *src;
-    size_t   i;
-
-    p = body->data;
-    last = body->data + body->len;
-
-    while (p < last) {
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        if ((size_t) (end - p) > name->len && p[name->len] == '='
-            && ngx_strncmp(p, name->data, name->len) == 0)
-        {
-            p += name->len + 1;
-
-            dst = ngx_pnalloc(pool, end - p + 1);
-            if (dst == NULL) {
-                return NGX_ERROR;
-            }
-
-            for (i = 0; i < (size_t) (end - p); i++) {
-                dst[i] = (p[i] == '+') ? ' ' : p[i];
-            }
-
-            value->data = dst;
-            src = dst;
-            ngx_unescape_uri(&dst, &src, end - p, 0);
-            value->len = dst - value->data;
-
-            return NGX_OK;
-        }
-
-        p = end + 1;
-    }
-
-    return NGX_DECLINED;
-}
-
-
-/* Each context value a string matching the table's pattern for it. */
-
-static ngx_int_t
-ngx_http_hris_context_check(ngx_http_hris_table_t *table, json_t *context,
-    ngx_str_t *bad)
-{
-    json_t                       *v;
-    ngx_str_t                     s;
-    ngx_uint_t                    i;
-    const char                   *key;
-    ngx_http_hris_context_key_t  *ck;
-
-    ngx_str_set(bad, "(not an object)");
-
-    if (!json_is_object(context)) {
-        return NGX_ERROR;
-    }
-
-    ck = table->context.elts;
-
-    json_object_foreach(context, key, v) {
-        bad->data = (u_char *) key;
-        bad->len = ngx_strlen(key);
-
-        if (!json_is_string(v)) {
-            return NGX_ERROR;
-        }
-
-        s.data = (u_char *) json_string_value(v);
-        s.len = json_string_length(v);
-
-        for (i = 0; i < table->context.nelts; i++) {
-            if (ngx_http_hris_str_eq(&ck[i].name, bad)
-                && ck[i].pattern
-                && ngx_regex_exec(ck[i].pattern, &s, NULL, 0) < 0)
-            {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    return NGX_OK;
-}
-
-
 /*
  * Where the code is exchanged: the link's token_url, the app's, or the
  * table's rendered for the link's context and base URL (which is the
@@ -1421,9 +785,7 @@ ngx_http_hris_connect_token_url(ngx_http_request_t *r,
     ngx_http_hris_link_t *link, ngx_str_t *url)
 {
     json_t                    *v;
-    const char                *key;
     ngx_array_t                context;
-    ngx_keyval_t              *kv;
     ngx_http_hris_tpl_vars_t   vars;
 
     v = json_object_get(link->json, "u");
@@ -1440,21 +802,9 @@ ngx_http_hris_connect_token_url(ngx_http_request_t *r,
     }
 
     if (link->table->token_url == NULL
-        || ngx_array_init(&context, r->pool, 4, sizeof(ngx_keyval_t))
-           != NGX_OK)
+        || ngx_http_hris_link_context(r, link, &context) != NGX_OK)
     {
         return NGX_ERROR;
-    }
-
-    json_object_foreach(json_object_get(link->json, "c"), key, v) {
-        kv = ngx_array_push(&context);
-        if (kv == NULL) {
-            return NGX_ERROR;
-        }
-        kv->key.data = (u_char *) key;
-        kv->key.len = ngx_strlen(key);
-        kv->value.data = (u_char *) json_string_value(v);
-        kv->value.len = json_string_length(v);
     }
 
     ngx_memzero(&vars, sizeof(ngx_http_hris_tpl_vars_t));
@@ -1481,44 +831,41 @@ ngx_http_hris_connect_token_url(ngx_http_request_t *r,
 }
 
 
+/* The link's context as templates read it (values stay in the JSON). */
+
+ngx_int_t
+ngx_http_hris_link_context(ngx_http_request_t *r, ngx_http_hris_link_t *link,
+    ngx_array_t *context)
+{
+    json_t        *v;
+    const char    *key;
+    ngx_keyval_t  *kv;
+
+    if (ngx_array_init(context, r->pool, 4, sizeof(ngx_keyval_t)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(json_object_get(link->json, "c"), key, v) {
+        kv = ngx_array_push(context);
+        if (kv == NULL) {
+            return NGX_ERROR;
+        }
+
+        kv->key.data = (u_char *) key;
+        kv->key.len = ngx_strlen(key);
+        kv->value.data = (u_char *) json_string_value(v);
+        kv->value.len = json_string_length(v);
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_hris_app_secret(ngx_http_request_t *r, ngx_http_hris_oauth_app_t *app,
     ngx_str_t *secret)
 {
     return ngx_http_hris_secret_value(r, &app->client_secret, secret);
-}
-
-
-static ngx_uint_t
-ngx_http_hris_absolute_url(json_t *v)
-{
-    size_t       i, len;
-    const char  *s;
-
-    if (!json_is_string(v)) {
-        return 0;
-    }
-
-    s = json_string_value(v);
-    len = json_string_length(v);
-
-    if (len > 2048
-        || !((len > 7 && ngx_strncasecmp((u_char *) s, (u_char *) "http://",
-                                         7) == 0)
-             || (len > 8 && ngx_strncasecmp((u_char *) s,
-                                            (u_char *) "https://", 8) == 0)))
-    {
-        return 0;
-    }
-
-    /* nothing that could split a header or end the URL early */
-    for (i = 0; i < len; i++) {
-        if ((u_char) s[i] <= ' ' || s[i] == '#' || s[i] == 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

@@ -356,3 +356,29 @@ ngx_http_hris_json_text(ngx_pool_t *pool, json_t *v, ngx_str_t *out)
 
     return NGX_OK;
 }
+
+
+/* A response header of the module's own: name is a C string literal. */
+
+ngx_int_t
+ngx_http_hris_header_out(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+
+    if (ngx_strcmp(name, "Location") == 0) {
+        r->headers_out.location = h;
+    }
+
+    return NGX_OK;
+}

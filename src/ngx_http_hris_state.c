@@ -251,7 +251,8 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     task->handler = ngx_http_hris_state_write;
     task->event.handler = ngx_http_hris_state_written;
     task->event.data = task;
-    task->event.log = log;
+    /* the task may end after the connection that asked for it */
+    task->event.log = ngx_cycle->log;
 #else
     w = ngx_calloc(sizeof(ngx_http_hris_state_write_t), log);
     if (w == NULL) {

@@ -1,0 +1,389 @@
+/*
+ * Connect links (POST {admin}/connect_links, called by
+ * ngx_http_hris_admin.c): what the SaaS backend asks for with its API
+ * key, checked here so that opening the link can only do what its tenant
+ * allowed, and sealed like a cursor (ngx_http_hris_cursor.c).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_hris_connect.h"
+
+
+#define NGX_HTTP_HRIS_LINK_TTL        3600
+#define NGX_HTTP_HRIS_LINK_TTL_MIN    60
+#define NGX_HTTP_HRIS_LINK_TTL_MAX    604800
+
+
+static ngx_int_t ngx_http_hris_context_check(ngx_http_hris_table_t *table,
+    json_t *context, ngx_str_t *bad);
+static ngx_uint_t ngx_http_hris_absolute_url(json_t *v);
+
+
+/*
+ * POST {admin}/connect_links, for the tenant of the API key. Body:
+ * {"integrated_account_id", "provider", "redirect_uri", "context",
+ *  "base_url", "token_url", "method": "oauth2" | "form", "expires_in"}
+ */
+
+ngx_int_t
+ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
+    json_t *body)
+{
+    u_char                      *p;
+    json_t                      *v, *link, *ctx, *result;
+    time_t                       expires;
+    ngx_str_t                    id, provider, method, base, token, bad;
+    ngx_uint_t                   i;
+    ngx_http_hris_table_t       *table;
+    ngx_http_hris_account_t     *acc;
+    ngx_http_hris_oauth_app_t   *app;
+    ngx_http_hris_main_conf_t   *hmcf;
+    ngx_tm_t                     tm;
+    u_char                       when[sizeof("2026-01-01T00:00:00Z")];
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    v = json_object_get(body, "integrated_account_id");
+    id.data = (u_char *) json_string_value(v);
+    id.len = json_string_length(v);
+
+    for (i = 0; id.data && i < id.len; i++) {
+        if (!(isalnum(id.data[i]) || id.data[i] == '-' || id.data[i] == '_'
+              || id.data[i] == '.'))
+        {
+            break;
+        }
+    }
+
+    if (id.data == NULL || id.len == 0 || id.len > 128 || i < id.len) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "\"integrated_account_id\" must be a string of 1 to 128 "
+                   "letters, digits, \"-\", \"_\" or \".\": the id the "
+                   "account will have");
+    }
+
+    v = json_object_get(body, "provider");
+    provider.data = (u_char *) json_string_value(v);
+    provider.len = json_string_length(v);
+    table = provider.data ? ngx_http_hris_table_find(hmcf, &provider) : NULL;
+
+    if (table == NULL) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "\"provider\" must name a mapping table, not \"%V\"",
+                   &provider);
+    }
+
+    if (!ngx_http_hris_absolute_url(json_object_get(body, "redirect_uri"))) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "\"redirect_uri\" must be an absolute http:// or https:// "
+                   "URL: where the end user's browser goes back to");
+    }
+
+    ctx = json_object_get(body, "context");
+
+    if (ctx && ngx_http_hris_context_check(table, ctx, &bad) != NGX_OK) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "\"context\" must be an object of strings, each matching "
+                   "the pattern %V declares (context.%V does not)",
+                   &table->file, &bad);
+    }
+
+    for (i = 0; i < 2; i++) {
+        v = json_object_get(body, i ? "token_url" : "base_url");
+
+        if (v && !ngx_http_hris_absolute_url(v)) {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "\"%s\" must be an absolute http:// or https:// URL",
+                       i ? "token_url" : "base_url");
+        }
+    }
+
+    app = ngx_http_hris_oauth_app_find(hmcf, tenant, &provider);
+
+    v = json_object_get(body, "method");
+    method.data = (u_char *) json_string_value(v);
+    method.len = json_string_length(v);
+
+    if (v == NULL) {
+        if (table->authorize_url && app) {
+            ngx_str_set(&method, "oauth2");
+
+        } else {
+            ngx_str_set(&method, "form");
+        }
+    }
+
+    if (method.len == 6 && ngx_strncmp(method.data, "oauth2", 6) == 0) {
+        if (table->authorize_url == NULL) {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "%V declares no OAuth2 connect flow (\"connect\": "
+                       "{\"oauth2\"}): use \"method\": \"form\"",
+                       &table->file);
+        }
+
+        if (app == NULL) {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "this tenant has no OAuth app for \"%V\": add one to "
+                       "\"oauth_apps\" in the accounts file", &provider);
+        }
+
+        /* the authorize URL may need them: no form asks for them later */
+        if (ngx_http_hris_context_check(table, ctx ? ctx : json_object(),
+                                        &bad) != NGX_OK
+            || (ctx == NULL && table->context.nelts))
+        {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "an oauth2 link needs every context key %V declares "
+                       "in \"context\"", &table->file);
+        }
+
+        for (i = 0; i < table->context.nelts; i++) {
+            if (json_object_get(ctx, (char *) ((ngx_http_hris_context_key_t *)
+                                       table->context.elts)[i].name.data)
+                == NULL)
+            {
+                return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                           "an oauth2 link needs \"context\": {\"%V\": ...}",
+                           &((ngx_http_hris_context_key_t *)
+                             table->context.elts)[i].name);
+            }
+        }
+
+    } else if (method.len == 4 && ngx_strncmp(method.data, "form", 4) == 0) {
+        if (table->connect_form.nelts == 0) {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "%V declares no connect form (\"connect\": "
+                       "{\"form\"})", &table->file);
+        }
+
+    } else {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "\"method\" must be \"oauth2\" or \"form\"");
+    }
+
+    v = json_object_get(body, "expires_in");
+    expires = NGX_HTTP_HRIS_LINK_TTL;
+
+    if (v) {
+        if (!json_is_integer(v)
+            || json_integer_value(v) < NGX_HTTP_HRIS_LINK_TTL_MIN
+            || json_integer_value(v) > NGX_HTTP_HRIS_LINK_TTL_MAX)
+        {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "\"expires_in\" must be %d to %d seconds",
+                       NGX_HTTP_HRIS_LINK_TTL_MIN, NGX_HTTP_HRIS_LINK_TTL_MAX);
+        }
+
+        expires = (time_t) json_integer_value(v);
+    }
+
+    expires += ngx_time();
+
+    /* connecting may replace the tenant's own account, never another's */
+    acc = ngx_http_hris_account_get(r, hmcf, &id);
+
+    if (acc && !ngx_http_hris_str_eq(&acc->tenant, tenant)) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT, NULL,
+                   "the account id \"%V\" is taken: choose another id", &id);
+    }
+
+    if (ngx_http_hris_connect_base(r, hmcf, &base) != NGX_OK) {
+        return r->header_sent ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    link = json_pack("{s:s%, s:s%, s:s%, s:O, s:s%, s:I}",
+                     "t", tenant->data, tenant->len,
+                     "a", id.data, id.len,
+                     "p", provider.data, provider.len,
+                     "r", json_object_get(body, "redirect_uri"),
+                     "m", method.data, method.len,
+                     "e", (json_int_t) expires);
+
+    /* optional: present only when given */
+    if (link
+        && ((ctx && json_object_set(link, "c", ctx))
+            || ((v = json_object_get(body, "base_url"))
+                && json_object_set(link, "b", v))
+            || ((v = json_object_get(body, "token_url"))
+                && json_object_set(link, "u", v))))
+    {
+        json_decref(link);
+        link = NULL;
+    }
+
+    if (link == NULL
+        || ngx_http_hris_cursor_seal(r->pool, hmcf->cursor_key,
+                                     &ngx_http_hris_link_binding, link,
+                                     &token)
+           != NGX_OK)
+    {
+        json_decref(link);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json_decref(link);
+
+    p = ngx_pnalloc(r->pool, base.len + token.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(p, base.data, base.len), token.data, token.len);
+
+    ngx_gmtime(expires, &tm);
+    ngx_sprintf(when, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z", tm.ngx_tm_year,
+                tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
+                tm.ngx_tm_sec);
+
+    result = json_pack("{s:{s:s%, s:s%, s:s%, s:s%, s:s}}", "result",
+                       "url", p, base.len + token.len,
+                       "method", method.data, method.len,
+                       "integrated_account_id", id.data, id.len,
+                       "provider", provider.data, provider.len,
+                       "expires_at", (char *) when);
+
+    if (result == NULL
+        || ngx_http_hris_json_cleanup(r->pool, result) != NGX_OK)
+    {
+        json_decref(result);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_hris_send_json(r, NGX_HTTP_CREATED, result, NULL);
+}
+
+
+/* hris_connect_url, or this server's URL of the hris_connect location */
+
+ngx_int_t
+ngx_http_hris_connect_base(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *base)
+{
+    u_char     *p;
+    ngx_str_t   host;
+
+    if (hmcf->connect_url.len) {
+        *base = hmcf->connect_url;
+        return NGX_OK;
+    }
+
+    if (hmcf->connect_location.len == 0) {
+        (void) ngx_http_hris_send_error(r, NGX_HTTP_NOT_IMPLEMENTED, NULL,
+                   "no location serves \"hris_connect\": add one (and "
+                   "\"hris_connect_url\" with its public URL)");
+        return NGX_ERROR;
+    }
+
+    /* the Host header as nginx validated it, with its port */
+    if (r->headers_in.host) {
+        host = r->headers_in.host->value;
+
+    } else {
+        host = r->headers_in.server;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("https://") + host.len
+                             + hmcf->connect_location.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    base->data = p;
+#if (NGX_HTTP_SSL)
+    p = ngx_sprintf(p, r->connection->ssl ? "https://" : "http://");
+#else
+    p = ngx_sprintf(p, "http://");
+#endif
+    p = ngx_sprintf(p, "%V", &host);
+
+    p = ngx_sprintf(p, "%V", &hmcf->connect_location);
+
+    if (p[-1] != '/') {
+        *p++ = '/';
+    }
+
+    base->len = p - base->data;
+
+    return NGX_OK;
+}
+
+
+/* Each context value a string matching the table's pattern for it. */
+
+static ngx_int_t
+ngx_http_hris_context_check(ngx_http_hris_table_t *table, json_t *context,
+    ngx_str_t *bad)
+{
+    json_t                       *v;
+    ngx_str_t                     s;
+    ngx_uint_t                    i;
+    const char                   *key;
+    ngx_http_hris_context_key_t  *ck;
+
+    ngx_str_set(bad, "(not an object)");
+
+    if (!json_is_object(context)) {
+        return NGX_ERROR;
+    }
+
+    ck = table->context.elts;
+
+    json_object_foreach(context, key, v) {
+        bad->data = (u_char *) key;
+        bad->len = ngx_strlen(key);
+
+        if (!json_is_string(v)) {
+            return NGX_ERROR;
+        }
+
+        s.data = (u_char *) json_string_value(v);
+        s.len = json_string_length(v);
+
+        for (i = 0; i < table->context.nelts; i++) {
+            if (ngx_http_hris_str_eq(&ck[i].name, bad)
+                && ck[i].pattern
+                && ngx_regex_exec(ck[i].pattern, &s, NULL, 0) < 0)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_hris_absolute_url(json_t *v)
+{
+    size_t       i, len;
+    const char  *s;
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    s = json_string_value(v);
+    len = json_string_length(v);
+
+    if (len > 2048
+        || !((len > 7 && ngx_strncasecmp((u_char *) s, (u_char *) "http://",
+                                         7) == 0)
+             || (len > 8 && ngx_strncasecmp((u_char *) s,
+                                            (u_char *) "https://", 8) == 0)))
+    {
+        return 0;
+    }
+
+    /* nothing that could split a header or end the URL early */
+    for (i = 0; i < len; i++) {
+        if ((u_char) s[i] <= ' ' || s[i] == '#' || s[i] == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
