@@ -372,6 +372,8 @@ ngx_int_t ngx_http_hris_secrets_key_load(ngx_conf_t *cf,
 ngx_uint_t ngx_http_hris_is_sealed(ngx_str_t *value);
 ngx_int_t ngx_http_hris_secrets_check(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
+ngx_int_t ngx_http_hris_secret_opens(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *value);
 ngx_array_t *ngx_http_hris_credentials(ngx_http_request_t *r,
     ngx_http_hris_account_t *acc);
 

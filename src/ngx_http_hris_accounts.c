@@ -377,12 +377,21 @@ ngx_http_hris_oauth_apps_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
             return NGX_ERROR;
         }
 
-        if (ngx_http_hris_is_sealed(&app->client_secret)
-            && !hmcf->has_secrets_key)
-        {
+        switch (ngx_http_hris_secret_opens(cf, hmcf, &app->client_secret)) {
+
+        case NGX_OK:
+            break;
+
+        case NGX_DECLINED:
             ngx_http_hris_conf_error(cf, hmcf, "oauth_apps[%uz]: "
                                      "client_secret is sealed but "
                                      "\"hris_secrets_key\" is not set", i);
+            return NGX_ERROR;
+
+        default:
+            ngx_http_hris_conf_error(cf, hmcf, "oauth_apps[%uz]: "
+                                     "client_secret does not open with the "
+                                     "key in %V", i, &hmcf->secrets_key_file);
             return NGX_ERROR;
         }
 

@@ -108,7 +108,7 @@ ngx_int_t
 ngx_http_hris_secrets_check(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     ngx_http_hris_account_t *acc)
 {
-    ngx_str_t      plain;
+    ngx_int_t      rc;
     ngx_uint_t     i;
     ngx_keyval_t  *kv;
 
@@ -121,7 +121,9 @@ ngx_http_hris_secrets_check(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
 
         acc->has_sealed = 1;
 
-        if (!hmcf->has_secrets_key) {
+        rc = ngx_http_hris_secret_opens(cf, hmcf, &kv[i].value);
+
+        if (rc == NGX_DECLINED) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: account "
                                "\"%V\": credentials.%V is sealed but "
                                "\"hris_secrets_key\" is not set",
@@ -129,10 +131,7 @@ ngx_http_hris_secrets_check(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
             return NGX_ERROR;
         }
 
-        if (ngx_http_hris_secret_open(cf->temp_pool, hmcf->secrets_key,
-                                      &kv[i].value, &plain)
-            != NGX_OK)
-        {
+        if (rc != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: account "
                                "\"%V\": credentials.%V does not open with "
                                "the key in %V (another key, or a damaged "
@@ -140,9 +139,40 @@ ngx_http_hris_secrets_check(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
                                &kv[i].key, &hmcf->secrets_key_file);
             return NGX_ERROR;
         }
-
-        OPENSSL_cleanse(plain.data, plain.len);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Whether a value opens with the key (a plaintext one always does):
+ * NGX_DECLINED when it is sealed and no key is set. Nothing opened is
+ * kept.
+ */
+
+ngx_int_t
+ngx_http_hris_secret_opens(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *value)
+{
+    ngx_str_t  plain;
+
+    if (!ngx_http_hris_is_sealed(value)) {
+        return NGX_OK;
+    }
+
+    if (!hmcf->has_secrets_key) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_hris_secret_open(cf->temp_pool, hmcf->secrets_key, value,
+                                  &plain)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    OPENSSL_cleanse(plain.data, plain.len);
 
     return NGX_OK;
 }

@@ -95,6 +95,52 @@ my ($rc, $out) = HRIS::Nginx->prepare(accounts => HRIS::Nginx::accounts($bb),
 isnt($rc, 0, 'a key file that is not 64 hex digits fails nginx -t');
 like($out, qr/must hold 64 hex digits/, 'and says what a key looks like');
 
+# an OAuth app's client_secret may be sealed: checked by nginx -t, opened
+# for the connect flow's code exchange; what the flow stores is sealed too
+my $app = { tenant => 'acme', provider => 'bamboohr', client_id => 'sandbox-bamboohr-client',
+            client_secret => seal('sandbox-bamboohr-secret'),
+            authorize_url => $bb->url . '/authorize.php?request=authorize',
+            token_url => $bb->url . '/token.php?request=token', base_url => $bb->url };
+for my $c ([ 'an app secret sealed with another key',
+             seal('sandbox-bamboohr-secret', $other), "hris_secrets_key $key;",
+             qr/oauth_apps\[0\]: client_secret does not open with the key/ ],
+           [ 'a sealed app secret without a key', $app->{client_secret}, '',
+             qr/oauth_apps\[0\]: client_secret is sealed but "hris_secrets_key" is not set/ ]) {
+    my ($name, $secret, $http, $re) = @$c;
+    my $acc = HRIS::Nginx::accounts($bb);
+    $acc->{oauth_apps} = [ { %$app, client_secret => $secret } ];
+    my ($rc, $out) = HRIS::Nginx->prepare(accounts => $acc, http => $http)->test_config;
+    isnt($rc, 0, "$name: nginx -t fails");
+    like($out, $re, "$name: says which");
+}
+
+my $sdir = tempdir(CLEANUP => 1);
+chmod 0777, $sdir;
+my $acc3 = HRIS::Nginx::accounts($bb);
+$acc3->{oauth_apps} = [$app];
+my $ng3 = HRIS::Nginx->start(accounts => $acc3,
+    http => "hris_secrets_key $key; hris_state_file $sdir/state.json;",
+    server => 'location /admin/ { hris_admin; } location /connect/ { hris_connect; }');
+my $link = $ng3->request('POST', '/admin/connect_links', body =>
+    '{"integrated_account_id": "acme-sealed-oauth", "provider": "bamboohr", '
+  . '"context": {"subdomain": "acme"}, "redirect_uri": "http://app.example/done"}');
+is($link->{status}, 201, 'a connect link') or diag $link->{body};
+my ($path) = ($link->{json}{result}{url} // '') =~ m{^https?://[^/]+(/.*)$};
+my $go = $ng3->request('GET', $path // '/connect/x', key => undef);
+my ($cookie) = ($go->{headers}{'set-cookie'} // '') =~ /^(hris_connect=[^;]+)/;
+my $back = HTTP::Tiny->new(max_redirect => 0)->get($go->{headers}{location} // 'http://127.0.0.1:1/');
+my ($cb) = ($back->{headers}{location} // '') =~ m{^https?://[^/]+(/.*)$};
+my $done = $ng3->request('GET', $cb // '/connect/callback', key => undef,
+                         headers => { Cookie => $cookie // '' });
+like($done->{headers}{location} // '', qr/status=connected/, 'connected with a sealed app secret');
+is($ng3->unified('employees', account => 'acme-sealed-oauth', limit => 1)->{status}, 200,
+   'the connected account works');
+sleep 1;
+my $state = do { local (@ARGV, $/) = "$sdir/state.json"; <> } // '';
+like($state, qr/acme-sealed-oauth/, 'the state file holds the connected account');
+unlike($state, qr/sandbox-bamboohr-secret|bhr-(at|rt)-/, 'with no secret or token in clear');
+$ng3->stop;
+
 # plaintext keeps working beside sealed values
 my $mixed = HRIS::Nginx::accounts_for(bamboohr => $bb, heavenhr => $hh);
 $_->{credentials}{api_key} = $sealed for grep { $_->{provider} eq 'bamboohr' } @{ $mixed->{accounts} };
