@@ -52,6 +52,7 @@ static void ngx_http_hris_store_log_writer(ngx_log_t *log, ngx_uint_t level,
 static void ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, json_t *account);
 static int ngx_http_hris_store_cmp(const void *a, const void *b);
+static int ngx_http_hris_store_ptr_cmp(const void *a, const void *b);
 
 
 /*
@@ -338,6 +339,9 @@ ngx_http_hris_account_list(ngx_http_request_t *r,
         }
         *p = &acc[i];
     }
+
+    ngx_qsort(out->elts, out->nelts, sizeof(ngx_http_hris_account_t *),
+              ngx_http_hris_store_ptr_cmp);
 
     return NGX_OK;
 }
@@ -631,4 +635,12 @@ ngx_http_hris_store_cmp(const void *a, const void *b)
     const ngx_http_hris_account_t  *x = a, *y = b;
 
     return ngx_memn2cmp(x->id.data, y->id.data, x->id.len, y->id.len);
+}
+
+
+static int
+ngx_http_hris_store_ptr_cmp(const void *a, const void *b)
+{
+    return ngx_http_hris_store_cmp(*(ngx_http_hris_account_t **) a,
+                                   *(ngx_http_hris_account_t **) b);
 }
