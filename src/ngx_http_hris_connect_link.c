@@ -87,8 +87,8 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
     if (ctx && ngx_http_hris_context_check(table, ctx, &bad) != NGX_OK) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                    "\"context\" must be an object of strings, each matching "
-                   "the pattern %V declares (context.%V does not)",
-                   &table->file, &bad);
+                   "the pattern the %V table declares (context.%V does not)",
+                   &table->name, &bad);
     }
 
     for (i = 0; i < 2; i++) {
@@ -119,9 +119,10 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
     if (method.len == 6 && ngx_strncmp(method.data, "oauth2", 6) == 0) {
         if (table->authorize_url == NULL) {
             return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "%V declares no OAuth2 connect flow (\"connect\": "
-                       "{\"oauth2\"}): use \"method\": \"form\"",
-                       &table->file);
+                       "the %V mapping table declares no OAuth2 connect "
+                       "flow (\"connect\": {\"oauth2\"}): use \"method\": "
+                       "\"form\"",
+                       &table->name);
         }
 
         if (app == NULL) {
@@ -136,8 +137,9 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
             || (ctx == NULL && table->context.nelts))
         {
             return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "an oauth2 link needs every context key %V declares "
-                       "in \"context\"", &table->file);
+                       "an oauth2 link needs every context key the %V "
+                       "mapping table declares in \"context\"",
+                       &table->name);
         }
 
         for (i = 0; i < table->context.nelts; i++) {
@@ -155,8 +157,8 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
     } else if (method.len == 4 && ngx_strncmp(method.data, "form", 4) == 0) {
         if (table->connect_form.nelts == 0) {
             return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "%V declares no connect form (\"connect\": "
-                       "{\"form\"})", &table->file);
+                       "the %V mapping table declares no connect form "
+                       "(\"connect\": {\"form\"})", &table->name);
         }
 
     } else {

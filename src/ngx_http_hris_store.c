@@ -34,7 +34,8 @@ typedef struct {
 /* a log that keeps the first error of a compile, for the client */
 typedef struct {
     ngx_log_t                    log;
-    ngx_str_t                    prefix;      /* "hris: <accounts file>: " */
+    ngx_str_t                    file;        /* the accounts file */
+    ngx_str_t                    dir;         /* the mappings directory */
     u_char                       text[512];
     size_t                       len;
 } ngx_http_hris_store_errlog_t;
@@ -79,12 +80,8 @@ ngx_http_hris_store_compile(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     el->log.writer = ngx_http_hris_store_log_writer;
     el->log.wdata = el;
 
-    el->prefix.len = sizeof("hris: : ") - 1 + hmcf->accounts_file.len;
-    el->prefix.data = ngx_pnalloc(pool, el->prefix.len);
-    if (el->prefix.data == NULL) {
-        return NGX_ERROR;
-    }
-    ngx_sprintf(el->prefix.data, "hris: %V: ", &hmcf->accounts_file);
+    el->file = hmcf->accounts_file;
+    el->dir = hmcf->mappings;
 
     ngx_memzero(&cf, sizeof(ngx_conf_t));
     cf.name = "hris_store";
@@ -132,22 +129,34 @@ ngx_http_hris_store_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
         last--;
     }
 
-    /* the message without time, level, pid and file name */
+    /*
+     * the message without time, level, pid and the accounts file's path,
+     * which is the server's business: "account "x": ...", "account "x"
+     * overrides: ..."
+     */
     p = ngx_strlcasestrn(buf, last, (u_char *) "hris: ", 6 - 1);
-    if (p == NULL) {
-        p = buf;
+    p = p ? p + 6 : buf;
 
-    } else if ((size_t) (last - p) >= el->prefix.len
-               && ngx_strncmp(p, el->prefix.data, el->prefix.len) == 0)
+    if ((size_t) (last - p) >= el->file.len + 2
+        && ngx_strncmp(p, el->file.data, el->file.len) == 0
+        && (p[el->file.len] == ':' || p[el->file.len] == ',')
+        && p[el->file.len + 1] == ' ')
     {
-        p += el->prefix.len;
-
-    } else {
-        p += 6;
+        p += el->file.len + 2;
     }
 
-    el->len = ngx_min((size_t) (last - p), sizeof(el->text));
-    ngx_memcpy(el->text, p, el->len);
+    /* mapping tables by their file name, without the directory */
+    while (p < last && el->len < sizeof(el->text)) {
+        if ((size_t) (last - p) > el->dir.len
+            && ngx_strncmp(p, el->dir.data, el->dir.len) == 0
+            && p[el->dir.len] == '/')
+        {
+            p += el->dir.len + 1;
+            continue;
+        }
+
+        el->text[el->len++] = *p++;
+    }
 }
 
 

@@ -44,7 +44,8 @@ push @{ $accounts->{accounts} }, {
 };
 
 my $ng = HRIS::Nginx->start(accounts => $accounts,
-                            http => "hris_mapping_overrides $env;");
+                            http => "hris_mapping_overrides $env;",
+                            server => 'location /admin/ { hris_admin; }');
 
 my $base = $ng->unified('employees/4', remote_data => 'false');
 is($base->{status}, 200, 'get with environment overrides');
@@ -61,6 +62,22 @@ is_deeply($rec->{custom_fields}, { size => 'XXL' }, 'account override wins over 
 is($rec->{avatar}, undef, 'an override of null removes the mapping: the field is null');
 is($rec->{department}, 'Human Resources', 'the overridden query still asks for departments');
 is($rec->{email}, 'charlotte.abbott@efficientoffice.example', 'and work e-mail');
+
+# the same overrides on an account created at run time: compiled then
+my %runtime = (%{ $accounts->{accounts}[-1] }, id => 'acme-bamboohr-runtime');
+delete $runtime{tenant};
+my $created = $ng->request('POST', '/admin/accounts', body => JSON::PP->new->encode(\%runtime));
+is($created->{status}, 201, 'an account with overrides created at run time') or diag $created->{body};
+my $rt = $ng->unified('employees', account => 'acme-bamboohr-runtime', limit => 1,
+                      remote_data => 'false');
+is_deeply($rt->{json}{result}[0]{custom_fields}, { size => 'XXL' }, 'its overrides apply');
+is($rt->{json}{result}[0]{avatar}, undef, 'all of them');
+$runtime{overrides} = { 'resources.employees.fields.email' => { path => 'noslash' } };
+$runtime{id} = 'acme-bamboohr-broken';
+my $bad = $ng->request('POST', '/admin/accounts', body => JSON::PP->new->encode(\%runtime));
+is($bad->{status}, 400, 'a bad run-time override: 400');
+like($bad->{json}{message} // '', qr/overrides.*email/, 'naming the key, as nginx -t would');
+unlike($bad->{json}{message} // '', qr/accounts\.json|\/tmp\//, 'without the server\'s file path');
 
 my ($all) = $ng->walk('employees', account => 'acme-bamboohr-custom', limit => 500);
 is(scalar @$all, 330, 'the overridden account still walks every employee');

@@ -472,6 +472,8 @@ SKIP: {
 # -- no secret in any answer ------------------------------------------------------------
 
 my $all = join "\n", @SEEN;
+my $root_dir = HRIS::Nginx::root();
+unlike($all, qr{\Q$root_dir\E|/tmp/}, 'no server path (accounts file, mappings directory) in any answer');
 cmp_ok(scalar @SEEN, '>', 100, 'answers collected: ' . scalar @SEEN);
 for my $secret (@SECRETS) {
     unlike($all, qr/\Q$secret\E/, "no answer carries $secret");

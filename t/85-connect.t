@@ -504,6 +504,8 @@ cmp_ok(scalar @tokens, '>=', 6, 'the sandbox gave tokens: ' . scalar @tokens);
 push @SEEN, map { $_->{body} } admin_get('acme-new'), admin_get('acme-reuse'),
                                 api('GET', '/admin/accounts');
 my $all = join "\n", @SEEN;
+my $root_dir = HRIS::Nginx::root();
+unlike($all, qr{\Q$root_dir\E|/tmp/}, 'no server path (accounts file, mappings directory) in any answer');
 my $leaks = grep { $all =~ /\Q$_\E/ } grep { defined && length } @tokens;
 is($leaks, 0, 'no access or refresh token in any answer of the gateway');
 unlike($all, qr/bhr-(at|rt)-/, '(nothing that looks like one of the sandbox\'s tokens)');
