@@ -558,14 +558,20 @@ ngx_http_hris_connect_compile(ngx_http_hris_tc_t *tc, json_t *js)
     }
 
     json_array_foreach(v, i, o) {
+        /* form field names, written into the page as they are */
         if (!json_is_string(o) || json_string_length(o) == 0
+            || json_string_length(o) > 64
+            || strspn(json_string_value(o), "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+               != json_string_length(o)
             || ngx_http_hris_tc_str(tc->cf->pool, json_string_value(o),
                                     json_string_length(o),
                                     ngx_array_push(&t->connect_form))
                != NGX_OK)
         {
             ngx_http_hris_tc_error(tc, "connect.form", "must be an array of "
-                                   "credential names");
+                                   "credential names (letters, digits, "
+                                   "\"_\")");
             return NGX_ERROR;
         }
     }

@@ -115,6 +115,15 @@ config_fails('bad regex in a field', $TABLE,
 edit_table(sub { $_[0]{context}{subdomain}{pattern} = '^[a-z' });
 config_fails('bad context pattern', $TABLE, qr/context\.subdomain\.pattern: /);
 
+edit_table(sub { $_[0]{connect}{form} = ['api_key"><script>'] });
+config_fails('a connect form field that is not a name', $TABLE, qr/connect\.form: must be an array of credential names/);
+
+edit_table(sub { $_[0]{connect}{oauth2} = { scope => 'x' } });
+config_fails('an oauth2 connect flow without authorize_url', $TABLE, qr/connect\.oauth2\.authorize_url: /);
+
+edit_table(sub { $_[0]{connect}{sso} = {} });
+config_fails('an unknown connect key', $TABLE, qr/connect: unknown key "sso"/);
+
 edit_table(sub { $_[0]{resources}{timeoff_requests}{list}{filters}{start_date}{pattern} = '(' });
 config_fails('bad filter pattern', $TABLE,
              qr/resources\.timeoff_requests\.list\.filters\.start_date/);
