@@ -59,7 +59,8 @@ my $ng = HRIS::Nginx->start(
     http     => "hris_state_file $state;",
     server   => "listen 127.0.0.1:$PORT2 reuseport;\n"
               . '        location /admin/ { hris_admin; add_header X-Worker $pid always; }',
-    location => 'add_header X-Worker $pid always;');
+    location => 'add_header X-Worker $pid always;',
+    log_level => 'debug');    # the log scan below covers everything nginx writes
 
 my @SEEN;    # every answer's headers and body, searched for secrets at the end
 
