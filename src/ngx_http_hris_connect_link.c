@@ -20,6 +20,9 @@
 static ngx_int_t ngx_http_hris_context_check(ngx_http_hris_table_t *table,
     json_t *context, ngx_str_t *bad);
 static ngx_uint_t ngx_http_hris_absolute_url(json_t *v);
+static ngx_int_t ngx_http_hris_link_method(ngx_http_request_t *r,
+    ngx_http_hris_table_t *table, ngx_http_hris_oauth_app_t *app,
+    json_t *body, ngx_str_t *method, ngx_int_t *rc);
 
 
 /*
@@ -35,6 +38,7 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
     u_char                      *p;
     json_t                      *v, *link, *ctx, *result;
     time_t                       expires;
+    ngx_int_t                    rc;
     ngx_str_t                    id, provider, method, base, token, bad;
     ngx_uint_t                   i;
     ngx_http_hris_table_t       *table;
@@ -103,67 +107,10 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
 
     app = ngx_http_hris_oauth_app_find(hmcf, tenant, &provider);
 
-    v = json_object_get(body, "method");
-    method.data = (u_char *) json_string_value(v);
-    method.len = json_string_length(v);
-
-    if (v == NULL) {
-        if (table->authorize_url && app) {
-            ngx_str_set(&method, "oauth2");
-
-        } else {
-            ngx_str_set(&method, "form");
-        }
-    }
-
-    if (method.len == 6 && ngx_strncmp(method.data, "oauth2", 6) == 0) {
-        if (table->authorize_url == NULL) {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "the %V mapping table declares no OAuth2 connect "
-                       "flow (\"connect\": {\"oauth2\"}): use \"method\": "
-                       "\"form\"",
-                       &table->name);
-        }
-
-        if (app == NULL) {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "this tenant has no OAuth app for \"%V\": add one to "
-                       "\"oauth_apps\" in the accounts file", &provider);
-        }
-
-        /* the authorize URL may need them: no form asks for them later */
-        if (ngx_http_hris_context_check(table, ctx ? ctx : json_object(),
-                                        &bad) != NGX_OK
-            || (ctx == NULL && table->context.nelts))
-        {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "an oauth2 link needs every context key the %V "
-                       "mapping table declares in \"context\"",
-                       &table->name);
-        }
-
-        for (i = 0; i < table->context.nelts; i++) {
-            if (json_object_get(ctx, (char *) ((ngx_http_hris_context_key_t *)
-                                       table->context.elts)[i].name.data)
-                == NULL)
-            {
-                return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                           "an oauth2 link needs \"context\": {\"%V\": ...}",
-                           &((ngx_http_hris_context_key_t *)
-                             table->context.elts)[i].name);
-            }
-        }
-
-    } else if (method.len == 4 && ngx_strncmp(method.data, "form", 4) == 0) {
-        if (table->connect_form.nelts == 0) {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                       "the %V mapping table declares no connect form "
-                       "(\"connect\": {\"form\"})", &table->name);
-        }
-
-    } else {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "\"method\" must be \"oauth2\" or \"form\"");
+    if (ngx_http_hris_link_method(r, table, app, body, &method, &rc)
+        != NGX_OK)
+    {
+        return rc;
     }
 
     v = json_object_get(body, "expires_in");
@@ -308,6 +255,86 @@ ngx_http_hris_connect_base(ngx_http_request_t *r,
     }
 
     base->len = p - base->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * "oauth2" (the table declares it, the tenant has an app, and the link
+ * gives every context key the authorize URL may need: no form asks for
+ * them later) or "form"; by default oauth2 when it can be. NGX_DECLINED:
+ * the 400 was sent, *rc is its rc.
+ */
+
+static ngx_int_t
+ngx_http_hris_link_method(ngx_http_request_t *r, ngx_http_hris_table_t *table,
+    ngx_http_hris_oauth_app_t *app, json_t *body, ngx_str_t *method,
+    ngx_int_t *rc)
+{
+    json_t                       *v, *ctx;
+    ngx_uint_t                    i;
+    ngx_http_hris_context_key_t  *ck;
+
+    v = json_object_get(body, "method");
+    ctx = json_object_get(body, "context");
+
+    if (v == NULL) {
+        if (table->authorize_url && app) {
+            ngx_str_set(method, "oauth2");
+
+        } else {
+            ngx_str_set(method, "form");
+        }
+
+    } else {
+        method->data = (u_char *) json_string_value(v);
+        method->len = json_string_length(v);
+    }
+
+    if (method->len == 4 && ngx_strncmp(method->data, "form", 4) == 0) {
+        if (table->connect_form.nelts) {
+            return NGX_OK;
+        }
+
+        *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                  "the %V mapping table declares no connect form "
+                  "(\"connect\": {\"form\"})", &table->name);
+        return NGX_DECLINED;
+    }
+
+    if (method->len != 6 || ngx_strncmp(method->data, "oauth2", 6) != 0) {
+        *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                  "\"method\" must be \"oauth2\" or \"form\"");
+        return NGX_DECLINED;
+    }
+
+    if (table->authorize_url == NULL) {
+        *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                  "the %V mapping table declares no OAuth2 connect flow "
+                  "(\"connect\": {\"oauth2\"}): use \"method\": \"form\"",
+                  &table->name);
+        return NGX_DECLINED;
+    }
+
+    if (app == NULL) {
+        *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                  "this tenant has no OAuth app for \"%V\": add one to "
+                  "\"oauth_apps\" in the accounts file", &table->name);
+        return NGX_DECLINED;
+    }
+
+    ck = table->context.elts;
+
+    for (i = 0; i < table->context.nelts; i++) {
+        if (json_object_get(ctx, (char *) ck[i].name.data) == NULL) {
+            *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                      "an oauth2 link needs \"context\": {\"%V\": ...}, "
+                      "which the %V mapping table declares", &ck[i].name,
+                      &table->name);
+            return NGX_DECLINED;
+        }
+    }
 
     return NGX_OK;
 }
