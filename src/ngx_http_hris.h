@@ -292,6 +292,7 @@ typedef struct {
     ngx_str_t                    secrets_key_file;
     ngx_str_t                    state_file;
     json_t                      *state;       /* the file, as read */
+    ngx_uint_t                   state_serial;  /* its last write's */
     void                        *thread_pool;
     u_char                       secrets_key[32];
     ngx_uint_t                   has_secrets_key;
@@ -483,7 +484,8 @@ ngx_int_t ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *out, ngx_uint_t *fresh);
 ngx_int_t ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *refresh, ngx_uint_t needs_reauth);
-json_t *ngx_http_hris_shm_state(ngx_http_hris_main_conf_t *hmcf);
+json_t *ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_str_t *accounts, ngx_uint_t *serial);
 ngx_uint_t ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf);
 ngx_int_t ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t *gen);

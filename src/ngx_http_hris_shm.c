@@ -51,6 +51,7 @@ typedef struct {
     ngx_atomic_t              accounts_gen;
     u_char                   *accounts;     /* JSON text, slab */
     size_t                    accounts_len;
+    ngx_uint_t                state_serial; /* of the latest snapshot */
 } ngx_http_hris_shm_sh_t;
 
 
@@ -151,6 +152,9 @@ ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx)
     ngx_int_t   rc;
 
     ctx->sh->accounts_gen = 1;
+
+    /* snapshots go on numbering from the state file's last one */
+    ctx->sh->state_serial = ctx->hmcf->state_serial;
 
     accounts = json_object_get(ctx->hmcf->state, "accounts");
     if (!json_is_object(accounts)) {
@@ -754,13 +758,16 @@ ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
 
 
 /*
- * What the state file keeps of every account that has a refresh token:
+ * What the state file keeps, taken under one lock so that a later serial
+ * is always a later state: of every account that has a refresh token,
  * {"<id>": {"base", "refresh_token", "access_token", "expires_at",
- * "needs_reauth"}}. The caller seals secrets before writing.
+ * "needs_reauth"}}, and the run-time accounts' text. The caller seals
+ * secrets before writing.
  */
 
 json_t *
-ngx_http_hris_shm_state(ngx_http_hris_main_conf_t *hmcf)
+ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
+    ngx_str_t *accounts, ngx_uint_t *serial)
 {
     u_char                     hex[65];
     json_t                    *all, *one;
@@ -811,6 +818,25 @@ ngx_http_hris_shm_state(ngx_http_hris_main_conf_t *hmcf)
             }
         }
     }
+
+    accounts->len = ctx->sh->accounts_len;
+    accounts->data = ngx_pnalloc(pool, ngx_max(accounts->len, 2));
+
+    if (accounts->data == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        json_decref(all);
+        return NULL;
+    }
+
+    if (accounts->len) {
+        ngx_memcpy(accounts->data, ctx->sh->accounts, accounts->len);
+
+    } else {
+        accounts->len = 2;
+        ngx_memcpy(accounts->data, "{}", 2);
+    }
+
+    *serial = ++ctx->sh->state_serial;
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 

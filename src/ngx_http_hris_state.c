@@ -9,7 +9,10 @@
  *      or null for a deleted file account}}
  *
  * (a file without "version" is the first format: tokens only, at the top
- * level). It is read when nginx reads its configuration
+ * level). Snapshots are numbered; "<file>.lock" holds the number of the
+ * one in the file, so that writes racing in threads of several workers
+ * never put an older snapshot over a newer one. It is read when nginx
+ * reads its configuration
  * and written, whole, after every change: to a temporary file renamed
  * over the old one, by a thread of nginx's thread pool, so no worker
  * waits for the disk. Secrets in it are sealed when hris_secrets_key is
@@ -19,6 +22,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <sys/file.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -28,12 +32,18 @@
 typedef struct {
     ngx_str_t                   path;
     char                       *text;
+    ngx_uint_t                  serial;     /* of the snapshot */
+    ngx_pid_t                   pid;
     ngx_err_t                   err;
     const char                 *what;
 } ngx_http_hris_state_write_t;
 
 
 static void ngx_http_hris_state_write(void *data, ngx_log_t *log);
+static void ngx_http_hris_state_replace(ngx_http_hris_state_write_t *w,
+    u_char *tmp);
+static ngx_uint_t ngx_http_hris_state_serial(ngx_pool_t *pool,
+    ngx_str_t *path);
 #if (NGX_THREADS)
 static void ngx_http_hris_state_written(ngx_event_t *ev);
 #endif
@@ -64,6 +74,9 @@ ngx_http_hris_state_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
         return NGX_ERROR;
     }
 #endif
+
+    hmcf->state_serial = ngx_http_hris_state_serial(cf->pool,
+                                                    &hmcf->state_file);
 
     /* no file yet is a fresh start */
     if (ngx_file_info(hmcf->state_file.data, &fi) == NGX_FILE_ERROR
@@ -182,7 +195,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     char                         *text;
     json_t                       *all, *e, *v, *accounts, *file;
     ngx_str_t                     plain, sealed, atext;
-    ngx_uint_t                    gen;
+    ngx_uint_t                    serial;
     const char                   *id, *keys[] = { "refresh_token",
                                                    "access_token" };
     ngx_uint_t                    i;
@@ -195,7 +208,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         return;
     }
 
-    all = ngx_http_hris_shm_state(hmcf);
+    all = ngx_http_hris_shm_snapshot(hmcf, pool, &atext, &serial);
     if (all == NULL) {
         return;
     }
@@ -219,11 +232,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     }
 
     /* run-time accounts are kept as stored: their secrets sealed already */
-    accounts = NULL;
-
-    if (ngx_http_hris_shm_accounts_get(hmcf, pool, &atext, &gen) == NGX_OK) {
-        accounts = json_loadb((char *) atext.data, atext.len, 0, NULL);
-    }
+    accounts = json_loadb((char *) atext.data, atext.len, 0, NULL);
 
     file = json_pack("{s:i, s:o, s:o}", "version", 2, "tokens", all,
                      "accounts", accounts ? accounts : json_object());
@@ -263,6 +272,8 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 
     w->path = hmcf->state_file;
     w->text = text;
+    w->serial = serial;
+    w->pid = ngx_pid;
 
 #if (NGX_THREADS)
     if (ngx_thread_task_post(hmcf->thread_pool, task) == NGX_OK) {
@@ -288,7 +299,11 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 }
 
 
-/* in a pool thread: no nginx calls but file system ones, no logging */
+/*
+ * In a pool thread: no nginx calls but file system ones, no logging. The
+ * snapshot goes to a file of its own, then over the state file under the
+ * lock file, and only when it is newer than the one there.
+ */
 
 static void
 ngx_http_hris_state_write(void *data, ngx_log_t *log)
@@ -300,7 +315,8 @@ ngx_http_hris_state_write(void *data, ngx_log_t *log)
 
     len = ngx_strlen(w->text);
 
-    if (ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P%Z", &w->path, ngx_pid)
+    if (ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P.%ui%Z", &w->path, w->pid,
+                     w->serial)
         == tmp + sizeof(tmp) - 1)
     {
         w->what = "naming the temporary state file";
@@ -325,12 +341,96 @@ ngx_http_hris_state_write(void *data, ngx_log_t *log)
 
     ngx_close_file(fd);
 
-    /* rename is atomic: readers see the old file or the new one */
-    if (ngx_rename_file(tmp, w->path.data) == NGX_FILE_ERROR) {
+    ngx_http_hris_state_replace(w, tmp);
+}
+
+
+/* rename is atomic: readers see the old file or the new one */
+
+static void
+ngx_http_hris_state_replace(ngx_http_hris_state_write_t *w, u_char *tmp)
+{
+    u_char      lock[NGX_MAX_PATH], buf[NGX_INT_T_LEN + 1];
+    ssize_t     n;
+    ngx_fd_t    fd;
+    ngx_int_t   last;
+
+    ngx_snprintf(lock, sizeof(lock) - 1, "%V.lock%Z", &w->path);
+
+    fd = ngx_open_file(lock, NGX_FILE_RDWR, NGX_FILE_CREATE_OR_OPEN, 0600);
+    if (fd == NGX_INVALID_FILE || flock(fd, LOCK_EX) != 0) {
+        w->what = "locking";
+        w->err = ngx_errno;
+        if (fd != NGX_INVALID_FILE) {
+            ngx_close_file(fd);
+        }
+        ngx_delete_file(tmp);
+        return;
+    }
+
+    n = pread(fd, buf, NGX_INT_T_LEN, 0);
+    last = (n > 0) ? ngx_atoi(buf, ngx_strlchr(buf, buf + n, '\n')
+                                   ? (size_t) (ngx_strlchr(buf, buf + n, '\n')
+                                               - buf)
+                                   : (size_t) n)
+                   : 0;
+
+    if (last != NGX_ERROR && (ngx_uint_t) last >= w->serial) {
+        /* a newer snapshot is there already */
+        ngx_delete_file(tmp);
+
+    } else if (ngx_rename_file(tmp, w->path.data) == NGX_FILE_ERROR) {
         w->what = "renaming over the state file";
         w->err = ngx_errno;
         ngx_delete_file(tmp);
+
+    } else {
+        n = ngx_sprintf(buf, "%ui\n", w->serial) - buf;
+
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, n, 0) != n) {
+            w->what = "writing the number of the state file's snapshot to";
+            w->err = ngx_errno;
+        }
     }
+
+    (void) flock(fd, LOCK_UN);
+    ngx_close_file(fd);
+}
+
+
+/* The number of the snapshot in the state file (its lock file says). */
+
+static ngx_uint_t
+ngx_http_hris_state_serial(ngx_pool_t *pool, ngx_str_t *path)
+{
+    u_char     buf[NGX_INT_T_LEN + 1], *name, *nl;
+    ssize_t    n;
+    ngx_fd_t   fd;
+    ngx_int_t  last;
+
+    name = ngx_pnalloc(pool, path->len + sizeof(".lock"));
+    if (name == NULL) {
+        return 0;
+    }
+
+    ngx_sprintf(name, "%V.lock%Z", path);
+
+    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return 0;
+    }
+
+    n = ngx_read_fd(fd, buf, NGX_INT_T_LEN);
+    ngx_close_file(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    nl = ngx_strlchr(buf, buf + n, '\n');
+    last = ngx_atoi(buf, nl ? (size_t) (nl - buf) : (size_t) n);
+
+    return last == NGX_ERROR ? 0 : (ngx_uint_t) last;
 }
 
 

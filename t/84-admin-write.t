@@ -23,6 +23,7 @@ use Test::More;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP;
+use POSIX ();
 use lib 't/lib';
 use HRIS::Sandbox;
 use HRIS::Nginx;
@@ -388,6 +389,60 @@ is_deeply([sort map { $_->{id} } @{ $res->{json}{result} // [] }], [qw(acme-bamb
 $res = create($clay2);
 is($res->{status}, 201, 'the id of a deleted account may be taken again') or diag $res->{body};
 ok(ok_list(employees('acme-clay2')), 'and the new account works');
+
+# -- changes at the same moment, on both workers ----------------------------------------
+
+# Each child sends one request at the same instant; a worker that loses the
+# race for the shared accounts text must redo its change, not drop it.
+sub at_once {
+    my (@reqs) = @_;
+    pipe(my $go_r, my $go_w) or die "pipe: $!";
+    pipe(my $out_r, my $out_w) or die "pipe: $!";
+    my @pids;
+    for my $req (@reqs) {
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            close $go_w;
+            close $out_r;
+            sysread($go_r, my $x, 1);
+            my ($method, $path, $body) = @$req;
+            my $res = HTTP::Tiny->new(timeout => 30, keep_alive => 0)->request(
+                $method, "http://127.0.0.1:$PORT2$path",
+                { headers => { Authorization => "Bearer $HRIS::Nginx::KEY",
+                               'Content-Type' => 'application/json' },
+                  defined $body ? (content => $J->encode($body)) : () });
+            syswrite $out_w, "$res->{status} " . ($res->{headers}{'x-worker'} // '-') . "\n";
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    close $go_r;
+    close $out_w;
+    select(undef, undef, undef, 0.3);
+    close $go_w;
+    my @answers = map { [split ' '] } <$out_r>;
+    waitpid($_, 0) for @pids;
+    return @answers;
+}
+
+my @burst = map { sprintf 'acme-burst-%02d', $_ } 1 .. 24;
+my @answers = at_once(map { [ 'POST', '/admin/accounts', { %$clay2, id => $_ } ] } @burst);
+is(scalar(grep { $_->[0] == 201 } @answers), 24, '24 creates at once: 24 times 201');
+my %workers = map { $_->[1] => 1 } @answers;
+cmp_ok(scalar keys %workers, '>=', 2, 'answered by both workers');
+$res = call('GET', '/admin/accounts');
+is_deeply([grep { /burst/ } map { $_->{id} } @{ $res->{json}{result} // [] }], \@burst,
+          'every one of them is there: none lost to another worker\'s change');
+@answers = at_once(map { [ 'DELETE', "/admin/accounts/$_" ] } @burst);
+is(scalar(grep { $_->[0] == 200 } @answers), 24, '24 deletes at once: 24 times 200');
+$res = call('GET', '/admin/accounts');
+is(scalar(grep { /burst/ } map { $_->{id} } @{ $res->{json}{result} // [] }), 0,
+   'and all of them are gone');
+sleep 1;
+unlike(read_state($state), qr/acme-burst/,
+       'the state file holds the last snapshot, not one that a slower write had');
+like(do { local (@ARGV, $/) = "$state.lock"; <> } // '', qr/^\d+\n$/,
+     'its lock file numbers it');
 
 # -- a restart --------------------------------------------------------------------------
 
