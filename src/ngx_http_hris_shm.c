@@ -68,6 +68,8 @@ static void ngx_http_hris_shm_insert(ngx_rbtree_node_t *temp,
 static ngx_http_hris_shm_node_t *ngx_http_hris_shm_node(
     ngx_http_hris_shm_ctx_t *ctx, ngx_str_t *id, ngx_uint_t create);
 static ngx_int_t ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx);
+static ngx_int_t ngx_http_hris_shm_accounts_copy(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_pool_t *pool, ngx_str_t *text);
 
 
 ngx_int_t
@@ -201,14 +203,29 @@ ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
 {
     ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
 
+    ngx_int_t                 rc;
+
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     *gen = ctx->sh->accounts_gen;
+    rc = ngx_http_hris_shm_accounts_copy(ctx, pool, text);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/* with the zone locked */
+
+static ngx_int_t
+ngx_http_hris_shm_accounts_copy(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_pool_t *pool, ngx_str_t *text)
+{
     text->len = ctx->sh->accounts_len;
     text->data = ngx_pnalloc(pool, ngx_max(text->len, 2));
 
     if (text->data == NULL) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
         return NGX_ERROR;
     }
 
@@ -219,8 +236,6 @@ ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
         text->len = 2;
         ngx_memcpy(text->data, "{}", 2);
     }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
 }
@@ -819,21 +834,10 @@ ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         }
     }
 
-    accounts->len = ctx->sh->accounts_len;
-    accounts->data = ngx_pnalloc(pool, ngx_max(accounts->len, 2));
-
-    if (accounts->data == NULL) {
+    if (ngx_http_hris_shm_accounts_copy(ctx, pool, accounts) != NGX_OK) {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
         json_decref(all);
         return NULL;
-    }
-
-    if (accounts->len) {
-        ngx_memcpy(accounts->data, ctx->sh->accounts, accounts->len);
-
-    } else {
-        accounts->len = 2;
-        ngx_memcpy(accounts->data, "{}", 2);
     }
 
     *serial = ++ctx->sh->state_serial;
