@@ -419,6 +419,7 @@ ngx_uint_t ngx_http_hris_str_eq(ngx_str_t *a, ngx_str_t *b);
 ngx_int_t ngx_http_hris_store_compile(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, json_t *js, ngx_http_hris_account_t *acc,
     ngx_str_t *err);
+ngx_uint_t ngx_http_hris_account_id_valid(json_t *id);
 ngx_int_t ngx_http_hris_store_check(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, json_t *js,
     ngx_http_hris_account_t *acc, ngx_str_t *err);

@@ -54,15 +54,7 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
     id.data = (u_char *) json_string_value(v);
     id.len = json_string_length(v);
 
-    for (i = 0; id.data && i < id.len; i++) {
-        if (!(isalnum(id.data[i]) || id.data[i] == '-' || id.data[i] == '_'
-              || id.data[i] == '.'))
-        {
-            break;
-        }
-    }
-
-    if (id.data == NULL || id.len == 0 || id.len > 128 || i < id.len) {
+    if (!ngx_http_hris_account_id_valid(v)) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                    "\"integrated_account_id\" must be a string of 1 to 128 "
                    "letters, digits, \"-\", \"_\" or \".\": the id the "

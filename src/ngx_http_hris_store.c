@@ -175,7 +175,6 @@ ngx_http_hris_store_check(ngx_http_request_t *r,
     u_char      *p;
     json_t      *v, *creds;
     ngx_str_t    s, sealed;
-    ngx_uint_t   i;
     const char  *key;
 
     v = json_object_get(js, "tenant");
@@ -189,19 +188,7 @@ ngx_http_hris_store_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    v = json_object_get(js, "id");
-    s.data = (u_char *) json_string_value(v);
-    s.len = json_string_length(v);
-
-    for (i = 0; s.data && i < s.len; i++) {
-        if (!(isalnum(s.data[i]) || s.data[i] == '-' || s.data[i] == '_'
-              || s.data[i] == '.'))
-        {
-            break;
-        }
-    }
-
-    if (s.data == NULL || s.len == 0 || s.len > 128 || i < s.len) {
+    if (!ngx_http_hris_account_id_valid(json_object_get(js, "id"))) {
         ngx_str_set(err, "\"id\" must be a string of 1 to 128 letters, "
                     "digits, \"-\", \"_\" or \".\"");
         return NGX_DECLINED;
@@ -254,6 +241,33 @@ ngx_http_hris_store_check(ngx_http_request_t *r,
     }
 
     return ngx_http_hris_store_compile(hmcf, r->pool, js, acc, err);
+}
+
+
+/* An id that URLs and the state file carry as it is. */
+
+ngx_uint_t
+ngx_http_hris_account_id_valid(json_t *id)
+{
+    size_t       i, len;
+    const char  *s;
+
+    s = json_string_value(id);
+    len = json_string_length(id);
+
+    if (s == NULL || len == 0 || len > 128) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!(isalnum((u_char) s[i]) || s[i] == '-' || s[i] == '_'
+              || s[i] == '.'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
