@@ -33,6 +33,7 @@ static char *ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_hris_connect_url_check(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf);
+static ngx_int_t ngx_http_hris_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_hris_init_process(ngx_cycle_t *cycle);
 static void ngx_http_hris_exit_process(ngx_cycle_t *cycle);
 
@@ -79,6 +80,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_hris_main_conf_t, state_file),
+      NULL },
+
+    { ngx_string("hris_state_path"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_path_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, state_path),
       NULL },
 
     { ngx_string("hris_zone_size"),
@@ -204,7 +212,7 @@ ngx_module_t  ngx_http_hris_module = {
     ngx_http_hris_commands,                /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_hris_init_module,             /* init module */
     ngx_http_hris_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -231,6 +239,7 @@ ngx_http_hris_create_main_conf(ngx_conf_t *cf)
      *     hmcf->accounts_file = { 0, NULL };
      *     hmcf->cursor_secret = { 0, NULL };
      *     hmcf->used = 0;
+     *     hmcf->key_new = 0;
      */
 
     hmcf->shm_size = NGX_CONF_UNSET_SIZE;
@@ -243,8 +252,6 @@ static char *
 ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_hris_main_conf_t *hmcf = conf;
-
-    unsigned int  len;
 
     ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
 
@@ -286,6 +293,8 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
         || ngx_http_hris_overrides_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_tables_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_secrets_key_load(cf, hmcf) != NGX_OK
+        || ngx_http_hris_state_dir(cf, hmcf) != NGX_OK
+        || ngx_http_hris_cursor_key_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_state_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_accounts_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_shm_add(cf, hmcf) != NGX_OK)
@@ -294,20 +303,6 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (ngx_http_hris_connect_url_check(cf, hmcf) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    /*
-     * Without a configured secret, a random key made here, in the master,
-     * is shared by every worker; cursors then do not survive a restart.
-     */
-    if (hmcf->cursor_secret.len) {
-        len = sizeof(hmcf->cursor_key);
-        EVP_Digest(hmcf->cursor_secret.data, hmcf->cursor_secret.len,
-                   hmcf->cursor_key, &len, EVP_sha256(), NULL);
-
-    } else if (RAND_bytes(hmcf->cursor_key, sizeof(hmcf->cursor_key)) != 1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: RAND_bytes() failed");
         return NGX_CONF_ERROR;
     }
 
@@ -492,6 +487,28 @@ ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_http_hris_set_handler(cf, ngx_http_hris_connect_handler);
+}
+
+
+/* In the master, once nginx has created its paths (the state directory). */
+
+static ngx_int_t
+ngx_http_hris_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
+        == NULL)
+    {
+        return NGX_OK;
+    }
+
+    hmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_hris_module);
+    if (hmcf == NULL || hmcf->state_path == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_state_dir_init(cycle, hmcf);
 }
 
 

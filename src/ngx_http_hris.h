@@ -291,6 +291,9 @@ typedef struct {
     ngx_str_t                    overrides_file;
     ngx_str_t                    secrets_key_file;
     ngx_str_t                    state_file;
+    ngx_path_t                  *state_path;  /* hris_state_path */
+    ngx_str_t                    key_file;    /* the cursor key's */
+    ngx_uint_t                   key_new;     /* made, not yet written */
     json_t                      *state;       /* the file, as read */
     ngx_uint_t                   state_serial;  /* its last write's */
     void                        *thread_pool;
@@ -390,6 +393,14 @@ ngx_int_t ngx_http_hris_state_account(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
 void ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_log_t *log);
+
+/* ngx_http_hris_statedir.c */
+ngx_int_t ngx_http_hris_state_dir(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
+ngx_int_t ngx_http_hris_cursor_key_load(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
+ngx_int_t ngx_http_hris_state_dir_init(ngx_cycle_t *cycle,
+    ngx_http_hris_main_conf_t *hmcf);
 
 /* ngx_http_hris_override.c */
 ngx_int_t ngx_http_hris_overrides_load(ngx_conf_t *cf,

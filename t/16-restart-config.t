@@ -33,15 +33,39 @@ is($res->{status}, 200, 'hris_cursor_secret: the cursor works after a restart');
 is($res->{json}{result}[0]{id}, '24', 'and continues where it stopped') or diag explain $res->{json}{result}[0]{id};
 $ng->stop;
 
-# without it: a new random key per start, the old cursor is refused
+# without it: the key made at the first start is kept in the state
+# directory: cursors survive a reload and a restart of the same nginx
 $ng = HRIS::Nginx->start(accounts => $acc);
 $cursor = next_cursor($ng);
+my $keyfile = $ng->dir . '/hris_state/cursor.key';
+ok(-s $keyfile, 'the key is kept in the state directory');
+is((stat $keyfile)[2] & 0777, 0600, 'readable by its owner only');
+$ng->reload;
+$res = $ng->unified('employees', limit => 5, cursor => $cursor, remote_data => 'false');
+is($res->{status}, 200, 'no hris_cursor_secret: the cursor works after a reload');
 $ng->stop;
+$ng->start;
+$res = $ng->unified('employees', limit => 5, cursor => $cursor, remote_data => 'false');
+is($res->{status}, 200, 'and after a restart');
+is($res->{json}{result}[0]{id}, '24', 'continuing where it stopped');
+my $keytext = do { local (@ARGV, $/) = $keyfile; <> };
+ok(index($ng->error_log, $keytext) < 0, 'the key is not logged');
+$ng->stop;
+
+# a new prefix (no state directory) has a new key: the old cursor is refused
 $ng = HRIS::Nginx->start(accounts => $acc);
 $res = $ng->unified('employees', limit => 5, cursor => $cursor);
-is($res->{status}, 400, 'without hris_cursor_secret a restart invalidates cursors');
+is($res->{status}, 400, 'another nginx without hris_cursor_secret refuses it');
 like($res->{json}{message}, qr/invalid cursor/, 'as the README says');
 $ng->stop;
+
+# a key file that is not a key fails nginx -t, naming it
+my $kdir = tempdir(CLEANUP => 1);
+mkdir "$kdir/st";
+HRIS::Nginx::write_file("$kdir/st/cursor.key", "short");
+my ($krc, $kout) = HRIS::Nginx->prepare(accounts => $acc, http => "hris_state_path $kdir/st;")->test_config;
+isnt($krc, 0, 'a broken cursor.key fails nginx -t');
+like($kout, qr/\Q$kdir\E\/st\/cursor\.key" does not hold a cursor key/, 'naming it');
 
 # a state file that is not JSON fails nginx -t, naming it
 my $dir = tempdir(CLEANUP => 1);

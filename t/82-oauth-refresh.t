@@ -87,10 +87,29 @@ is($ng->unified('employees/4')->{status}, 200, 'after a restart the persisted re
 is(refreshes($sb), 2, 'one more refresh');
 $ng->stop;
 
-# Without the state file the old, rotated-away token is all there is.
+# With no state directive at all (CONTRACT §9): the state directory under
+# nginx's prefix keeps the rotation across a restart of the same nginx.
+my $tokd = grant($sb);
+$ng = HRIS::Nginx->start(accounts => oauth_accounts($sb, $tokd, expires_at => time - 10));
+is($ng->unified('employees/4')->{status}, 200, 'no state directive: the expired token is refreshed');
+my $fresh = refreshes($sb);
+sleep 1;
+ok(-d $ng->dir . '/hris_state', 'nginx made the state directory under its prefix');
+my $dst = $json->decode(do { local (@ARGV, $/) = $ng->dir . '/hris_state/state.json'; <> } // '{}');
+ok($dst->{tokens}{'acme-bamboohr'}{refresh_token}, 'its state.json holds the rotated refresh token');
+$ng->stop;
+$ng->start;
+control($sb, '/_sandbox/oauth/expire', { all => JSON::PP::true });
+$res = $ng->unified('employees/4');
+is($res->{status}, 200, 'after a restart with no state directive the rotation is kept');
+is(refreshes($sb), $fresh + 1, 'with one refresh of the kept token') or diag explain $res->{json};
+$ng->stop;
+
+# A new prefix (another machine, a wiped directory): the old, rotated-away
+# token is all there is.
 $ng = HRIS::Nginx->start(accounts => oauth_accounts($sb, $tok, expires_at => time - 10));
 $res = $ng->unified('employees/4');
-is($res->{status}, 401, 'without the state file a restart would lose the rotation');
+is($res->{status}, 401, 'without the state a restart would lose the rotation');
 is($res->{json}{details}{needs_reauth}, JSON::PP::true, 'and the account needs re-authorization');
 like($res->{json}{message}, qr/needs re-authorization.*connect the account again/, 'which the message says');
 my $after = refreshes($sb);

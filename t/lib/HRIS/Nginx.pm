@@ -160,6 +160,8 @@ sub prepare {
     my ($class, %opts) = @_;
     my $self = bless { opts => \%opts }, $class;
     $self->{dir} = tempdir('hris-test-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{HRIS_KEEP});
+    # the workers (user nobody) reach the state directory nginx makes in it
+    chmod 0711, $self->{dir};
     $self->{port} = $opts{port} // free_port();
     write_file("$self->{dir}/accounts.json",
                ref $opts{accounts} ? JSON::PP->new->canonical->encode($opts{accounts})
