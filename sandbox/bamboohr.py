@@ -798,6 +798,11 @@ def _add_row(ds, table, emp, values):
     rows = ds.tables[table]
     row = {"id": str(101 + len(rows)), "employeeId": emp["id"]}
     row.update(values)
+    if table == "compensation" and int(row["id"]) % 2:
+        # PLAUSIBLE: money as BambooHR's recorded traffic writes it,
+        # "65000.00 USD" (payRate in reports, [REC] A4.5), in every other
+        # row; the others keep the spec's open object {value, currency}.
+        row["rate"] = "%s %s" % (row["rate"]["value"], row["rate"]["currency"])
     rows.append(row)
 
 

@@ -523,7 +523,14 @@ my %by_id = map { ($_->{employeeId} => $_) } @employees;
     my (undef, $rows) = get_json('/v1/employees/4/tables/jobInfo');
     ok(@$rows && !grep({ $_->{employeeId} ne '4' } @$rows), 'jobInfo rows of employee 4');
     my (undef, $comp) = get_json('/v1/employees/4/tables/compensation');
-    like($comp->[-1]{rate}{value}, qr/^\d+\.\d\d$/, 'compensation rate value');
+    is($comp->[-1]{rate}, '79500.00 EUR', 'compensation rate as text, as recorded traffic has money');
+    my (undef, $all_comp) = get_json('/v1/employees/all/tables/compensation');
+    my @objects = grep { ref $_->{rate} eq 'HASH' } @$all_comp;
+    ok(@objects && @objects < @$all_comp, 'other rows have the spec\'s {value, currency}');
+    like($objects[0]{rate}{value}, qr/^\d+\.\d\d$/, 'a rate value');
+    like($objects[0]{rate}{currency}, qr/^[A-Z]{3}$/, 'a rate currency');
+    ok(!grep({ !ref $_->{rate} && $_->{rate} !~ /^\d+\.\d\d [A-Z]{3}$/ } @$all_comp),
+       'every text rate is "<amount> <currency>"');
     my (undef, $all_status) = get_json('/v1/employees/all/tables/employmentStatus');
     cmp_ok(scalar @$all_status, '>=', $TOTAL, 'all-employees table form');
     is(get('/v1/employees/4/tables/nope')->{status}, 404, 'unknown table: 404');

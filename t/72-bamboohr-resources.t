@@ -58,6 +58,11 @@ is(scalar @employees, 330, 'the sandbox holds 330 employees');
 is(scalar @{ $raw{job_roles} }, 32, '32 job titles (one archived)');
 is(scalar @{ $raw{employments} }, 422, '422 jobInfo rows');
 is(scalar @{ $raw{employee_compensations} }, 422, '422 compensation rows');
+# money in both of BambooHR's shapes: "65000.00 USD" and {value, currency}
+is(scalar(grep { !ref $_->{rate} } @{ $raw{employee_compensations} }), 211,
+   '211 compensation rows with the rate as text ("79500.00 EUR")');
+is(scalar(grep { ref $_->{rate} eq 'HASH' } @{ $raw{employee_compensations} }), 211,
+   '211 with the rate as {value, currency}');
 is(scalar @{ $raw{timeoff_balances} }, 1439, '1439 time-off balances');
 is(scalar @{ $raw{benefits} }, 1980, '1980 benefit enrolments');
 $sb->reset;
@@ -80,6 +85,15 @@ sub date_of {
 sub num { my ($v) = @_; defined nz($v) ? 0 + $v : undef }
 
 sub ref_to { my ($id) = @_; defined nz($id) ? { id => "$id", remote_id => "$id" } : undef }
+
+# the rate of a compensation row: (amount, currency) of either shape
+sub money {
+    my ($rate) = @_;
+    return (nz($rate->{value}), nz($rate->{currency})) if ref $rate eq 'HASH';
+    return (undef, undef) unless defined $rate;
+    my ($amount, $currency) = $rate =~ /^\s*([-+]?\d+(?:\.\d+)?)(?:\s+([A-Za-z]{3}))?\s*$/;
+    return ($amount, $currency);
+}
 
 my %expect = (
     companies => sub {
@@ -107,8 +121,8 @@ my %expect = (
             id => $r->{id}, remote_id => $r->{id}, employee => ref_to($r->{employeeId}),
             type => enum_of({ Salary => 'salary', Hourly => 'hourly',
                               Commission => 'commission', Bonus => 'bonus' }, $r->{type}),
-            description => nz($r->{comment}), amount => num($r->{rate}{value}),
-            currency => nz($r->{rate}{currency}),
+            description => nz($r->{comment}), amount => num((money($r->{rate}))[0]),
+            currency => (money($r->{rate}))[1],
             period => enum_of({ Hour => 'hourly', Day => 'daily', Week => 'weekly',
                                 Month => 'monthly', Quarter => 'quarterly', Year => 'annually',
                                 'Pay Period' => 'fixed' }, $r->{paidPer}),
@@ -307,6 +321,9 @@ my %golden = (
                    type => 'salary', description => undef, amount => 79500, currency => 'EUR',
                    period => 'annually', payment_frequency => 'monthly',
                    start_date => '2017-03-18', end_date => undef, status => undef },
+        # the rate as {"value": "77655.00", "currency": "GBP"}
+        '102' => { employee => { id => '6', remote_id => '6' }, amount => 77655,
+                   currency => 'GBP', start_date => '2015-03-08' },
         '103' => { employee => { id => '6', remote_id => '6' }, amount => 83500,
                    currency => 'GBP', start_date => '2024-05-01' },
         '110' => { employee => { id => '34', remote_id => '34' }, amount => 76500,
