@@ -15,7 +15,10 @@ SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
 # Debian packages the build, the demo and the tests need.
 DEB_PKGS   := nginx nginx-dev libcurl4-openssl-dev libjansson-dev \
               libpcre2-dev libssl-dev python3 perl curl openssl
-BENCH_PKGS := wrk time nodejs npm
+# What the benchmarks run, as command=package: a package is installed only
+# when its command is missing (some builds of nodejs bring their own npm and
+# conflict with Debian's npm package).
+BENCH_CMDS := wrk=wrk /usr/bin/time=time node=nodejs npm=npm
 
 CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror
 
@@ -27,7 +30,7 @@ deps:
 	@sh .ci/install-deps $(DEB_PKGS)
 
 bench-deps:
-	@sh .ci/install-deps $(BENCH_PKGS)
+	@sh .ci/install-deps $(BENCH_CMDS)
 	@# the peer's mapping engine (JSONata), pinned in bench/jsonata/package.json
 	npm install --prefix bench/jsonata --no-audit --no-fund --no-package-lock
 

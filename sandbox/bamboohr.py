@@ -382,6 +382,13 @@ COMPANY_INFORMATION = {  # [SPEC] GET /api/v1/company_information
     "phone": "801-555-0100",
 }
 
+# [SPEC-NEW] GET /api/v1/meta/company (MetaCompanyPropertiesResponse): the
+# company's own numeric id, with its name, domain and gateway URL. The spec's
+# security list names OAuth alone (scope company:info), no Basic: an API key
+# is refused with 403 (status and message PLAUSIBLE) unless the sandbox runs
+# with --meta-company-api-key.
+META_COMPANY_ID = 48213  # PLAUSIBLE
+
 # [SPEC] CompanyBenefitSummary; the ended plan is still listed (not deleted).
 COMPANY_BENEFITS = [
     {"id": "11", "name": "Aetna PPO Medical", "type": "health", "benefitVendorId": "3",
@@ -798,6 +805,11 @@ def _add_row(ds, table, emp, values):
     rows = ds.tables[table]
     row = {"id": str(101 + len(rows)), "employeeId": emp["id"]}
     row.update(values)
+    if table == "compensation" and int(row["id"]) % 2:
+        # PLAUSIBLE: money as BambooHR's recorded traffic writes it,
+        # "65000.00 USD" (payRate in reports, [REC] A4.5), in every other
+        # row; the others keep the spec's open object {value, currency}.
+        row["rate"] = "%s %s" % (row["rate"]["value"], row["rate"]["currency"])
     rows.append(row)
 
 
@@ -1689,6 +1701,7 @@ def _install_control_hook():
 # ---------------------------------------------------------------------------
 
 # /v1/<rest>, /api/gateway.php/{domain}/v1/<rest>, /api/v1/<rest> (+ v1_1, v1_2, v2).
+GATEWAY_DOMAIN = re.compile(r"^/api/gateway\.php/([^/]+)/")
 PREFIX = re.compile(r"^(?:/api/gateway\.php/[^/]+|/api)?/(?P<version>v1|v1_1|v1_2|v2)"
                     r"(?P<rest>/.*)?$")
 
@@ -1720,6 +1733,9 @@ class BambooHR(common.Provider):
                                 "refresh_token (default: rotate)")
         oauth.add_argument("--token-delay-ms", type=int, default=0, metavar="N",
                            help="delay every token.php answer by N ms (default 0)")
+        parser.add_argument("--meta-company-api-key", action="store_true",
+                            help="GET /v1/meta/company also takes API keys (the spec "
+                                 "lists OAuth only; default: 403 for a key)")
         oauth.add_argument("--company-domain", default=DEFAULT_COMPANY_DOMAIN,
                            help="companyDomain of token answers (default %s)"
                                 % DEFAULT_COMPANY_DOMAIN)
@@ -1735,6 +1751,8 @@ class BambooHR(common.Provider):
         if args.token_delay_ms < 0:
             raise SystemExit("--token-delay-ms must not be negative")
         self.ds = generate_dataset(seed=args.seed, today=args.today)
+        self.meta_company_api_key = args.meta_company_api_key
+        self.company_domain = args.company_domain
         # Employee 0 is "the employee tied to the API key": the first one.
         self.key_owner = self.ds.employees[0]
         self.router = self._build_router()
@@ -1764,6 +1782,7 @@ class BambooHR(common.Provider):
         r.add("GET", "/v1/meta/time_off/policies", self.get_time_off_policies)
         r.add("GET", "/v1/time_off/requests", self.get_time_off_requests)
         r.add("GET", "/v1/company_information", self.get_company_information)
+        r.add("GET", "/v1/meta/company", self.get_meta_company)
         r.add("GET", "/v1/benefit/company_benefit", self.get_company_benefits)
         r.add("GET", "/v1/benefit/employee_benefit", self.get_employee_benefits)
         r.add("GET", "/v1/benefitcoverages", self.get_benefit_coverages)
@@ -1999,6 +2018,21 @@ class BambooHR(common.Provider):
 
     def get_company_information(self, req):
         return self.render(req, COMPANY_INFORMATION, "company")
+
+    def get_meta_company(self, req):
+        scheme = (req.header("Authorization") or "").strip().partition(" ")[0].lower()
+        if scheme == "basic" and not self.meta_company_api_key:
+            raise ApiError(header_error(403, "This endpoint needs an OAuth access token "
+                                             "(scope company:info); API keys are not "
+                                             "accepted."))
+        found = GATEWAY_DOMAIN.match(req.path)
+        domain = unquote(found.group(1)) if found else self.company_domain
+        host = req.header("Host") or "api.bamboohr.com"
+        return self.render(req, {"id": META_COMPANY_ID,
+                                 "name": COMPANY_INFORMATION["displayName"],
+                                 "domain": domain,
+                                 "baseApiUrl": "http://%s/api/gateway.php/%s" % (host, domain)},
+                           "company")
 
     def get_company_benefits(self, req):
         return self.render(req, {"companyBenefits": COMPANY_BENEFITS}, "benefits")

@@ -370,6 +370,7 @@ ngx_http_hris_map_to_date(json_t *value)
 {
     u_char                  *p, *last, out[sizeof("YYYY-MM-DD") - 1];
     ngx_str_t                s;
+    ngx_uint_t               valid;
     ngx_http_hris_map_tm_t   tm;
 
     if (!json_is_string(value)) {
@@ -388,11 +389,13 @@ ngx_http_hris_map_to_date(json_t *value)
 
     p = ngx_http_hris_map_parse_date(s.data, last, &tm);
 
+    valid = (p != NULL
+             && (p == last || *p == 'T' || *p == 't' || *p == ' '));
+
+    /* the text is read: a string built for this (a template) goes now */
     json_decref(value);
 
-    if (p == NULL
-        || (p != last && *p != 'T' && *p != 't' && *p != ' '))
-    {
+    if (!valid) {
         return json_null();
     }
 

@@ -7,6 +7,14 @@
  * one pass, then scans runs of plain bytes at once, and builds the same
  * tree json_loadb() would (duplicate keys: the last wins; integers that
  * overflow are an error), through jansson's own constructors.
+ *
+ * It also records where each object lies in the input (spans), so that
+ * an untouched one is written out as the provider's bytes. A span names
+ * its object by address: the table holds a reference to every object it
+ * names, so that no object it names is freed, and no other object can
+ * take its address, while the table lives. A value a duplicate key
+ * replaces is freed by jansson otherwise, and a record built later at its
+ * address was written out as the replaced value's bytes.
  */
 
 #include <ngx_config.h>
@@ -26,6 +34,7 @@ typedef struct {
     size_t         size;
     const char    *error;
     ngx_uint_t     depth;
+    ngx_uint_t     dups;          /* duplicate keys seen so far */
     ngx_http_hris_spans_t  *spans;
 } ngx_http_hris_parser_t;
 
@@ -42,6 +51,7 @@ static ngx_int_t ngx_http_hris_utf8_valid(const u_char *p, size_t n);
 static u_char *ngx_http_hris_put_utf8(u_char *d, uint32_t c);
 static ngx_int_t ngx_http_hris_span_put(ngx_http_hris_spans_t *spans,
     json_t *v, const u_char *start, size_t len);
+static void ngx_http_hris_spans_release(void *data);
 static ngx_int_t ngx_http_hris_hex4(const u_char *p, uint32_t *c);
 
 
@@ -104,12 +114,10 @@ failed:
 
     free(ps.buf);
 
-    if (v == NULL && spans) {
-        /* the objects recorded are gone: their addresses may come back */
-        spans->keys = NULL;
-        spans->size = 0;
-        spans->used = 0;
-    }
+    /*
+     * A failed parse leaves its objects in the table: it holds them, so
+     * their addresses cannot come back, and nothing refers to them.
+     */
 
     if (v == NULL) {
         *line = 1;
@@ -179,7 +187,8 @@ static json_t *
 ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
 {
     json_t        *obj, *v;
-    size_t         klen;
+    size_t         klen, size;
+    ngx_uint_t     dups;
     const u_char  *k, *start;
     char          *key;
 
@@ -194,6 +203,9 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
     }
 
     start = ps->p++;
+    dups = ps->dups;
+    size = 0;
+
     ngx_http_hris_skip_ws(ps);
 
     if (ps->p < ps->end && *ps->p == '}') {
@@ -239,6 +251,13 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
 
         free(key);
 
+        /* a key seen before: the last value wins, as in json_loadb() */
+        if (json_object_size(obj) == size) {
+            ps->dups++;
+        }
+
+        size = json_object_size(obj);
+
         ngx_http_hris_skip_ws(ps);
 
         if (ps->p < ps->end && *ps->p == ',') {
@@ -260,7 +279,14 @@ closed:
     ps->p++;
     ps->depth--;
 
+    /*
+     * An object whose bytes hold a duplicate key (here or deeper) has no
+     * span: a reader that keeps the first value would read its bytes as
+     * another object than the one mapped, so it is written from the tree.
+     */
+
     if (ps->spans == NULL
+        || ps->dups != dups
         || ngx_http_hris_span_put(ps->spans, obj, start, ps->p - start)
            == NGX_OK)
     {
@@ -683,19 +709,30 @@ ngx_http_hris_hex4(const u_char *p, uint32_t *c)
 
 
 /*
- * The table is open addressing on the object's address. Nothing parsed
- * is freed before the request ends, so an address cannot come back as
- * another object while the table lives.
+ * The table is open addressing on the object's address. It holds a
+ * reference to each object it names, released when its pool goes, so an
+ * address cannot come back as another object while the table lives.
  */
 
 static ngx_int_t
 ngx_http_hris_span_put(ngx_http_hris_spans_t *spans, json_t *v,
     const u_char *start, size_t len)
 {
-    uintptr_t       *keys, key;
-    ngx_uint_t       i, j, size;
-    const u_char   **starts;
-    size_t          *lens;
+    size_t              *lens;
+    uintptr_t           *keys, key;
+    ngx_uint_t           i, j, size;
+    const u_char       **starts;
+    ngx_pool_cleanup_t  *cln;
+
+    if (spans->size == 0) {
+        cln = ngx_pool_cleanup_add(spans->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_hris_spans_release;
+        cln->data = spans;
+    }
 
     if (2 * (spans->used + 1) > spans->size) {
         size = spans->size ? 2 * spans->size : 256;
@@ -736,6 +773,8 @@ ngx_http_hris_span_put(ngx_http_hris_spans_t *spans, json_t *v,
     }
 
     if (spans->keys[j] == 0) {
+        /* held until the pool goes: see ngx_http_hris_spans_release() */
+        json_incref(v);
         spans->used++;
     }
 
@@ -772,4 +811,24 @@ ngx_http_hris_span_get(ngx_http_hris_spans_t *spans, json_t *v,
     }
 
     return NGX_DECLINED;
+}
+
+
+/* the pool's cleanup: the objects the table held may go now */
+
+static void
+ngx_http_hris_spans_release(void *data)
+{
+    ngx_uint_t              i;
+    ngx_http_hris_spans_t  *spans = data;
+
+    for (i = 0; i < spans->size; i++) {
+        if (spans->keys[i]) {
+            json_decref((json_t *) spans->keys[i]);
+        }
+    }
+
+    spans->keys = NULL;
+    spans->size = 0;
+    spans->used = 0;
 }

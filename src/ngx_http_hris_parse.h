@@ -15,7 +15,8 @@
 /*
  * Where the objects a parse built lie in its input, so that an untouched
  * one (remote_data) is written out as those bytes. A request's parses may
- * share one table; the inputs must live as long as it does.
+ * share one table; the inputs must live as long as it does. The table
+ * holds a reference to each object it names until its pool goes.
  */
 typedef struct {
     ngx_pool_t    *pool;

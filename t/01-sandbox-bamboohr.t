@@ -523,7 +523,14 @@ my %by_id = map { ($_->{employeeId} => $_) } @employees;
     my (undef, $rows) = get_json('/v1/employees/4/tables/jobInfo');
     ok(@$rows && !grep({ $_->{employeeId} ne '4' } @$rows), 'jobInfo rows of employee 4');
     my (undef, $comp) = get_json('/v1/employees/4/tables/compensation');
-    like($comp->[-1]{rate}{value}, qr/^\d+\.\d\d$/, 'compensation rate value');
+    is($comp->[-1]{rate}, '79500.00 EUR', 'compensation rate as text, as recorded traffic has money');
+    my (undef, $all_comp) = get_json('/v1/employees/all/tables/compensation');
+    my @objects = grep { ref $_->{rate} eq 'HASH' } @$all_comp;
+    ok(@objects && @objects < @$all_comp, 'other rows have the spec\'s {value, currency}');
+    like($objects[0]{rate}{value}, qr/^\d+\.\d\d$/, 'a rate value');
+    like($objects[0]{rate}{currency}, qr/^[A-Z]{3}$/, 'a rate currency');
+    ok(!grep({ !ref $_->{rate} && $_->{rate} !~ /^\d+\.\d\d [A-Z]{3}$/ } @$all_comp),
+       'every text rate is "<amount> <currency>"');
     my (undef, $all_status) = get_json('/v1/employees/all/tables/employmentStatus');
     cmp_ok(scalar @$all_status, '>=', $TOTAL, 'all-employees table form');
     is(get('/v1/employees/4/tables/nope')->{status}, 404, 'unknown table: 404');
@@ -531,6 +538,36 @@ my %by_id = map { ($_->{employeeId} => $_) } @employees;
 
     my (undef, $company) = get_json('/v1/company_information');
     ok($company->{legalName} && $company->{address}{city}, 'company information');
+
+    # /v1/meta/company: OAuth only in the spec's security list
+    my $r = get('/api/gateway.php/acme/v1/meta/company');
+    is($r->{status}, 403, 'meta/company with an API key: 403');
+    like(error_header($r), qr/OAuth access token/, 'which the error header explains');
+    is($r->{content}, '', 'with an empty body');
+    my $code = decode_json($http->post($sb->url . '/_sandbox/oauth/code', {
+        headers => { 'Content-Type' => 'application/json' },
+        content => '{"scope": "company:info"}' })->{content})->{code};
+    my $tok = decode_json($http->post_form($sb->url . '/token.php?request=token', {
+        grant_type => 'authorization_code', code => $code,
+        redirect_uri => 'http://127.0.0.1/callback', client_id => 'sandbox-bamboohr-client',
+        client_secret => 'sandbox-bamboohr-secret' })->{content})->{access_token};
+    my ($m, $meta) = get_json('/api/gateway.php/acme/v1/meta/company', auth => "Bearer $tok");
+    is($m->{status}, 200, 'meta/company with an access token: 200');
+    is(json_kinds($m->{content}, 'id'), 'number', 'the company id is a number');
+    is_deeply($meta, { id => 48213, name => 'Sandbox Efficient Office', domain => 'acme',
+                       baseApiUrl => $sb->url . '/api/gateway.php/acme' },
+              'id, name, domain (from the path) and baseApiUrl');
+    (undef, $meta) = get_json('/api/v1/meta/company', auth => "Bearer $tok");
+    is($meta->{domain}, 'sandbox', 'without a domain in the path: --company-domain');
+    like(get('/v1/meta/company', auth => "Bearer $tok", accept => undef)->{content},
+         qr{^<\?xml.*<id>48213</id>}s, 'XML without Accept: application/json');
+    is(get('/v1/meta/company', auth => 'Bearer nope')->{status}, 401, 'a bad token: 401');
+
+    my $lenient = HRIS::Sandbox->start('bamboohr', args => ['--meta-company-api-key']);
+    my $res = $http->get($lenient->url . '/v1/meta/company', { headers => {
+        Authorization => auth("$KEY:x"), Accept => 'application/json' } });
+    is($res->{status}, 200, '--meta-company-api-key: an API key may read meta/company');
+    $lenient->stop;
     my (undef, $benefits) = get_json('/v1/benefit/company_benefit');
     ok(@{ $benefits->{companyBenefits} }, 'company benefits');
     my (undef, $enrolled) = get_json('/v1/benefit/employee_benefit?employeeId=4');

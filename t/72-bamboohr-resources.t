@@ -29,11 +29,28 @@ my $FANOUT_MAX = 20;    # for_each.max_calls in the table
 my $sb = HRIS::Sandbox->start('bamboohr');
 my $UP = HTTP::Tiny->new(keep_alive => 1, timeout => 10);
 
+# An OAuth grant, as a client gets one: companies come from /v1/meta/company,
+# which BambooHR serves to OAuth tokens only.
+sub grant {
+    my $res = $UP->post($sb->url . '/_sandbox/oauth/code', {
+        headers => { 'Content-Type' => 'application/json' },
+        content => '{"scope": "company:info employee offline_access"}' });
+    my $code = $J->decode($res->{content})->{code};
+    $res = $UP->post_form($sb->url . '/token.php?request=token', {
+        grant_type => 'authorization_code', code => $code,
+        redirect_uri => 'http://127.0.0.1/callback',
+        client_id => 'sandbox-bamboohr-client', client_secret => 'sandbox-bamboohr-secret' });
+    die "token: $res->{status} $res->{content}" unless $res->{status} == 200;
+    return $J->decode($res->{content});
+}
+my $TOKEN = grant();
+
 sub up_get {
-    my ($path) = @_;
-    my $res = $UP->get($sb->url . $path, { headers => {
+    my ($path, %o) = @_;
+    my $res = $UP->get($sb->url . '/api/gateway.php/acme' . $path, { headers => {
         Accept => 'application/json',
-        Authorization => 'Basic ' . encode_base64("$API_KEY:x", '') } });
+        Authorization => $o{oauth} ? "Bearer $TOKEN->{access_token}"
+                                   : 'Basic ' . encode_base64("$API_KEY:x", '') } });
     die "$path: $res->{status}" unless $res->{status} == 200;
     return $J->decode($res->{content});
 }
@@ -41,7 +58,7 @@ sub up_get {
 my @employees = @{ up_get('/v1/employees?page%5Blimit%5D=2500')->{data} };
 my @employee_ids = map { $_->{employeeId} } @employees;
 my %raw;
-$raw{companies} = [ up_get('/v1/company_information') ];
+$raw{companies} = [ up_get('/v1/meta/company', oauth => 1) ];
 $raw{job_roles} = [ map { @{ $_->{options} } }
                     grep { ($_->{alias} // '') eq 'jobTitle' } @{ up_get('/v1/meta/lists') } ];
 $raw{employments} = up_get('/v1/employees/all/tables/jobInfo');
@@ -58,9 +75,15 @@ is(scalar @employees, 330, 'the sandbox holds 330 employees');
 is(scalar @{ $raw{job_roles} }, 32, '32 job titles (one archived)');
 is(scalar @{ $raw{employments} }, 422, '422 jobInfo rows');
 is(scalar @{ $raw{employee_compensations} }, 422, '422 compensation rows');
+# money in both of BambooHR's shapes: "65000.00 USD" and {value, currency}
+is(scalar(grep { !ref $_->{rate} } @{ $raw{employee_compensations} }), 211,
+   '211 compensation rows with the rate as text ("79500.00 EUR")');
+is(scalar(grep { ref $_->{rate} eq 'HASH' } @{ $raw{employee_compensations} }), 211,
+   '211 with the rate as {value, currency}');
 is(scalar @{ $raw{timeoff_balances} }, 1439, '1439 time-off balances');
 is(scalar @{ $raw{benefits} }, 1980, '1980 benefit enrolments');
 $sb->reset;
+$TOKEN = grant();    # the reset forgot every grant
 
 # -- expected unified records ------------------------------------------------------
 
@@ -81,16 +104,19 @@ sub num { my ($v) = @_; defined nz($v) ? 0 + $v : undef }
 
 sub ref_to { my ($id) = @_; defined nz($id) ? { id => "$id", remote_id => "$id" } : undef }
 
+# the rate of a compensation row: (amount, currency) of either shape
+sub money {
+    my ($rate) = @_;
+    return (nz($rate->{value}), nz($rate->{currency})) if ref $rate eq 'HASH';
+    return (undef, undef) unless defined $rate;
+    my ($amount, $currency) = $rate =~ /^\s*([-+]?\d+(?:\.\d+)?)(?:\s+([A-Za-z]{3}))?\s*$/;
+    return ($amount, $currency);
+}
+
 my %expect = (
     companies => sub {
         my ($c) = @_;
-        my $a = $c->{address} // {};
-        return { id => '1', remote_id => '1', legal_name => nz($c->{legalName}),
-                 display_name => nz($c->{displayName}),
-                 addresses => defined nz($a->{city})
-                     ? [ { street_1 => nz($a->{line1}), street_2 => nz($a->{line2}),
-                           city => $a->{city}, state => nz($a->{state}),
-                           postal_code => nz($a->{zip}) } ] : [] };
+        return { id => "$c->{id}", remote_id => "$c->{id}", display_name => nz($c->{name}) };
     },
     job_roles => sub {
         my ($o) = @_;
@@ -107,8 +133,8 @@ my %expect = (
             id => $r->{id}, remote_id => $r->{id}, employee => ref_to($r->{employeeId}),
             type => enum_of({ Salary => 'salary', Hourly => 'hourly',
                               Commission => 'commission', Bonus => 'bonus' }, $r->{type}),
-            description => nz($r->{comment}), amount => num($r->{rate}{value}),
-            currency => nz($r->{rate}{currency}),
+            description => nz($r->{comment}), amount => num((money($r->{rate}))[0]),
+            currency => (money($r->{rate}))[1],
             period => enum_of({ Hour => 'hourly', Day => 'daily', Week => 'weekly',
                                 Month => 'monthly', Quarter => 'quarterly', Year => 'annually',
                                 'Pay Period' => 'fixed' }, $r->{paidPer}),
@@ -189,10 +215,26 @@ sub diff {
 
 # -- the gateway ---------------------------------------------------------------------
 
-my $ng = HRIS::Nginx->start(accounts => HRIS::Nginx::accounts_for(bamboohr => $sb));
+my $accounts = HRIS::Nginx::accounts_for(bamboohr => $sb);
+my $OAUTH = 'acme-bamboohr-oauth';
+push @{ $accounts->{accounts} }, {
+    %{ $accounts->{accounts}[0] }, id => $OAUTH,
+    credentials => { client_id => 'sandbox-bamboohr-client',
+                     client_secret => 'sandbox-bamboohr-secret',
+                     access_token => $TOKEN->{access_token},
+                     refresh_token => $TOKEN->{refresh_token}, expires_at => time + 3600 },
+    token_url => $sb->url . '/token.php?request=token' };
+# without the ids of the lists (a user who may not read them): the names stand in
+push @{ $accounts->{accounts} }, {
+    %{ $accounts->{accounts}[0] }, id => 'acme-bamboohr-noids',
+    overrides => { 'resources.employees.list.query.fields' =>
+                   'departmentName,divisionName,locationName' } };
+my $ng = HRIS::Nginx->start(accounts => $accounts);
 
-sub walk { my ($what, %q) = @_; $ng->walk($what, account => $ACCOUNT, %q) }
-sub one  { my ($what, %q) = @_; $ng->unified($what, account => $ACCOUNT, %q) }
+# companies need the OAuth account; everything else reads with the API key
+sub account_of { $_[0] =~ /^companies\b/ ? $OAUTH : $ACCOUNT }
+sub walk { my ($what, %q) = @_; $ng->walk($what, account => account_of($what), %q) }
+sub one  { my ($what, %q) = @_; $ng->unified($what, account => account_of($what), %q) }
 
 my %FANOUT = (timeoff_balances => qr{/time_off/calculator$},
               benefits => qr{/benefit/employee_benefit$});
@@ -279,12 +321,9 @@ for my $res (qw(companies job_roles employments employee_compensations timeoff_b
 
 my %golden = (
     companies => {
-        '1' => { id => '1', remote_id => '1', legal_name => 'Sandbox Efficient Office, Inc.',
-                 display_name => 'Sandbox Efficient Office', eins => [],
-                 addresses => [ { street_1 => '50 W Broadway', street_2 => 'Suite 1200',
-                                  city => 'Salt Lake City', state => 'UT',
-                                  postal_code => '84101' } ],
-                 created_at => undef, modified_at => undef },
+        '48213' => { id => '48213', remote_id => '48213',
+                     display_name => 'Sandbox Efficient Office', legal_name => undef,
+                     eins => [], addresses => [], created_at => undef, modified_at => undef },
     },
     job_roles => {
         '18401' => { id => '18401', remote_id => '18401', name => 'Sr. HR Administrator',
@@ -303,10 +342,14 @@ my %golden = (
                    job_title => 'Systems Administrator', effective_date => undef },   # 0000-00-00
     },
     employee_compensations => {
+        # the rate as text: "79500.00 EUR"
         '101' => { id => '101', remote_id => '101', employee => { id => '4', remote_id => '4' },
                    type => 'salary', description => undef, amount => 79500, currency => 'EUR',
                    period => 'annually', payment_frequency => 'monthly',
                    start_date => '2017-03-18', end_date => undef, status => undef },
+        # the rate as {"value": "77655.00", "currency": "GBP"}
+        '102' => { employee => { id => '6', remote_id => '6' }, amount => 77655,
+                   currency => 'GBP', start_date => '2015-03-08' },
         '103' => { employee => { id => '6', remote_id => '6' }, amount => 83500,
                    currency => 'GBP', start_date => '2024-05-01' },
         '110' => { employee => { id => '34', remote_id => '34' }, amount => 76500,
@@ -376,6 +419,56 @@ for my $res (qw(timeoff_balances benefits)) {
     like($got->{json}{message}, qr/\b$res\b/, "$res: the message names the resource");
     is($got->{json}{details}{provider}, 'bamboohr', "$res: details.provider");
     is($got->{json}{details}{resource}, $res, "$res: details.resource");
+}
+
+# -- companies with an API key --------------------------------------------------------
+
+# /v1/meta/company takes OAuth tokens only: an API-key account gets the
+# provider's refusal, with its message, rather than a made-up company.
+for my $path ('companies', 'companies/48213') {
+    my $res = $ng->unified($path, account => $ACCOUNT);
+    is($res->{status}, 422, "$path with an API key: 422");
+    is($res->{json}{details}{upstream_status}, 403, "$path: the provider's 403 in details");
+    like($res->{json}{details}{upstream_message} // '', qr/OAuth access token/,
+         "$path: and its message");
+    unlike($res->{body}, qr/\Q$API_KEY\E|\Q$TOKEN->{access_token}\E/, "$path: no credential in it");
+}
+
+# -- references: each carries an id (CONTRACT 4) ------------------------------------------
+
+{
+    my ($emps) = walk('employees', limit => 500, remote_data => 'false');
+    my (@bad, %seen);
+    for my $rec (@$emps, map { values %$_ } values %listed) {
+        for my $field (qw(work_location manager company employee timeoff_type company_benefit)) {
+            my $ref = $rec->{$field} // next;
+            $seen{$field}++;
+            push @bad, "$rec->{id}: $field" unless ref $ref eq 'HASH' && length($ref->{id} // '');
+        }
+        for my $g (@{ $rec->{groups} // [] }) {
+            $seen{groups}++;
+            push @bad, "$rec->{id}: groups" unless length($g->{id} // '');
+        }
+    }
+    ok(!@bad, 'every reference carries an id') or diag join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)];
+    ok($seen{$_}, "some records have a $_")
+        for qw(work_location manager groups employee timeoff_type company_benefit);
+
+    # a user who may not read the lists' ids: their names stand in
+    my ($noids) = $ng->walk('employees', account => 'acme-bamboohr-noids', limit => 500,
+                            remote_data => 'false');
+    my %by_id = map { $_->{id} => $_ } @$noids;
+    my $e4 = $by_id{4} // {};
+    is_deeply($e4->{groups}, [ { id => 'Human Resources', name => 'Human Resources',
+                                 type => 'department' },
+                               { id => 'EMEA', name => 'EMEA',
+                                 type => 'division' } ],
+              'without departmentId and divisionId, groups take their names as ids');
+    is_deeply($e4->{work_location}, { id => 'Berlin, Germany', name => 'Berlin, Germany' },
+              'without locationId, so does work_location');
+    my @bare = grep { my $r = $_; grep { !length($_->{id} // '') } @{ $r->{groups} // [] },
+                                       $r->{work_location} // () } @$noids;
+    is(scalar @bare, 0, 'and no reference of any employee lacks an id');
 }
 
 $ng->stop;

@@ -165,9 +165,9 @@ my %golden = (
         employment_status => 'active', employment_type => 'full_time',
         start_date => '2013-10-21', termination_date => undef,
         date_of_birth => '1969-09-04', gender => 'female',
-        work_location => { name => 'Head Office' }, manager => undef,
-        company => { name => 'Sandbox Trading Ltd' },
-        groups => [ { name => 'Executive', type => 'department' } ],
+        work_location => { id => 'Head Office', name => 'Head Office' }, manager => undef,
+        company => { id => 'Sandbox Trading Ltd', name => 'Sandbox Trading Ltd' },
+        groups => [ { id => 'Executive', name => 'Executive', type => 'department' } ],
         avatar => undef, created_at => undef, modified_at => undef,
         custom_fields => { APIColumn1 => 'EXT-20007', APIColumn2 => 'CC-40',
                            APIColumn3 => 'Hybrid', APIColumn4 => undef, APIColumn5 => undef },
@@ -182,10 +182,10 @@ my %golden = (
         employment_status => 'active', employment_type => 'full_time',
         start_date => '2015-06-05', termination_date => undef,
         date_of_birth => '1971-12-05', gender => 'male',
-        work_location => { name => 'Head Office' },
+        work_location => { id => 'Head Office', name => 'Head Office' },
         manager => { id => 'PW1', remote_id => 'PW1', name => 'Margaret Thornton' },
-        company => { name => 'Sandbox Trading Ltd' },
-        groups => [ { name => 'R&D', type => 'department' } ],
+        company => { id => 'Sandbox Trading Ltd', name => 'Sandbox Trading Ltd' },
+        groups => [ { id => 'R&D', name => 'R&D', type => 'department' } ],
         avatar => undef, created_at => undef, modified_at => undef,
         custom_fields => { APIColumn1 => 'EXT-20028', APIColumn2 => 'CC-43',
                            APIColumn3 => undef, APIColumn4 => 'Ünicode ✓', APIColumn5 => undef },
@@ -194,8 +194,8 @@ my %golden = (
         display_name => 'Arjun Taylor', employment_status => 'terminated',
         start_date => '2025-03-13', termination_date => '2025-06-22',
         manager => { id => 'PW26', remote_id => 'PW26', name => 'Søren Evans' },
-        company => { name => 'Sandbox Trading Ireland Ltd' },
-        work_location => { name => 'Dublin' },
+        company => { id => 'Sandbox Trading Ireland Ltd', name => 'Sandbox Trading Ireland Ltd' },
+        work_location => { id => 'Dublin', name => 'Dublin' },
     },
     'PW83' => { employment_status => 'terminated', termination_date => '2023-07-07',
                 employment_type => 'part_time' },
@@ -227,6 +227,32 @@ for my $id ('PW1', 'PW4') {
        30, 'the 30 leavers are terminated with a termination_date');
     is($emp{PW4}{remote_data}{ReportsToEmployeeId}{DisplayValue}, 'PW1',
        'remote_data is the provider record');
+}
+
+# -- references: each carries an id (CONTRACT 4) ----------------------------------------------
+
+# PeopleHR knows departments, locations, companies and approvers by name
+# only: the name stands for the id. Every reference in every walked record
+# has a non-empty string id.
+{
+    my (@bad, %seen);
+    my $check = sub {
+        my ($what, $rec, $field, $ref) = @_;
+        $seen{$field}++;
+        push @bad, "$what $rec->{id}: $field"
+            unless ref $ref eq 'HASH' && defined $ref->{id} && !ref $ref->{id} && length $ref->{id};
+    };
+    for my $what (sort keys %walked) {
+        for my $rec (@{ $walked{$what} }) {
+            for my $field (qw(work_location manager company employee approver timeoff_type
+                              company_benefit)) {
+                $check->($what, $rec, $field, $rec->{$field}) if defined $rec->{$field};
+            }
+            $check->($what, $rec, 'groups', $_) for @{ $rec->{groups} // [] };
+        }
+    }
+    ok(!@bad, 'every reference carries an id') or diag join "\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)];
+    ok($seen{$_}, "some records have a $_") for qw(work_location company groups manager employee approver);
 }
 
 # -- gets and 404s ---------------------------------------------------------------------------
@@ -266,23 +292,25 @@ for my $id ('PW4', 'PW64', 'PW83-2') {
 my $holidays = $walked{timeoff_requests};
 {
     my $pw4 = { id => 'PW4', remote_id => 'PW4', name => 'Björn Ødegaard' };
+    # PeopleHR names the approver only: the name stands for the id
+    my $approver = { id => 'Margaret Thornton', name => 'Margaret Thornton' };
     my @mine = sort { $a->{start_time} cmp $b->{start_time} }
                grep { $_->{employee}{id} eq 'PW4' } @$holidays;
     delete $_->{remote_data} for @mine;
     is_deeply(\@mine, [
         { id => '139400158', remote_id => '139400158', employee => $pw4,
-          approver => { name => 'Margaret Thornton' }, status => 'declined', units => 'days',
+          approver => $approver, status => 'declined', units => 'days',
           amount => 0.27, request_type => 'vacation', timeoff_type => undef,
           start_time => '2025-04-11', end_time => '2025-04-11', employee_note => 'Wedding',
           created_at => undef, modified_at => '2025-04-03T09:55:38Z' },
         { id => '139400146', remote_id => '139400146', employee => $pw4,
-          approver => { name => 'Margaret Thornton' }, status => 'approved', units => 'days',
+          approver => $approver, status => 'approved', units => 'days',
           amount => 3, request_type => 'vacation', timeoff_type => undef,
           start_time => '2025-06-23', end_time => '2025-06-25',
           employee_note => 'Family holiday',
           created_at => undef, modified_at => '2025-05-10T12:47:21Z' },
         { id => '139400184', remote_id => '139400184', employee => $pw4,
-          approver => { name => 'Margaret Thornton' }, status => 'requested', units => 'days',
+          approver => $approver, status => 'requested', units => 'days',
           amount => 3, request_type => 'vacation', timeoff_type => undef,
           start_time => '2026-08-17', end_time => '2026-08-19', employee_note => 'Moving house',
           created_at => undef, modified_at => '2026-05-27T11:17:21Z' },

@@ -614,6 +614,24 @@ test_types(void)
     t_eval("type date: '' -> null (through const)",
            "{'const': '', 'type': 'date'}", "{}", NULL, "null");
 
+    /*
+     * A template builds a string of its own, which the conversion frees:
+     * the text after the date must be looked at before (valgrind).
+     */
+    t_eval("type date over a template: a timestamp's date",
+           "{'template': '{{/d}} {{/t}}', 'type': 'date'}",
+           "{'d': '2024-01-05', 't': '10:00:00'}", NULL, "'2024-01-05'");
+    t_eval("type date over a template: trailing junk is null",
+           "{'template': '{{/d}}x', 'type': 'date'}",
+           "{'d': '2024-01-05'}", NULL, "null");
+    t_eval("type date over a template: just the date",
+           "{'template': '{{/d}}', 'type': 'date'}",
+           "{'d': '2024-01-05'}", NULL, "'2024-01-05'");
+    t_eval("type datetime over a template",
+           "{'template': '{{/d}}T{{/t}}+01:00', 'type': 'datetime'}",
+           "{'d': '2024-01-05', 't': '10:00:00'}", NULL,
+           "'2024-01-05T09:00:00Z'");
+
     t_type("datetime", "'2024-01-05T10:20:30Z'", "'2024-01-05T10:20:30Z'");
     t_type("datetime", "'2024-01-05t10:20:30z'", "'2024-01-05T10:20:30Z'");
     t_type("datetime", "'2024-01-05T10:20:30.123456Z'",

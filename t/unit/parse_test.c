@@ -2,7 +2,10 @@
  * Differential test of src/ngx_http_hris_parse.c against jansson's own
  * json_loadb(): for hand-written, generated and randomly damaged inputs,
  * both must fail, or both succeed with equal trees. Each object's span
- * (the input bytes remote_data is copied from) must load as that object.
+ * (the input bytes remote_data is copied from) must load as that object,
+ * without duplicate keys; only an object whose bytes hold a duplicate key
+ * has none. Every object the span table names must be alive (valgrind
+ * tells), and an object built after a parse never inherits a span.
  * Prints TAP.
  */
 
@@ -15,10 +18,14 @@
 static int  tests, failed;
 
 
-/* every object in v has a span that jansson loads as an equal object */
+/*
+ * Every object in v has a span that jansson loads, refusing duplicate
+ * keys, as an equal object; or, when dups_ok (the input has duplicate
+ * keys), none at all.
+ */
 
 static int
-spans_ok(ngx_http_hris_spans_t *spans, json_t *v)
+spans_ok(ngx_http_hris_spans_t *spans, json_t *v, int dups_ok)
 {
     int            ok;
     size_t         i, len;
@@ -28,7 +35,7 @@ spans_ok(ngx_http_hris_spans_t *spans, json_t *v)
 
     if (json_is_array(v)) {
         for (i = 0; i < json_array_size(v); i++) {
-            if (!spans_ok(spans, json_array_get(v, i))) {
+            if (!spans_ok(spans, json_array_get(v, i), dups_ok)) {
                 return 0;
             }
         }
@@ -41,17 +48,69 @@ spans_ok(ngx_http_hris_spans_t *spans, json_t *v)
     }
 
     if (ngx_http_hris_span_get(spans, v, &start, &len) != NGX_OK) {
-        return 0;
+        ok = dups_ok;
+
+    } else {
+        again = json_loadb((const char *) start, len, JSON_REJECT_DUPLICATES,
+                           NULL);
+        ok = again && json_equal(again, v);
+        json_decref(again);
     }
 
-    again = json_loadb((const char *) start, len, 0, NULL);
-    ok = again && json_equal(again, v);
-    json_decref(again);
-
     json_object_foreach(v, key, again) {
-        if (!spans_ok(spans, again)) {
+        if (!spans_ok(spans, again, dups_ok)) {
             return 0;
         }
+    }
+
+    return ok;
+}
+
+
+/*
+ * Every object the table names is alive: under valgrind, reading a freed
+ * one is an error that fails the run.
+ */
+
+static int
+table_alive(ngx_http_hris_spans_t *spans)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < spans->size; i++) {
+        if (spans->keys[i] && !json_is_object((json_t *) spans->keys[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* objects built after a parse (at freed addresses, if any) have no span */
+
+static int
+fresh_objects_ok(ngx_http_hris_spans_t *spans)
+{
+    int            i, ok;
+    size_t         len;
+    json_t        *fresh[64];
+    const u_char  *start;
+
+    ok = 1;
+
+    for (i = 0; i < 64; i++) {
+        fresh[i] = json_object();
+        if (fresh[i]
+            && ngx_http_hris_span_get(spans, fresh[i], &start, &len)
+               == NGX_OK)
+        {
+            ok = 0;
+        }
+    }
+
+    for (i = 0; i < 64; i++) {
+        json_decref(fresh[i]);
     }
 
     return ok;
@@ -61,8 +120,8 @@ spans_ok(ngx_http_hris_spans_t *spans, json_t *v)
 static void
 check(const char *name, const char *text, size_t len)
 {
-    int                     line, col, same;
-    json_t                 *ours, *theirs;
+    int                     line, col, same, dups;
+    json_t                 *ours, *theirs, *strict;
     const char             *err;
     ngx_pool_t             *pool;
     json_error_t            jerr;
@@ -80,11 +139,16 @@ check(const char *name, const char *text, size_t len)
                                &spans);
     theirs = json_loadb(text, len, 0, &jerr);
 
+    strict = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    dups = (theirs != NULL && strict == NULL);
+    json_decref(strict);
+
     same = (ours == NULL && theirs == NULL)
            || (ours && theirs && json_equal(ours, theirs));
 
-    /* a failed parse forgets the objects it freed */
-    same = same && (ours ? spans_ok(&spans, ours) : spans.size == 0);
+    /* a failed parse keeps its objects in the table, alive */
+    same = same && (ours == NULL || spans_ok(&spans, ours, dups))
+           && table_alive(&spans) && fresh_objects_ok(&spans);
 
     ngx_destroy_pool(pool);
 
@@ -114,6 +178,15 @@ static const char *cases[] = {
     "[\"\xed\xa0\x80\"]", "[\"\xf0\x9f\x98\x80\"]", "[\"\xc0\xaf\"]",
     "[\"a\x01b\"]", "{\"a\":1,\"a\":2}", "[tru]", "[nul]", "[falsey]",
     "{\"k\\u00e9y\":\"v\"}", "[1] x", "[[[[[]]]]]", "{\"\":\"\"}",
+
+    /* duplicate keys: the replaced value must not leave its span behind */
+    "{\"data\":[{\"id\":\"1\",\"firstName\":\"real\"}],"
+        "\"x\":{\"firstName\":\"INJECTED\",\"id\":\"999\"},\"x\":{\"k\":1}}",
+    "{\"a\":{\"b\":{\"c\":{}}},\"a\":[{\"d\":{}}],\"a\":{\"e\":1}}",
+    "[{\"r\":{\"k\":1,\"k\":{\"z\":2}}},{\"s\":{\"t\":3}}]",
+    "{\"k\":{},\"k\":{},\"k\":{},\"k\":{}}",
+    "{\"x\":{\"y\":1},\"x\":{\"y\":1}, \"x\"",
+    "{\"x\":{\"y\":1},\"x\":{\"y\":2}} trailing",
     NULL
 };
 

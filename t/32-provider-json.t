@@ -1,0 +1,117 @@
+#!/usr/bin/perl
+# Unusual but valid JSON from a provider, through the unified API: a key
+# that appears twice in an object. The last value wins (as jansson's
+# json_loadb() has it), and the value it replaced must not come back: its
+# bytes were recorded for remote_data, so if that record outlived the
+# object, a later object at the same address would be written out as the
+# replaced one's bytes (the record turned into {"firstName":"INJECTED"...}).
+#
+# A tiny provider (HeavenHR's table: a token, then /employees) answers a
+# fixed body per test.
+
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use JSON::PP;
+use lib 't/lib';
+use HRIS::Sandbox;
+use HRIS::Nginx;
+
+my $dir = tempdir(CLEANUP => 1);
+my @kids;
+END { local $?; kill 'TERM', @kids if @kids; waitpid($_, 0) for @kids; }
+
+# The body /employees answers is read from a file on every request, so a
+# test changes it without restarting anything.
+my $body_file = "$dir/body.json";
+my $port = HRIS::Nginx::free_port();
+HRIS::Nginx::write_file("$dir/provider.py", <<"PY");
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/oauth2/token"):
+            body = b'{"access_token":"t0k3n","token_type":"bearer","expires_in":3600}'
+        else:
+            with open("$body_file", "rb") as f:
+                body = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", $port), H).serve_forever()
+PY
+
+my $pid = fork // die;
+if ($pid == 0) { open STDERR, '>', '/dev/null'; exec '/usr/bin/python3', "$dir/provider.py"; exit 127 }
+push @kids, $pid;
+for (1 .. 100) {
+    last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
+    select undef, undef, undef, 0.05;
+}
+
+my $sb = bless { port => $port }, 'HRIS::Sandbox';
+my $ng = HRIS::Nginx->start(accounts => HRIS::Nginx::accounts_for(heavenhr => $sb));
+
+sub answer_with {
+    my ($body) = @_;
+    HRIS::Nginx::write_file($body_file, $body);
+}
+
+sub employees {
+    my $res = $ng->unified('employees', account => 'acme-heavenhr', @_);
+    is($res->{status}, 200, 'the list is answered') or diag $res->{body};
+    return $res;
+}
+
+# the body of the report, verbatim
+answer_with('{"data":[{"id":"1","firstName":"real"}],'
+            . '"x":{"firstName":"INJECTED","id":"999"},"x":{"k":1}}');
+
+for my $n (1 .. 3) {
+    my $res = employees();
+    my $rec = $res->{json}{result}[0] // {};
+    is(scalar @{ $res->{json}{result} // [] }, 1, "request $n: one record");
+    is($rec->{id}, '1', 'its id is the provider\'s');
+    is($rec->{first_name}, 'real', 'first_name is "real"');
+    is_deeply($rec->{remote_data}, { id => '1', firstName => 'real' },
+              'remote_data is the provider record');
+    unlike($res->{body}, qr/INJECTED|999/, 'the replaced value appears nowhere');
+}
+
+# duplicates inside the record: the last one wins, in the mapped fields and
+# in remote_data, which is written from the tree rather than as the
+# record's bytes (a reader keeping the first value would read those as
+# another record than the one mapped)
+answer_with('{"data":[{"id":"2","firstName":{"a":{"b":1}},"firstName":"last",'
+            . '"lastName":"L"}]}');
+{
+    my $res = employees();
+    my $rec = $res->{json}{result}[0] // {};
+    is($rec->{first_name}, 'last', 'a duplicate key in a record: the last value wins');
+    is_deeply($rec->{remote_data}, { id => '2', firstName => 'last', lastName => 'L' },
+              'remote_data holds what was mapped');
+    my $n = () = $res->{body} =~ /"firstName"/g;
+    is($n, 1, 'and names firstName once');
+}
+
+# many replaced objects, nested: none of their bytes reach the answer
+{
+    my $junk = join ',', map { qq("x":{"firstName":"INJECTED$_","in":{"id":"9$_"}}) } 1 .. 50;
+    answer_with('{"data":[{"id":"3","firstName":"real3","lastName":"R"},'
+                . '{"id":"4","firstName":"real4","lastName":"S"}],' . $junk . ',"x":null}');
+    for my $n (1 .. 3) {
+        my $res = employees(remote_data => 'true');
+        is_deeply([ map { $_->{first_name} } @{ $res->{json}{result} // [] } ], [qw(real3 real4)],
+                  "request $n: 50 replaced objects, the records stay themselves");
+        unlike($res->{body}, qr/INJECTED/, 'no replaced object in the answer');
+    }
+}
+
+$ng->stop;
+done_testing();
