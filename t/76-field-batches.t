@@ -60,7 +60,10 @@ account('acme-badmerge', 'resources.employees.list.field_batches.merge_on' => '/
 # without field_batches the 470 names go in one call
 account('acme-unbatched', 'resources.employees.list.field_batches' => undef);
 
-my $ng = HRIS::Nginx->start(accounts => $accounts);
+# the run-time account's body (450 overrides) is larger than nginx keeps in
+# memory by default
+my $ng = HRIS::Nginx->start(accounts => $accounts,
+                            server => 'client_body_buffer_size 128k; location /admin/ { hris_admin; }');
 
 sub calls {
     my $by = $sb->stats->{by_path};
@@ -187,6 +190,24 @@ like($bad->{json}{message} // '', qr/field_batches of the bamboohr mapping table
 unlike($bad->{json}{message} // '', qr{accounts\.json|/tmp/}, 'not the server\'s files');
 is($bad->{json}{details}{field_batches}, 2, 'details: the number of calls');
 ok(!exists $bad->{json}{result}, 'no record is sent');
+
+# -- an account created at run time: its overrides are compiled then ---------------
+
+my %runtime = (%$plain, id => 'acme-runtime', overrides => \%many);
+delete $runtime{tenant};
+my $created = $ng->request('POST', '/admin/accounts', body => encode_json(\%runtime));
+is($created->{status}, 201, 'a run-time account with 470 fields') or diag $created->{body};
+$sb->reset;
+my $rt = $ng->unified('employees', account => 'acme-runtime', limit => 20, remote_data => 'false');
+is($rt->{status}, 200, 'its list: 200');
+is(calls(), 2, 'two calls');
+is(scalar(grep { wrong_customs($_) } @{ $rt->{json}{result} }), 0, 'every custom field right');
+$runtime{id} = 'acme-runtime-bad';
+$runtime{overrides} = { %many, 'resources.employees.list.field_batches.max' => 0 };
+my $rejected = $ng->request('POST', '/admin/accounts', body => encode_json(\%runtime));
+is($rejected->{status}, 400, 'a bad field_batches override at run time: 400');
+like($rejected->{json}{message} // '', qr/field_batches\.max: must be a positive integer/,
+     'naming the key');
 
 # the account without overrides is untouched
 $sb->reset;
