@@ -145,6 +145,17 @@ my $none = $ng->unified('employees/999999', account => 'acme-many');
 is($none->{status}, 404, 'get of an unknown employee: 404');
 is(calls(), 1, 'the first call found nothing: no second one');
 
+# -- a fan-out over the employee list: the parent list is batched too -------------
+
+$sb->reset;
+my $bal = $ng->unified('timeoff_balances', account => 'acme-many', limit => 20,
+                       remote_data => 'false');
+is($bal->{status}, 200, 'timeoff_balances over the 470-field employee list: 200')
+    or diag $bal->{body};
+is(calls(), 2, 'the parent list: one page, two calls');
+my $bal_ref = $ng->unified('timeoff_balances', limit => 20, remote_data => 'false');
+is_deeply($bal->{json}{result}, $bal_ref->{json}{result}, 'the same balances as the plain table');
+
 # -- the provider refuses more than 400 in one call -------------------------------
 
 $sb->reset;
