@@ -159,17 +159,19 @@ main(void)
 
     t_merge("same order: fields added per record", "/data",
             "{'data': [{'id': '1', 'a': 1}, {'id': '2', 'a': 2}], 'next': 'x'}",
-            "{'data': [{'id': '1', 'b': 10}, {'id': '2', 'b': 20}], 'next': 'x'}",
-            "{'data': [{'id': '1', 'a': 1, 'b': 10}, {'id': '2', 'a': 2, 'b': 20}],"
-            " 'next': 'x'}", NULL, NULL);
+            "{'data': [{'id': '1', 'b': 10}, {'id': '2', 'b': 20}],"
+            " 'next': 'x'}",
+            "{'data': [{'id': '1', 'a': 1, 'b': 10},"
+            " {'id': '2', 'a': 2, 'b': 20}], 'next': 'x'}", NULL, NULL);
 
     t_merge("another order: matched by merge_on, not by position", "/data",
             "{'data': [{'id': '1', 'a': 1}, {'id': '2', 'a': 2},"
             " {'id': '3', 'a': 3}]}",
             "{'data': [{'id': '3', 'b': 30}, {'id': '1', 'b': 10},"
             " {'id': '2', 'b': 20}]}",
-            "{'data': [{'id': '1', 'a': 1, 'b': 10}, {'id': '2', 'a': 2, 'b': 20},"
-            " {'id': '3', 'a': 3, 'b': 30}]}", NULL, NULL);
+            "{'data': [{'id': '1', 'a': 1, 'b': 10},"
+            " {'id': '2', 'a': 2, 'b': 20}, {'id': '3', 'a': 3, 'b': 30}]}",
+            NULL, NULL);
 
     t_merge("a field both answers have keeps the first one's value", "/data",
             "{'data': [{'id': '1', 'a': 1, 'status': 'Active'}]}",
