@@ -19,6 +19,26 @@ Shapes not in the shared reference were taken from BambooHR's public OpenAPI
 spec (BambooHR/bhr-api-php specs/public.yaml, "[SPEC]" below); anything
 neither source settles is marked PLAUSIBLE.
 
+Fields asked for by name (A4.3, A4.5)
+-------------------------------------
+
+GET /v1/employees/{id}?fields=, the `fields=` of GET /v1/employees and the
+`fields` of POST /v1/reports/custom name at most 400 fields (MAX_FIELDS;
+every name counts, known or not). More:
+  GET /v1/employees/{id}, reports  400, empty body, X-BambooHR-Error-Message
+                                   "Too many fields requested (max 400)."
+  GET /v1/employees                400 {"error": {"code": "BadRequest",
+                                   "message": "Invalid request parameters. No
+                                   more than 400 fields may be requested."}}
+Besides the aliases of A7 and customShirtSize/customDietaryRestrictions,
+the company has 500 generated custom text fields customField5001 ..
+customField5500 (meta field ids 5001 .. 5500), served by all three: the
+value is "<number>-<employee id>" (e.g. "5001-4"), null when number + id is
+a multiple of 17.
+PLAUSIBLE: the limit on GET /v1/employees (the reference documents it for
+the other two only), its error there in that endpoint's own style; the
+message texts; the generated fields (names, count, values).
+
 OAuth 2.0 authorization code flow (A2.2, A8 item 2)
 ---------------------------------------------------
 
@@ -354,7 +374,33 @@ FIELD_CATALOG = [
     ("4340.4", "401(k) - Company pays", "text", None, False),
 ]
 CUSTOM_ALIASES = ("customShirtSize", "customDietaryRestrictions")
+
+# A company with many custom fields (the 400-field limit of A4.3/A4.5 is hit
+# by such companies): customField5001 .. customField5500, meta field ids
+# 5001 .. 5500, text. PLAUSIBLE: BambooHR names custom fields after what
+# they hold; these generated ones only exist so that more than 400 fields
+# can be asked for. Their values are derived from the field and the
+# employee (no RNG draw: the rest of the data set does not move).
+GENERATED_CUSTOM_FIRST = 5001
+GENERATED_CUSTOM_COUNT = 500
+GENERATED_CUSTOM = ["customField%d" % n for n in range(
+    GENERATED_CUSTOM_FIRST, GENERATED_CUSTOM_FIRST + GENERATED_CUSTOM_COUNT)]
+FIELD_CATALOG += [(GENERATED_CUSTOM_FIRST + i, "Custom Field %d" % (GENERATED_CUSTOM_FIRST + i),
+                   "text", alias, False) for i, alias in enumerate(GENERATED_CUSTOM)]
 FIELD_ID_TO_ALIAS = {str(f[0]): f[3] for f in FIELD_CATALOG if f[3] and not f[4]}
+
+# The most fields one request may name (A4.3 GET /v1/employees/{id}, A4.5
+# custom reports: more -> 400). PLAUSIBLE: the same limit on the `fields=`
+# of the cursor list GET /v1/employees (the reference is silent there).
+MAX_FIELDS = 400
+
+
+def generated_custom_value(alias, emp):
+    """"<field number>-<employee id>", null for about one in 17."""
+    number = int(alias[len("customField"):])
+    if (number + int(emp["id"])) % 17 == 0:
+        return None
+    return "%d-%s" % (number, emp["id"])
 
 # Tables (/v1/meta/tables and /v1/employees/{id}/tables/{table}).
 TABLE_FIELDS = {
@@ -937,6 +983,9 @@ COMPUTED_FIELDS = {
     "reportsTo": lambda ds, e: first_last(ds.manager(e)),
     "ssn": lambda ds, e: "xxx-xx-%04d" % (int(e["id"]) * 37 % 10000),
 }
+for _alias in GENERATED_CUSTOM:
+    COMPUTED_FIELDS[_alias] = (lambda alias: lambda ds, e: generated_custom_value(alias, e))(
+        _alias)
 
 NOT_FOUND = object()
 
@@ -997,6 +1046,8 @@ LIST_FIELDS = {
 # aliases too, as the newest spec allows "many more" fields.
 for _alias in CUSTOM_ALIASES:
     LIST_FIELDS[_alias] = (lambda alias: lambda ds, e: e[alias])(_alias)
+for _alias in GENERATED_CUSTOM:
+    LIST_FIELDS[_alias] = COMPUTED_FIELDS[_alias]
 
 DIRECTORY_FIELDS = [
     ("displayName", "text", "Display name"), ("firstName", "text", "First name"),
@@ -1898,8 +1949,8 @@ class BambooHR(common.Provider):
         emp = self.employee_or_404(req.params["id"])
         names = [n.strip() for n in (req.arg("fields") or "firstName,lastName").split(",")]
         names = [n for n in names if n]
-        if len(names) > 400:
-            raise ApiError(header_error(400, "Too many fields requested (max 400)."))
+        if len(names) > MAX_FIELDS:       # A4.3; PLAUSIBLE: the message
+            raise ApiError(header_error(400, "Too many fields requested (max %d)." % MAX_FIELDS))
         record = {"id": emp["id"]}
         for name in names:
             value = employee_field(self.ds, emp, name)
@@ -2176,6 +2227,10 @@ class EmployeeListing:
 
     def _extra_fields(self):
         names = [n.strip() for n in (self.req.arg("fields") or "").split(",")]
+        if len([n for n in names if n]) > MAX_FIELDS:
+            # PLAUSIBLE: the 400 of A4.3/A4.5, in this endpoint's error style
+            self.bad_request("Invalid request parameters. No more than %d fields may be "
+                             "requested." % MAX_FIELDS)
         extras = []
         for name in names:
             if name in LIST_FIELDS and name not in extras:   # unknown names: ignored
@@ -2362,8 +2417,8 @@ def custom_report(provider, req):
     if fmt not in ("json", "xml"):
         raise ApiError(header_error(400, "Unsupported output format (sandbox: json, xml)"))
     names = [str(n) for n in body.get("fields") or []] if isinstance(body, dict) else []
-    if len(names) > 400:
-        raise ApiError(header_error(400, "Too many fields requested (max 400)."))
+    if len(names) > MAX_FIELDS:           # A4.5; PLAUSIBLE: the message
+        raise ApiError(header_error(400, "Too many fields requested (max %d)." % MAX_FIELDS))
     ds = provider.ds
     known = [n for n in names if employee_field(ds, ds.employees[0], n) is not NOT_FOUND]
     fields = [_report_field(name) for name in known]

@@ -24,6 +24,8 @@
 
 #define NGX_HTTP_HRIS_MAX_LIMIT      500
 #define NGX_HTTP_HRIS_DEFAULT_LIMIT  50
+/* calls one field batch may take per upstream page */
+#define NGX_HTTP_HRIS_MAX_BATCHES    16
 
 
 typedef enum {
@@ -89,6 +91,22 @@ typedef struct {
     ngx_http_hris_path_t         value;       /* in a parent record */
     ngx_uint_t                   max_calls;   /* per unified page */
 } ngx_http_hris_for_each_t;
+
+
+/*
+ * "field_batches": a query parameter that lists the fields the provider
+ * returns, more of them than it takes in one call. The list is split at
+ * configuration time into calls of at most "max" fields; their answers
+ * are merged record by record, matched by the value at "merge_on".
+ */
+typedef struct {
+    ngx_str_t                    param;       /* the query parameter */
+    ngx_uint_t                   max;         /* fields per call */
+    ngx_uint_t                   fields;      /* in the whole list */
+    ngx_uint_t                   n;           /* calls per upstream page */
+    ngx_array_t                 *queries;     /* n param_t arrays */
+    ngx_http_hris_path_t         merge_on;    /* in each record */
+} ngx_http_hris_batches_t;
 
 
 /* A provider error reported inside a 2xx body. */
@@ -167,6 +185,7 @@ typedef struct {
 
     ngx_http_hris_body_t        *body;        /* JSON body, or NULL */
     ngx_http_hris_for_each_t    *for_each;    /* or NULL */
+    ngx_http_hris_batches_t     *batches;     /* or NULL: one call */
     ngx_array_t                  empty;       /* statuses meaning "none" */
 
     ngx_http_hris_page_type_e    page_type;

@@ -16,12 +16,24 @@ static ngx_int_t ngx_http_hris_op_for_each(ngx_http_hris_tc_t *tc,
     ngx_http_hris_op_t *op, json_t *js, const char *where);
 static ngx_int_t ngx_http_hris_op_filters(ngx_http_hris_tc_t *tc,
     ngx_http_hris_op_t *op, json_t *js, const char *where);
+static ngx_int_t ngx_http_hris_op_batches(ngx_http_hris_tc_t *tc,
+    ngx_http_hris_op_t *op, json_t *js, json_t *query, const char *where);
+static ngx_int_t ngx_http_hris_op_batch_split(ngx_http_hris_tc_t *tc,
+    json_t *list, const char *where, ngx_array_t *names);
+static ngx_int_t ngx_http_hris_op_batch_query(ngx_http_hris_tc_t *tc,
+    ngx_http_hris_op_t *op, ngx_str_t *param, ngx_str_t *names,
+    ngx_uint_t n, ngx_array_t *query);
 
 
 static const char  *ngx_http_hris_op_keys[] = {
     "method", "path", "query", "body", "records", "where", "unnest",
     "pagination", "filters", "fields", "from_list", "for_each",
-    "empty_statuses", NULL
+    "empty_statuses", "field_batches", NULL
+};
+
+
+static const char  *ngx_http_hris_batch_keys[] = {
+    "param", "max", "merge_on", NULL
 };
 
 
@@ -74,6 +86,15 @@ ngx_http_hris_op_compile(ngx_http_hris_tc_t *tc,
     if (ngx_http_hris_tc_params(tc, json_object_get(js, "query"), sub,
                                      &op->query)
         != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (json_object_get(js, "field_batches")
+        && ngx_http_hris_op_batches(tc, op,
+                                    json_object_get(js, "field_batches"),
+                                    json_object_get(js, "query"), where)
+           != NGX_OK)
     {
         return NULL;
     }
@@ -407,6 +428,271 @@ ngx_http_hris_op_filters(ngx_http_hris_tc_t *tc, ngx_http_hris_op_t *op,
                              json_object_get(v, "pattern"), sub,
                              &f->pattern_src);
             if (f->pattern == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "field_batches": {"param": "fields", "max": 400, "merge_on": "/id"}.
+ * The query parameter "param" is a literal comma-separated list of field
+ * names; with more than "max" of them, each upstream page takes several
+ * calls (ngx_http_hris_batch.c), each with its own copy of the query in
+ * which "param" names at most "max" fields. With fewer, nothing changes.
+ */
+
+static ngx_int_t
+ngx_http_hris_op_batches(ngx_http_hris_tc_t *tc, ngx_http_hris_op_t *op,
+    json_t *js, json_t *query, const char *where)
+{
+    json_t                   *v, *list_js;
+    ngx_str_t                *names;
+    ngx_uint_t                i, k, from;
+    ngx_array_t               list;
+    ngx_http_hris_batches_t  *fb;
+    char                      sub[256];
+
+    ngx_snprintf((u_char *) sub, sizeof(sub), "%s.field_batches%Z", where);
+
+    if (!json_is_object(js)) {
+        ngx_http_hris_tc_error(tc, sub, "must be an object: {\"param\": "
+                               "\"fields\", \"max\": 400, \"merge_on\": "
+                               "\"/id\"}");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_tc_keys(tc, js, sub, ngx_http_hris_batch_keys)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    fb = ngx_pcalloc(tc->cf->pool, sizeof(ngx_http_hris_batches_t));
+    if (fb == NULL) {
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(js, "max");
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        ngx_snprintf((u_char *) sub, sizeof(sub), "%s.field_batches.max%Z",
+                     where);
+        ngx_http_hris_tc_error(tc, sub, "must be a positive integer: the "
+                               "most fields the provider takes in one call");
+        return NGX_ERROR;
+    }
+
+    fb->max = (ngx_uint_t) json_integer_value(v);
+
+    ngx_snprintf((u_char *) sub, sizeof(sub), "%s.field_batches.merge_on%Z",
+                 where);
+
+    if (ngx_http_hris_tc_path(tc, json_object_get(js, "merge_on"), sub,
+                              &fb->merge_on)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (fb->merge_on.parent || fb->merge_on.n == 0) {
+        ngx_http_hris_tc_error(tc, sub, "must point at the record's own id, "
+                               "e.g. \"/id\"");
+        return NGX_ERROR;
+    }
+
+    ngx_snprintf((u_char *) sub, sizeof(sub), "%s.field_batches.param%Z",
+                 where);
+
+    v = json_object_get(js, "param");
+    if (!json_is_string(v)) {
+        ngx_http_hris_tc_error(tc, sub, "must name the query parameter that "
+                               "lists the fields");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_tc_str(tc->cf->pool, json_string_value(v),
+                             json_string_length(v), &fb->param)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    list_js = json_object_get(query, (const char *) fb->param.data);
+
+    if (!json_is_string(list_js)) {
+        ngx_http_hris_tc_error(tc, sub, "\"%V\" is not a parameter of "
+                               "%s.query", &fb->param, where);
+        return NGX_ERROR;
+    }
+
+    ngx_snprintf((u_char *) sub, sizeof(sub), "%s.query.%V%Z", where,
+                 &fb->param);
+
+    if (ngx_http_hris_op_batch_split(tc, list_js, sub, &list) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    fb->fields = list.nelts;
+    fb->n = (fb->fields + fb->max - 1) / fb->max;
+
+    if (fb->n <= 1) {
+        /* one call takes them all */
+        return NGX_OK;
+    }
+
+    if (fb->n > NGX_HTTP_HRIS_MAX_BATCHES) {
+        ngx_http_hris_tc_error(tc, sub, "%ui fields would take %ui calls "
+                               "per page at %ui a call, more than %d",
+                               fb->fields, fb->n, fb->max,
+                               NGX_HTTP_HRIS_MAX_BATCHES);
+        return NGX_ERROR;
+    }
+
+    fb->queries = ngx_palloc(tc->cf->pool, fb->n * sizeof(ngx_array_t));
+    if (fb->queries == NULL) {
+        return NGX_ERROR;
+    }
+
+    names = list.elts;
+
+    for (k = 0; k < fb->n; k++) {
+        from = k * fb->max;
+        i = ngx_min(fb->max, fb->fields - from);
+
+        if (ngx_http_hris_op_batch_query(tc, op, &fb->param, &names[from],
+                                         i, &fb->queries[k])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    op->batches = fb;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The field names of the list: split at commas, blanks around them and
+ * empty ones dropped. A {{placeholder}} could stand for any number of
+ * fields, so the list must be literal to be counted.
+ */
+
+static ngx_int_t
+ngx_http_hris_op_batch_split(ngx_http_hris_tc_t *tc, json_t *list,
+    const char *where, ngx_array_t *names)
+{
+    u_char      *p, *end, *start, *last;
+    ngx_str_t   *name;
+    const char  *s;
+
+    s = json_string_value(list);
+    p = (u_char *) s;
+    end = p + json_string_length(list);
+
+    if (ngx_strlcasestrn(p, end, (u_char *) "{{", 2 - 1) != NULL) {
+        ngx_http_hris_tc_error(tc, where, "must be a literal list of field "
+                               "names to be split into field_batches (no "
+                               "{{...}})");
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(names, tc->cf->pool, 64, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    while (p < end) {
+        start = p;
+        last = ngx_strlchr(p, end, ',');
+        if (last == NULL) {
+            last = end;
+        }
+
+        p = last + 1;
+
+        while (start < last && (*start == ' ' || *start == '\t')) {
+            start++;
+        }
+
+        while (last > start && (last[-1] == ' ' || last[-1] == '\t')) {
+            last--;
+        }
+
+        if (last == start) {
+            continue;
+        }
+
+        name = ngx_array_push(names);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+
+        name->data = start;
+        name->len = last - start;
+    }
+
+    return NGX_OK;
+}
+
+
+/* The operation's query with the batched parameter naming these fields. */
+
+static ngx_int_t
+ngx_http_hris_op_batch_query(ngx_http_hris_tc_t *tc, ngx_http_hris_op_t *op,
+    ngx_str_t *param, ngx_str_t *names, ngx_uint_t n, ngx_array_t *query)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_str_t               src;
+    ngx_uint_t              i;
+    const char             *err;
+    ngx_http_hris_param_t  *q, *to;
+
+    len = 0;
+    for (i = 0; i < n; i++) {
+        len += names[i].len + 1;
+    }
+
+    src.data = ngx_pnalloc(tc->cf->pool, len);
+    if (src.data == NULL
+        || ngx_array_init(query, tc->cf->pool, op->query.nelts,
+                          sizeof(ngx_http_hris_param_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = src.data;
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+        p = ngx_cpymem(p, names[i].data, names[i].len);
+    }
+    src.len = p - src.data;
+
+    q = op->query.elts;
+
+    for (i = 0; i < op->query.nelts; i++) {
+        to = ngx_array_push(query);
+        if (to == NULL) {
+            return NGX_ERROR;
+        }
+
+        *to = q[i];
+
+        if (q[i].name.len == param->len
+            && ngx_strncmp(q[i].name.data, param->data, param->len) == 0)
+        {
+            to->value = ngx_http_hris_tpl_compile(tc->cf->pool, &src, &err);
+            if (to->value == NULL) {
                 return NGX_ERROR;
             }
         }

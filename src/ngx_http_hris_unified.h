@@ -54,6 +54,8 @@ typedef struct {
     ngx_array_t                 values;     /* for_each: ngx_str_t */
     ngx_array_t                 parents;    /* for_each: json_t * */
     ngx_http_hris_spans_t       spans;      /* provider bytes per object */
+    ngx_uint_t                  batch;      /* field batch of the call */
+    json_t                     *batched;    /* its first batch's answer */
 
     unsigned                    is_get:1;
     unsigned                    has_values:1;
@@ -63,6 +65,14 @@ typedef struct {
 
 /* ngx_http_hris_walk.c */
 ngx_int_t ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx);
+
+/* ngx_http_hris_batch.c */
+ngx_array_t *ngx_http_hris_batch_query(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_op_t *op);
+ngx_int_t ngx_http_hris_batch_answer(ngx_http_hris_ctx_t *ctx, json_t **body,
+    ngx_uint_t empty);
+ngx_int_t ngx_http_hris_batch_merge(ngx_pool_t *pool, ngx_http_hris_op_t *op,
+    json_t *into, json_t *from, const char **why, json_t **key);
 
 /* ngx_http_hris_unified.c */
 ngx_int_t ngx_http_hris_unified_finish(ngx_http_hris_ctx_t *ctx);

@@ -253,6 +253,7 @@ ngx_http_hris_walk_url(ngx_http_hris_ctx_t *ctx, ngx_http_hris_call_t *call,
     size_t                  len;
     ngx_str_t               path, *values;
     ngx_uint_t              i, n;
+    ngx_array_t            *query;
     ngx_http_hris_param_t  *q;
     ngx_http_request_t     *r = ctx->request;
     ngx_http_hris_op_t     *op = ctx->call_op;
@@ -263,8 +264,10 @@ ngx_http_hris_walk_url(ngx_http_hris_ctx_t *ctx, ngx_http_hris_call_t *call,
         return NGX_ERROR;
     }
 
-    n = op->query.nelts;
-    q = op->query.elts;
+    /* with field batches, the query names this call's share of fields */
+    query = ngx_http_hris_batch_query(ctx, op);
+    n = query->nelts;
+    q = query->elts;
 
     values = ngx_palloc(r->pool, (n + 1) * sizeof(ngx_str_t));
     if (values == NULL) {
@@ -428,9 +431,13 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
     }
 
     if (!empty) {
-        /* the spans serve remote_data only */
+        /*
+         * the spans serve remote_data only; records merged from field
+         * batches are not the provider's bytes of any one answer
+         */
         rc = ngx_http_hris_upstream_json(r, call, &body,
-                                         ctx->remote_data ? &ctx->spans : NULL);
+                                         (ctx->remote_data && !op->batches)
+                                         ? &ctx->spans : NULL);
         if (body == NULL) {
             return rc;
         }
@@ -445,6 +452,16 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
         if (rc != NGX_OK || r->header_sent) {
             return rc;
         }
+    }
+
+    /* field batches: the page's other calls, then their merged answer */
+    rc = ngx_http_hris_batch_answer(ctx, &body, empty);
+    if (rc == NGX_AGAIN) {
+        return ngx_http_hris_walk_call(ctx, op);
+    }
+
+    if (rc != NGX_OK || r->header_sent) {
+        return rc;
     }
 
     if (ngx_array_init(&recs, r->pool, 64, sizeof(ngx_http_hris_rec_t))

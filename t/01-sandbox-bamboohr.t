@@ -429,6 +429,57 @@ my %by_id = map { ($_->{employeeId} => $_) } @employees;
     is_deeply([$e->{status}, $e->{employmentHistoryStatus}], ['Inactive', 'Terminated'], 'terminated employee');
 }
 
+# -- fields by name and the 400-field limit (A4.3, A4.5) ------------------------
+
+{
+    my @custom = map { "customField$_" } 5001 .. 5500;
+    my ($r, $e) = get_json('/v1/employees/4?fields=firstName,customField5001,customField5500,5017,'
+                           . 'customField5028');
+    is($e->{customField5001}, '5001-4', 'a generated custom field by name: "<number>-<id>"');
+    is($e->{customField5500}, '5500-4', 'the last one');
+    is($e->{5017}, '5017-4', 'by its numeric field id');
+    ok(exists $e->{customField5028} && !defined $e->{customField5028},
+       'null when number + id is a multiple of 17');
+    ok((grep { ($_->{alias} // '') eq 'customField5250' && $_->{id} == 5250 }
+        @{ (get_json('/v1/meta/fields'))[1] }), '/meta/fields lists them');
+
+    my $at = sub { my ($n) = @_; join ',', 'firstName', @custom[0 .. $n - 2] };
+    ($r, $e) = get_json('/v1/employees/4?fields=' . $at->(400));
+    is($r->{status}, 200, 'GET /v1/employees/{id} with 400 fields: 200');
+    is(scalar(keys %$e), 401, 'every one of them, and the id')
+        or diag scalar keys %$e;
+    $r = get('/v1/employees/4?fields=' . $at->(401));
+    is($r->{status}, 400, 'with 401 fields: 400');
+    is($r->{content}, '', '... empty body');
+    is(error_header($r), 'Too many fields requested (max 400).', '... the message in the header');
+    $r = get('/v1/employees/4?fields=' . join(',', ('nope') x 401));
+    is($r->{status}, 400, 'unknown names count too');
+
+    my ($lr, $list) = get_json('/v1/employees?page%5Blimit%5D=3&fields=' . join(',', @custom[0 .. 399]));
+    is($lr->{status}, 200, 'GET /v1/employees with 400 fields: 200');
+    is($list->{data}[0]{customField5400}, '5400-4', 'serves generated custom fields');
+    is(scalar(grep { /^customField/ } keys %{ $list->{data}[1] }), 400, 'all 400 of them');
+    ($lr, $list) = get_json('/v1/employees?page%5Blimit%5D=3&fields=' . join(',', @custom[0 .. 400]));
+    is($lr->{status}, 400, 'with 401 fields: 400');
+    is($list->{error}{code}, 'BadRequest', '... BadRequest, this endpoint\'s error style');
+    like($list->{error}{message}, qr/400 fields/, '... saying why');
+
+    my $report = sub {
+        my ($names) = @_;
+        return $http->request('POST', $sb->url . '/v1/reports/custom?format=json', {
+            headers => { Authorization => auth("$KEY:x"), 'Content-Type' => 'application/json' },
+            content => encode_json({ title => 't', filters => { employeeIds => [4] },
+                                     fields => $names }),
+        });
+    };
+    $r = $report->([@custom[0 .. 399]]);
+    is($r->{status}, 200, 'custom report with 400 fields: 200');
+    is(decode_json($r->{content})->{employees}[0]{customField5400}, '5400-4', '... with their values');
+    $r = $report->([@custom[0 .. 400]]);
+    is($r->{status}, 400, 'custom report with 401 fields: 400');
+    ok(error_header($r), '... with the error header');
+}
+
 # -- metadata (A4.8) ----------------------------------------------------------
 
 {

@@ -141,6 +141,39 @@ config_fails('unknown auth type', $TABLE, qr/auth\.1\.type: unknown type "digest
 edit_table(sub { $_[0]{resources}{employees}{list}{recrods} = '/data' });
 config_fails('unknown operation key', $TABLE, qr/resources\.employees\.list.*"recrods"/);
 
+# field_batches (the provider's most fields a call)
+my $FB = 'resources\.employees\.list\.field_batches';
+for my $case (
+    [ 'not an object', 400, qr/$FB: must be an object/ ],
+    [ 'unknown key', { param => 'fields', max => 400, merge_on => '/employeeId', maxx => 1 },
+      qr/$FB: unknown key "maxx"/ ],
+    [ 'max not a positive integer', { param => 'fields', max => 0, merge_on => '/employeeId' },
+      qr/$FB\.max: must be a positive integer/ ],
+    [ 'max missing', { param => 'fields', merge_on => '/employeeId' },
+      qr/$FB\.max: must be a positive integer/ ],
+    [ 'param not in the query', { param => 'fieldz', max => 400, merge_on => '/employeeId' },
+      qr/$FB\.param: "fieldz" is not a parameter of resources\.employees\.list\.query/ ],
+    [ 'merge_on not a pointer', { param => 'fields', max => 400, merge_on => 'employeeId' },
+      qr/$FB\.merge_on: "employeeId" is not a JSON pointer/ ],
+    [ 'merge_on the whole record', { param => 'fields', max => 400, merge_on => '' },
+      qr/$FB\.merge_on: must point at the record's own id/ ],
+    [ 'more calls a page than allowed', { param => 'fields', max => 1, merge_on => '/employeeId' },
+      qr/resources\.employees\.list\.query\.fields: 20 fields would take 20 calls per page at 1 a call, more than 16/ ],
+) {
+    my ($name, $spec, $re) = @$case;
+    edit_table(sub { $_[0]{resources}{employees}{list}{field_batches} = $spec });
+    config_fails("field_batches: $name", $TABLE, $re);
+}
+restore_mappings();
+config_fails('field_batches in an account override', 'ACCOUNTS',
+             qr/account "acme-bamboohr" overrides.*$FB\.max: must be a positive integer/,
+             accounts => accounts_with(sub {
+                 $_[0]{accounts}[0]{overrides} = { 'resources.employees.list.field_batches.max' => '400' };
+             }));
+edit_table(sub { $_[0]{resources}{employees}{list}{query}{fields} = 'workEmail,{{context.subdomain}}' });
+config_fails('field_batches over a list that is not literal', $TABLE,
+             qr/resources\.employees\.list\.query\.fields: must be a literal list of field names/);
+
 restore_mappings();
 HRIS::Nginx::write_file("$dir/schema.json", '{"resources": ');
 config_fails('schema with invalid JSON', "$dir/schema.json", qr/line \d+/);
