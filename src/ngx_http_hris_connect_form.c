@@ -159,10 +159,16 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
                  ? &cred[i] : &ck[i - link->table->connect_form.nelts].name,
                  &value);
 
-        if (rc != NGX_OK || value.len == 0) {
+        if (rc != NGX_OK || value.len == 0
+            || !ngx_http_hris_value_safe(value.data, value.len))
+        {
+            /* a line break ("%0D%0A") would end a header line upstream */
             json_decref(account);
             rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                     "the form needs \"%V\"",
+                     rc == NGX_OK && value.len
+                     ? "the form's \"%V\" holds a control character (a line "
+                       "break?): type it again without"
+                     : "the form needs \"%V\"",
                      i < link->table->connect_form.nelts
                      ? &cred[i]
                      : &ck[i - link->table->connect_form.nelts].name);
