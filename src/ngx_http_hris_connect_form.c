@@ -69,8 +69,11 @@ ngx_http_hris_connect_form(ngx_http_request_t *r, ngx_http_hris_link_t *link)
 
     p = ngx_sprintf(b->last, head, &link->table->name);
 
+    /* optional context (Personio's app_id) comes with the link, if at all */
     for (i = 0; i < link->table->context.nelts; i++) {
-        if (json_object_get(ctx, (char *) ck[i].name.data) == NULL) {
+        if (ck[i].required
+            && json_object_get(ctx, (char *) ck[i].name.data) == NULL)
+        {
             p = ngx_sprintf(p, field, &ck[i].name, &ck[i].name, "text");
         }
     }
@@ -148,8 +151,9 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
                     + link->table->context.nelts; i++)
     {
         if (i >= link->table->connect_form.nelts
-            && json_object_get(context, (char *)
-                   ck[i - link->table->connect_form.nelts].name.data))
+            && (!ck[i - link->table->connect_form.nelts].required
+                || json_object_get(context, (char *)
+                       ck[i - link->table->connect_form.nelts].name.data)))
         {
             continue;
         }

@@ -330,7 +330,9 @@ ngx_http_hris_link_method(ngx_http_request_t *r, ngx_http_hris_table_t *table,
     ck = table->context.elts;
 
     for (i = 0; i < table->context.nelts; i++) {
-        if (json_object_get(ctx, (char *) ck[i].name.data) == NULL) {
+        if (ck[i].required
+            && json_object_get(ctx, (char *) ck[i].name.data) == NULL)
+        {
             *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                       "an oauth2 link needs \"context\": {\"%V\": ...}, "
                       "which the %V mapping table declares", &ck[i].name,

@@ -282,6 +282,20 @@ $res = $http->request('POST', $form, {
 is($res->{status}, 400, 'the form with a LF after the user id: 400');
 like($res->{content} // '', qr/user_id/, '... naming the field');
 
+# optional context keys (Personio's app_id, partner_id) are not asked for by the form
+$res = api('POST', '/admin/connect_links', json => { %link, integrated_account_id => 'acme-pe-form',
+                                                     provider => 'personio', base_url => $pe->url });
+$form = $res->{json}{result}{url} // $ng->url . '/connect/x';
+$res = $http->get($form);
+like($res->{content} // '', qr/name="client_secret"/, 'a Personio form asks for the client secret');
+unlike($res->{content} // '', qr/name="(app_id|partner_id)"/, '... not for its optional context');
+my $pc = $HRIS::Nginx::PROVIDER{personio}{credentials};
+$res = $http->request('POST', $form, {
+    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' },
+    content => "client_id=$pc->{client_id}&client_secret=$pc->{client_secret}" });
+is($res->{status}, 303, '... and connects without it') or diag $res->{content};
+is(employees('acme-pe-form')->{status}, 200, '... the account works');
+
 # -- header injection: a provider's token ----------------------------------------------------
 
 $pe->reset;
