@@ -96,6 +96,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       offsetof(ngx_http_hris_main_conf_t, shm_size),
       NULL },
 
+    { ngx_string("hris_allowed_urls"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_hris_allowed_urls,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("hris_unified"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_hris_unified,

@@ -17,6 +17,7 @@ ClayHR) is a subclass of `Provider` run by `serve()`. This module gives them:
       GET    /_sandbox/faults   list the queued faults
       DELETE /_sandbox/faults   clear the queue
       GET    /_sandbox/stats    {"requests", "by_path", "faults_served"}
+      GET    /_sandbox/requests the last requests' method, target and headers
       POST   /_sandbox/reset    clear faults and stats (and provider state)
 
 Only the Python standard library is used.
@@ -145,7 +146,8 @@ class Router:
 # ---------------------------------------------------------------------------
 
 STATUS_FAULTS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
-OTHER_FAULTS = {"slow", "truncated", "truncated_json", "html", "html500", "reset"}
+OTHER_FAULTS = {"slow", "truncated", "truncated_json", "html", "html500", "reset", "json"}
+REQUEST_LOG = 64                   # requests kept for GET /_sandbox/requests
 FAULT_KINDS = set(STATUS_FAULTS) | OTHER_FAULTS
 
 
@@ -174,8 +176,12 @@ def normalise_fault(spec):
     delay_ms = spec.get("delay_ms", 1000 if kind == "slow" else 0)
     if not isinstance(delay_ms, int) or isinstance(delay_ms, bool) or delay_ms < 0:
         raise FaultError("delay_ms must be a non-negative integer")
+    status = spec.get("status", 200)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise FaultError("status must be an HTTP status")
     return {"fault": kind, "count": count, "path": path,
-            "retry_after": retry_after, "delay_ms": delay_ms}
+            "retry_after": retry_after, "delay_ms": delay_ms,
+            "body": spec.get("body"), "status": status}
 
 
 class SandboxState:
@@ -187,6 +193,7 @@ class SandboxState:
         self._requests = 0
         self._by_path = {}
         self._faults_served = 0
+        self._log = []
 
     # -- faults --
     def add_faults(self, specs):
@@ -220,10 +227,19 @@ class SandboxState:
             return None
 
     # -- stats --
-    def record(self, path):
+    def record(self, path, req=None):
         with self._lock:
             self._requests += 1
             self._by_path[path] = self._by_path.get(path, 0) + 1
+            if req is not None:
+                # headers as received: an injected line shows as a header of its own
+                self._log.append({"method": req.method, "target": req.target,
+                                  "headers": [[k, v] for k, v in req.headers.items()]})
+                del self._log[:-REQUEST_LOG]
+
+    def requests(self):
+        with self._lock:
+            return [dict(r) for r in self._log]
 
     def stats(self):
         with self._lock:
@@ -236,6 +252,7 @@ class SandboxState:
             self._requests = 0
             self._by_path = {}
             self._faults_served = 0
+            self._log = []
 
 
 def generic_html_page(status):
@@ -350,7 +367,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _provider_request(self, req):
         state = self.server.state
-        state.record(req.path)
+        state.record(req.path, req)
         fault = state.take_fault(req.target)
         if fault is None:
             return self.server.provider.handle(req)
@@ -373,6 +390,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if kind == "reset":
             self._reset_connection()
             return ALREADY_ANSWERED
+        if kind == "json":
+            return json_response(fault["body"], fault["status"])
         full = self._json_body_for_truncation(req)
         if kind == "truncated_json":
             return Response(200, cut_json(full), JSON_TYPE)
@@ -438,6 +457,8 @@ def control_request(server, req):
         return json_response({"cleared": state.clear_faults()})
     if route == ("GET", CONTROL_PREFIX + "/stats"):
         return json_response(state.stats())
+    if route == ("GET", CONTROL_PREFIX + "/requests"):
+        return json_response({"requests": state.requests()})
     if route == ("POST", CONTROL_PREFIX + "/reset"):
         state.reset()
         server.provider.reset()

@@ -215,11 +215,22 @@ typedef struct {
 } ngx_http_hris_schema_resource_t;
 
 
+/* A context key a table declares: every one has a pattern. */
 typedef struct {
     ngx_str_t                    name;
     ngx_regex_t                 *pattern;
     ngx_str_t                    pattern_src;
+    ngx_uint_t                   required;
 } ngx_http_hris_context_key_t;
+
+
+/* A parsed http(s) URL, or an allowed prefix of URLs (url.c). */
+typedef struct {
+    ngx_str_t                    scheme;      /* "http" or "https" */
+    ngx_str_t                    host;        /* as written; [v6] */
+    in_port_t                    port;        /* 0: any (a prefix) */
+    ngx_str_t                    path;        /* no trailing "/" */
+} ngx_http_hris_url_t;
 
 
 /* A provider's compiled mapping table. */
@@ -232,6 +243,7 @@ typedef struct {
 
     ngx_array_t                  auths;       /* ngx_http_hris_auth_t */
     ngx_http_hris_tpl_t         *token_url;   /* default token URL */
+    ngx_array_t                  allowed_urls;   /* ngx_http_hris_tpl_t * */
 
     ngx_array_t                  connect_form;   /* ngx_str_t */
     ngx_http_hris_tpl_t         *authorize_url;  /* OAuth2 code, or NULL */
@@ -271,6 +283,8 @@ typedef struct {
     ngx_uint_t                   state_reauth;
 
     json_t                      *source;      /* the JSON it came from */
+    const char                  *refused_url; /* run-time: a URL of it the
+                                                 operator does not allow */
     unsigned                     runtime:1;   /* not the accounts file's */
 } ngx_http_hris_account_t;
 
@@ -325,6 +339,8 @@ typedef struct {
     ngx_array_t                  accounts;    /* account_t, sorted by id */
     ngx_array_t                  api_keys;    /* api_key_t, sorted */
     ngx_array_t                  oauth_apps;  /* oauth_app_t */
+    ngx_array_t                 *allowed_urls;  /* hris_allowed_urls */
+    ngx_array_t                  file_urls;   /* the accounts file's URLs */
     void                        *store;       /* run-time accounts */
     ngx_str_t                    connect_url; /* hris_connect_url */
     ngx_str_t                    connect_location;  /* its location */
@@ -444,6 +460,8 @@ ngx_int_t ngx_http_hris_account_compile(ngx_conf_t *cf,
 ngx_http_hris_oauth_app_t *ngx_http_hris_oauth_app_find(
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, ngx_str_t *provider);
 ngx_uint_t ngx_http_hris_str_eq(ngx_str_t *a, ngx_str_t *b);
+ngx_int_t ngx_http_hris_account_values(json_t *js, char *bad, size_t size);
+size_t ngx_http_hris_printable(u_char *s);
 
 /* ngx_http_hris_store.c */
 ngx_int_t ngx_http_hris_store_compile(ngx_http_hris_main_conf_t *hmcf,
@@ -460,6 +478,21 @@ ngx_int_t ngx_http_hris_account_list(ngx_http_request_t *r,
 ngx_int_t ngx_http_hris_store_change(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, ngx_str_t *id,
     json_t *account, ngx_http_hris_store_op_e op);
+
+/* ngx_http_hris_url.c */
+ngx_int_t ngx_http_hris_url_parse(ngx_str_t *in, ngx_uint_t prefix,
+    ngx_http_hris_url_t *u);
+ngx_int_t ngx_http_hris_url_allowed(ngx_pool_t *pool,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_table_t *table,
+    ngx_array_t *context, ngx_str_t *url);
+ngx_int_t ngx_http_hris_link_url_allowed(ngx_http_request_t *r,
+    ngx_http_hris_table_t *table, json_t *context, json_t *url);
+const char *ngx_http_hris_account_urls(ngx_pool_t *pool,
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
+char *ngx_http_hris_allowed_urls(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_hris_file_urls(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
 
 /* ngx_http_hris_auth.c */
 ngx_int_t ngx_http_hris_gate_init(ngx_http_hris_gate_t *g,

@@ -105,6 +105,11 @@ ngx_http_hris_accounts_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
         goto failed;
     }
 
+    /* what the operator wrote there, tenants may use too */
+    if (ngx_http_hris_file_urls(cf, hmcf) != NGX_OK) {
+        goto failed;
+    }
+
     accs = hmcf->accounts.elts;
     ngx_qsort(accs, hmcf->accounts.nelts, sizeof(ngx_http_hris_account_t),
               ngx_http_hris_account_cmp);
@@ -210,6 +215,7 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     json_t *js, ngx_uint_t i, ngx_http_hris_account_t *acc)
 {
     ngx_str_t  what;
+    char       what_buf[128];
 
     ngx_memzero(acc, sizeof(ngx_http_hris_account_t));
 
@@ -267,6 +273,16 @@ ngx_http_hris_account_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
         return NGX_ERROR;
     }
 
+    if (ngx_http_hris_account_values(js, what_buf, sizeof(what_buf))
+        != NGX_OK)
+    {
+        ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": %s holds a "
+                                 "control character (CR, LF, ...), which "
+                                 "could end a header line: remove it",
+                                 &acc->id, what_buf);
+        return NGX_ERROR;
+    }
+
     if (ngx_http_hris_kv_load(cf, json_object_get(js, "context"),
                               &acc->context)
         != NGX_OK
@@ -299,6 +315,59 @@ ngx_http_hris_account_compile(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     json_t *js, ngx_http_hris_account_t *acc)
 {
     return ngx_http_hris_account_load(cf, hmcf, js, 0, acc);
+}
+
+
+/*
+ * Context and credentials go into headers and URLs: a control character
+ * in a key or a value (CR and LF would start a header of their own) is
+ * refused wherever an account comes from. NGX_DECLINED names the first
+ * such key in bad ("credentials.api_key"). Other types are left to the
+ * compile, which says what they must be.
+ */
+
+ngx_int_t
+ngx_http_hris_account_values(json_t *js, char *bad, size_t size)
+{
+    json_t      *v;
+    ngx_uint_t   i;
+    const char  *key, *ns;
+
+    for (i = 0; i < 2; i++) {
+        ns = i ? "credentials" : "context";
+
+        json_object_foreach(json_object_get(js, ns), key, v) {
+            if (ngx_http_hris_value_safe((u_char *) key, ngx_strlen(key))
+                && (!json_is_string(v)
+                    || ngx_http_hris_value_safe((u_char *)
+                                                json_string_value(v),
+                                                json_string_length(v))))
+            {
+                continue;
+            }
+
+            /* the key as far as it is printable */
+            *ngx_snprintf((u_char *) bad, size - 1, "%s.%*s", ns,
+                          ngx_http_hris_printable((u_char *) key), key) = '\0';
+
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* How many bytes of s come before its first control character. */
+
+size_t
+ngx_http_hris_printable(u_char *s)
+{
+    u_char  *p;
+
+    for (p = s; *p >= ' ' && *p != 0x7f; p++) { /* void */ }
+
+    return ngx_min((size_t) (p - s), 64);
 }
 
 
@@ -560,15 +629,14 @@ ngx_http_hris_account_context(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     for (i = 0; i < acc->table->context.nelts; i++) {
         v = ngx_http_hris_keyval_get(&acc->context, &ck[i].name);
 
-        if (v == NULL) {
+        if (v == NULL && ck[i].required) {
             ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": context."
                                      "%V is required by %V", &acc->id,
                                      &ck[i].name, &acc->table->file);
             return NGX_ERROR;
         }
 
-        if (ck[i].pattern
-            && ngx_regex_exec(ck[i].pattern, v, NULL, 0) < 0)
+        if (v && ngx_regex_exec(ck[i].pattern, v, NULL, 0) < 0)
         {
             ngx_http_hris_conf_error(cf, hmcf, "account \"%V\": context.%V "
                                      "\"%V\" does not match %V", &acc->id,
@@ -819,6 +887,18 @@ ngx_http_hris_account_resolve(ngx_http_request_t *r,
                    json_pack("{s:s%}", "integrated_account_id",
                              id.data, id.len),
                    "no integrated account \"%V\" for this API key", &id);
+    }
+
+    /* the operator may have stopped allowing it since it was stored */
+    if (acc->refused_url) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_FORBIDDEN,
+                   json_pack("{s:s%, s:s}", "integrated_account_id",
+                             id.data, id.len, "field", acc->refused_url),
+                   "integrated account \"%V\": its %s is not a URL this "
+                   "gateway allows for tenants (any more): PATCH the "
+                   "account with the provider's own host, or ask the "
+                   "operator to add a prefix for it to \"hris_allowed_urls\"",
+                   &id, acc->refused_url);
     }
 
     *account = acc;

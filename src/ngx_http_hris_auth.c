@@ -490,11 +490,16 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
     body = json_loadb((char *) call->resp, call->resp_len, 0, NULL);
     v = ngx_http_hris_path_get(&ts->token, body, NULL);
 
-    if (!json_is_string(v) || json_string_length(v) == 0) {
+    /* it goes into a header: a line break in it would add headers */
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || !ngx_http_hris_value_safe((u_char *) json_string_value(v),
+                                     json_string_length(v)))
+    {
         json_decref(body);
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY, NULL,
-                   "the provider's token answer has no token where the "
-                   "mapping table says (%V)", &g->account->table->file);
+                   "the provider's token answer has no usable token (a "
+                   "string without control characters) where the mapping "
+                   "table says (%V)", &g->account->table->file);
     }
 
     token.len = json_string_length(v);

@@ -353,6 +353,7 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
     ngx_int_t                     rc;
     ngx_str_t                     in, nonce, code, error, secret, url, body;
     ngx_str_t                     name, value, base;
+    ngx_array_t                   context;
     ngx_http_hris_call_t         *call;
     ngx_http_hris_loc_conf_t     *hlcf;
     ngx_http_hris_main_conf_t    *hmcf;
@@ -422,9 +423,21 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
 
     /* the token URL: the link's, the app's, or the table's for the link */
     if (ngx_http_hris_connect_token_url(r, &ctx->link, &url) != NGX_OK
+        || ngx_http_hris_link_context(r, &ctx->link, &context) != NGX_OK
         || ngx_http_hris_app_secret(r, ctx->link.app, &secret) != NGX_OK)
     {
         return r->header_sent ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* allowed when the link was made; the configuration may have changed */
+    if (ngx_http_hris_url_allowed(r->pool, hmcf, ctx->link.table, &context,
+                                  &url)
+        != NGX_OK)
+    {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "this connect link's token URL is not one the gateway "
+                   "allows for tenants any more (hris_allowed_urls): ask for "
+                   "a new link");
     }
 
     body.len = 0;

@@ -69,8 +69,11 @@ ngx_http_hris_connect_form(ngx_http_request_t *r, ngx_http_hris_link_t *link)
 
     p = ngx_sprintf(b->last, head, &link->table->name);
 
+    /* optional context (Personio's app_id) comes with the link, if at all */
     for (i = 0; i < link->table->context.nelts; i++) {
-        if (json_object_get(ctx, (char *) ck[i].name.data) == NULL) {
+        if (ck[i].required
+            && json_object_get(ctx, (char *) ck[i].name.data) == NULL)
+        {
             p = ngx_sprintf(p, field, &ck[i].name, &ck[i].name, "text");
         }
     }
@@ -148,8 +151,9 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
                     + link->table->context.nelts; i++)
     {
         if (i >= link->table->connect_form.nelts
-            && json_object_get(context, (char *)
-                   ck[i - link->table->connect_form.nelts].name.data))
+            && (!ck[i - link->table->connect_form.nelts].required
+                || json_object_get(context, (char *)
+                       ck[i - link->table->connect_form.nelts].name.data)))
         {
             continue;
         }
@@ -159,10 +163,16 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
                  ? &cred[i] : &ck[i - link->table->connect_form.nelts].name,
                  &value);
 
-        if (rc != NGX_OK || value.len == 0) {
+        if (rc != NGX_OK || value.len == 0
+            || !ngx_http_hris_value_safe(value.data, value.len))
+        {
+            /* a line break ("%0D%0A") would end a header line upstream */
             json_decref(account);
             rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                     "the form needs \"%V\"",
+                     rc == NGX_OK && value.len
+                     ? "the form's \"%V\" holds a control character (a line "
+                       "break?): type it again without"
+                     : "the form needs \"%V\"",
                      i < link->table->connect_form.nelts
                      ? &cred[i]
                      : &ck[i - link->table->connect_form.nelts].name);

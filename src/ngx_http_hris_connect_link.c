@@ -82,8 +82,9 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
 
     if (ctx && ngx_http_hris_context_check(table, ctx, &bad) != NGX_OK) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "\"context\" must be an object of strings, each matching "
-                   "the pattern the %V table declares (context.%V does not)",
+                   "\"context\" must be an object of strings without "
+                   "control characters, each matching the pattern the %V "
+                   "table declares (context.%V is not)",
                    &table->name, &bad);
     }
 
@@ -94,6 +95,16 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
             return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                        "\"%s\" must be an absolute http:// or https:// URL",
                        i ? "token_url" : "base_url");
+        }
+
+        if (v && ngx_http_hris_link_url_allowed(r, table, ctx, v) != NGX_OK) {
+            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                       "\"%s\" is not a URL this gateway allows for tenants: "
+                       "use the provider's own host (the %V mapping "
+                       "table's), a base URL of the accounts file, or ask "
+                       "the operator to allow its prefix with "
+                       "\"hris_allowed_urls\"", i ? "token_url" : "base_url",
+                       &table->name);
         }
     }
 
@@ -319,7 +330,9 @@ ngx_http_hris_link_method(ngx_http_request_t *r, ngx_http_hris_table_t *table,
     ck = table->context.elts;
 
     for (i = 0; i < table->context.nelts; i++) {
-        if (json_object_get(ctx, (char *) ck[i].name.data) == NULL) {
+        if (ck[i].required
+            && json_object_get(ctx, (char *) ck[i].name.data) == NULL)
+        {
             *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                       "an oauth2 link needs \"context\": {\"%V\": ...}, "
                       "which the %V mapping table declares", &ck[i].name,
@@ -362,6 +375,14 @@ ngx_http_hris_context_check(ngx_http_hris_table_t *table, json_t *context,
 
         s.data = (u_char *) json_string_value(v);
         s.len = json_string_length(v);
+
+        /* a pattern's "$" lets a final line break through: not this */
+        if (!ngx_http_hris_value_safe(bad->data, bad->len)
+            || !ngx_http_hris_value_safe(s.data, s.len))
+        {
+            bad->len = ngx_http_hris_printable(bad->data);
+            return NGX_ERROR;
+        }
 
         for (i = 0; i < table->context.nelts; i++) {
             if (ngx_http_hris_str_eq(&ck[i].name, bad)

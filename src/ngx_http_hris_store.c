@@ -52,6 +52,10 @@ static void ngx_http_hris_store_log_writer(ngx_log_t *log, ngx_uint_t level,
     u_char *buf, size_t len);
 static void ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, json_t *account);
+static ngx_int_t ngx_http_hris_store_overrides(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, json_t *js, ngx_str_t *err);
+static ngx_uint_t ngx_http_hris_store_override_ok(const char *key,
+    json_t *v);
 static int ngx_http_hris_store_cmp(const void *a, const void *b);
 static int ngx_http_hris_store_ptr_cmp(const void *a, const void *b);
 
@@ -97,6 +101,10 @@ ngx_http_hris_store_compile(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     if (rc == NGX_OK) {
         acc->source = js;
         acc->runtime = 1;
+
+        /* checked again for every generation: the configuration may say no */
+        acc->refused_url = ngx_http_hris_account_urls(pool, hmcf, acc);
+
         return NGX_OK;
     }
 
@@ -174,8 +182,10 @@ ngx_http_hris_store_check(ngx_http_request_t *r,
 {
     u_char      *p;
     json_t      *v, *creds;
+    ngx_int_t    rc;
     ngx_str_t    s, sealed;
     const char  *key;
+    char         bad[128];
 
     v = json_object_get(js, "tenant");
 
@@ -209,6 +219,24 @@ ngx_http_hris_store_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /* before sealing: a sealed value is not looked into again */
+    if (ngx_http_hris_account_values(js, bad, sizeof(bad)) != NGX_OK) {
+        p = ngx_pnalloc(r->pool, 256);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        err->data = p;
+        err->len = ngx_snprintf(p, 256, "%s holds a control character (CR, "
+                                "LF, ...), which could end a header line: "
+                                "remove it", bad) - p;
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_hris_store_overrides(r, hmcf, js, err);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     if (json_object_set_new(js, "tenant", json_stringn((char *) tenant->data,
                                                    tenant->len)) != 0)
     {
@@ -240,7 +268,168 @@ ngx_http_hris_store_check(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_hris_store_compile(hmcf, r->pool, js, acc, err);
+    rc = ngx_http_hris_store_compile(hmcf, r->pool, js, acc, err);
+
+    if (rc == NGX_OK && acc->refused_url) {
+        p = ngx_pnalloc(r->pool, 512);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+        err->data = p;
+        err->len = ngx_snprintf(p, 512, "\"%s\" is not a URL this gateway "
+                                "allows for tenants: use the provider's own "
+                                "host (the %V mapping table's), a base URL "
+                                "of the accounts file, or ask the operator "
+                                "to allow its prefix with "
+                                "\"hris_allowed_urls\"",
+                                acc->refused_url, &acc->provider) - p;
+        return NGX_DECLINED;
+    }
+
+    return rc;
+}
+
+
+/*
+ * A tenant's "overrides" may change how records are mapped, never where
+ * or how the gateway calls: a path, a header, the auth or the base URL
+ * of the table are the operator's (the accounts file, or
+ * hris_mapping_overrides). Overrides the accounts file gave the account
+ * of that id pass as they are (a PATCH of such an account keeps them).
+ */
+
+static ngx_int_t
+ngx_http_hris_store_overrides(ngx_http_request_t *r,
+    ngx_http_hris_main_conf_t *hmcf, json_t *js, ngx_str_t *err)
+{
+    u_char                   *p;
+    json_t                   *ov, *v;
+    ngx_str_t                 id;
+    const char               *key;
+    ngx_http_hris_account_t  *file;
+
+    ov = json_object_get(js, "overrides");
+
+    if (!json_is_object(ov)) {
+        /* absent, null, or wrong: the compile says what it must be */
+        return NGX_OK;
+    }
+
+    id.data = (u_char *) json_string_value(json_object_get(js, "id"));
+    id.len = json_string_length(json_object_get(js, "id"));
+    file = ngx_http_hris_account_find(hmcf, &id);
+
+    if (file && json_equal(ov, json_object_get(file->source, "overrides"))) {
+        return NGX_OK;
+    }
+
+    json_object_foreach(ov, key, v) {
+        if (ngx_http_hris_store_override_ok(key, v)) {
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, 512);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        err->data = p;
+        err->len = ngx_snprintf(p, 512, "overrides: \"%*s\" is not for "
+                                "this API to change: an account's overrides "
+                                "here may change field mappings "
+                                "(resources.<resource>.fields.<field>, "
+                                "resources.<resource>.list.fields...) and "
+                                "query parameters "
+                                "(resources.<resource>.list.query.<name>, a "
+                                "string); the rest is the operator's "
+                                "(the accounts file, hris_mapping_overrides)",
+                                ngx_http_hris_printable((u_char *) key), key)
+                   - p;
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_hris_store_override_ok(const char *key, json_t *v)
+{
+    size_t       n, len[5];
+    const char  *part[5], *p, *dot;
+
+    /* up to five dotted parts: resources.<r>.<op>.query.<name> */
+    for (n = 0, p = key; n < 5; n++) {
+        dot = ngx_strchr(p, '.');
+        part[n] = p;
+        len[n] = dot ? (size_t) (dot - p) : ngx_strlen(p);
+
+        if (dot == NULL) {
+            n++;
+            break;
+        }
+
+        p = dot + 1;
+    }
+
+#define ngx_http_hris_part_is(i, s)                                          \
+    (len[i] == sizeof(s) - 1 && ngx_strncmp(part[i], s, len[i]) == 0)
+
+    if (n < 3 || !ngx_http_hris_part_is(0, "resources")) {
+        return 0;
+    }
+
+    /* resources.<r>.fields[.<field>...]: a field expression */
+    if (ngx_http_hris_part_is(2, "fields")) {
+        return 1;
+    }
+
+    if (n < 4
+        || !(ngx_http_hris_part_is(2, "list")
+             || ngx_http_hris_part_is(2, "get")))
+    {
+        return 0;
+    }
+
+    if (ngx_http_hris_part_is(3, "fields")) {
+        return 1;
+    }
+
+    /*
+     * resources.<r>.<op>.query.<name>: a query parameter; its text goes
+     * into the URL as it is, so nothing that ends or splits it
+     */
+    if (n != 5 || !ngx_http_hris_part_is(3, "query")
+        || ngx_strchr(part[4], '.') != NULL)
+    {
+        return 0;
+    }
+
+#undef ngx_http_hris_part_is
+
+    if (json_is_null(v)) {
+        return 1;
+    }
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    for (p = json_string_value(v); *p; p++) {
+        if ((u_char) *p <= ' ' || *p == '#' || (u_char) *p == 0x7f) {
+            return 0;
+        }
+    }
+
+    for (p = part[4]; *p; p++) {
+        if ((u_char) *p <= ' ' || *p == '#' || *p == '&' || *p == '='
+            || (u_char) *p == 0x7f)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

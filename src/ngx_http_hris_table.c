@@ -25,13 +25,27 @@ static ngx_int_t ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc,
 static ngx_int_t ngx_http_hris_resource_compile(ngx_http_hris_tc_t *tc,
     ngx_http_hris_schema_resource_t *sr, json_t *js,
     ngx_http_hris_resource_t *res);
+static ngx_int_t ngx_http_hris_context_compile(ngx_http_hris_tc_t *tc,
+    json_t *js);
+static ngx_int_t ngx_http_hris_allowed_compile(ngx_http_hris_tc_t *tc,
+    json_t *js);
+static ngx_int_t ngx_http_hris_tpl_context_check(ngx_http_hris_tc_t *tc,
+    ngx_http_hris_tpl_t *tpl, const char *where);
+
+
+/*
+ * The pattern of a context key that declares none: context values go into
+ * URLs and headers, so none is taken as it comes.
+ */
+#define NGX_HTTP_HRIS_CONTEXT_PATTERN  "^[A-Za-z0-9._~-]{1,255}$"
 
 
 
 
 static const char  *ngx_http_hris_table_keys[] = {
     "base_url", "token_url", "context", "headers", "auth", "errors",
-    "rate_limit", "resources", "description", "connect", NULL
+    "rate_limit", "resources", "description", "connect", "allowed_urls",
+    NULL
 };
 
 
@@ -243,7 +257,6 @@ ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc, json_t *root)
     ngx_uint_t                        i;
     const char                       *key;
     ngx_http_hris_table_t            *t = tc->table;
-    ngx_http_hris_context_key_t      *ck;
     ngx_http_hris_schema_resource_t  *sr;
 
     if (!json_is_object(root)) {
@@ -258,43 +271,29 @@ ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc, json_t *root)
         return NGX_ERROR;
     }
 
-    t->base_url = ngx_http_hris_tc_tpl(tc, json_object_get(root, "base_url"),
-                                        "base_url");
-    if (t->base_url == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_array_init(&t->context, tc->cf->pool, 4,
-                       sizeof(ngx_http_hris_context_key_t)) != NGX_OK
-        || ngx_array_init(&t->error_headers, tc->cf->pool, 2,
-                          sizeof(ngx_str_t)) != NGX_OK
+    if (ngx_array_init(&t->error_headers, tc->cf->pool, 2,
+                       sizeof(ngx_str_t)) != NGX_OK
         || ngx_array_init(&t->error_paths, tc->cf->pool, 2,
                           sizeof(ngx_http_hris_path_t)) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    json_object_foreach(json_object_get(root, "context"), key, js) {
-        ck = ngx_array_push(&t->context);
-        if (ck == NULL
-            || ngx_http_hris_tc_str(tc->cf->pool, key, ngx_strlen(key),
-                                 &ck->name) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    /* first: every template below may only use context keys declared here */
+    if (ngx_http_hris_context_compile(tc, json_object_get(root, "context"))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-        ngx_snprintf((u_char *) tc->where, sizeof(tc->where), "context.%s"
-                     ".pattern%Z", key);
-        ck->pattern = NULL;
-
-        if (json_object_get(js, "pattern")) {
-            ck->pattern = ngx_http_hris_tc_regex(tc,
-                              json_object_get(js, "pattern"), tc->where,
-                              &ck->pattern_src);
-            if (ck->pattern == NULL) {
-                return NGX_ERROR;
-            }
-        }
+    t->base_url = ngx_http_hris_tc_tpl(tc, json_object_get(root, "base_url"),
+                                        "base_url");
+    if (t->base_url == NULL
+        || ngx_http_hris_allowed_compile(tc,
+                                         json_object_get(root, "allowed_urls"))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (ngx_http_hris_tc_params(tc, json_object_get(root, "headers"),
@@ -416,6 +415,185 @@ ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc, json_t *root)
                                    "%V, which needs a list without a "
                                    "for_each of its own", &sr[i].name,
                                    &sr[idx].name);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "context": {"key": {"pattern": "...", "required": true}}: what an
+ * account's context may hold. Every key gets a pattern (a safe one when
+ * the table gives none); "required" is true unless it says false.
+ */
+
+static ngx_int_t
+ngx_http_hris_context_compile(ngx_http_hris_tc_t *tc, json_t *js)
+{
+    json_t                       *v, *req, *pat, *dflt;
+    const char                   *key;
+    ngx_http_hris_context_key_t  *ck;
+    char                          where[256];
+
+    static const char  *keys[] = { "pattern", "required", "description",
+                                   NULL };
+
+    if (ngx_array_init(&tc->table->context, tc->cf->pool, 4,
+                       sizeof(ngx_http_hris_context_key_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (js == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_object(js)) {
+        ngx_http_hris_tc_error(tc, "context", "must be an object of context "
+                               "keys");
+        return NGX_ERROR;
+    }
+
+    json_object_foreach(js, key, v) {
+        ngx_snprintf((u_char *) where, sizeof(where), "context.%s%Z", key);
+
+        if (!json_is_object(v)
+            || ngx_http_hris_tc_keys(tc, v, where, keys) != NGX_OK)
+        {
+            if (!json_is_object(v)) {
+                ngx_http_hris_tc_error(tc, where, "must be an object "
+                                       "(\"pattern\", \"required\")");
+            }
+            return NGX_ERROR;
+        }
+
+        ck = ngx_array_push(&tc->table->context);
+        if (ck == NULL
+            || ngx_http_hris_tc_str(tc->cf->pool, key, ngx_strlen(key),
+                                    &ck->name) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        req = json_object_get(v, "required");
+
+        if (req && !json_is_boolean(req)) {
+            ngx_http_hris_tc_error(tc, where, "\"required\" must be true or "
+                                   "false");
+            return NGX_ERROR;
+        }
+
+        ck->required = (req == NULL || json_is_true(req));
+
+        pat = json_object_get(v, "pattern");
+        dflt = NULL;
+
+        if (pat == NULL) {
+            dflt = json_string(NGX_HTTP_HRIS_CONTEXT_PATTERN);
+            if (dflt == NULL) {
+                return NGX_ERROR;
+            }
+            pat = dflt;
+        }
+
+        ngx_snprintf((u_char *) tc->where, sizeof(tc->where), "%s.pattern%Z",
+                     where);
+
+        /* the pattern's text is copied: the default can go at once */
+        ck->pattern = ngx_http_hris_tc_regex(tc, pat, tc->where,
+                                             &ck->pattern_src);
+        json_decref(dflt);
+
+        if (ck->pattern == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * "allowed_urls": prefixes (templates: "https://{{context.subdomain}}.
+ * example.com") an account of a tenant may use besides the table's
+ * base_url and token_url hosts, e.g. a provider's data-center hosts.
+ */
+
+static ngx_int_t
+ngx_http_hris_allowed_compile(ngx_http_hris_tc_t *tc, json_t *js)
+{
+    size_t                 i;
+    json_t                *v;
+    ngx_http_hris_tpl_t  **tpl;
+    char                   where[64];
+
+    if (ngx_array_init(&tc->table->allowed_urls, tc->cf->pool, 2,
+                       sizeof(ngx_http_hris_tpl_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (js == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_array(js)) {
+        ngx_http_hris_tc_error(tc, "allowed_urls", "must be an array of URL "
+                               "prefixes");
+        return NGX_ERROR;
+    }
+
+    json_array_foreach(js, i, v) {
+        ngx_snprintf((u_char *) where, sizeof(where), "allowed_urls[%uz]%Z",
+                     i);
+
+        tpl = ngx_array_push(&tc->table->allowed_urls);
+        if (tpl == NULL) {
+            return NGX_ERROR;
+        }
+
+        *tpl = ngx_http_hris_tc_tpl(tc, v, where);
+        if (*tpl == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* A template may only read context keys the table declares. */
+
+static ngx_int_t
+ngx_http_hris_tpl_context_check(ngx_http_hris_tc_t *tc,
+    ngx_http_hris_tpl_t *tpl, const char *where)
+{
+    ngx_uint_t                    i, j;
+    ngx_http_hris_context_key_t  *ck;
+
+    ck = tc->table->context.elts;
+
+    for (i = 0; i < tpl->nparts; i++) {
+        if (tpl->parts[i].type != NGX_HTTP_HRIS_TPL_CONTEXT) {
+            continue;
+        }
+
+        for (j = 0; j < tc->table->context.nelts; j++) {
+            if (ngx_http_hris_str_eq(&ck[j].name, &tpl->parts[i].text)) {
+                break;
+            }
+        }
+
+        if (j == tc->table->context.nelts) {
+            ngx_http_hris_tc_error(tc, where, "uses {{context.%V}}, which "
+                                   "\"context\" does not declare (declare "
+                                   "it with a \"pattern\": context values "
+                                   "go into URLs and headers)",
+                                   &tpl->parts[i].text);
             return NGX_ERROR;
         }
     }
@@ -560,12 +738,25 @@ ngx_http_hris_fields_compile(ngx_http_hris_tc_t *tc,
 ngx_http_hris_body_t *
 ngx_http_hris_tc_body(ngx_http_hris_tc_t *tc, json_t *js, const char *where)
 {
-    const char            *err;
-    ngx_http_hris_body_t  *body;
+    ngx_uint_t                  i;
+    const char                 *err;
+    ngx_http_hris_body_t       *body;
+    ngx_http_hris_body_slot_t  *slot;
 
     body = ngx_http_hris_body_compile(tc->cf->pool, js, &err);
     if (body == NULL) {
         ngx_http_hris_tc_error(tc, where, "%s", err);
+        return NULL;
+    }
+
+    slot = body->slots.elts;
+
+    for (i = 0; i < body->slots.nelts; i++) {
+        if (ngx_http_hris_tpl_context_check(tc, slot[i].value, where)
+            != NGX_OK)
+        {
+            return NULL;
+        }
     }
 
     return body;
@@ -640,6 +831,11 @@ ngx_http_hris_tc_tpl(ngx_http_hris_tc_t *tc, json_t *js, const char *where)
     tpl = ngx_http_hris_tpl_compile(tc->cf->pool, &src, &err);
     if (tpl == NULL) {
         ngx_http_hris_tc_error(tc, where, "%s in \"%V\"", err, &src);
+        return NULL;
+    }
+
+    if (ngx_http_hris_tpl_context_check(tc, tpl, where) != NGX_OK) {
+        return NULL;
     }
 
     return tpl;

@@ -177,6 +177,19 @@ ngx_http_hris_tpl_render(ngx_pool_t *pool, ngx_http_hris_tpl_t *tpl,
             v = ngx_http_hris_tpl_value(part, vars);
             values[i] = v ? *v : (ngx_str_t) ngx_null_string;
 
+            /*
+             * a value that would end a header line and start another one
+             * (credentials, tokens from a provider, context): not sent
+             */
+            if (!escape
+                && !ngx_http_hris_value_safe(values[i].data, values[i].len))
+            {
+                ngx_log_error(NGX_LOG_ERR, pool->log, 0, "hris: a value for "
+                              "a header, URL or body holds a control "
+                              "character (CR, LF, ...): not sent");
+                return NGX_DECLINED;
+            }
+
             /* URLs from the configuration are used as they are */
             if (escape && values[i].len
                 && part->type != NGX_HTTP_HRIS_TPL_BASE_URL
@@ -304,6 +317,45 @@ ngx_http_hris_escape(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
     out->len = p - out->data;
 
     return NGX_OK;
+}
+
+
+/*
+ * No control character: CR and LF would end a header line and start
+ * another one (and the connection is reused for other tenants' calls),
+ * NUL would cut it short. Bytes from 0x80 up pass (obs-text, RFC 9110
+ * 5.5): they cannot end a line.
+ */
+
+ngx_uint_t
+ngx_http_hris_value_safe(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    for (last = p + len; p < last; p++) {
+        if (*p < ' ' || *p == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* A header field value as RFC 9110 5.5 has it: HTAB is allowed there. */
+
+ngx_uint_t
+ngx_http_hris_header_safe(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    for (last = p + len; p < last; p++) {
+        if ((*p < ' ' && *p != '\t') || *p == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

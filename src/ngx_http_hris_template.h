@@ -63,9 +63,17 @@ typedef struct {
 ngx_http_hris_tpl_t *ngx_http_hris_tpl_compile(ngx_pool_t *pool,
     ngx_str_t *src, const char **err);
 
-/* Renders; escape percent-encodes every variable (not the literals). */
+/*
+ * Renders; escape percent-encodes every variable (not the literals).
+ * Unescaped (headers, token URLs, bodies), a variable holding a control
+ * character is refused: NGX_DECLINED, logged to the pool's log.
+ */
 ngx_int_t ngx_http_hris_tpl_render(ngx_pool_t *pool, ngx_http_hris_tpl_t *tpl,
     ngx_http_hris_tpl_vars_t *vars, ngx_uint_t escape, ngx_str_t *out);
+
+/* Whether a value can go into a header or URL as it is (no CR, LF, ...). */
+ngx_uint_t ngx_http_hris_value_safe(u_char *p, size_t len);
+ngx_uint_t ngx_http_hris_header_safe(u_char *p, size_t len);
 
 /* Percent-encodes everything but RFC 3986 unreserved characters. */
 ngx_int_t ngx_http_hris_escape(ngx_pool_t *pool, ngx_str_t *in,

@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris_upstream.h"
+#include "ngx_http_hris_template.h"
 
 
 typedef struct {
@@ -524,6 +525,16 @@ ngx_http_hris_call_header(ngx_http_hris_call_t *call, ngx_str_t *name,
 {
     u_char             *line, *p;
     struct curl_slist  *sl;
+
+    /* the last guard: one header is one line, whatever made its value */
+    if (!ngx_http_hris_value_safe(name->data, name->len)
+        || !ngx_http_hris_header_safe(value->data, value->len))
+    {
+        ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+                      "hris: header \"%V\" holds a control character: not "
+                      "sent", name);
+        return NGX_ERROR;
+    }
 
     line = ngx_pnalloc(call->request->pool, name->len + value->len + 3);
     if (line == NULL) {

@@ -57,7 +57,10 @@ push @{ $acc->{accounts} }, {
 my $PORT2 = HRIS::Nginx::free_port();
 my $ng = HRIS::Nginx->start(
     accounts => $acc, workers => 2,
-    http     => "hris_state_file $state;",
+    # run-time BambooHR accounts below use the sandbox's root, which no
+    # account of the accounts file does (its ClayHR URL is allowed by the
+    # file's accounts alone: t/86-tenant-boundary.t)
+    http     => "hris_state_file $state;\n    hris_allowed_urls " . $bb->url . ';',
     server   => "listen 127.0.0.1:$PORT2 reuseport;\n"
               . '        location /admin/ { hris_admin; add_header X-Worker $pid always; }',
     location => 'add_header X-Worker $pid always;',

@@ -155,6 +155,7 @@ sub fault        { my ($self, $spec) = @_; $self->_control('POST', '/_sandbox/fa
 sub faults       { $_[0]->_control('GET', '/_sandbox/faults')->{faults} }
 sub clear_faults { $_[0]->_control('DELETE', '/_sandbox/faults') }
 sub stats        { $_[0]->_control('GET', '/_sandbox/stats') }
+sub requests     { $_[0]->_control('GET', '/_sandbox/requests')->{requests} }
 sub reset        { $_[0]->_control('POST', '/_sandbox/reset') }
 
 # -- shutdown -----------------------------------------------------------------
