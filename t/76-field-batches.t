@@ -217,8 +217,8 @@ $runtime{id} = 'acme-runtime-bad';
 $runtime{overrides} = { %many, 'resources.employees.list.field_batches.max' => 0 };
 my $rejected = $ng->request('POST', '/admin/accounts', body => encode_json(\%runtime));
 is($rejected->{status}, 400, 'a bad field_batches override at run time: 400');
-like($rejected->{json}{message} // '', qr/field_batches\.max: must be a positive integer/,
-     'naming the key');
+like($rejected->{json}{message} // '', qr/field_batches/,
+     'naming the key (tenants may not change how calls are made)');
 
 # the account without overrides is untouched
 $sb->reset;
