@@ -754,13 +754,15 @@ ngx_http_hris_shm_evict(ngx_http_hris_shm_ctx_t *ctx, ngx_uint_t max,
  * mark: the zone is where they live (the configuration holds the token
  * as it was when nginx read it, and the state file only what was
  * written), nor a state file entry that waits for its account, nor a
- * node whose exchange is under way or whose calls still count.
+ * node whose exchange is under way or whose calls still count. (A
+ * refresh token without a base is one an exchange brought back after
+ * its account was deleted: nothing uses it.)
  */
 
 static ngx_uint_t
 ngx_http_hris_shm_evictable(ngx_http_hris_shm_node_t *n)
 {
-    if (n->has_base || n->needs_reauth || n->refresh || n->saved) {
+    if (n->has_base || n->needs_reauth || n->saved) {
         return 0;
     }
 
