@@ -103,6 +103,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       0,
       NULL },
 
+    { ngx_string("hris_credentials_cooldown"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, credentials_cooldown),
+      NULL },
+
     { ngx_string("hris_unified"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_hris_unified,
@@ -250,6 +257,7 @@ ngx_http_hris_create_main_conf(ngx_conf_t *cf)
      */
 
     hmcf->shm_size = NGX_CONF_UNSET_SIZE;
+    hmcf->credentials_cooldown = NGX_CONF_UNSET;
 
     return hmcf;
 }
@@ -261,6 +269,7 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_hris_main_conf_t *hmcf = conf;
 
     ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
+    ngx_conf_init_value(hmcf->credentials_cooldown, 60);
 
     if (hmcf->shm_size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_zone_size\" "

@@ -4,7 +4,7 @@
     python3 sandbox/bamboohr.py --port 9101 [--api-key KEY ...] [--verbose]
         [--oauth-client ID:SECRET:REDIRECT_URI ...] [--code-ttl S]
         [--access-token-ttl S] [--no-rotate] [--token-delay-ms N]
-        [--company-domain D]
+        [--access-token-bytes N] [--company-domain D]
 
 Behaves like the BambooHR API described in
 shared/reference/providers-bamboohr-personio.md PART A (A1-A8): the same
@@ -51,6 +51,7 @@ OAuth 2.0 authorization code flow (A2.2, A8 item 2)
     --access-token-ttl S  access token lifetime = expires_in (3600)
     --no-rotate      refresh answers carry no refresh_token; the old one stays
     --token-delay-ms N    every /token.php answer waits N ms first (0)
+    --access-token-bytes N  access tokens padded to N characters (0: ~50)
     --company-domain D    companyDomain of token answers ("sandbox")
 
 Both endpoints answer at the root, under /api and under
@@ -1288,8 +1289,10 @@ class OAuthGrants:
     """Clients, authorization codes, access and refresh tokens (in memory,
     shared by the handler threads; POST /_sandbox/reset forgets all grants)."""
 
-    def __init__(self, clients, code_ttl, access_ttl, rotate, company_domain, subject):
+    def __init__(self, clients, code_ttl, access_ttl, rotate, company_domain, subject,
+                 access_bytes=0):
         self.clients = {cid: (secret, uri) for cid, secret, uri in clients}
+        self.access_bytes = access_bytes
         self.default_client = clients[0][0]
         self.code_ttl = code_ttl
         self.access_ttl = access_ttl
@@ -1362,6 +1365,8 @@ class OAuthGrants:
         caller holds the lock. Returns the token answer."""
         now = time.monotonic()
         access = "bhr-at-" + secrets.token_urlsafe(32)
+        if len(access) < self.access_bytes:
+            access += secrets.token_urlsafe(self.access_bytes)[:self.access_bytes - len(access)]
         self.access[access] = {"client_id": client_id, "scope": list(scope),
                                "expires": now + self.access_ttl, "revoked": False,
                                "grant_type": grant_type}
@@ -1787,6 +1792,9 @@ class BambooHR(common.Provider):
         parser.add_argument("--meta-company-api-key", action="store_true",
                             help="GET /v1/meta/company also takes API keys (the spec "
                                  "lists OAuth only; default: 403 for a key)")
+        oauth.add_argument("--access-token-bytes", type=int, default=0, metavar="N",
+                           help="access tokens at least N characters long, to try "
+                                "a client's limits (default: the usual ~50)")
         oauth.add_argument("--company-domain", default=DEFAULT_COMPANY_DOMAIN,
                            help="companyDomain of token answers (default %s)"
                                 % DEFAULT_COMPANY_DOMAIN)
@@ -1810,7 +1818,8 @@ class BambooHR(common.Provider):
         clients = args.oauth_clients or [oauth_client_arg(DEFAULT_OAUTH_CLIENT)]
         self.oauth = OAuthEndpoints(
             OAuthGrants(clients, args.code_ttl, args.access_token_ttl, not args.no_rotate,
-                        args.company_domain, self.key_owner["id"]),
+                        args.company_domain, self.key_owner["id"],
+                        args.access_token_bytes),
             args.token_delay_ms)
         _install_control_hook()
 

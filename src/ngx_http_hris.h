@@ -26,6 +26,7 @@
 #define NGX_HTTP_HRIS_DEFAULT_LIMIT  50
 /* calls one field batch may take per upstream page */
 #define NGX_HTTP_HRIS_MAX_BATCHES    16
+#define NGX_HTTP_HRIS_LINK_HASH      16      /* bytes naming a connect link */
 
 
 typedef enum {
@@ -349,6 +350,7 @@ typedef struct {
     u_char                       cursor_key[32];
     ngx_shm_zone_t              *shm;
     size_t                       shm_size;
+    time_t                       credentials_cooldown;
     ngx_uint_t                   used;        /* a location serves it */
 } ngx_http_hris_main_conf_t;
 
@@ -428,6 +430,7 @@ ngx_int_t ngx_http_hris_state_account(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
 void ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_log_t *log);
+json_t *ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf);
 
 /* ngx_http_hris_statedir.c */
 ngx_int_t ngx_http_hris_state_dir(ngx_conf_t *cf,
@@ -501,6 +504,8 @@ ngx_int_t ngx_http_hris_gate_pass(ngx_http_hris_gate_t *g);
 void ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
     ngx_http_hris_call_t *call);
 void ngx_http_hris_gate_refused(ngx_http_hris_gate_t *g);
+void ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
+    ngx_uint_t status);
 ngx_uint_t ngx_http_hris_token_refused(ngx_http_hris_auth_t *auth,
     ngx_uint_t status);
 void ngx_http_hris_gate_vars(ngx_http_hris_gate_t *g,
@@ -537,6 +542,9 @@ ngx_int_t ngx_http_hris_token_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_pool_t *pool, time_t skew, ngx_str_t *token);
 ngx_int_t ngx_http_hris_token_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *token, time_t expires);
+size_t ngx_http_hris_token_max(void);
+void ngx_http_hris_shm_forget(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id);
 void ngx_http_hris_token_fail(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 void ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf,
@@ -548,8 +556,9 @@ ngx_int_t ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *out, ngx_uint_t *fresh);
 ngx_int_t ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *refresh, ngx_uint_t needs_reauth);
-json_t *ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *accounts, ngx_uint_t *serial);
+ngx_int_t ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, json_t **tokens, json_t **links, ngx_str_t *accounts,
+    ngx_uint_t *serial);
 ngx_uint_t ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf);
 ngx_int_t ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t *gen);
@@ -560,6 +569,18 @@ ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_uint_t calls, ngx_msec_t window, ngx_msec_t max_wait,
     ngx_msec_t *wait);
+ngx_int_t ngx_http_hris_creds_refuse(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, u_char *creds, time_t until, ngx_uint_t status);
+ngx_int_t ngx_http_hris_creds_refused(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, u_char *creds, time_t *until, ngx_uint_t *status);
+void ngx_http_hris_creds_clear(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, u_char *creds);
+ngx_uint_t ngx_http_hris_link_used(ngx_http_hris_main_conf_t *hmcf,
+    u_char *hash);
+ngx_int_t ngx_http_hris_link_claim(ngx_http_hris_main_conf_t *hmcf,
+    u_char *hash, time_t expires);
+void ngx_http_hris_link_release(ngx_http_hris_main_conf_t *hmcf,
+    u_char *hash);
 
 /* ngx_http_hris_body.c */
 ngx_http_hris_body_t *ngx_http_hris_body_compile(ngx_pool_t *pool,

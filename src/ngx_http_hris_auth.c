@@ -9,11 +9,17 @@
  *  - a call over the account's rate limit waits for its slot, or, when
  *    that is further away than hris_retry_after_max, the client gets 429
  *    with Retry-After at once.
+ *
+ * Before both: credentials the provider refused are not sent again for
+ * hris_credentials_cooldown (unless they change), so that a client that
+ * retries in a loop cannot get the customer's key locked by the provider.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
 
@@ -23,6 +29,11 @@
                                               at most half the lifetime */
 
 
+static ngx_int_t ngx_http_hris_gate_refused_check(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_creds_hash(ngx_http_hris_account_t *acc,
+    u_char *out);
+static ngx_int_t ngx_http_hris_gate_full(ngx_http_hris_gate_t *g,
+    const char *what);
 static ngx_int_t ngx_http_hris_gate_token(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g);
@@ -79,12 +90,149 @@ ngx_http_hris_gate_pass(ngx_http_hris_gate_t *g)
 
     g->waited = 0;
 
+    rc = ngx_http_hris_gate_refused_check(g);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     rc = ngx_http_hris_gate_token(g);
     if (rc != NGX_OK) {
         return rc;
     }
 
     return ngx_http_hris_gate_rate(g);
+}
+
+
+/*
+ * Credentials the provider refused (gate_credentials_refused()) are not
+ * sent again for hris_credentials_cooldown: the client gets its 401 at
+ * once. The mark holds a hash of the credentials it was made for, so new
+ * ones (administration API, connect flow, accounts file) lift it.
+ */
+
+static ngx_int_t
+ngx_http_hris_gate_refused_check(ngx_http_hris_gate_t *g)
+{
+    time_t       until;
+    ngx_tm_t     tm;
+    ngx_uint_t   status;
+    u_char       refused[16], creds[16];
+    u_char       when[sizeof("2026-01-01T00:00:00Z")];
+
+    if (g->account->auth->type == NGX_HTTP_HRIS_AUTH_NONE
+        || ngx_http_hris_creds_refused(g->hmcf, &g->account->id, refused,
+                                       &until, &status)
+           != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_hris_creds_hash(g->account, creds) != NGX_OK) {
+        g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+
+    if (ngx_memcmp(creds, refused, sizeof(creds)) != 0) {
+        ngx_http_hris_creds_clear(g->hmcf, &g->account->id, refused);
+        return NGX_OK;
+    }
+
+    ngx_gmtime(until, &tm);
+    ngx_sprintf(when, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z", tm.ngx_tm_year,
+                tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
+                tm.ngx_tm_sec);
+
+    g->final = ngx_http_hris_send_error(g->request, NGX_HTTP_UNAUTHORIZED,
+                   json_pack("{s:s%, s:s%, s:b, s:i, s:I, s:s}",
+                             "integrated_account_id", g->account->id.data,
+                             g->account->id.len,
+                             "provider", g->account->table->name.data,
+                             g->account->table->name.len,
+                             "credentials_rejected", 1,
+                             "upstream_status", (int) status,
+                             "retry_after",
+                             (json_int_t) ngx_max(until - ngx_time(), 1),
+                             "retry_at", (char *) when),
+                   "the provider refused the integrated account's "
+                   "credentials (upstream %ui), so the gateway does not send "
+                   "them again before %s (hris_credentials_cooldown) unless "
+                   "they change: check or renew them", status, when);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The provider refused the account's own credentials with this status
+ * (a caller that reads such a refusal from a body may say so too).
+ */
+
+void
+ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
+    ngx_uint_t status)
+{
+    time_t  cooldown = g->hmcf->credentials_cooldown;
+    u_char  creds[16];
+
+    if (cooldown == 0
+        || ngx_http_hris_creds_hash(g->account, creds) != NGX_OK
+        || ngx_http_hris_creds_refuse(g->hmcf, &g->account->id, creds,
+                                      ngx_time() + cooldown, status)
+           != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, g->request->connection->log, 0,
+                  "hris: the provider refused the credentials of integrated "
+                  "account \"%V\" (upstream %ui): they are not sent again "
+                  "for %T s (hris_credentials_cooldown) unless they change",
+                  &g->account->id, status, cooldown);
+}
+
+
+/* A digest of the account's credentials as configured (sealed or not). */
+
+static ngx_int_t
+ngx_http_hris_creds_hash(ngx_http_hris_account_t *acc, u_char *out)
+{
+    int            ok;
+    size_t         len;
+    ngx_uint_t     i;
+    EVP_MD_CTX    *md;
+    ngx_keyval_t  *kv;
+    unsigned int   n;
+    u_char         digest[EVP_MAX_MD_SIZE];
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    kv = acc->credentials.elts;
+
+    for (i = 0; ok && i < acc->credentials.nelts; i++) {
+        len = kv[i].key.len;
+        ok = EVP_DigestUpdate(md, &len, sizeof(len))
+             && EVP_DigestUpdate(md, kv[i].key.data, kv[i].key.len);
+
+        len = kv[i].value.len;
+        ok = ok && EVP_DigestUpdate(md, &len, sizeof(len))
+             && EVP_DigestUpdate(md, kv[i].value.data, kv[i].value.len);
+    }
+
+    ok = ok && EVP_DigestFinal_ex(md, digest, &n);
+    EVP_MD_CTX_free(md);
+
+    if (!ok) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out, digest, 16);
+
+    return NGX_OK;
 }
 
 
@@ -137,9 +285,7 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
         return NGX_DONE;
 
     default:
-        g->final = ngx_http_hris_send_error(g->request,
-                       NGX_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                       "the hris shared memory zone is full (hris_zone_size)");
+        g->final = ngx_http_hris_gate_full(g, "its access token");
         return NGX_DONE;
     }
 }
@@ -202,10 +348,29 @@ ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
         return NGX_DONE;
     }
 
-    g->final = ngx_http_hris_send_error(g->request,
-                   NGX_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                   "the hris shared memory zone is full (hris_zone_size)");
+    g->final = ngx_http_hris_gate_full(g, "its rate-limit window");
     return NGX_DONE;
+}
+
+
+/*
+ * The shared zone is full of state that must be kept (the error log says
+ * so too): only a bigger zone helps.
+ */
+
+static ngx_int_t
+ngx_http_hris_gate_full(ngx_http_hris_gate_t *g, const char *what)
+{
+    ngx_log_error(NGX_LOG_ERR, g->request->connection->log, 0,
+                  "hris: no room in the shared memory zone for %s of "
+                  "integrated account \"%V\": raise \"hris_zone_size\"",
+                  what, &g->account->id);
+
+    return ngx_http_hris_send_error(g->request,
+               NGX_HTTP_INTERNAL_SERVER_ERROR, NULL,
+               "the gateway's shared memory zone is full: no room for %s "
+               "of this account; the operator must raise \"hris_zone_size\"",
+               what);
 }
 
 
@@ -225,13 +390,19 @@ ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g)
     ngx_http_hris_account_t  *acc = g->account;
 
     if (ngx_http_hris_secret_value(g->request, &acc->refresh_initial,
-                                   &initial) != NGX_OK
-        || ngx_http_hris_refresh_get(g->hmcf, &acc->id, acc->refresh_base,
-                                     &initial, g->request->pool, &g->refresh,
-                                     &fresh) != NGX_OK)
+                                   &initial) != NGX_OK)
     {
         ngx_http_hris_token_fail(g->hmcf, &acc->id);
         g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+
+    if (ngx_http_hris_refresh_get(g->hmcf, &acc->id, acc->refresh_base,
+                                  &initial, g->request->pool, &g->refresh,
+                                  &fresh) != NGX_OK)
+    {
+        ngx_http_hris_token_fail(g->hmcf, &acc->id);
+        g->final = ngx_http_hris_gate_full(g, "its refresh token");
         return NGX_DONE;
     }
 
@@ -435,6 +606,7 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
     json_t                      *body, *v, *want;
     size_t                       i;
     time_t                       ttl;
+    ngx_int_t                    rc;
     ngx_str_t                    token, refresh;
     ngx_uint_t                   reauth;
     ngx_http_request_t          *r = g->request;
@@ -469,6 +641,11 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
                               &g->account->id);
                 return ngx_http_hris_gate_reauth(g);
             }
+        }
+
+        /* the exchange only checks credentials: a 401 or 403 is theirs */
+        if (call->status != 400) {
+            ngx_http_hris_gate_credentials_refused(g, call->status);
         }
 
         return ngx_http_hris_send_error(r, NGX_HTTP_UNAUTHORIZED,
@@ -536,30 +713,55 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
 
     json_decref(body);
 
-    /* stored as "good until": renewed a little before the provider's end */
-    if (ngx_http_hris_token_set(g->hmcf, &g->account->id, &token,
-                                ngx_time() + ttl
-                                - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW, ttl / 2))
-        != NGX_OK)
-    {
-        return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                   NULL, "the hris shared memory zone is full "
-                   "(hris_zone_size)");
-    }
-
-    g->token = token;
-
+    /*
+     * The rotated refresh token first: the provider has retired the one
+     * before, so this one is all the account has; an access token can
+     * always be had again. Losing it is said loudly (never the token).
+     */
     if (ts->has_refresh) {
         if (ngx_http_hris_refresh_set(g->hmcf, &g->account->id, &refresh, 0)
             != NGX_OK)
         {
-            return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                       NULL, "the hris shared memory zone is full "
-                       "(hris_zone_size)");
-        }
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "hris: integrated account \"%V\": the provider "
+                          "rotated its refresh token and the shared memory "
+                          "zone has no room to keep the new one: raise "
+                          "\"hris_zone_size\"; the account will need to be "
+                          "connected again", &g->account->id);
 
+            return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                       NULL, "the gateway's shared memory zone is full: the "
+                       "provider's new refresh token for this account could "
+                       "not be kept; the operator must raise "
+                       "\"hris_zone_size\"");
+        }
+    }
+
+    /* stored as "good until": renewed a little before the provider's end */
+    rc = ngx_http_hris_token_set(g->hmcf, &g->account->id, &token,
+                                 ngx_time() + ttl
+                                 - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW, ttl / 2));
+
+    /* whether the access token could be kept or not */
+    if (ts->has_refresh) {
         ngx_http_hris_state_save(g->hmcf, r->pool, r->connection->log);
     }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
+                   json_pack("{s:s%}", "provider",
+                             g->account->table->name.data,
+                             g->account->table->name.len),
+                   "the provider's access token is %uz bytes long, more than "
+                   "the %uz the gateway keeps", token.len,
+                   ngx_http_hris_token_max());
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_hris_gate_full(g, "its access token");
+    }
+
+    g->token = token;
 
     return NGX_OK;
 }
@@ -603,7 +805,10 @@ ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc)
 }
 
 
-/* Token echo: a provider that hands back a newer token in a header. */
+/*
+ * Every answer of the provider passes here: credentials it refused, and
+ * token echo (a provider that hands back a newer token in a header).
+ */
 
 void
 ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
@@ -613,6 +818,18 @@ ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
     ngx_uint_t                   i;
     ngx_keyval_t                *kv;
     ngx_http_hris_token_spec_t  *ts = g->account->auth->token;
+
+    /*
+     * A 401 to static credentials: nothing renews them (a token's 401 is
+     * the token's, renewed by the caller)
+     */
+    if (call->result == NGX_HTTP_HRIS_CALL_OK
+        && call->status == NGX_HTTP_UNAUTHORIZED
+        && g->account->auth->type != NGX_HTTP_HRIS_AUTH_TOKEN
+        && g->account->auth->type != NGX_HTTP_HRIS_AUTH_NONE)
+    {
+        ngx_http_hris_gate_credentials_refused(g, call->status);
+    }
 
     if (ts == NULL || ts->echo_header.len == 0
         || call->status < 200 || call->status > 299)

@@ -30,6 +30,7 @@
 
 
 #define NGX_HTTP_HRIS_STATE_TTL       900      /* from link to callback */
+#define NGX_HTTP_HRIS_GONE            410
 
 
 ngx_str_t  ngx_http_hris_link_binding = ngx_string("hris-connect-link");
@@ -56,6 +57,8 @@ static ngx_int_t ngx_http_hris_connect_token_url(ngx_http_request_t *r,
 static ngx_int_t ngx_http_hris_app_secret(ngx_http_request_t *r,
     ngx_http_hris_oauth_app_t *app, ngx_str_t *secret);
 static void ngx_http_hris_sha256_hex(ngx_str_t *in, u_char *hex);
+static ngx_int_t ngx_http_hris_link_hash(json_t *link, u_char *hash);
+static ngx_int_t ngx_http_hris_link_gone(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -99,6 +102,14 @@ ngx_http_hris_connect_handler(ngx_http_request_t *r)
                                  &link, NULL);
     if (link.json == NULL) {
         return rc;
+    }
+
+    /* opened as often as needed, until it connects its account */
+    if (ngx_http_hris_link_used(ngx_http_get_module_main_conf(r,
+                                    ngx_http_hris_module),
+                                link.hash))
+    {
+        return ngx_http_hris_link_gone(r);
     }
 
     if (link.method.len == 6) {
@@ -195,6 +206,13 @@ ngx_http_hris_link_open(ngx_http_request_t *r, ngx_str_t *binding,
     link->method.len = json_string_length(json_object_get(l, "m"));
     provider.data = (u_char *) json_string_value(json_object_get(l, "p"));
     provider.len = json_string_length(json_object_get(l, "p"));
+
+    link->expires = (time_t) json_integer_value(json_object_get(l, "e"));
+
+    if (ngx_http_hris_link_hash(l, link->hash) != NGX_OK) {
+        link->json = NULL;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     link->table = provider.data ? ngx_http_hris_table_find(hmcf, &provider)
                                 : NULL;
@@ -397,6 +415,11 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                    "this state belongs to another browser: open the connect "
                    "link again in this one");
+    }
+
+    /* another visit completed the link meanwhile: no code is exchanged */
+    if (ngx_http_hris_link_used(hmcf, ctx->link.hash)) {
+        return ngx_http_hris_link_gone(r);
     }
 
     if (ngx_http_hris_arg(r, "error", &error) == NGX_OK && error.len) {
@@ -652,9 +675,35 @@ ngx_http_hris_connect_store(ngx_http_request_t *r, ngx_http_hris_link_t *link,
         return ngx_http_hris_connect_back(r, link, 0, "invalid_account");
     }
 
-    if (rc == NGX_OK) {
-        rc = ngx_http_hris_store_change(r, hmcf, &link->tenant, &link->id,
-                                        account, NGX_HTTP_HRIS_STORE_UPSERT);
+    if (rc != NGX_OK) {
+        return ngx_http_hris_connect_back(r, link, 0, "server_error");
+    }
+
+    /*
+     * The link is used from here: claimed for every worker before the
+     * account is stored, so that of two completions at once one wins;
+     * given back when the account could not be stored.
+     */
+    rc = ngx_http_hris_link_claim(hmcf, link->hash, link->expires);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_hris_link_gone(r);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hris: connect \"%V\": no room in the shared memory "
+                      "zone to remember the used link: raise "
+                      "\"hris_zone_size\"", &link->id);
+        return ngx_http_hris_connect_back(r, link, 0,
+                                          "temporarily_unavailable");
+    }
+
+    rc = ngx_http_hris_store_change(r, hmcf, &link->tenant, &link->id,
+                                    account, NGX_HTTP_HRIS_STORE_UPSERT);
+
+    if (rc != NGX_OK) {
+        ngx_http_hris_link_release(hmcf, link->hash);
     }
 
     if (rc == NGX_DECLINED) {
@@ -892,4 +941,38 @@ ngx_http_hris_sha256_hex(ngx_str_t *in, u_char *hex)
     EVP_Digest(in->data, in->len, md, &len, EVP_sha256(), NULL);
     ngx_hex_dump(hex, md, sizeof(md));
     hex[64] = '\0';
+}
+
+
+/* What names a link (or the link in a state): a digest of its JSON. */
+
+static ngx_int_t
+ngx_http_hris_link_hash(json_t *link, u_char *hash)
+{
+    char          *dump;
+    u_char         md[32];
+    unsigned int   len;
+
+    /* sorted keys: the link's JSON and the one a state carries agree */
+    dump = json_dumps(link, JSON_COMPACT | JSON_SORT_KEYS);
+    if (dump == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = sizeof(md);
+    EVP_Digest(dump, ngx_strlen(dump), md, &len, EVP_sha256(), NULL);
+    free(dump);
+
+    ngx_memcpy(hash, md, NGX_HTTP_HRIS_LINK_HASH);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_link_gone(ngx_http_request_t *r)
+{
+    return ngx_http_hris_send_error(r, NGX_HTTP_HRIS_GONE, NULL,
+               "this connect link was used already: a link connects its "
+               "account once; ask for a new link to connect it again");
 }

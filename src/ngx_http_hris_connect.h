@@ -15,10 +15,14 @@
 /*
  * A link's JSON, sealed like a cursor: "t" tenant, "a" account id, "p"
  * provider, "r" redirect_uri, "m" method, "e" expiry (epoch seconds),
- * and when given "c" context, "b" base_url, "u" token_url.
+ * "n" a random nonce (two links never look alike), and when given "c"
+ * context, "b" base_url, "u" token_url. A link completes once: the
+ * shared zone remembers the hash of the used ones until they expire.
  */
 typedef struct {
     json_t                      *json;
+    u_char                       hash[NGX_HTTP_HRIS_LINK_HASH];
+    time_t                       expires;
     ngx_str_t                    tenant;
     ngx_str_t                    id;
     ngx_str_t                    redirect;

@@ -8,6 +8,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <openssl/rand.h>
 
 #include "ngx_http_hris_connect.h"
 
@@ -47,6 +48,7 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
     ngx_http_hris_main_conf_t   *hmcf;
     ngx_tm_t                     tm;
     u_char                       when[sizeof("2026-01-01T00:00:00Z")];
+    u_char                       raw[16], nonce[32];
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
 
@@ -146,13 +148,21 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
         return r->header_sent ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    link = json_pack("{s:s%, s:s%, s:s%, s:O, s:s%, s:I}",
+    /* a nonce: each link is one of a kind, and so is its use */
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_hex_dump(nonce, raw, sizeof(raw));
+
+    link = json_pack("{s:s%, s:s%, s:s%, s:O, s:s%, s:I, s:s#}",
                      "t", tenant->data, tenant->len,
                      "a", id.data, id.len,
                      "p", provider.data, provider.len,
                      "r", json_object_get(body, "redirect_uri"),
                      "m", method.data, method.len,
-                     "e", (json_int_t) expires);
+                     "e", (json_int_t) expires,
+                     "n", (char *) nonce, (int) (2 * sizeof(raw)));
 
     /* optional: present only when given */
     if (link

@@ -6,8 +6,10 @@
  * through the administration API or the connect flow:
  *
  *     {"version": 2, "tokens": {"<id>": {...}}, "accounts": {"<id>": {...}
- *      or null for a deleted file account}}
+ *      or null for a deleted file account}, "links": {"<hash>": expiry}}
  *
+ * ("links": the connect links completed, which must not complete again
+ * until they expire; a file without it has none).
  * (a file without "version" is the first format: tokens only, at the top
  * level). Snapshots are numbered; "<file>.lock" holds the number of the
  * one in the file, so that writes racing in threads of several workers
@@ -29,7 +31,12 @@
 #include "ngx_http_hris.h"
 
 
+#define NGX_HTTP_HRIS_STATE_RETRY_MIN  1000     /* ms */
+#define NGX_HTTP_HRIS_STATE_RETRY_MAX  60000
+
+
 typedef struct {
+    ngx_http_hris_main_conf_t  *hmcf;
     ngx_str_t                   path;
     char                       *text;
     ngx_uint_t                  serial;     /* of the snapshot */
@@ -39,6 +46,13 @@ typedef struct {
 } ngx_http_hris_state_write_t;
 
 
+static ngx_int_t ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_log_t *log);
+static void ngx_http_hris_state_done(ngx_http_hris_state_write_t *w,
+    ngx_log_t *log);
+static ngx_msec_t ngx_http_hris_state_retry_next(void);
+static void ngx_http_hris_state_failed(ngx_http_hris_main_conf_t *hmcf);
+static void ngx_http_hris_state_retry(ngx_event_t *ev);
 static void ngx_http_hris_state_write(void *data, ngx_log_t *log);
 static void ngx_http_hris_state_replace(ngx_http_hris_state_write_t *w,
     u_char *tmp);
@@ -47,8 +61,12 @@ static ngx_uint_t ngx_http_hris_state_serial(ngx_pool_t *pool,
 #if (NGX_THREADS)
 static void ngx_http_hris_state_written(ngx_event_t *ev);
 #endif
-static json_t *ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf);
 static time_t ngx_http_hris_parse_time(ngx_str_t *s);
+
+
+/* a worker's retry of a failed write */
+static ngx_event_t   ngx_http_hris_state_retry_ev;
+static ngx_msec_t    ngx_http_hris_state_retry_delay;
 
 
 ngx_int_t
@@ -143,8 +161,8 @@ ngx_http_hris_state_account(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
         acc->seed_expires = ngx_http_hris_parse_time(exp);
     }
 
-    e = json_object_getn(ngx_http_hris_state_tokens(hmcf), (char *) acc->id.data,
-                         acc->id.len);
+    e = json_object_getn(ngx_http_hris_state_tokens(hmcf),
+                         (char *) acc->id.data, acc->id.len);
     ngx_hex_dump(hex, acc->refresh_base, 32);
     hex[64] = '\0';
 
@@ -175,7 +193,9 @@ ngx_http_hris_state_account(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
 }
 
 
-static json_t *
+/* The state file's tokens (the first format had them at the top level). */
+
+json_t *
 ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf)
 {
     if (json_object_get(hmcf->state, "version") == NULL) {
@@ -186,14 +206,36 @@ ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf)
 }
 
 
-/* Writes the zone's state out, off the event loop. */
+/*
+ * Writes the zone's state out, off the event loop. A write that fails is
+ * said in the error log and tried again (with a fresh snapshot) after a
+ * while, and again, until one goes through: a rotated refresh token that
+ * only the zone holds must reach the disk even when nothing else changes.
+ */
 
 void
 ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     ngx_log_t *log)
 {
+    if (hmcf->state_file.len == 0) {
+        return;
+    }
+
+    if (ngx_http_hris_state_post(hmcf, pool, log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
+                      "could not be written: no memory for its snapshot",
+                      &hmcf->state_file);
+        ngx_http_hris_state_failed(hmcf);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
+    ngx_log_t *log)
+{
     char                         *text;
-    json_t                       *all, *e, *v, *accounts, *file;
+    json_t                       *all, *links, *e, *v, *accounts, *file;
     ngx_str_t                     plain, sealed, atext;
     ngx_uint_t                    serial;
     const char                   *id, *keys[] = { "refresh_token",
@@ -204,13 +246,10 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     ngx_thread_task_t            *task;
 #endif
 
-    if (hmcf->state_file.len == 0) {
-        return;
-    }
-
-    all = ngx_http_hris_shm_snapshot(hmcf, pool, &atext, &serial);
-    if (all == NULL) {
-        return;
+    if (ngx_http_hris_shm_snapshot(hmcf, pool, &all, &links, &atext, &serial)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     json_object_foreach(all, id, e) {
@@ -219,7 +258,9 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
             plain.data = (u_char *) json_string_value(v);
             plain.len = json_string_length(v);
 
+            /* entries carried on from the file are sealed already */
             if (plain.len
+                && !ngx_http_hris_is_sealed(&plain)
                 && ngx_http_hris_secret_seal(pool, hmcf->secrets_key, &plain,
                                              &sealed)
                    == NGX_OK)
@@ -234,17 +275,18 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     /* run-time accounts are kept as stored: their secrets sealed already */
     accounts = json_loadb((char *) atext.data, atext.len, 0, NULL);
 
-    file = json_pack("{s:i, s:o, s:o}", "version", 2, "tokens", all,
+    file = json_pack("{s:i, s:o, s:o, s:o}", "version", 2, "tokens", all,
+                     "links", links,
                      "accounts", accounts ? accounts : json_object());
     if (file == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
     text = json_dumps(file, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(file);
 
     if (text == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
 #if (NGX_THREADS)
@@ -252,7 +294,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
                       + sizeof(ngx_http_hris_state_write_t), log);
     if (task == NULL) {
         free(text);
-        return;
+        return NGX_ERROR;
     }
 
     w = (ngx_http_hris_state_write_t *) (task + 1);
@@ -266,10 +308,11 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     w = ngx_calloc(sizeof(ngx_http_hris_state_write_t), log);
     if (w == NULL) {
         free(text);
-        return;
+        return NGX_ERROR;
     }
 #endif
 
+    w->hmcf = hmcf;
     w->path = hmcf->state_file;
     w->text = text;
     w->serial = serial;
@@ -277,7 +320,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 
 #if (NGX_THREADS)
     if (ngx_thread_task_post(hmcf->thread_pool, task) == NGX_OK) {
-        return;
+        return NGX_OK;
     }
 
     ngx_log_error(NGX_LOG_ALERT, log, 0, "hris: the state file is written "
@@ -286,16 +329,86 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 
     /* without threads: a small file, written at once */
     ngx_http_hris_state_write(w, log);
-    if (w->err) {
-        ngx_log_error(NGX_LOG_ALERT, log, w->err, "hris: %s \"%V\" failed",
-                      w->what, &w->path);
-    }
+    ngx_http_hris_state_done(w, log);
     free(w->text);
 #if (NGX_THREADS)
     ngx_free(task);
 #else
     ngx_free(w);
 #endif
+
+    return NGX_OK;
+}
+
+
+/* In the worker again: the outcome said, a failure tried again later. */
+
+static void
+ngx_http_hris_state_done(ngx_http_hris_state_write_t *w, ngx_log_t *log)
+{
+    if (w->err == 0) {
+        /* this snapshot, or a newer one, is in the file */
+        ngx_http_hris_state_retry_delay = 0;
+
+        if (ngx_http_hris_state_retry_ev.timer_set) {
+            ngx_del_timer(&ngx_http_hris_state_retry_ev);
+        }
+
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, log, w->err, "hris: %s \"%V\" failed: the "
+                  "state is written again in %M ms", w->what, &w->path,
+                  ngx_http_hris_state_retry_next());
+
+    ngx_http_hris_state_failed(w->hmcf);
+}
+
+
+static ngx_msec_t
+ngx_http_hris_state_retry_next(void)
+{
+    return ngx_http_hris_state_retry_delay
+           ? ngx_min(2 * ngx_http_hris_state_retry_delay,
+                     NGX_HTTP_HRIS_STATE_RETRY_MAX)
+           : NGX_HTTP_HRIS_STATE_RETRY_MIN;
+}
+
+
+static void
+ngx_http_hris_state_failed(ngx_http_hris_main_conf_t *hmcf)
+{
+    ngx_event_t  *ev = &ngx_http_hris_state_retry_ev;
+
+    if (ev->timer_set || ngx_exiting) {
+        return;
+    }
+
+    ngx_http_hris_state_retry_delay = ngx_http_hris_state_retry_next();
+
+    ev->handler = ngx_http_hris_state_retry;
+    ev->data = hmcf;
+    ev->log = ngx_cycle->log;
+    ev->cancelable = 1;
+
+    ngx_add_timer(ev, ngx_http_hris_state_retry_delay);
+}
+
+
+static void
+ngx_http_hris_state_retry(ngx_event_t *ev)
+{
+    ngx_pool_t  *pool;
+
+    pool = ngx_create_pool(4096, ev->log);
+    if (pool == NULL) {
+        ngx_http_hris_state_failed(ev->data);
+        return;
+    }
+
+    ngx_http_hris_state_save(ev->data, pool, ev->log);
+
+    ngx_destroy_pool(pool);
 }
 
 
@@ -442,10 +555,7 @@ ngx_http_hris_state_written(ngx_event_t *ev)
     ngx_thread_task_t            *task = ev->data;
     ngx_http_hris_state_write_t  *w = task->ctx;
 
-    if (w->err) {
-        ngx_log_error(NGX_LOG_ALERT, ev->log, w->err, "hris: %s \"%V\" "
-                      "failed", w->what, &w->path);
-    }
+    ngx_http_hris_state_done(w, ev->log);
 
     free(w->text);
     ngx_free(task);

@@ -671,7 +671,10 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
 }
 
 
-/* a new refresh token: the shared zone forgets the old one's tokens */
+/*
+ * a new refresh token: the shared zone forgets the old one's tokens; a
+ * deleted account: everything
+ */
 
 static void
 ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
@@ -680,6 +683,12 @@ ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     json_t        *v;
     u_char         base[32];
     unsigned int   len;
+
+    /* deleted: its tokens, rate window and marks go from the zone */
+    if (account == NULL) {
+        ngx_http_hris_shm_forget(hmcf, id);
+        return;
+    }
 
     v = json_object_get(json_object_get(account, "credentials"),
                         "refresh_token");

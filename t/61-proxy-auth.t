@@ -2,7 +2,8 @@
 # The proxy API injects every kind of credential the tables know: a token
 # exchanged once for the account (Personio, HeavenHR), an API key carried
 # in the JSON body (PeopleHR), headers (ClayHR); and holds the account to
-# its rate limit like unified calls.
+# its rate limit like unified calls, and refused credentials to their
+# cool-down.
 
 use strict;
 use warnings;
@@ -60,4 +61,28 @@ ok(ref $res->{json} eq 'ARRAY' && @{ $res->{json} }, 'its bare array');
 
 $ng->stop;
 unlike($ng->error_log, qr/\[(alert|crit|emerg)\]/, 'no alerts');
+
+# A key the provider refuses: the proxy does not send it again for the
+# cool-down, whatever the client retries (hris_credentials_cooldown).
+{
+    my $bad = 'clayhr-refused-key-4e1a77';
+    my $ngb = HRIS::Nginx->start(accounts => HRIS::Nginx::accounts_for(clayhr => $sb{clayhr},
+        extra => { 'acme-clayhr' => { credentials => { api_key => $bad } } }));
+    my $before = $sb{clayhr}->stats->{requests};
+    my $res = $ngb->get('/proxy/orgunits?integrated_account_id=acme-clayhr');
+    is($res->{status}, 401, 'a refused key through the proxy: the provider\'s 401');
+    my @again = map { $ngb->get('/proxy/orgunits?integrated_account_id=acme-clayhr') } 1 .. 4;
+    is(join(' ', map { $_->{status} } @again), '401 401 401 401', 'four retries: 401');
+    is($again[-1]{json}{details}{credentials_rejected}, JSON::PP::true,
+       'details.credentials_rejected');
+    like($again[-1]{json}{message} // '', qr/refused the integrated account's credentials/,
+         'the message says so');
+    is($sb{clayhr}->stats->{requests} - $before, 1, 'the provider saw the key once');
+    $res = $ngb->get('/proxy/employees?pageSize=1&integrated_account_id=acme-clayhr');
+    is($res->{status}, 401, 'every path of the account waits');
+    is($sb{clayhr}->stats->{requests} - $before, 1, 'still once');
+    $ngb->stop;
+    unlike($ngb->error_log, qr/\Q$bad\E/, 'the key is not logged');
+}
+
 done_testing;

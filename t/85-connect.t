@@ -16,6 +16,10 @@
 #  - the form: its fields, a missing one (400), connected (303), working;
 #  - re-connecting an account whose grant was revoked (needs_reauth -> ok);
 #  - accounts made by the flow survive a restart; hris_connect_url;
+#  - a link completes once: opened as often as wanted, usable again after
+#    a refused form or a failed exchange, refused (410) once it connected
+#    its account, also after a restart; of simultaneous completions on
+#    two workers, one wins;
 #  - no answer carries a token or a secret.
 
 use strict;
@@ -24,6 +28,8 @@ use Test::More;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP;
+use POSIX ();
+use Time::HiRes qw(sleep);
 use Time::Local qw(timegm);
 use lib 't/lib';
 use HRIS::Sandbox;
@@ -556,6 +562,128 @@ SKIP: {
     like($sc // '', qr/;\s*Path=\/connect\/(;|$)/i, 'the cookie\'s path: the public one');
     like($sc // '', qr/;\s*Secure(;|$)/i, 'Secure: the public URL is https');
     $ng2->stop;
+}
+
+# -- a link completes once -------------------------------------------------------------------
+
+{
+    my $main = $ng;
+    my $port2 = HRIS::Nginx::free_port();
+    my $state3 = "$dir/state3.json";
+    # two workers (the second listener spreads connections over both), and
+    # a cursor secret: links stay valid across a restart
+    $ng = HRIS::Nginx->start(accounts => $acc, workers => 2,
+        http => "hris_state_file $state3; hris_cursor_secret link-test-secret-5f0e7c2a91;",
+        server => "$LOCATIONS listen 127.0.0.1:$port2 reuseport; add_header X-Worker \$pid always;");
+
+    my $form_link = sub {
+        my ($id) = @_;
+        my $r = new_link({ integrated_account_id => $id, provider => 'clayhr', method => 'form',
+                           redirect_uri => $REDIRECT, base_url => $cl->url,
+                           context => { subdomain => 'acme', user_id => $CLAY_USER } });
+        return $r->{json}{result}{url} // $connect . 'x';
+    };
+    my $gone = sub {
+        my ($res, $what) = @_;
+        is($res->{status}, 410, "$what: 410") or diag "$res->{status} $res->{body}";
+        is($res->{json}{statusCode}, 410, '... a JSON error envelope');
+        like($res->{json}{message} // '', qr/link was used already.*ask for a new link/,
+             '... that says the link was used');
+        ok(!defined $res->{location}, '... no redirect');
+    };
+
+    # the form: a refused post leaves the link usable; a completed one not
+    my $url = $form_link->('acme-once-form');
+    $res = $form_post->($url);
+    is($res->{status}, 400, 'a form link posted without its key: 400');
+    is(browse('GET', $url)->{status}, 200, 'the link still shows its form');
+    $res = $form_post->($url, api_key => $CLAY_KEY);
+    is($res->{status}, 303, 'then completed: 303') or diag $res->{body};
+    $gone->($form_post->($url, api_key => 'clayhr-another-key-9d0b'), 'posted again');
+    is(api('GET', '/admin/accounts/acme-once-form')->{status}, 200, 'the account stays');
+    ok(ok_list(employees('acme-once-form')), 'with the first key: it works');
+    $gone->(browse('GET', $url), 'the used link opened again');
+
+    # OAuth2: opened three times; a denial and a failed exchange leave the
+    # link usable; once connected, the last visit's callback is refused
+    my $oauth_url = bamboo_link(integrated_account_id => 'acme-once-oauth')->{json}{result}{url}
+                    // $connect . 'x';
+    my @flows = map { begin($oauth_url) } 1 .. 4;
+    is(join(' ', map { $_->{res}{status} } @flows), '302 302 302 302', 'the link opened four times');
+    $res = callback({ error => 'access_denied', state => $flows[0]{state} },
+                    cookie => $flows[0]{cookie});
+    (undef, $bq) = split_url($res->{location});
+    is($bq->{error}, 'access_denied', 'the first visit: the user said no');
+    my (undef, $cb1) = authorize($flows[1]);
+    $bb->fault({ fault => '500', path => '/token.php' });
+    $res = browse('GET', $cb1, cookie => $flows[1]{cookie});
+    (undef, $bq) = split_url($res->{location});
+    is($bq->{status}, 'error', 'the second: the code exchange failed');
+    my $exchanges = code_exchanges();
+    my (undef, $cb2) = authorize($flows[2]);
+    $res = browse('GET', $cb2, cookie => $flows[2]{cookie});
+    (undef, $bq) = split_url($res->{location});
+    is($bq->{status}, 'connected', 'the third connects the account') or diag $res->{body};
+    is(code_exchanges(), $exchanges + 1, '(one exchange)');
+    my (undef, $cb3) = authorize($flows[3]);
+    $gone->(browse('GET', $cb3, cookie => $flows[3]{cookie}), 'the fourth visit\'s callback');
+    is(code_exchanges(), $exchanges + 1, 'its code was not exchanged');
+    $gone->(browse('GET', $oauth_url), 'the connected OAuth2 link opened again');
+    my $grants = control($bb, '/_sandbox/oauth/grants');
+    push @tokens, (map { $_->{access_token} } @{ $grants->{access_tokens} // [] }),
+                  (map { $_->{refresh_token} } @{ $grants->{refresh_tokens} // [] });
+
+    # a restart does not make a used link valid again
+    sleep 1;
+    $ng->stop;
+    $ng->start;
+    $gone->($form_post->($url, api_key => $CLAY_KEY), 'after a restart the used form link');
+    $gone->(browse('GET', $oauth_url), 'and the used OAuth2 link');
+    my $fresh = $form_link->('acme-once-fresh');
+    is(browse('GET', $fresh)->{status}, 200, 'a new link works');
+
+    # two completions at once, on two workers: one wins
+    my @answers;
+    {
+        pipe(my $go_r, my $go_w) or die "pipe: $!";
+        pipe(my $out_r, my $out_w) or die "pipe: $!";
+        my @pids;
+        for my $n (1 .. 6) {
+            my $pid = fork // die "fork: $!";
+            if ($pid == 0) {
+                close $go_w;
+                close $out_r;
+                sysread($go_r, my $x, 1);
+                (my $u = $fresh) =~ s{^http://127\.0\.0\.1:\d+}{http://127.0.0.1:$port2};
+                my $r = HTTP::Tiny->new(timeout => 30, keep_alive => 0, max_redirect => 0)->request(
+                    'POST', $u, { headers => { 'Content-Type' => 'application/x-www-form-urlencoded' },
+                                  content => "api_key=$CLAY_KEY" });
+                syswrite $out_w, "$r->{status} " . ($r->{headers}{'x-worker'} // '-') . "\n";
+                POSIX::_exit(0);
+            }
+            push @pids, $pid;
+        }
+        close $go_r;
+        close $out_w;
+        sleep 0.2;
+        close $go_w;
+        @answers = map { [split ' '] } <$out_r>;
+        waitpid($_, 0) for @pids;
+    }
+    my %by;
+    $by{ $_->[0] }++ for @answers;
+    is_deeply(\%by, { 303 => 1, 410 => 5 }, 'six posts of one link at once: one 303, five 410')
+        or diag explain \@answers;
+    my %workers = map { $_->[1] => 1 } @answers;
+    note('answered by ' . scalar(keys %workers) . ' worker(s)');
+    ok(ok_list(employees('acme-once-fresh')), 'the account it connected works');
+
+    $ng->stop;
+    unlike($ng->error_log, qr/\[(alert|crit|emerg)\]/, 'no alert');
+    my $log = $ng->error_log;
+    is(scalar(grep { $log =~ /\Q$_\E/ } grep { defined && length } @tokens), 0,
+       'no token in the error log');
+    $ng = $main;
 }
 
 # -- an expired link (slow: HRIS_SLOW=1) ------------------------------------------------------------
