@@ -15,6 +15,13 @@ static void ngx_http_hris_json_decref(void *data);
 static const char *ngx_http_hris_reason(ngx_uint_t status);
 
 
+/*
+ * Sends status and body. Returns what ngx_http_finalize_request() takes:
+ * the output filter's rc once the answer is under way (NGX_AGAIN when the
+ * client has not taken all of it yet: nginx's writer sends the rest), or
+ * an HTTP status when nothing was sent.
+ */
+
 ngx_int_t
 ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body, ngx_http_hris_spans_t *spans)

@@ -85,8 +85,9 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    /* answered at once (its rc, NGX_AGAIN included), or pending */
     rc = ngx_http_hris_walk_start(ctx);
-    if (rc != NGX_AGAIN) {
+    if (rc != NGX_HTTP_HRIS_PENDING) {
         return rc;
     }
 

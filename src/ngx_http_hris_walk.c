@@ -52,8 +52,9 @@ static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
 
 
 /*
- * Starts the walk. NGX_AGAIN: under way, the request is finalized when it
- * ends. Anything else: the rc to finalize with now.
+ * Starts the walk. NGX_HTTP_HRIS_PENDING: under way, the request is
+ * finalized when it ends. Anything else: the rc to finalize with now
+ * (ngx_http_hris_unified.h).
  */
 
 ngx_int_t
@@ -126,7 +127,7 @@ ngx_http_hris_walk_call(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op)
         return ngx_http_hris_walk_send(ctx);
 
     case NGX_AGAIN:
-        return NGX_AGAIN;
+        return NGX_HTTP_HRIS_PENDING;
 
     default:
         return ctx->gate.final;
@@ -142,7 +143,7 @@ ngx_http_hris_walk_gated(ngx_http_hris_gate_t *g)
 
     rc = (g->rc == NGX_OK) ? ngx_http_hris_walk_send(ctx) : g->final;
 
-    if (rc != NGX_AGAIN) {
+    if (rc != NGX_HTTP_HRIS_PENDING) {
         ngx_http_finalize_request(ctx->request, rc);
     }
 }
@@ -217,7 +218,7 @@ ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx)
 
     ctx->calls++;
 
-    return NGX_AGAIN;
+    return NGX_HTTP_HRIS_PENDING;
 }
 
 
@@ -386,7 +387,7 @@ ngx_http_hris_walk_done(ngx_http_hris_call_t *call)
         rc = ngx_http_hris_walk_answer(ctx, call);
     }
 
-    if (rc != NGX_AGAIN) {
+    if (rc != NGX_HTTP_HRIS_PENDING) {
         ngx_http_finalize_request(ctx->request, rc);
     }
 }
