@@ -67,6 +67,8 @@ typedef struct {
     ngx_http_hris_pos_t         pos;
     ngx_http_hris_pos_t         ppos;       /* in the parent list */
     ngx_uint_t                  calls;      /* upstream calls this page */
+    ngx_uint_t                  total_calls; /* of this request */
+    size_t                      total_bytes; /* provider answers read */
     json_t                     *result;     /* records of this page */
     json_t                     *found;      /* get: the record */
     ngx_array_t                 values;     /* for_each: ngx_str_t */
