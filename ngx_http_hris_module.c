@@ -187,6 +187,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       offsetof(ngx_http_hris_loc_conf_t, upstream.max_response),
       NULL },
 
+    { ngx_string("hris_max_upstream_calls"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_hris_loc_conf_t, max_calls),
+      NULL },
+
     { ngx_string("hris_ssl_verify"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -401,6 +408,7 @@ ngx_http_hris_create_loc_conf(ngx_conf_t *cf)
     hlcf->upstream.retry_after_max = NGX_CONF_UNSET_MSEC;
     hlcf->upstream.max_response = NGX_CONF_UNSET_SIZE;
     hlcf->upstream.ssl_verify = NGX_CONF_UNSET;
+    hlcf->max_calls = NGX_CONF_UNSET_UINT;
 
     return hlcf;
 }
@@ -426,6 +434,8 @@ ngx_http_hris_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->upstream.max_response, 64 * 1024 * 1024);
     ngx_conf_merge_value(conf->upstream.ssl_verify,
                          prev->upstream.ssl_verify, 1);
+    ngx_conf_merge_uint_value(conf->max_calls, prev->max_calls,
+                              NGX_HTTP_HRIS_MAX_CALLS);
     ngx_conf_merge_str_value(conf->upstream.ca_file,
                              prev->upstream.ca_file, "");
 
@@ -434,6 +444,12 @@ ngx_http_hris_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_hris_upstream_ca_load(cf, &conf->upstream) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_calls == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hris_max_upstream_calls must be at least 1");
         return NGX_CONF_ERROR;
     }
 

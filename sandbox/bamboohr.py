@@ -1923,6 +1923,40 @@ class BambooHR(common.Provider):
             resp.header("Retry-After", retry_after)
         return resp
 
+    def apply_fault(self, req, fault):
+        """Pagination faults of the employee list (GET /v1/employees, JSON):
+        `repeat_cursor`: nextCursor is the cursor the page was asked with;
+        `endless_pages`: nextCursor is never null: after the page's last
+        employee, or after the first one when the page is empty (the list
+        starts over); `long_cursor`: cursors carry `size` more bytes ("~"
+        then "x"s), taken off again when one comes back. Other answers
+        pass unchanged."""
+        kind = fault["fault"]
+        if kind == "long_cursor":
+            for name in ("page[after]", "page[before]"):
+                if name in req.query:
+                    req.query[name] = [v.split("~", 1)[0] for v in req.query[name]]
+        resp = self.handle(req)
+        if resp.status != 200 or "json" not in (resp.get_header("Content-Type") or ""):
+            return resp
+        body = json.loads(resp.body.decode("utf-8"))
+        page = body.get("meta", {}).get("page") if isinstance(body, dict) else None
+        if not isinstance(page, dict):
+            return resp
+        asked = req.arg("page[after]")
+        if kind == "repeat_cursor" and asked:
+            page["nextCursor"] = asked
+        elif kind == "endless_pages":
+            data = body.get("data") or []
+            last = data[-1]["employeeId"] if data else self.ds.employees[0]["id"]
+            page["nextCursor"] = encode_cursor("after", last)
+        elif kind == "long_cursor":
+            for name in ("nextCursor", "prevCursor"):
+                if page.get(name):
+                    page[name] += "~" + "x" * fault["size"]
+        resp.body = common.dump_json(body)
+        return resp
+
     @staticmethod
     def wants_json(req):
         return "application/json" in (req.header("Accept") or "").lower()

@@ -148,7 +148,12 @@ class Router:
 STATUS_FAULTS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
 OTHER_FAULTS = {"slow", "truncated", "truncated_json", "html", "html500", "reset", "json"}
 REQUEST_LOG = 64                   # requests kept for GET /_sandbox/requests
-FAULT_KINDS = set(STATUS_FAULTS) | OTHER_FAULTS
+# The normal answer with every record made larger or deeper (any provider).
+RECORD_FAULTS = {"pad": 10000, "deep": 100}
+# Pagination that misbehaves: each provider answers them in apply_fault();
+# the value is the default of "size".
+PROVIDER_FAULTS = {"repeat_cursor": 0, "endless_pages": 0, "long_cursor": 6000}
+FAULT_KINDS = set(STATUS_FAULTS) | OTHER_FAULTS | set(RECORD_FAULTS) | set(PROVIDER_FAULTS)
 
 
 class FaultError(ValueError):
@@ -179,9 +184,12 @@ def normalise_fault(spec):
     status = spec.get("status", 200)
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise FaultError("status must be an HTTP status")
+    size = spec.get("size", RECORD_FAULTS.get(kind, PROVIDER_FAULTS.get(kind, 0)))
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > 100000000:
+        raise FaultError("size must be an integer from 0 to 100000000")
     return {"fault": kind, "count": count, "path": path,
             "retry_after": retry_after, "delay_ms": delay_ms,
-            "body": spec.get("body"), "status": status}
+            "body": spec.get("body"), "status": status, "size": size}
 
 
 class SandboxState:
@@ -255,6 +263,49 @@ class SandboxState:
             self._log = []
 
 
+DEEP_MARK = "\u0000sandbox-deep\u0000"
+
+
+def record_fault(resp, kind, size):
+    """`pad`: every record gets "sandboxPadding", `size` bytes of text;
+    `deep`: "sandboxDeep", arrays and objects nested `size` levels deep
+    (written out by hand: Python's own JSON writer stops near 1000).
+    Records are the objects inside arrays, else the answer's object.
+    Answers that are not JSON pass unchanged."""
+    if "json" not in (resp.get_header("Content-Type") or ""):
+        return resp
+    try:
+        body = json.loads(resp.body.decode("utf-8"))
+    except ValueError:
+        return resp
+    value = "x" * size if kind == "pad" else DEEP_MARK
+    key = "sandboxPadding" if kind == "pad" else "sandboxDeep"
+    records = []
+
+    def collect(node, in_list):
+        if isinstance(node, dict):
+            if in_list:
+                records.append(node)
+            for child in node.values():
+                collect(child, False)
+        elif isinstance(node, list):
+            for child in node:
+                collect(child, True)
+
+    collect(body, False)
+    if not records and isinstance(body, dict):
+        records.append(body)
+    for record in records:
+        record[key] = value
+    text = dump_json(body)
+    if kind == "deep":
+        opens = "".join("[" if n % 2 == 0 else '{"d":' for n in range(size))
+        closes = "".join("]" if n % 2 == 0 else "}" for n in reversed(range(size)))
+        text = text.replace(dump_json(DEEP_MARK), (opens + "1" + closes).encode("ascii"))
+    resp.body = text
+    return resp
+
+
 def generic_html_page(status):
     """What a load balancer or maintenance page looks like: not JSON at all."""
     title = {200: "Scheduled Maintenance", 500: "500 Internal Server Error"}.get(
@@ -297,6 +348,12 @@ class Provider:
     def html_page(self, status):
         """Body of the `html` / `html500` faults."""
         return generic_html_page(status)
+
+    def apply_fault(self, req, fault):
+        """Answer of a PROVIDER_FAULTS kind; a provider without pagination
+        of that kind says so."""
+        return json_response({"error": "the %s sandbox has no fault %r"
+                                       % (self.name, fault["fault"])}, 501)
 
 
 # ---------------------------------------------------------------------------
@@ -383,6 +440,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(fault["delay_ms"] / 1000.0)
             return provider.handle(req)
+        if kind in RECORD_FAULTS:
+            return record_fault(provider.handle(req), kind, fault["size"])
+        if kind in PROVIDER_FAULTS:
+            return provider.apply_fault(req, fault)
         if kind == "html":
             return Response(200, provider.html_page(200), HTML_TYPE)
         if kind == "html500":

@@ -28,6 +28,13 @@
 #define NGX_HTTP_HRIS_MAX_BATCHES    16
 #define NGX_HTTP_HRIS_LINK_HASH      16      /* bytes naming a connect link */
 
+/*
+ * hris_max_upstream_calls: a fan-out reads its whole parent list on every
+ * unified page, 100 records a call at worst (Personio): 500 calls cover
+ * about 48,000 employees.
+ */
+#define NGX_HTTP_HRIS_MAX_CALLS      500
+
 
 typedef enum {
     NGX_HTTP_HRIS_AUTH_NONE = 0,
@@ -357,6 +364,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_hris_upstream_conf_t  upstream;
+    ngx_uint_t                     max_calls;  /* per unified request */
 } ngx_http_hris_loc_conf_t;
 
 

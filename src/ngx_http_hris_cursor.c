@@ -6,6 +6,10 @@
  *
  * The binding (account, resource and filters) is signed but not carried:
  * a cursor presented with another binding fails like a tampered one.
+ *
+ * A provider's own cursor may be long, and it is carried whole: the only
+ * bound is the request line a cursor comes back in (nginx's
+ * large_client_header_buffers), checked when one is issued.
  */
 
 #include <ngx_config.h>
@@ -16,9 +20,6 @@
 #include <openssl/hmac.h>
 
 #include "ngx_http_hris.h"
-
-
-#define NGX_HTTP_HRIS_CURSOR_MAX  4096
 
 
 static ngx_int_t ngx_http_hris_cursor_mac(ngx_pool_t *pool, u_char *key,
@@ -87,7 +88,7 @@ ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key, ngx_str_t *binding,
     ngx_str_t   enc, payload, macenc, mac, check;
     u_char      want[32];
 
-    if (in->len == 0 || in->len > NGX_HTTP_HRIS_CURSOR_MAX) {
+    if (in->len == 0) {
         return NGX_DECLINED;
     }
 

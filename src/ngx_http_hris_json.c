@@ -21,7 +21,13 @@
 
 
 #define NGX_HTTP_HRIS_JSON_BUF    32768
-#define NGX_HTTP_HRIS_JSON_DEPTH  64
+
+/*
+ * A provider's value comes back at most NGX_HTTP_HRIS_JSON_MAX_DEPTH deep
+ * (the parser's limit), inside the levels the answer adds around it: the
+ * envelope, the record and the mapping table's own objects and arrays.
+ */
+#define NGX_HTTP_HRIS_JSON_WRAP   64
 
 
 typedef struct {
@@ -76,7 +82,7 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
     const char    *key;
     const u_char  *raw;
 
-    if (depth > NGX_HTTP_HRIS_JSON_DEPTH) {
+    if (depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH + NGX_HTTP_HRIS_JSON_WRAP) {
         return NGX_ERROR;
     }
 

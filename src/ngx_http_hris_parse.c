@@ -23,9 +23,6 @@
 #include "ngx_http_hris_parse.h"
 
 
-#define NGX_HTTP_HRIS_PARSE_DEPTH  2048
-
-
 typedef struct {
     const u_char  *start;
     const u_char  *p;
@@ -192,8 +189,8 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
     const u_char  *k, *start;
     char          *key;
 
-    if (++ps->depth > NGX_HTTP_HRIS_PARSE_DEPTH) {
-        ps->error = "maximum parsing depth reached";
+    if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
+        ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
         return NULL;
     }
 
@@ -305,8 +302,8 @@ ngx_http_hris_parse_array(ngx_http_hris_parser_t *ps)
 {
     json_t  *arr, *v;
 
-    if (++ps->depth > NGX_HTTP_HRIS_PARSE_DEPTH) {
-        ps->error = "maximum parsing depth reached";
+    if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
+        ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
         return NULL;
     }
 

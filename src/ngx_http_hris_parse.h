@@ -28,6 +28,18 @@ typedef struct {
 } ngx_http_hris_spans_t;
 
 
+/*
+ * How deeply a provider's answer may nest, objects and arrays counted
+ * (jansson's own parser allows as much). The writer takes this many
+ * levels, plus the few that the gateway's answer puts around a provider's
+ * value (ngx_http_hris_json.c): what was read can always be written.
+ */
+#define NGX_HTTP_HRIS_JSON_MAX_DEPTH   2048
+
+/* the parser's error when an answer nests deeper */
+#define NGX_HTTP_HRIS_PARSE_TOO_DEEP   "maximum parsing depth reached"
+
+
 json_t *ngx_http_hris_parse(const u_char *data, size_t len, int *line,
     int *column, const char **error, ngx_http_hris_spans_t *spans);
 ngx_int_t ngx_http_hris_span_get(ngx_http_hris_spans_t *spans, json_t *v,

@@ -15,6 +15,13 @@ static void ngx_http_hris_json_decref(void *data);
 static const char *ngx_http_hris_reason(ngx_uint_t status);
 
 
+/*
+ * Sends status and body. Returns what ngx_http_finalize_request() takes:
+ * the output filter's rc once the answer is under way (NGX_AGAIN when the
+ * client has not taken all of it yet: nginx's writer sends the rest), or
+ * an HTTP status when nothing was sent.
+ */
+
 ngx_int_t
 ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body, ngx_http_hris_spans_t *spans)
@@ -24,7 +31,16 @@ ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chain_t  *out, *cl;
 
     if (ngx_http_hris_json_write(r->pool, body, spans, &out, &len) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        /* our envelope still, not nginx's HTML page; an error's is small */
+        if (status >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                   NULL, "the answer could not be written: out of memory, "
+                   "or nested deeper than %d levels",
+                   NGX_HTTP_HRIS_JSON_MAX_DEPTH);
     }
 
     for (cl = out; cl->next; cl = cl->next) { /* void */ }
@@ -173,6 +189,17 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
 
     *body = ngx_http_hris_parse(call->resp, call->resp_len, &line, &column,
                                 &perr, spans);
+
+    if (*body == NULL && ngx_strcmp(perr, NGX_HTTP_HRIS_PARSE_TOO_DEEP) == 0) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
+            json_pack("{s:i,s:s,s:i}", "upstream_status", (int) call->status,
+                      "parse_error", perr, "max_depth",
+                      NGX_HTTP_HRIS_JSON_MAX_DEPTH),
+            "the provider at %V answered with JSON nested deeper than %d "
+            "levels (line %d, column %d)", host,
+            NGX_HTTP_HRIS_JSON_MAX_DEPTH, line, column);
+    }
+
     if (*body == NULL) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
             json_pack("{s:i,s:s}", "upstream_status", (int) call->status,

@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_hris_unified_filter(ngx_http_request_t *r,
 static ngx_int_t ngx_http_hris_unified_binding(ngx_http_request_t *r,
     ngx_http_hris_ctx_t *ctx, ngx_str_t *cursor);
 static ngx_int_t ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx);
+static ngx_int_t ngx_http_hris_cursor_fits(ngx_http_hris_ctx_t *ctx,
+    ngx_str_t *cursor);
 static ngx_uint_t ngx_http_hris_state_uint(json_t *state, const char *key);
 
 
@@ -85,8 +87,9 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    /* answered at once (its rc, NGX_AGAIN included), or pending */
     rc = ngx_http_hris_walk_start(ctx);
-    if (rc != NGX_AGAIN) {
+    if (rc != NGX_HTTP_HRIS_PENDING) {
         return rc;
     }
 
@@ -108,7 +111,7 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_hris_unified_route(ngx_http_request_t *r, ngx_http_hris_ctx_t *ctx)
 {
-    u_char                    *slash, *dst, *src;
+    u_char                    *slash;
     ngx_int_t                  idx;
     ngx_str_t                  rest, name;
     ngx_uint_t                 i;
@@ -128,18 +131,21 @@ ngx_http_hris_unified_route(ngx_http_request_t *r, ngx_http_hris_ctx_t *ctx)
     name.len = (slash ? slash : rest.data + rest.len) - name.data;
 
     if (slash && slash + 1 < rest.data + rest.len) {
-        src = slash + 1;
-        ctx->id.data = ngx_pnalloc(r->pool, rest.data + rest.len - src + 1);
+        /*
+         * r->uri is decoded already: "%2541" is the id "%41" (decoded
+         * again it would be "A"); the template escapes it for the call
+         */
+        ctx->id.len = rest.data + rest.len - (slash + 1);
+        ctx->id.data = ngx_pnalloc(r->pool, ctx->id.len + 1);
         if (ctx->id.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        dst = ctx->id.data;
-        ngx_unescape_uri(&dst, &src, rest.data + rest.len - src, 0);
-        ctx->id.len = dst - ctx->id.data;
-        *dst = '\0';
+        *ngx_cpymem(ctx->id.data, slash + 1, ctx->id.len) = '\0';
 
-        if (ngx_strlchr(ctx->id.data, dst, '/') != NULL) {
+        if (ngx_strlchr(ctx->id.data, ctx->id.data + ctx->id.len, '/')
+            != NULL)
+        {
             return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
                        "unknown path \"%V\": expected hris/{resource}/{id}",
                        &r->uri);
@@ -486,6 +492,7 @@ static ngx_int_t
 ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx)
 {
     json_t              *out, *state;
+    ngx_int_t            rc;
     ngx_str_t            cursor;
     ngx_http_request_t  *r = ctx->request;
     ngx_http_hris_pos_t *pos = &ctx->pos;
@@ -525,6 +532,12 @@ ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx)
         }
 
         json_decref(state);
+
+        /* the error answer it sends usually returns NGX_OK */
+        rc = ngx_http_hris_cursor_fits(ctx, &cursor);
+        if (rc != NGX_OK || r->header_sent) {
+            return rc;
+        }
     }
 
     out = json_pack("{s:O, s:o, s:I}", "result", ctx->result,
@@ -543,6 +556,42 @@ ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx)
     }
 
     return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, &ctx->spans);
+}
+
+
+/*
+ * A next_cursor comes back in a request line, which must fit in one of
+ * nginx's large_client_header_buffers: one that cannot is refused now,
+ * with what to change, rather than by nginx's 414 on the next request.
+ */
+
+static ngx_int_t
+ngx_http_hris_cursor_fits(ngx_http_hris_ctx_t *ctx, ngx_str_t *cursor)
+{
+    size_t                     max;
+    ngx_http_core_srv_conf_t  *cscf;
+    ngx_http_request_t        *r = ctx->request;
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+    max = cscf->large_client_header_buffers.size;
+
+    /* the least a next request line holds (filters and limit aside) */
+    if (sizeof("GET ?integrated_account_id=&cursor= HTTP/1.1") - 1
+        + r->uri.len + ctx->account->id.len + cursor->len <= max)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
+               json_pack("{s:s%,s:i,s:i}", "provider",
+                         ctx->account->table->name.data,
+                         ctx->account->table->name.len,
+                         "next_cursor_length", (int) cursor->len,
+                         "large_client_header_buffers", (int) max),
+               "the provider's next-page cursor makes a next_cursor of %uz "
+               "bytes, too long to come back in a request line of at most "
+               "%uz bytes: raise nginx's large_client_header_buffers",
+               cursor->len, max);
 }
 
 

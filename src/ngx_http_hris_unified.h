@@ -11,6 +11,24 @@
 #include "ngx_http_hris.h"
 
 
+/*
+ * The conventions of ngx_http_hris_unified.c and ngx_http_hris_walk.c:
+ *
+ * - A function that may call out returns NGX_HTTP_HRIS_PENDING while an
+ *   upstream call or a wait is under way (the walk finalizes the request
+ *   when it ends). Anything else is the rc to finalize the request with:
+ *   an HTTP status to answer, or the answer's own rc once it was sent
+ *   (ngx_http_hris_send_json(): ngx_http_output_filter's), NGX_AGAIN
+ *   included: nginx's writer then sends the rest of a large answer as
+ *   the client reads it. The output filters never return NGX_DONE.
+ *
+ * - A check returns NGX_OK to go on; when it answered instead (an error
+ *   sent), it returns that answer's rc, NGX_OK as often as not: callers
+ *   go on only on NGX_OK with r->header_sent unset.
+ */
+#define NGX_HTTP_HRIS_PENDING  NGX_DONE
+
+
 typedef struct {
     json_t                     *record;
     json_t                     *parent;
@@ -49,6 +67,8 @@ typedef struct {
     ngx_http_hris_pos_t         pos;
     ngx_http_hris_pos_t         ppos;       /* in the parent list */
     ngx_uint_t                  calls;      /* upstream calls this page */
+    ngx_uint_t                  total_calls; /* of this request */
+    size_t                      total_bytes; /* provider answers read */
     json_t                     *result;     /* records of this page */
     json_t                     *found;      /* get: the record */
     ngx_array_t                 values;     /* for_each: ngx_str_t */

@@ -39,9 +39,13 @@ static ngx_int_t ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx,
     json_t *body, ngx_array_t *recs, ngx_uint_t raw);
 static ngx_int_t ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx,
     json_t *body, ngx_array_t *recs, ngx_uint_t raw);
-static ngx_uint_t ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx,
+static ngx_int_t ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos, json_t *body,
     ngx_uint_t raw);
+static ngx_int_t ngx_http_hris_walk_max_calls(ngx_http_hris_ctx_t *ctx);
+static ngx_int_t ngx_http_hris_walk_max_bytes(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call);
+static ngx_int_t ngx_http_hris_walk_stuck(ngx_http_hris_ctx_t *ctx);
 static json_t *ngx_http_hris_walk_parent(ngx_http_hris_ctx_t *ctx);
 static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos);
@@ -52,8 +56,9 @@ static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
 
 
 /*
- * Starts the walk. NGX_AGAIN: under way, the request is finalized when it
- * ends. Anything else: the rc to finalize with now.
+ * Starts the walk. NGX_HTTP_HRIS_PENDING: under way, the request is
+ * finalized when it ends. Anything else: the rc to finalize with now
+ * (ngx_http_hris_unified.h).
  */
 
 ngx_int_t
@@ -118,6 +123,12 @@ ngx_http_hris_walk_call(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op)
 
     ctx->call_op = op;
 
+    /* before the gate: a call not made takes no rate-limit slot */
+    rc = ngx_http_hris_walk_max_calls(ctx);
+    if (rc != NGX_OK || ctx->request->header_sent) {
+        return rc;
+    }
+
     rc = ngx_http_hris_gate_pass(&ctx->gate);
 
     switch (rc) {
@@ -126,7 +137,7 @@ ngx_http_hris_walk_call(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op)
         return ngx_http_hris_walk_send(ctx);
 
     case NGX_AGAIN:
-        return NGX_AGAIN;
+        return NGX_HTTP_HRIS_PENDING;
 
     default:
         return ctx->gate.final;
@@ -142,7 +153,7 @@ ngx_http_hris_walk_gated(ngx_http_hris_gate_t *g)
 
     rc = (g->rc == NGX_OK) ? ngx_http_hris_walk_send(ctx) : g->final;
 
-    if (rc != NGX_AGAIN) {
+    if (rc != NGX_HTTP_HRIS_PENDING) {
         ngx_http_finalize_request(ctx->request, rc);
     }
 }
@@ -216,8 +227,9 @@ ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx)
     }
 
     ctx->calls++;
+    ctx->total_calls++;
 
-    return NGX_AGAIN;
+    return NGX_HTTP_HRIS_PENDING;
 }
 
 
@@ -376,6 +388,13 @@ ngx_http_hris_walk_done(ngx_http_hris_call_t *call)
 
     ngx_http_hris_gate_answered(&ctx->gate, call);
 
+    /* the 502 it may send usually returns NGX_OK: see header_sent */
+    rc = ngx_http_hris_walk_max_bytes(ctx, call);
+    if (rc != NGX_OK || ctx->request->header_sent) {
+        ngx_http_finalize_request(ctx->request, rc);
+        return;
+    }
+
     /* a refused token is renewed once, then the call made again */
     if (call->result == NGX_HTTP_HRIS_CALL_OK && !ctx->gate.renewed
         && ngx_http_hris_token_refused(ctx->account->auth, call->status))
@@ -389,7 +408,7 @@ ngx_http_hris_walk_done(ngx_http_hris_call_t *call)
         rc = ngx_http_hris_walk_answer(ctx, call);
     }
 
-    if (rc != NGX_AGAIN) {
+    if (rc != NGX_HTTP_HRIS_PENDING) {
         ngx_http_finalize_request(ctx->request, rc);
     }
 }
@@ -753,8 +772,16 @@ ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx, json_t *body,
         *p = e[i].record;
     }
 
-    if (ngx_http_hris_walk_next(ctx, ctx->call_op, &ctx->ppos, body, raw)) {
+    switch (ngx_http_hris_walk_next(ctx, ctx->call_op, &ctx->ppos, body, raw)) {
+
+    case NGX_OK:
         return ngx_http_hris_walk_call(ctx, ctx->call_op);
+
+    case NGX_ABORT:
+        return ngx_http_hris_walk_stuck(ctx);
+
+    default:
+        break;
     }
 
     ctx->has_values = 1;
@@ -779,6 +806,7 @@ ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
     ngx_array_t *recs, ngx_uint_t raw)
 {
     json_t               *rec;
+    ngx_int_t             rc;
     ngx_uint_t            i, from, room, to;
     ngx_http_hris_rec_t  *e;
     ngx_http_hris_op_t   *op = ctx->op;
@@ -803,7 +831,12 @@ ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
         return ngx_http_hris_unified_finish(ctx);
     }
 
-    ctx->more = ngx_http_hris_walk_next(ctx, op, &ctx->pos, body, raw);
+    rc = ngx_http_hris_walk_next(ctx, op, &ctx->pos, body, raw);
+    if (rc == NGX_ABORT) {
+        return ngx_http_hris_walk_stuck(ctx);
+    }
+
+    ctx->more = (rc == NGX_OK);
 
     if (!ctx->more && op->for_each
         && ctx->pos.each + 1 < ctx->values.nelts)
@@ -865,8 +898,16 @@ ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
         }
     }
 
-    if (ngx_http_hris_walk_next(ctx, ctx->op, &ctx->pos, body, raw)) {
+    switch (ngx_http_hris_walk_next(ctx, ctx->op, &ctx->pos, body, raw)) {
+
+    case NGX_OK:
         return ngx_http_hris_walk_call(ctx, ctx->op);
+
+    case NGX_ABORT:
+        return ngx_http_hris_walk_stuck(ctx);
+
+    default:
+        break;
     }
 
     if (ctx->op->for_each && ctx->pos.each + 1 < ctx->values.nelts) {
@@ -881,11 +922,12 @@ ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
 
 
 /*
- * Moves the position to the operation's next upstream page; returns 0 at
- * the end. Without a total, a short page is the last one.
+ * Moves the position to the operation's next upstream page: NGX_OK, or
+ * NGX_DECLINED at the end (without a total, a short page is the last
+ * one), or NGX_ABORT when the provider's cursor did not move.
  */
 
-static ngx_uint_t
+static ngx_int_t
 ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op,
     ngx_http_hris_pos_t *pos, json_t *body, ngx_uint_t raw)
 {
@@ -902,15 +944,23 @@ ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op,
         if (ngx_http_hris_json_text(ctx->request->pool, v, &s) != NGX_OK
             || s.len == 0)
         {
-            return 0;
+            return NGX_DECLINED;
         }
+
+        /* the page it was asked for, once more: it would never end */
+        if (s.len == pos->cursor.len
+            && ngx_strncmp(s.data, pos->cursor.data, s.len) == 0)
+        {
+            return NGX_ABORT;
+        }
+
         pos->cursor = s;
-        return 1;
+        return NGX_OK;
 
     case NGX_HTTP_HRIS_PAGE_OFFSET:
     case NGX_HTTP_HRIS_PAGE_NUMBER:
         if (raw == 0) {
-            return 0;
+            return NGX_DECLINED;
         }
 
         if (op->has_total) {
@@ -936,9 +986,77 @@ ngx_http_hris_walk_next(ngx_http_hris_ctx_t *ctx, ngx_http_hris_op_t *op,
                              ? raw : 1;
         }
 
-        return more;
+        return more ? NGX_OK : NGX_DECLINED;
 
     default:
-        return 0;
+        return NGX_DECLINED;
     }
+}
+
+
+/*
+ * What one unified request may take from the provider: one that always
+ * has a next page must neither be called without end nor have all its
+ * pages held in memory. NGX_OK to go on, or the rc of the 502 answered.
+ */
+
+static ngx_int_t
+ngx_http_hris_walk_max_calls(ngx_http_hris_ctx_t *ctx)
+{
+    ngx_http_hris_table_t  *t = ctx->account->table;
+
+    if (ctx->total_calls < ctx->hlcf->max_calls) {
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_send_error(ctx->request, NGX_HTTP_BAD_GATEWAY,
+               json_pack("{s:s%,s:i}", "provider", t->name.data, t->name.len,
+                         "upstream_calls", (int) ctx->total_calls),
+               "the provider's pages did not end after %ui upstream calls, "
+               "the most one unified request may make "
+               "(hris_max_upstream_calls)", ctx->total_calls);
+}
+
+
+/* the answers read so far, all kept until the request answers */
+
+static ngx_int_t
+ngx_http_hris_walk_max_bytes(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call)
+{
+    size_t                  max;
+    ngx_http_hris_table_t  *t = ctx->account->table;
+
+    /* a failed call keeps nothing; one answer alone is held to the limit
+     * by the call itself */
+    if (call->result != NGX_HTTP_HRIS_CALL_OK) {
+        return NGX_OK;
+    }
+
+    max = ctx->hlcf->upstream.max_response;
+    ctx->total_bytes += call->resp_len;
+
+    if (ctx->total_bytes <= max) {
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_send_error(ctx->request, NGX_HTTP_BAD_GATEWAY,
+               json_pack("{s:s%,s:i}", "provider", t->name.data, t->name.len,
+                         "upstream_calls", (int) ctx->total_calls),
+               "the provider's answers to one unified request add up to "
+               "more than hris_max_response_size (%uz bytes) after %ui "
+               "upstream calls", max, ctx->total_calls);
+}
+
+
+static ngx_int_t
+ngx_http_hris_walk_stuck(ngx_http_hris_ctx_t *ctx)
+{
+    ngx_http_hris_table_t  *t = ctx->account->table;
+
+    return ngx_http_hris_send_error(ctx->request, NGX_HTTP_BAD_GATEWAY,
+               json_pack("{s:s%,s:i}", "provider", t->name.data, t->name.len,
+                         "upstream_calls", (int) ctx->total_calls),
+               "the provider answered with the same next-page cursor it was "
+               "asked with: its pages do not advance");
 }
