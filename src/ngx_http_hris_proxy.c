@@ -35,6 +35,8 @@ static ngx_uint_t ngx_http_hris_param_named(ngx_array_t *params,
 static void ngx_http_hris_proxy_done(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_proxy_answer(ngx_http_request_t *r,
     ngx_http_hris_proxy_ctx_t *ctx);
+static ngx_int_t ngx_http_hris_proxy_unknown(ngx_http_request_t *r,
+    ngx_http_hris_proxy_ctx_t *ctx);
 static ngx_uint_t ngx_http_hris_proxy_credential(ngx_http_hris_proxy_ctx_t *ctx,
     ngx_keyval_t *kv);
 static ngx_uint_t ngx_http_hris_header_in(ngx_str_t *name,
@@ -489,7 +491,10 @@ ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
         ngx_http_hris_gate_refused(&ctx->gate);
     }
 
-    if (call->result != NGX_HTTP_HRIS_CALL_OK) {
+    if (call->unknown) {
+        rc = ngx_http_hris_proxy_unknown(r, ctx);
+
+    } else if (call->result != NGX_HTTP_HRIS_CALL_OK) {
         rc = ngx_http_hris_call_status_error(r, call, ctx->account->table);
 
     } else {
@@ -497,6 +502,32 @@ ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
     }
 
     ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * A request that is not idempotent went out and no answer came (a timeout,
+ * a connection cut): it was not sent again, and whether the provider
+ * carried it out is unknown. 504, and details.outcome says so.
+ */
+
+static ngx_int_t
+ngx_http_hris_proxy_unknown(ngx_http_request_t *r,
+    ngx_http_hris_proxy_ctx_t *ctx)
+{
+    ngx_str_t             *name = &ctx->account->table->name;
+    ngx_http_hris_call_t  *call = ctx->call;
+
+    return ngx_http_hris_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT,
+               json_pack("{s:s%,s:i,s:s}", "provider", name->data, name->len,
+                         "attempts", (int) call->attempts,
+                         "outcome", "unknown"),
+               "the provider at %V took the %V request but %s; it was not "
+               "sent again, and whether the provider carried it out is "
+               "unknown: check before sending it again",
+               ngx_http_hris_call_host(call), &call->method,
+               call->result == NGX_HTTP_HRIS_CALL_TIMEOUT
+               ? "did not answer in time" : "broke off without an answer");
 }
 
 

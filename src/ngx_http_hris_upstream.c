@@ -47,6 +47,9 @@ static size_t ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb,
 static size_t ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb,
     void *userdata);
 static void ngx_http_hris_call_reset(ngx_http_hris_call_t *call);
+static ngx_uint_t ngx_http_hris_method_idempotent(ngx_str_t *method);
+static ngx_uint_t ngx_http_hris_call_sent(ngx_http_hris_call_t *call,
+    CURLcode cc);
 static void ngx_http_hris_call_removed(void);
 
 
@@ -370,6 +373,12 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
                       &call->error);
     }
 
+    /* a write that went out and got no answer may have been carried out */
+    call->unknown = !call->idempotent
+                    && (call->result == NGX_HTTP_HRIS_CALL_TIMEOUT
+                        || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
+                    && ngx_http_hris_call_sent(call, cc);
+
     if (ngx_http_hris_call_should_retry(call, &delay) == NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "hris: retrying upstream call to \"%V\" in %M ms "
@@ -385,29 +394,49 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
 
 
 /*
- * Decides whether to try again: 429, 502, 503, 504 and network errors are
- * retried with exponential backoff and jitter, honouring Retry-After up to
- * the cap. A Retry-After over the cap ends the call as RATE_LIMITED.
+ * Decides whether to try again, with exponential backoff and jitter,
+ * honouring Retry-After up to the cap; a Retry-After over the cap ends
+ * the call as RATE_LIMITED.
+ *
+ * What may be retried depends on whether a second delivery is harmless.
+ * Any call: a provider that could not be reached (name resolution or
+ * connect failed: nothing was sent), and, with call->retry, a throttling
+ * answer (429, or 503 with Retry-After: the provider says it did not do
+ * it). An idempotent call also: a broken answer, and 502, 503 and 504.
+ * A write is never sent again once the provider may have carried it out:
+ * a rotating refresh token or an authorization code would be spent twice,
+ * a record created twice.
  */
 
 static ngx_int_t
 ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
 {
     ngx_msec_t  base;
-    ngx_uint_t  retryable;
+    ngx_uint_t  retryable, throttled;
 
-    retryable = 0;
+    switch (call->result) {
 
-    if (call->result == NGX_HTTP_HRIS_CALL_OK) {
+    case NGX_HTTP_HRIS_CALL_OK:
+        throttled = call->status == 429
+                    || (call->status == 503 && call->retry_after >= 0);
+
         retryable = call->retry
-                    && (call->status == 429 || call->status == 502
-                        || call->status == 503 || call->status == 504);
+                    && (throttled
+                        || (call->idempotent
+                            && (call->status == 502 || call->status == 503
+                                || call->status == 504)));
+        break;
 
-    } else if ((call->result == NGX_HTTP_HRIS_CALL_UNREACHABLE
-                || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
-               && !call->final)
-    {
-        retryable = 1;
+    case NGX_HTTP_HRIS_CALL_UNREACHABLE:
+        retryable = !call->final;
+        break;
+
+    case NGX_HTTP_HRIS_CALL_BROKEN:
+        retryable = call->idempotent;
+        break;
+
+    default:
+        retryable = 0;
     }
 
     if (!retryable) {
@@ -434,6 +463,54 @@ ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
     *delay = base + (base ? (ngx_msec_t) ngx_random() % (base / 2 + 1) : 0);
 
     return NGX_OK;
+}
+
+
+/* RFC 9110, 9.2.2 */
+
+static ngx_uint_t
+ngx_http_hris_method_idempotent(ngx_str_t *method)
+{
+    static const char  *idempotent[] = {
+        "GET", "HEAD", "PUT", "DELETE", "OPTIONS", NULL
+    };
+
+    ngx_uint_t  i;
+
+    for (i = 0; idempotent[i]; i++) {
+        if (ngx_strcmp(method->data, idempotent[i]) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Whether the request may have reached the provider: curl counts the
+ * request's bytes once it starts sending them, and a failed name lookup
+ * or connect sent nothing.
+ */
+
+static ngx_uint_t
+ngx_http_hris_call_sent(ngx_http_hris_call_t *call, CURLcode cc)
+{
+    long  n;
+
+    if (cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_CONNECT) {
+        return 0;
+    }
+
+    n = 0;
+
+    if (curl_easy_getinfo(call->easy, CURLINFO_REQUEST_SIZE, &n)
+        != CURLE_OK)
+    {
+        return 1;
+    }
+
+    return n > 0;
 }
 
 
@@ -507,6 +584,7 @@ ngx_http_hris_call_create(ngx_http_request_t *r,
     call->request = r;
     call->conf = conf;
     call->retry = 1;
+    call->idempotent = NGX_CONF_UNSET;
     call->retry_after = -1;
     ngx_str_set(&call->method, "GET");
 
@@ -605,6 +683,19 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, call->method.data);
     }
 
+    if (call->idempotent == NGX_CONF_UNSET) {
+        call->idempotent = ngx_http_hris_method_idempotent(&call->method);
+    }
+
+    /*
+     * curl silently sends a request again on a fresh connection when a
+     * reused one dies before any answer; the provider may have carried
+     * the first one out: a call that must go out once takes a new one
+     */
+    if (!call->idempotent) {
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    }
+
     if (ngx_strcmp(call->method.data, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 
@@ -675,6 +766,7 @@ ngx_http_hris_call_reset(ngx_http_hris_call_t *call)
     call->content_type.len = 0;
     call->errbuf[0] = '\0';
     call->error.len = 0;
+    call->unknown = 0;
 
     if (call->headers_out.elts) {
         call->headers_out.nelts = 0;

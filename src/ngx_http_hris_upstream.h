@@ -53,6 +53,12 @@ struct ngx_http_hris_call_s {
     ngx_str_t                      url;        /* null-terminated */
     ngx_str_t                      body;
     ngx_uint_t                     retry;      /* retry 429/5xx answers */
+    /*
+     * whether sending the call twice does no harm: 1, 0, or NGX_CONF_UNSET
+     * (decided by the method: GET, HEAD, PUT, DELETE, OPTIONS are). A call
+     * that is not is sent again only when it certainly was not processed.
+     */
+    ngx_int_t                      idempotent;
     ngx_uint_t                     keep_headers; /* fill headers_out */
     ngx_http_hris_call_handler_pt  handler;
     void                          *data;
@@ -67,6 +73,8 @@ struct ngx_http_hris_call_s {
     ngx_array_t                    headers_out;  /* ngx_keyval_t */
     ngx_uint_t                     attempts;
     ngx_str_t                      error;        /* curl's message */
+    ngx_uint_t                     unknown;      /* may have been carried
+                                                    out, no answer came */
 
     /* private */
     CURL                          *easy;
