@@ -48,6 +48,7 @@ static size_t ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb,
     void *userdata);
 static void ngx_http_hris_call_reset(ngx_http_hris_call_t *call);
 static ngx_uint_t ngx_http_hris_method_idempotent(ngx_str_t *method);
+static time_t ngx_http_hris_retry_after(u_char *p, u_char *end);
 static ngx_uint_t ngx_http_hris_call_sent(ngx_http_hris_call_t *call,
     CURLcode cc);
 static void ngx_http_hris_call_removed(void);
@@ -443,8 +444,9 @@ ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
         return NGX_DECLINED;
     }
 
+    /* in seconds: a huge Retry-After times 1000 would wrap around */
     if (call->retry_after >= 0
-        && (ngx_msec_t) call->retry_after * 1000 > call->conf->retry_after_max)
+        && call->retry_after > (time_t) (call->conf->retry_after_max / 1000))
     {
         call->result = NGX_HTTP_HRIS_CALL_RATE_LIMITED;
         return NGX_DECLINED;
@@ -846,7 +848,6 @@ ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     u_char                *p, *end, *colon, *v;
     size_t                 n;
-    time_t                 t;
     ngx_keyval_t          *kv;
     ngx_http_hris_call_t  *call = userdata;
     ngx_pool_t            *pool = call->request->pool;
@@ -886,15 +887,7 @@ ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
                && ngx_strncasecmp(p, (u_char *) "Retry-After", colon - p)
                   == 0)
     {
-        /* seconds, or an HTTP date */
-        t = ngx_atotm(v, end - v);
-        if (t == NGX_ERROR) {
-            t = ngx_parse_http_time(v, end - v);
-            if (t != NGX_ERROR) {
-                t = (t > ngx_time()) ? t - ngx_time() : 0;
-            }
-        }
-        call->retry_after = (t == NGX_ERROR) ? -1 : t;
+        call->retry_after = ngx_http_hris_retry_after(v, end);
     }
 
     if (!call->keep_headers) {
@@ -925,6 +918,43 @@ ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     }
 
     return n;
+}
+
+
+/*
+ * Retry-After: seconds, or an HTTP date; -1 when it is neither. Seconds
+ * beyond 2^31 - 1 (even beyond time_t) are taken as that: still far past
+ * any hris_retry_after_max, and a value every client can read back.
+ */
+
+static time_t
+ngx_http_hris_retry_after(u_char *p, u_char *end)
+{
+    time_t   t;
+    u_char  *d;
+
+    if (p == end) {
+        return -1;
+    }
+
+    t = 0;
+
+    for (d = p; d < end && *d >= '0' && *d <= '9'; d++) {
+        if (t < NGX_MAX_INT32_VALUE) {
+            t = t * 10 + (*d - '0');
+        }
+    }
+
+    if (d == end) {
+        return ngx_min(t, (time_t) NGX_MAX_INT32_VALUE);
+    }
+
+    t = ngx_parse_http_time(p, end - p);
+    if (t == NGX_ERROR) {
+        return -1;
+    }
+
+    return (t > ngx_time()) ? t - ngx_time() : 0;
 }
 
 
