@@ -78,6 +78,14 @@ ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* CURLOPT_QUICK_EXIT (see ngx_http_hris_call_setup()) came in 7.87 */
+    if (vi->version_num < 0x075700) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "hris: libcurl %s is older than 7.87.0: a call that "
+                      "ends while its provider's name is being resolved "
+                      "blocks the worker until the lookup ends", vi->version);
+    }
+
     hc->log = cycle->log;
     hc->timer_conn.fd = (ngx_socket_t) -1;
     hc->timer.data = &hc->timer_conn;
@@ -657,6 +665,16 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
     curl_easy_setopt(e, CURLOPT_URL, call->url.data);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+
+#if (LIBCURL_VERSION_NUM >= 0x075700)
+    /*
+     * A transfer that ends during name resolution (a connect timeout, a
+     * client gone) would otherwise wait for curl's resolver thread to
+     * finish its getaddrinfo(): the whole worker blocked on a slow DNS
+     * server. The thread is left to finish and free itself.
+     */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long) conf->connect_timeout);

@@ -19,6 +19,8 @@ package HRIS::Nginx;
 #                          would stall every other request, which tests see)
 #   mappings => DIR        mapping tables (default: the repository's)
 #   log_level => LEVEL     error_log level (default info)
+#   env      => {NAME => V} environment of the nginx master (and so of its
+#                          forked workers), e.g. LD_PRELOAD
 
 use strict;
 use warnings;
@@ -186,6 +188,7 @@ sub start {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', "$self->{dir}/stdout.log";
         open STDERR, '>&', \*STDOUT;
+        $ENV{$_} = $self->{opts}{env}{$_} for keys %{ $self->{opts}{env} // {} };
         exec $NGINX, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
              '-e', "$self->{dir}/error.log";
         exit 127;
