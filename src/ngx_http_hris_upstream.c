@@ -17,12 +17,30 @@
 #include "ngx_http_hris_upstream.h"
 
 
+/* one of curl's sockets, watched by an nginx connection slot */
+typedef struct {
+    ngx_connection_t  *c;
+    ino_t              ino;          /* which socket: fd numbers are reused */
+} ngx_http_hris_sock_t;
+
+
 typedef struct {
     CURLM             *multi;
     ngx_event_t        timer;
     ngx_connection_t   timer_conn;   /* fd -1: only for debug ngx_event_ident */
     ngx_log_t         *log;
     ngx_uint_t         active;       /* transfers in the multi handle */
+
+    /*
+     * Curl's sockets, by fd. curl's own per-socket pointer
+     * (curl_multi_assign) is not used: curl may hand it back after the
+     * socket was closed, when the slot may serve another connection.
+     */
+    ngx_http_hris_sock_t  *socks;
+    ngx_uint_t             nsocks;
+
+    /* calls whose socket could not be watched, finished by drain() */
+    ngx_queue_t        failed;
 } ngx_http_hris_curl_t;
 
 
@@ -31,7 +49,16 @@ static int ngx_http_hris_socket_cb(CURL *easy, curl_socket_t s, int what,
 static int ngx_http_hris_timer_cb(CURLM *multi, long ms, void *userp);
 static void ngx_http_hris_timer_handler(ngx_event_t *ev);
 static void ngx_http_hris_io_handler(ngx_event_t *ev);
-static void ngx_http_hris_release_connection(ngx_connection_t *c);
+static ngx_http_hris_sock_t *ngx_http_hris_sock(ngx_http_hris_curl_t *hc,
+    curl_socket_t s);
+static ngx_uint_t ngx_http_hris_sock_same(ngx_http_hris_sock_t *sk);
+static ngx_http_hris_sock_t *ngx_http_hris_watch(ngx_http_hris_curl_t *hc,
+    curl_socket_t s);
+static ngx_int_t ngx_http_hris_watch_events(ngx_connection_t *c, int what);
+static void ngx_http_hris_watch_failed(ngx_http_hris_curl_t *hc, CURL *easy,
+    curl_socket_t s);
+static int ngx_http_hris_close_cb(void *clientp, curl_socket_t s);
+static void ngx_http_hris_release_connection(ngx_http_hris_sock_t *sk);
 static void ngx_http_hris_drain(void);
 static void ngx_http_hris_call_finished(ngx_http_hris_call_t *call,
     CURLcode cc);
@@ -98,6 +125,8 @@ ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle)
      */
     hc->timer.cancelable = 1;
 
+    ngx_queue_init(&hc->failed);
+
     hc->multi = curl_multi_init();
     if (hc->multi == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
@@ -143,73 +172,235 @@ ngx_http_hris_upstream_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&hc->timer);
     }
 
+    if (hc->socks) {
+        ngx_free(hc->socks);
+        hc->socks = NULL;
+        hc->nsocks = 0;
+    }
+
     curl_global_cleanup();
 }
 
+
+/*
+ * curl says which of its sockets to watch. This never returns -1: that
+ * would abort every transfer of the worker. A socket that cannot be
+ * watched fails its own transfer only (see drain()).
+ */
 
 static int
 ngx_http_hris_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
     void *socketp)
 {
     ngx_http_hris_curl_t  *hc = userp;
-    ngx_connection_t      *c = socketp;
+    ngx_http_hris_sock_t  *sk;
+
+    sk = ngx_http_hris_sock(hc, s);
+
+    /*
+     * curl 7.88 closes the socket of a connect attempt without a word
+     * (cf-socket.c, "we did never publish it"); the fd may be another
+     * socket now: the old one is forgotten, and the new one watched
+     */
+    if (sk && (what == CURL_POLL_REMOVE || !ngx_http_hris_sock_same(sk))) {
+        ngx_http_hris_release_connection(sk);
+        sk = NULL;
+    }
 
     if (what == CURL_POLL_REMOVE) {
-        if (c) {
-            ngx_http_hris_release_connection(c);
-            curl_multi_assign(hc->multi, s, NULL);
-        }
         return 0;
     }
 
-    if (c == NULL) {
-        c = ngx_get_connection(s, hc->log);
-        if (c == NULL) {
-            return -1;
-        }
-
-        c->data = hc;
-        c->read->handler = ngx_http_hris_io_handler;
-        c->read->log = hc->log;
-        c->write->handler = ngx_http_hris_io_handler;
-        c->write->log = hc->log;
-
-        curl_multi_assign(hc->multi, s, c);
-    }
-
-    /* level-triggered (flags 0): curl may leave data in the socket */
-
-    if ((what & CURL_POLL_IN) && !c->read->active) {
-        if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
-
-    } else if (!(what & CURL_POLL_IN) && c->read->active) {
-        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-            return -1;
+    if (sk == NULL) {
+        sk = ngx_http_hris_watch(hc, s);
+        if (sk == NULL) {
+            ngx_http_hris_watch_failed(hc, easy, s);
+            return 0;
         }
     }
 
-    if ((what & CURL_POLL_OUT) && !c->write->active) {
-        if (ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
-
-    } else if (!(what & CURL_POLL_OUT) && c->write->active) {
-        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
+    if (ngx_http_hris_watch_events(sk->c, what) != NGX_OK) {
+        ngx_http_hris_release_connection(sk);
+        ngx_http_hris_watch_failed(hc, easy, s);
     }
 
     return 0;
 }
 
 
+static ngx_http_hris_sock_t *
+ngx_http_hris_sock(ngx_http_hris_curl_t *hc, curl_socket_t s)
+{
+    if (s < 0 || (ngx_uint_t) s >= hc->nsocks || hc->socks[s].c == NULL) {
+        return NULL;
+    }
+
+    return &hc->socks[s];
+}
+
+
+/* Whether the fd still is the socket that was watched. */
+
+static ngx_uint_t
+ngx_http_hris_sock_same(ngx_http_hris_sock_t *sk)
+{
+    ngx_file_info_t  fi;
+
+    return ngx_fd_info(sk->c->fd, &fi) != NGX_FILE_ERROR
+           && fi.st_ino == sk->ino;
+}
+
+
+/* A connection slot for one of curl's sockets, in the fd map. */
+
+static ngx_http_hris_sock_t *
+ngx_http_hris_watch(ngx_http_hris_curl_t *hc, curl_socket_t s)
+{
+    size_t                 size;
+    ngx_uint_t             n;
+    ngx_file_info_t        fi;
+    ngx_connection_t      *c;
+    ngx_http_hris_sock_t  *socks;
+
+    if (s < 0 || ngx_fd_info(s, &fi) == NGX_FILE_ERROR) {
+        return NULL;
+    }
+
+    if ((ngx_uint_t) s >= hc->nsocks) {
+        n = ngx_max(ngx_max(hc->nsocks * 2, (ngx_uint_t) s + 1), 256);
+        size = n * sizeof(ngx_http_hris_sock_t);
+
+        socks = ngx_alloc(size, hc->log);
+        if (socks == NULL) {
+            return NULL;
+        }
+
+        ngx_memzero(socks, size);
+
+        if (hc->socks) {
+            ngx_memcpy(socks, hc->socks,
+                       hc->nsocks * sizeof(ngx_http_hris_sock_t));
+            ngx_free(hc->socks);
+        }
+
+        hc->socks = socks;
+        hc->nsocks = n;
+    }
+
+    c = ngx_get_connection(s, hc->log);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->data = hc;
+    c->read->handler = ngx_http_hris_io_handler;
+    c->read->log = hc->log;
+    c->write->handler = ngx_http_hris_io_handler;
+    c->write->log = hc->log;
+
+    hc->socks[s].c = c;
+    hc->socks[s].ino = fi.st_ino;
+
+    return &hc->socks[s];
+}
+
+
+/* level-triggered (flags 0): curl may leave data in the socket */
+
+static ngx_int_t
+ngx_http_hris_watch_events(ngx_connection_t *c, int what)
+{
+    if ((what & CURL_POLL_IN) && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (!(what & CURL_POLL_IN) && c->read->active) {
+        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if ((what & CURL_POLL_OUT) && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (!(what & CURL_POLL_OUT) && c->write->active) {
+        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The transfer of a socket that cannot be watched (no free connection
+ * slot, an epoll failure) is failed once curl has returned: no curl
+ * function may be called from its callback.
+ */
+
+static void
+ngx_http_hris_watch_failed(ngx_http_hris_curl_t *hc, CURL *easy,
+    curl_socket_t s)
+{
+    ngx_http_hris_call_t  *call;
+
+    call = NULL;
+
+    /* curl also has sockets for transfers of its own */
+    if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &call)
+        != CURLE_OK
+        || call == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, hc->log, 0,
+                      "hris: cannot watch curl's socket %d", (int) s);
+        return;
+    }
+
+    if (call->failed) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+                  "hris: cannot watch the connection to \"%V\", the call "
+                  "fails", ngx_http_hris_call_host(call));
+
+    call->failed = 1;
+    ngx_queue_insert_tail(&hc->failed, &call->failed_link);
+}
+
+
+/*
+ * curl closes one of its sockets. It says CURL_POLL_REMOVE first when it
+ * knows the socket is watched, but not always (see socket_cb()): a socket
+ * still watched stops being watched here, while its fd is still its own.
+ */
+
+static int
+ngx_http_hris_close_cb(void *clientp, curl_socket_t s)
+{
+    ngx_http_hris_sock_t  *sk;
+
+    sk = ngx_http_hris_sock(clientp, s);
+
+    if (sk) {
+        ngx_http_hris_release_connection(sk);
+    }
+
+    return (ngx_close_socket(s) == -1) ? 1 : 0;
+}
+
+
 /* ngx_close_connection() without close(): the socket is curl's */
 
 static void
-ngx_http_hris_release_connection(ngx_connection_t *c)
+ngx_http_hris_release_connection(ngx_http_hris_sock_t *sk)
 {
+    ngx_connection_t  *c = sk->c;
+
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
     }
@@ -219,8 +410,12 @@ ngx_http_hris_release_connection(ngx_connection_t *c)
     }
 
     if (c->read->active || c->write->active) {
-        /* the fd is still open: a real EPOLL_CTL_DEL */
-        ngx_del_conn(c, 0);
+        /*
+         * the socket is still open (REMOVE, the close callback): a real
+         * EPOLL_CTL_DEL; one closed behind our back has left epoll with
+         * its close, and its fd may be another socket's now
+         */
+        ngx_del_conn(c, ngx_http_hris_sock_same(sk) ? 0 : NGX_CLOSE_EVENT);
     }
 
     if (c->read->posted) {
@@ -238,6 +433,8 @@ ngx_http_hris_release_connection(ngx_connection_t *c)
 
     /* late events for this slot are dropped as stale */
     c->fd = (ngx_socket_t) -1;
+
+    sk->c = NULL;
 }
 
 
@@ -298,7 +495,25 @@ ngx_http_hris_drain(void)
     CURL                  *easy;
     CURLcode               cc;
     CURLMsg               *msg;
+    ngx_queue_t           *q;
     ngx_http_hris_call_t  *call;
+
+    /* first the calls whose socket could not be watched: they fail */
+    while (!ngx_queue_empty(&ngx_http_hris_curl.failed)) {
+        q = ngx_queue_head(&ngx_http_hris_curl.failed);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        call = ngx_queue_data(q, ngx_http_hris_call_t, failed_link);
+
+        if (call->in_multi) {
+            curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);
+            call->in_multi = 0;
+            ngx_http_hris_call_removed();
+        }
+
+        ngx_http_hris_call_finished(call, CURLE_ABORTED_BY_CALLBACK);
+    }
 
     while ((msg = curl_multi_info_read(ngx_http_hris_curl.multi, &left))) {
         if (msg->msg != CURLMSG_DONE) {
@@ -355,6 +570,17 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
         call->result = (call->resp_len > call->conf->max_response)
                        ? NGX_HTTP_HRIS_CALL_TOO_LARGE
                        : NGX_HTTP_HRIS_CALL_ERROR;
+        break;
+
+    case CURLE_ABORTED_BY_CALLBACK:
+        /* see ngx_http_hris_watch_failed(): this worker's trouble */
+        call->result = ngx_http_hris_call_sent(call, cc)
+                       ? NGX_HTTP_HRIS_CALL_BROKEN
+                       : NGX_HTTP_HRIS_CALL_UNREACHABLE;
+        call->final = 1;
+        ngx_cpystrn((u_char *) call->errbuf, (u_char *) "nginx could not "
+                    "watch the connection (are worker_connections enough?)",
+                    CURL_ERROR_SIZE);
         break;
 
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -441,7 +667,7 @@ ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
         break;
 
     case NGX_HTTP_HRIS_CALL_BROKEN:
-        retryable = call->idempotent;
+        retryable = call->idempotent && !call->final;
         break;
 
     default:
@@ -665,6 +891,8 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
     curl_easy_setopt(e, CURLOPT_URL, call->url.data);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, ngx_http_hris_close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, &ngx_http_hris_curl);
 
 #if (LIBCURL_VERSION_NUM >= 0x075700)
     /*
@@ -798,6 +1026,11 @@ static void
 ngx_http_hris_call_cleanup(void *data)
 {
     ngx_http_hris_call_t  *call = data;
+
+    if (call->failed) {
+        /* still in the queue, or taken out of it (then linked to itself) */
+        ngx_queue_remove(&call->failed_link);
+    }
 
     if (call->in_multi && ngx_http_hris_curl.multi) {
         curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);

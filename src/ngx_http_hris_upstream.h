@@ -80,11 +80,13 @@ struct ngx_http_hris_call_s {
     CURL                          *easy;
     struct curl_slist             *slist;
     ngx_event_t                    retry_ev;
+    ngx_queue_t                    failed_link;
     size_t                         resp_size;
     char                           errbuf[CURL_ERROR_SIZE];
     unsigned                       in_multi:1;
     unsigned                       done:1;
     unsigned                       final:1;    /* retrying cannot help */
+    unsigned                       failed:1;   /* its socket not watched */
 };
 
 

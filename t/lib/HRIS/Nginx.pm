@@ -21,6 +21,7 @@ package HRIS::Nginx;
 #   log_level => LEVEL     error_log level (default info)
 #   env      => {NAME => V} environment of the nginx master (and so of its
 #                          forked workers), e.g. LD_PRELOAD
+#   worker_connections => N  (default 1024)
 
 use strict;
 use warnings;
@@ -141,7 +142,7 @@ master_process on;
 pid $dir/nginx.pid;
 error_log $dir/error.log @{[ $o->{log_level} // 'info' ]};
 @{[ $o->{main} // '' ]}
-events { worker_connections 1024; }
+events { worker_connections @{[ $o->{worker_connections} // 1024 ]}; }
 http {
     access_log off;
     client_body_temp_path $dir/body;
