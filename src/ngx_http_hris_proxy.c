@@ -628,8 +628,9 @@ ngx_http_hris_proxy_credential(ngx_http_hris_proxy_ctx_t *ctx,
     secret[0] = &ctx->gate.token;
     secret[1] = &ctx->gate.refresh;
 
+    /* (a token of a few characters would match headers at random) */
     for (i = 0; i < 2; i++) {
-        if (secret[i]->len
+        if (secret[i]->len >= 8
             && ngx_strlcasestrn(kv->value.data,
                                 kv->value.data + kv->value.len,
                                 secret[i]->data, secret[i]->len - 1)
