@@ -34,6 +34,12 @@ static char *ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_hris_connect_url_check(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf);
 static ngx_int_t ngx_http_hris_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_hris_unified_content(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hris_proxy_content(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hris_admin_content(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hris_connect_content(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hris_unread_body(ngx_http_request_t *r,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_hris_init_process(ngx_cycle_t *cycle);
 static void ngx_http_hris_exit_process(ngx_cycle_t *cycle);
 
@@ -486,21 +492,21 @@ ngx_http_hris_set_handler(ngx_conf_t *cf, ngx_http_handler_pt handler)
 static char *
 ngx_http_hris_unified(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    return ngx_http_hris_set_handler(cf, ngx_http_hris_unified_handler);
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_unified_content);
 }
 
 
 static char *
 ngx_http_hris_proxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    return ngx_http_hris_set_handler(cf, ngx_http_hris_proxy_handler);
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_proxy_content);
 }
 
 
 static char *
 ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    return ngx_http_hris_set_handler(cf, ngx_http_hris_admin_handler);
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_admin_content);
 }
 
 
@@ -518,7 +524,72 @@ ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         hmcf->connect_location = clcf->name;
     }
 
-    return ngx_http_hris_set_handler(cf, ngx_http_hris_connect_handler);
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_connect_content);
+}
+
+
+/*
+ * The content handlers. Each API answers some requests before it reads
+ * their body: a bad or missing key, an unknown account or link, a wrong
+ * path or method. nginx would then take the unread body for the next
+ * request on a keep-alive connection (request smuggling: a request hidden
+ * in a body would be served). Whatever a handler answered, a body it
+ * neither read nor discarded is discarded here.
+ */
+
+static ngx_int_t
+ngx_http_hris_unified_content(ngx_http_request_t *r)
+{
+    return ngx_http_hris_unread_body(r, ngx_http_hris_unified_handler(r));
+}
+
+
+static ngx_int_t
+ngx_http_hris_proxy_content(ngx_http_request_t *r)
+{
+    return ngx_http_hris_unread_body(r, ngx_http_hris_proxy_handler(r));
+}
+
+
+static ngx_int_t
+ngx_http_hris_admin_content(ngx_http_request_t *r)
+{
+    return ngx_http_hris_unread_body(r, ngx_http_hris_admin_handler(r));
+}
+
+
+static ngx_int_t
+ngx_http_hris_connect_content(ngx_http_request_t *r)
+{
+    return ngx_http_hris_unread_body(r, ngx_http_hris_connect_handler(r));
+}
+
+
+/*
+ * r is alive here whatever rc is: a handler that returns NGX_DONE holds a
+ * reference of its own. A discard that has to wait for the rest of the
+ * body holds one too (r->discard_body), and nginx finishes it after the
+ * answer, as after any answer sent before the body was read.
+ */
+
+static ngx_int_t
+ngx_http_hris_unread_body(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (r != r->main || r->discard_body || r->request_body
+        || (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked))
+    {
+        return rc;
+    }
+
+    /* an answer is out (or on its way): no "100 Continue" after it */
+    r->expect_tested = 1;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        /* a malformed body: the connection cannot be trusted any further */
+        r->keepalive = 0;
+    }
+
+    return rc;
 }
 
 

@@ -552,6 +552,12 @@ ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
         goto failed;
     }
 
+    /*
+     * exchanging the account's own credentials again does no harm; a
+     * refresh grant may rotate the refresh token, and a second one would
+     * spend the token the first answer replaced (invalid_grant)
+     */
+    call->idempotent = ts->has_refresh ? 0 : 1;
     call->handler = ngx_http_hris_gate_exchanged;
     call->data = g;
 

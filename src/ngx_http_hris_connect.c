@@ -494,6 +494,7 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
     call->url = url;
     call->body = body;
     call->retry = 0;            /* a code is good for one exchange only */
+    call->idempotent = 0;
     call->handler = ngx_http_hris_connect_exchanged;
     call->data = ctx;
 

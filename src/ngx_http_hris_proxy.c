@@ -34,9 +34,14 @@ static ngx_uint_t ngx_http_hris_param_named(ngx_array_t *params,
     ngx_str_t *name);
 static void ngx_http_hris_proxy_done(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_proxy_answer(ngx_http_request_t *r,
-    ngx_http_hris_call_t *call);
+    ngx_http_hris_proxy_ctx_t *ctx);
+static ngx_int_t ngx_http_hris_proxy_unknown(ngx_http_request_t *r,
+    ngx_http_hris_proxy_ctx_t *ctx);
+static ngx_uint_t ngx_http_hris_proxy_credential(ngx_http_hris_proxy_ctx_t *ctx,
+    ngx_keyval_t *kv);
 static ngx_uint_t ngx_http_hris_header_in(ngx_str_t *name,
     const char **list);
+static ngx_uint_t ngx_http_hris_str_caseeq(ngx_str_t *a, ngx_str_t *b);
 static ngx_uint_t ngx_http_hris_connection_option(ngx_http_request_t *r,
     ngx_str_t *name);
 
@@ -49,10 +54,17 @@ static const char  *ngx_http_hris_proxy_drop_in[] = {
     "expect", NULL
 };
 
+/*
+ * never passed back: hop-by-hop, framing, and whatever may carry a
+ * credential (CONTRACT.md §5: credentials travel one way only); the
+ * table's own credential headers are added in ngx_http_hris_proxy_credential()
+ */
 static const char  *ngx_http_hris_proxy_drop_out[] = {
     "connection", "keep-alive", "te", "trailer", "transfer-encoding",
     "upgrade", "proxy-authenticate", "content-length", "content-type",
-    "set-cookie", "server", "date", NULL
+    "set-cookie", "set-cookie2", "server", "date", "authorization",
+    "proxy-authorization", "authentication-info",
+    "proxy-authentication-info", NULL
 };
 
 
@@ -479,31 +491,63 @@ ngx_http_hris_proxy_done(ngx_http_hris_call_t *call)
         ngx_http_hris_gate_refused(&ctx->gate);
     }
 
-    if (call->result != NGX_HTTP_HRIS_CALL_OK) {
+    if (call->unknown) {
+        rc = ngx_http_hris_proxy_unknown(r, ctx);
+
+    } else if (call->result != NGX_HTTP_HRIS_CALL_OK) {
         rc = ngx_http_hris_call_status_error(r, call, ctx->account->table);
 
     } else {
-        rc = ngx_http_hris_proxy_answer(r, call);
+        rc = ngx_http_hris_proxy_answer(r, ctx);
     }
 
     ngx_http_finalize_request(r, rc);
 }
 
 
+/*
+ * A request that is not idempotent went out and no answer came (a timeout,
+ * a connection cut): it was not sent again, and whether the provider
+ * carried it out is unknown. 504, and details.outcome says so.
+ */
+
 static ngx_int_t
-ngx_http_hris_proxy_answer(ngx_http_request_t *r, ngx_http_hris_call_t *call)
+ngx_http_hris_proxy_unknown(ngx_http_request_t *r,
+    ngx_http_hris_proxy_ctx_t *ctx)
 {
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_uint_t        i;
-    ngx_chain_t       out;
-    ngx_keyval_t     *kv;
-    ngx_table_elt_t  *h;
+    ngx_str_t             *name = &ctx->account->table->name;
+    ngx_http_hris_call_t  *call = ctx->call;
+
+    return ngx_http_hris_send_error(r, NGX_HTTP_GATEWAY_TIME_OUT,
+               json_pack("{s:s%,s:i,s:s}", "provider", name->data, name->len,
+                         "attempts", (int) call->attempts,
+                         "outcome", "unknown"),
+               "the provider at %V took the %V request but %s; it was not "
+               "sent again, and whether the provider carried it out is "
+               "unknown: check before sending it again",
+               ngx_http_hris_call_host(call), &call->method,
+               call->result == NGX_HTTP_HRIS_CALL_TIMEOUT
+               ? "did not answer in time" : "broke off without an answer");
+}
+
+
+static ngx_int_t
+ngx_http_hris_proxy_answer(ngx_http_request_t *r,
+    ngx_http_hris_proxy_ctx_t *ctx)
+{
+    ngx_int_t              rc;
+    ngx_buf_t             *b;
+    ngx_uint_t             i;
+    ngx_chain_t            out;
+    ngx_keyval_t          *kv;
+    ngx_table_elt_t       *h;
+    ngx_http_hris_call_t  *call = ctx->call;
 
     kv = call->headers_out.elts;
 
     for (i = 0; kv && i < call->headers_out.nelts; i++) {
-        if (ngx_http_hris_header_in(&kv[i].key, ngx_http_hris_proxy_drop_out))
+        if (ngx_http_hris_header_in(&kv[i].key, ngx_http_hris_proxy_drop_out)
+            || ngx_http_hris_proxy_credential(ctx, &kv[i]))
         {
             continue;
         }
@@ -552,6 +596,59 @@ ngx_http_hris_proxy_answer(ngx_http_request_t *r, ngx_http_hris_call_t *call)
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * A provider's header that may hold a credential: one named like a header
+ * the table sends credentials in, the header a provider hands a fresh
+ * token back in (the token's "echo_header", Personio's "authorization"),
+ * or any header that holds the token or refresh token in use.
+ */
+
+static ngx_uint_t
+ngx_http_hris_proxy_credential(ngx_http_hris_proxy_ctx_t *ctx,
+    ngx_keyval_t *kv)
+{
+    ngx_str_t                   *secret[2];
+    ngx_uint_t                   i;
+    ngx_http_hris_auth_t        *auth = ctx->account->auth;
+    ngx_http_hris_token_spec_t  *ts = auth->token;
+
+    if (ngx_http_hris_param_named(&auth->headers, &kv->key)) {
+        return 1;
+    }
+
+    if (ts && (ngx_http_hris_str_caseeq(&kv->key, &ts->echo_header)
+               || ngx_http_hris_str_caseeq(&kv->key, &ts->header)))
+    {
+        return 1;
+    }
+
+    secret[0] = &ctx->gate.token;
+    secret[1] = &ctx->gate.refresh;
+
+    /* (a token of a few characters would match headers at random) */
+    for (i = 0; i < 2; i++) {
+        if (secret[i]->len >= 8
+            && ngx_strlcasestrn(kv->value.data,
+                                kv->value.data + kv->value.len,
+                                secret[i]->data, secret[i]->len - 1)
+               != NULL)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_hris_str_caseeq(ngx_str_t *a, ngx_str_t *b)
+{
+    return a->len && a->len == b->len
+           && ngx_strncasecmp(a->data, b->data, a->len) == 0;
 }
 
 

@@ -18,12 +18,30 @@
 #include "ngx_http_hris_template.h"
 
 
+/* one of curl's sockets, watched by an nginx connection slot */
+typedef struct {
+    ngx_connection_t  *c;
+    ino_t              ino;          /* which socket: fd numbers are reused */
+} ngx_http_hris_sock_t;
+
+
 typedef struct {
     CURLM             *multi;
     ngx_event_t        timer;
     ngx_connection_t   timer_conn;   /* fd -1: only for debug ngx_event_ident */
     ngx_log_t         *log;
     ngx_uint_t         active;       /* transfers in the multi handle */
+
+    /*
+     * Curl's sockets, by fd. curl's own per-socket pointer
+     * (curl_multi_assign) is not used: curl may hand it back after the
+     * socket was closed, when the slot may serve another connection.
+     */
+    ngx_http_hris_sock_t  *socks;
+    ngx_uint_t             nsocks;
+
+    /* calls whose socket could not be watched, finished by drain() */
+    ngx_queue_t        failed;
 } ngx_http_hris_curl_t;
 
 
@@ -32,7 +50,16 @@ static int ngx_http_hris_socket_cb(CURL *easy, curl_socket_t s, int what,
 static int ngx_http_hris_timer_cb(CURLM *multi, long ms, void *userp);
 static void ngx_http_hris_timer_handler(ngx_event_t *ev);
 static void ngx_http_hris_io_handler(ngx_event_t *ev);
-static void ngx_http_hris_release_connection(ngx_connection_t *c);
+static ngx_http_hris_sock_t *ngx_http_hris_sock(ngx_http_hris_curl_t *hc,
+    curl_socket_t s);
+static ngx_uint_t ngx_http_hris_sock_same(ngx_http_hris_sock_t *sk);
+static ngx_http_hris_sock_t *ngx_http_hris_watch(ngx_http_hris_curl_t *hc,
+    curl_socket_t s);
+static ngx_int_t ngx_http_hris_watch_events(ngx_connection_t *c, int what);
+static void ngx_http_hris_watch_failed(ngx_http_hris_curl_t *hc, CURL *easy,
+    curl_socket_t s);
+static int ngx_http_hris_close_cb(void *clientp, curl_socket_t s);
+static void ngx_http_hris_release_connection(ngx_http_hris_sock_t *sk);
 static void ngx_http_hris_drain(void);
 static void ngx_http_hris_call_finished(ngx_http_hris_call_t *call,
     CURLcode cc);
@@ -48,6 +75,10 @@ static size_t ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb,
 static size_t ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb,
     void *userdata);
 static void ngx_http_hris_call_reset(ngx_http_hris_call_t *call);
+static ngx_uint_t ngx_http_hris_method_idempotent(ngx_str_t *method);
+static time_t ngx_http_hris_retry_after(u_char *p, u_char *end);
+static ngx_uint_t ngx_http_hris_call_sent(ngx_http_hris_call_t *call,
+    CURLcode cc);
 static void ngx_http_hris_call_removed(void);
 
 
@@ -75,6 +106,14 @@ ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* CURLOPT_QUICK_EXIT (see ngx_http_hris_call_setup()) came in 7.87 */
+    if (vi->version_num < 0x075700) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "hris: libcurl %s is older than 7.87.0: a call that "
+                      "ends while its provider's name is being resolved "
+                      "blocks the worker until the lookup ends", vi->version);
+    }
+
     hc->log = cycle->log;
     hc->timer_conn.fd = (ngx_socket_t) -1;
     hc->timer.data = &hc->timer_conn;
@@ -86,6 +125,8 @@ ngx_http_hris_upstream_init_process(ngx_cycle_t *cycle)
      * (see ngx_http_hris_call_add()), as nginx's own upstream timers are
      */
     hc->timer.cancelable = 1;
+
+    ngx_queue_init(&hc->failed);
 
     hc->multi = curl_multi_init();
     if (hc->multi == NULL) {
@@ -132,73 +173,235 @@ ngx_http_hris_upstream_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&hc->timer);
     }
 
+    if (hc->socks) {
+        ngx_free(hc->socks);
+        hc->socks = NULL;
+        hc->nsocks = 0;
+    }
+
     curl_global_cleanup();
 }
 
+
+/*
+ * curl says which of its sockets to watch. This never returns -1: that
+ * would abort every transfer of the worker. A socket that cannot be
+ * watched fails its own transfer only (see drain()).
+ */
 
 static int
 ngx_http_hris_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
     void *socketp)
 {
     ngx_http_hris_curl_t  *hc = userp;
-    ngx_connection_t      *c = socketp;
+    ngx_http_hris_sock_t  *sk;
+
+    sk = ngx_http_hris_sock(hc, s);
+
+    /*
+     * curl 7.88 closes the socket of a connect attempt without a word
+     * (cf-socket.c, "we did never publish it"); the fd may be another
+     * socket now: the old one is forgotten, and the new one watched
+     */
+    if (sk && (what == CURL_POLL_REMOVE || !ngx_http_hris_sock_same(sk))) {
+        ngx_http_hris_release_connection(sk);
+        sk = NULL;
+    }
 
     if (what == CURL_POLL_REMOVE) {
-        if (c) {
-            ngx_http_hris_release_connection(c);
-            curl_multi_assign(hc->multi, s, NULL);
-        }
         return 0;
     }
 
-    if (c == NULL) {
-        c = ngx_get_connection(s, hc->log);
-        if (c == NULL) {
-            return -1;
-        }
-
-        c->data = hc;
-        c->read->handler = ngx_http_hris_io_handler;
-        c->read->log = hc->log;
-        c->write->handler = ngx_http_hris_io_handler;
-        c->write->log = hc->log;
-
-        curl_multi_assign(hc->multi, s, c);
-    }
-
-    /* level-triggered (flags 0): curl may leave data in the socket */
-
-    if ((what & CURL_POLL_IN) && !c->read->active) {
-        if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
-
-    } else if (!(what & CURL_POLL_IN) && c->read->active) {
-        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-            return -1;
+    if (sk == NULL) {
+        sk = ngx_http_hris_watch(hc, s);
+        if (sk == NULL) {
+            ngx_http_hris_watch_failed(hc, easy, s);
+            return 0;
         }
     }
 
-    if ((what & CURL_POLL_OUT) && !c->write->active) {
-        if (ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
-
-    } else if (!(what & CURL_POLL_OUT) && c->write->active) {
-        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            return -1;
-        }
+    if (ngx_http_hris_watch_events(sk->c, what) != NGX_OK) {
+        ngx_http_hris_release_connection(sk);
+        ngx_http_hris_watch_failed(hc, easy, s);
     }
 
     return 0;
 }
 
 
+static ngx_http_hris_sock_t *
+ngx_http_hris_sock(ngx_http_hris_curl_t *hc, curl_socket_t s)
+{
+    if (s < 0 || (ngx_uint_t) s >= hc->nsocks || hc->socks[s].c == NULL) {
+        return NULL;
+    }
+
+    return &hc->socks[s];
+}
+
+
+/* Whether the fd still is the socket that was watched. */
+
+static ngx_uint_t
+ngx_http_hris_sock_same(ngx_http_hris_sock_t *sk)
+{
+    ngx_file_info_t  fi;
+
+    return ngx_fd_info(sk->c->fd, &fi) != NGX_FILE_ERROR
+           && fi.st_ino == sk->ino;
+}
+
+
+/* A connection slot for one of curl's sockets, in the fd map. */
+
+static ngx_http_hris_sock_t *
+ngx_http_hris_watch(ngx_http_hris_curl_t *hc, curl_socket_t s)
+{
+    size_t                 size;
+    ngx_uint_t             n;
+    ngx_file_info_t        fi;
+    ngx_connection_t      *c;
+    ngx_http_hris_sock_t  *socks;
+
+    if (s < 0 || ngx_fd_info(s, &fi) == NGX_FILE_ERROR) {
+        return NULL;
+    }
+
+    if ((ngx_uint_t) s >= hc->nsocks) {
+        n = ngx_max(ngx_max(hc->nsocks * 2, (ngx_uint_t) s + 1), 256);
+        size = n * sizeof(ngx_http_hris_sock_t);
+
+        socks = ngx_alloc(size, hc->log);
+        if (socks == NULL) {
+            return NULL;
+        }
+
+        ngx_memzero(socks, size);
+
+        if (hc->socks) {
+            ngx_memcpy(socks, hc->socks,
+                       hc->nsocks * sizeof(ngx_http_hris_sock_t));
+            ngx_free(hc->socks);
+        }
+
+        hc->socks = socks;
+        hc->nsocks = n;
+    }
+
+    c = ngx_get_connection(s, hc->log);
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->data = hc;
+    c->read->handler = ngx_http_hris_io_handler;
+    c->read->log = hc->log;
+    c->write->handler = ngx_http_hris_io_handler;
+    c->write->log = hc->log;
+
+    hc->socks[s].c = c;
+    hc->socks[s].ino = fi.st_ino;
+
+    return &hc->socks[s];
+}
+
+
+/* level-triggered (flags 0): curl may leave data in the socket */
+
+static ngx_int_t
+ngx_http_hris_watch_events(ngx_connection_t *c, int what)
+{
+    if ((what & CURL_POLL_IN) && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (!(what & CURL_POLL_IN) && c->read->active) {
+        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if ((what & CURL_POLL_OUT) && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (!(what & CURL_POLL_OUT) && c->write->active) {
+        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The transfer of a socket that cannot be watched (no free connection
+ * slot, an epoll failure) is failed once curl has returned: no curl
+ * function may be called from its callback.
+ */
+
+static void
+ngx_http_hris_watch_failed(ngx_http_hris_curl_t *hc, CURL *easy,
+    curl_socket_t s)
+{
+    ngx_http_hris_call_t  *call;
+
+    call = NULL;
+
+    /* curl also has sockets for transfers of its own */
+    if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &call)
+        != CURLE_OK
+        || call == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, hc->log, 0,
+                      "hris: cannot watch curl's socket %d", (int) s);
+        return;
+    }
+
+    if (call->failed) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+                  "hris: cannot watch the connection to \"%V\", the call "
+                  "fails", ngx_http_hris_call_host(call));
+
+    call->failed = 1;
+    ngx_queue_insert_tail(&hc->failed, &call->failed_link);
+}
+
+
+/*
+ * curl closes one of its sockets. It says CURL_POLL_REMOVE first when it
+ * knows the socket is watched, but not always (see socket_cb()): a socket
+ * still watched stops being watched here, while its fd is still its own.
+ */
+
+static int
+ngx_http_hris_close_cb(void *clientp, curl_socket_t s)
+{
+    ngx_http_hris_sock_t  *sk;
+
+    sk = ngx_http_hris_sock(clientp, s);
+
+    if (sk) {
+        ngx_http_hris_release_connection(sk);
+    }
+
+    return (ngx_close_socket(s) == -1) ? 1 : 0;
+}
+
+
 /* ngx_close_connection() without close(): the socket is curl's */
 
 static void
-ngx_http_hris_release_connection(ngx_connection_t *c)
+ngx_http_hris_release_connection(ngx_http_hris_sock_t *sk)
 {
+    ngx_connection_t  *c = sk->c;
+
     if (c->read->timer_set) {
         ngx_del_timer(c->read);
     }
@@ -208,8 +411,12 @@ ngx_http_hris_release_connection(ngx_connection_t *c)
     }
 
     if (c->read->active || c->write->active) {
-        /* the fd is still open: a real EPOLL_CTL_DEL */
-        ngx_del_conn(c, 0);
+        /*
+         * the socket is still open (REMOVE, the close callback): a real
+         * EPOLL_CTL_DEL; one closed behind our back has left epoll with
+         * its close, and its fd may be another socket's now
+         */
+        ngx_del_conn(c, ngx_http_hris_sock_same(sk) ? 0 : NGX_CLOSE_EVENT);
     }
 
     if (c->read->posted) {
@@ -227,6 +434,8 @@ ngx_http_hris_release_connection(ngx_connection_t *c)
 
     /* late events for this slot are dropped as stale */
     c->fd = (ngx_socket_t) -1;
+
+    sk->c = NULL;
 }
 
 
@@ -287,7 +496,25 @@ ngx_http_hris_drain(void)
     CURL                  *easy;
     CURLcode               cc;
     CURLMsg               *msg;
+    ngx_queue_t           *q;
     ngx_http_hris_call_t  *call;
+
+    /* first the calls whose socket could not be watched: they fail */
+    while (!ngx_queue_empty(&ngx_http_hris_curl.failed)) {
+        q = ngx_queue_head(&ngx_http_hris_curl.failed);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        call = ngx_queue_data(q, ngx_http_hris_call_t, failed_link);
+
+        if (call->in_multi) {
+            curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);
+            call->in_multi = 0;
+            ngx_http_hris_call_removed();
+        }
+
+        ngx_http_hris_call_finished(call, CURLE_ABORTED_BY_CALLBACK);
+    }
 
     while ((msg = curl_multi_info_read(ngx_http_hris_curl.multi, &left))) {
         if (msg->msg != CURLMSG_DONE) {
@@ -346,6 +573,17 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
                        : NGX_HTTP_HRIS_CALL_ERROR;
         break;
 
+    case CURLE_ABORTED_BY_CALLBACK:
+        /* see ngx_http_hris_watch_failed(): this worker's trouble */
+        call->result = ngx_http_hris_call_sent(call, cc)
+                       ? NGX_HTTP_HRIS_CALL_BROKEN
+                       : NGX_HTTP_HRIS_CALL_UNREACHABLE;
+        call->final = 1;
+        ngx_cpystrn((u_char *) call->errbuf, (u_char *) "nginx could not "
+                    "watch the connection (are worker_connections enough?)",
+                    CURL_ERROR_SIZE);
+        break;
+
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CACERT_BADFILE:
@@ -371,6 +609,12 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
                       &call->error);
     }
 
+    /* a write that went out and got no answer may have been carried out */
+    call->unknown = !call->idempotent
+                    && (call->result == NGX_HTTP_HRIS_CALL_TIMEOUT
+                        || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
+                    && ngx_http_hris_call_sent(call, cc);
+
     if (ngx_http_hris_call_should_retry(call, &delay) == NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "hris: retrying upstream call to \"%V\" in %M ms "
@@ -386,37 +630,58 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
 
 
 /*
- * Decides whether to try again: 429, 502, 503, 504 and network errors are
- * retried with exponential backoff and jitter, honouring Retry-After up to
- * the cap. A Retry-After over the cap ends the call as RATE_LIMITED.
+ * Decides whether to try again, with exponential backoff and jitter,
+ * honouring Retry-After up to the cap; a Retry-After over the cap ends
+ * the call as RATE_LIMITED.
+ *
+ * What may be retried depends on whether a second delivery is harmless.
+ * Any call: a provider that could not be reached (name resolution or
+ * connect failed: nothing was sent), and, with call->retry, a throttling
+ * answer (429, or 503 with Retry-After: the provider says it did not do
+ * it). An idempotent call also: a broken answer, and 502, 503 and 504.
+ * A write is never sent again once the provider may have carried it out:
+ * a rotating refresh token or an authorization code would be spent twice,
+ * a record created twice.
  */
 
 static ngx_int_t
 ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
 {
     ngx_msec_t  base;
-    ngx_uint_t  retryable;
+    ngx_uint_t  retryable, throttled;
 
-    retryable = 0;
+    switch (call->result) {
 
-    if (call->result == NGX_HTTP_HRIS_CALL_OK) {
+    case NGX_HTTP_HRIS_CALL_OK:
+        throttled = call->status == 429
+                    || (call->status == 503 && call->retry_after >= 0);
+
         retryable = call->retry
-                    && (call->status == 429 || call->status == 502
-                        || call->status == 503 || call->status == 504);
+                    && (throttled
+                        || (call->idempotent
+                            && (call->status == 502 || call->status == 503
+                                || call->status == 504)));
+        break;
 
-    } else if ((call->result == NGX_HTTP_HRIS_CALL_UNREACHABLE
-                || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
-               && !call->final)
-    {
-        retryable = 1;
+    case NGX_HTTP_HRIS_CALL_UNREACHABLE:
+        retryable = !call->final;
+        break;
+
+    case NGX_HTTP_HRIS_CALL_BROKEN:
+        retryable = call->idempotent && !call->final;
+        break;
+
+    default:
+        retryable = 0;
     }
 
     if (!retryable) {
         return NGX_DECLINED;
     }
 
+    /* in seconds: a huge Retry-After times 1000 would wrap around */
     if (call->retry_after >= 0
-        && (ngx_msec_t) call->retry_after * 1000 > call->conf->retry_after_max)
+        && call->retry_after > (time_t) (call->conf->retry_after_max / 1000))
     {
         call->result = NGX_HTTP_HRIS_CALL_RATE_LIMITED;
         return NGX_DECLINED;
@@ -435,6 +700,54 @@ ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call, ngx_msec_t *delay)
     *delay = base + (base ? (ngx_msec_t) ngx_random() % (base / 2 + 1) : 0);
 
     return NGX_OK;
+}
+
+
+/* RFC 9110, 9.2.2 */
+
+static ngx_uint_t
+ngx_http_hris_method_idempotent(ngx_str_t *method)
+{
+    static const char  *idempotent[] = {
+        "GET", "HEAD", "PUT", "DELETE", "OPTIONS", NULL
+    };
+
+    ngx_uint_t  i;
+
+    for (i = 0; idempotent[i]; i++) {
+        if (ngx_strcmp(method->data, idempotent[i]) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Whether the request may have reached the provider: curl counts the
+ * request's bytes once it starts sending them, and a failed name lookup
+ * or connect sent nothing.
+ */
+
+static ngx_uint_t
+ngx_http_hris_call_sent(ngx_http_hris_call_t *call, CURLcode cc)
+{
+    long  n;
+
+    if (cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_CONNECT) {
+        return 0;
+    }
+
+    n = 0;
+
+    if (curl_easy_getinfo(call->easy, CURLINFO_REQUEST_SIZE, &n)
+        != CURLE_OK)
+    {
+        return 1;
+    }
+
+    return n > 0;
 }
 
 
@@ -508,6 +821,7 @@ ngx_http_hris_call_create(ngx_http_request_t *r,
     call->request = r;
     call->conf = conf;
     call->retry = 1;
+    call->idempotent = NGX_CONF_UNSET;
     call->retry_after = -1;
     ngx_str_set(&call->method, "GET");
 
@@ -588,6 +902,18 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
     curl_easy_setopt(e, CURLOPT_URL, call->url.data);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, ngx_http_hris_close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, &ngx_http_hris_curl);
+
+#if (LIBCURL_VERSION_NUM >= 0x075700)
+    /*
+     * A transfer that ends during name resolution (a connect timeout, a
+     * client gone) would otherwise wait for curl's resolver thread to
+     * finish its getaddrinfo(): the whole worker blocked on a slow DNS
+     * server. The thread is left to finish and free itself.
+     */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long) conf->connect_timeout);
@@ -614,6 +940,19 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
 
     if (ngx_strcmp(call->method.data, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, call->method.data);
+    }
+
+    if (call->idempotent == NGX_CONF_UNSET) {
+        call->idempotent = ngx_http_hris_method_idempotent(&call->method);
+    }
+
+    /*
+     * curl silently sends a request again on a fresh connection when a
+     * reused one dies before any answer; the provider may have carried
+     * the first one out: a call that must go out once takes a new one
+     */
+    if (!call->idempotent) {
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     }
 
     if (ngx_strcmp(call->method.data, "HEAD") == 0) {
@@ -686,6 +1025,7 @@ ngx_http_hris_call_reset(ngx_http_hris_call_t *call)
     call->content_type.len = 0;
     call->errbuf[0] = '\0';
     call->error.len = 0;
+    call->unknown = 0;
 
     if (call->headers_out.elts) {
         call->headers_out.nelts = 0;
@@ -697,6 +1037,11 @@ static void
 ngx_http_hris_call_cleanup(void *data)
 {
     ngx_http_hris_call_t  *call = data;
+
+    if (call->failed) {
+        /* still in the queue, or taken out of it (then linked to itself) */
+        ngx_queue_remove(&call->failed_link);
+    }
 
     if (call->in_multi && ngx_http_hris_curl.multi) {
         curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);
@@ -765,7 +1110,6 @@ ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     u_char                *p, *end, *colon, *v;
     size_t                 n;
-    time_t                 t;
     ngx_keyval_t          *kv;
     ngx_http_hris_call_t  *call = userdata;
     ngx_pool_t            *pool = call->request->pool;
@@ -805,15 +1149,7 @@ ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
                && ngx_strncasecmp(p, (u_char *) "Retry-After", colon - p)
                   == 0)
     {
-        /* seconds, or an HTTP date */
-        t = ngx_atotm(v, end - v);
-        if (t == NGX_ERROR) {
-            t = ngx_parse_http_time(v, end - v);
-            if (t != NGX_ERROR) {
-                t = (t > ngx_time()) ? t - ngx_time() : 0;
-            }
-        }
-        call->retry_after = (t == NGX_ERROR) ? -1 : t;
+        call->retry_after = ngx_http_hris_retry_after(v, end);
     }
 
     if (!call->keep_headers) {
@@ -844,6 +1180,43 @@ ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     }
 
     return n;
+}
+
+
+/*
+ * Retry-After: seconds, or an HTTP date; -1 when it is neither. Seconds
+ * beyond 2^31 - 1 (even beyond time_t) are taken as that: still far past
+ * any hris_retry_after_max, and a value every client can read back.
+ */
+
+static time_t
+ngx_http_hris_retry_after(u_char *p, u_char *end)
+{
+    time_t   t;
+    u_char  *d;
+
+    if (p == end) {
+        return -1;
+    }
+
+    t = 0;
+
+    for (d = p; d < end && *d >= '0' && *d <= '9'; d++) {
+        if (t < NGX_MAX_INT32_VALUE) {
+            t = t * 10 + (*d - '0');
+        }
+    }
+
+    if (d == end) {
+        return ngx_min(t, (time_t) NGX_MAX_INT32_VALUE);
+    }
+
+    t = ngx_parse_http_time(p, end - p);
+    if (t == NGX_ERROR) {
+        return -1;
+    }
+
+    return (t > ngx_time()) ? t - ngx_time() : 0;
 }
 
 

@@ -53,6 +53,12 @@ struct ngx_http_hris_call_s {
     ngx_str_t                      url;        /* null-terminated */
     ngx_str_t                      body;
     ngx_uint_t                     retry;      /* retry 429/5xx answers */
+    /*
+     * whether sending the call twice does no harm: 1, 0, or NGX_CONF_UNSET
+     * (decided by the method: GET, HEAD, PUT, DELETE, OPTIONS are). A call
+     * that is not is sent again only when it certainly was not processed.
+     */
+    ngx_int_t                      idempotent;
     ngx_uint_t                     keep_headers; /* fill headers_out */
     ngx_http_hris_call_handler_pt  handler;
     void                          *data;
@@ -67,16 +73,20 @@ struct ngx_http_hris_call_s {
     ngx_array_t                    headers_out;  /* ngx_keyval_t */
     ngx_uint_t                     attempts;
     ngx_str_t                      error;        /* curl's message */
+    ngx_uint_t                     unknown;      /* may have been carried
+                                                    out, no answer came */
 
     /* private */
     CURL                          *easy;
     struct curl_slist             *slist;
     ngx_event_t                    retry_ev;
+    ngx_queue_t                    failed_link;
     size_t                         resp_size;
     char                           errbuf[CURL_ERROR_SIZE];
     unsigned                       in_multi:1;
     unsigned                       done:1;
     unsigned                       final:1;    /* retrying cannot help */
+    unsigned                       failed:1;   /* its socket not watched */
 };
 
 

@@ -218,6 +218,7 @@ ngx_http_hris_walk_send(ngx_http_hris_ctx_t *ctx)
     }
 
     call->method = op->method;
+    call->idempotent = 1;       /* a read, even over POST (RPC providers) */
     call->keep_headers = 1;
     call->handler = ngx_http_hris_walk_done;
     call->data = ctx;

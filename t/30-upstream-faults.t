@@ -131,6 +131,22 @@ subtest '429 with Retry-After over hris_retry_after_max: 429 at once' => sub {
     is(upstream_requests(), 1, 'one upstream request: no pointless retries');
 };
 
+subtest 'a huge Retry-After is a long wait, never a short one' => sub {
+    # 18446744073709552 s is 384 ms once multiplied by 1000 in 64 bits;
+    # the last one does not even fit in time_t
+    for my $ra ('99999999999', '18446744073709552', '99999999999999999999999999') {
+        fault(fault => '429', count => -1, retry_after => $ra);
+        my $res = employees();
+        envelope_ok($res, 429, qr/rate limit is exhausted/, upstream_status => 429,
+                    attempts => 1);
+        my $back = $res->{headers}{'retry-after'} // '';
+        like($back, qr/^[1-9][0-9]*$/, "Retry-After $ra: a Retry-After comes back ($back)");
+        cmp_ok(length($back) && $back, '>', 3, 'past hris_retry_after_max');
+        cmp_ok($back, '<=', 2147483647, 'and small enough for any client to read');
+        is(upstream_requests(), 1, 'one upstream request: not retried');
+    }
+};
+
 subtest '429 without Retry-After forever: 429 after retries, with a Retry-After' => sub {
     fault(fault => '429', count => -1);
     my $res = employees();

@@ -46,7 +46,10 @@ my ($echo_pid, $echo_port) = do {
             print $c "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                    . 'Content-Length: ' . length($out) . "\r\nConnection: close\r\n"
                    . "Keep-Alive: timeout=5\r\nSet-Cookie: provider_session=1\r\n"
-                   . "X-Provider: yes\r\nServer: echo\r\n\r\n$out";
+                   . "X-Provider: yes\r\nServer: echo\r\n"
+                   . "Authorization: Bearer provider-token-1\r\n"
+                   . "Proxy-Authorization: Basic cHJvdmlkZXI6eA==\r\n"
+                   . "Authentication-Info: nextnonce=\"provider-nonce\"\r\n\r\n$out";
             close $c;
         }
         POSIX::_exit(0);
@@ -191,6 +194,12 @@ sub raw {
     ok(!$res->{headers}{'set-cookie'}, "the provider's Set-Cookie does not");
     ok(!$res->{headers}{'keep-alive'}, 'nor its Keep-Alive');
     isnt($res->{headers}{server} // '', 'echo', "the provider's Server header is not passed on");
+    ok(!$res->{headers}{authorization} && !$res->{headers}{'proxy-authorization'}
+       && !$res->{headers}{'authentication-info'},
+       "the provider's Authorization, Proxy-Authorization and Authentication-Info do not "
+       . '(CONTRACT §5: no credential comes back)');
+    ok(!grep({ /provider-token-1|provider-nonce/ } map { ref $_ ? @$_ : $_ }
+             values %{ $res->{headers} }), 'their values are nowhere in the answer');
 }
 
 {

@@ -8,6 +8,7 @@
 use strict;
 use warnings;
 use Test::More;
+use HTTP::Tiny;
 use JSON::PP;
 use lib 't/lib';
 use HRIS::Sandbox;
@@ -28,6 +29,46 @@ is($res->{status}, 200, 'Personio through the proxy: the token is exchanged and 
 is(scalar @{ $res->{json}{data} }, 2, 'the provider\'s own answer');
 $ng->get('/proxy/v1/company/time-off-types?integrated_account_id=acme-personio');
 is($sb{personio}->stats->{by_path}{'/v1/auth'}, 1, 'one exchange for both calls');
+
+# CONTRACT §5: no answer of the proxy carries a provider-issued token.
+# Personio hands its token back in `authorization` on every data answer;
+# the sandbox's live token is the one /v1/auth gives for the same client.
+{
+    my $creds = $HRIS::Nginx::PROVIDER{personio}{credentials};
+    my $auth = HTTP::Tiny->new(timeout => 10)->post($sb{personio}->url . '/v1/auth',
+        { headers => { 'Content-Type' => 'application/json' },
+          content => encode_json($creds) });
+    my $token = eval { decode_json($auth->{content})->{data}{token} } // '';
+    like($token, qr/^papi-/, "the account's live Personio token, straight from the sandbox");
+    for my $path ('/proxy/v1/company/employees?limit=1&', '/proxy/v1/company/time-off-types?') {
+        my $r = $ng->get("${path}integrated_account_id=acme-personio");
+        is($r->{status}, 200, "$path: 200");
+        ok(!exists $r->{headers}{authorization}, "$path: no Authorization header comes back");
+        my @leaks = grep {
+            my $v = ref $r->{headers}{$_} ? join("\n", @{ $r->{headers}{$_} })
+                                          : $r->{headers}{$_};
+            index($v, $token) >= 0 || $v =~ /papi-|bearer/i || /^authorization$/i
+        } keys %{ $r->{headers} };
+        is_deeply(\@leaks, [], "$path: no header of the answer holds the token")
+            or diag(explain($r->{headers}));
+        ok(index($r->{body}, $token) < 0, "$path: nor does the body");
+    }
+
+    # one-time tokens: each answer hands back the next one, which the
+    # gateway keeps for itself
+    my $rot = HRIS::Sandbox->start('personio', args => ['--rotate-tokens']);
+    my $ng2 = HRIS::Nginx->start(accounts => HRIS::Nginx::accounts_for(personio => $rot));
+    for my $try (1 .. 3) {
+        my $r = $ng2->get('/proxy/v1/company/time-off-types?integrated_account_id=acme-personio');
+        is($r->{status}, 200, "rotating tokens, call $try: 200 (the echoed token was kept)");
+        my @leaks = grep { /^authorization$/i || join('', $r->{headers}{$_}) =~ /papi-/ }
+                    keys %{ $r->{headers} };
+        is_deeply(\@leaks, [], "rotating tokens, call $try: no token in the answer's headers");
+    }
+    is($rot->stats->{by_path}{'/v1/auth'}, 1, 'one exchange: the rotated tokens were used');
+    $ng2->stop;
+    $rot->stop;
+}
 
 $res = $ng->get('/proxy/employees?pageSize=1&integrated_account_id=acme-heavenhr');
 is($res->{status}, 200, 'HeavenHR through the proxy');

@@ -19,6 +19,9 @@ package HRIS::Nginx;
 #                          would stall every other request, which tests see)
 #   mappings => DIR        mapping tables (default: the repository's)
 #   log_level => LEVEL     error_log level (default info)
+#   env      => {NAME => V} environment of the nginx master (and so of its
+#                          forked workers), e.g. LD_PRELOAD
+#   worker_connections => N  (default 1024)
 
 use strict;
 use warnings;
@@ -139,7 +142,7 @@ master_process on;
 pid $dir/nginx.pid;
 error_log $dir/error.log @{[ $o->{log_level} // 'info' ]};
 @{[ $o->{main} // '' ]}
-events { worker_connections 1024; }
+events { worker_connections @{[ $o->{worker_connections} // 1024 ]}; }
 http {
     access_log off;
     client_body_temp_path $dir/body;
@@ -188,6 +191,7 @@ sub start {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', "$self->{dir}/stdout.log";
         open STDERR, '>&', \*STDOUT;
+        $ENV{$_} = $self->{opts}{env}{$_} for keys %{ $self->{opts}{env} // {} };
         exec $NGINX, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
              '-e', "$self->{dir}/error.log";
         exit 127;
