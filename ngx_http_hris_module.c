@@ -12,10 +12,9 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_redis.h"
 
 
 static void *ngx_http_hris_create_main_conf(ngx_conf_t *cf);
@@ -86,6 +85,27 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_hris_main_conf_t, shm_size),
+      NULL },
+
+    { ngx_string("hris_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_hris_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, redis),
+      NULL },
+
+    { ngx_string("hris_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("hris_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, redis_connect_timeout),
       NULL },
 
     { ngx_string("hris_unified"),
@@ -234,6 +254,8 @@ ngx_http_hris_create_main_conf(ngx_conf_t *cf)
      */
 
     hmcf->shm_size = NGX_CONF_UNSET_SIZE;
+    hmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    hmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
 
     return hmcf;
 }
@@ -244,9 +266,11 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_hris_main_conf_t *hmcf = conf;
 
-    unsigned int  len;
+    ngx_http_hris_redis_conf_t  *rcf;
 
     ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
+    ngx_conf_init_msec_value(hmcf->redis_timeout, 1000);
+    ngx_conf_init_msec_value(hmcf->redis_connect_timeout, 1000);
 
     if (hmcf->shm_size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_zone_size\" "
@@ -297,17 +321,18 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /*
-     * Without a configured secret, a random key made here, in the master,
-     * is shared by every worker; cursors then do not survive a restart.
-     */
-    if (hmcf->cursor_secret.len) {
-        len = sizeof(hmcf->cursor_key);
-        EVP_Digest(hmcf->cursor_secret.data, hmcf->cursor_secret.len,
-                   hmcf->cursor_key, &len, EVP_sha256(), NULL);
+    rcf = hmcf->redis;
 
-    } else if (RAND_bytes(hmcf->cursor_key, sizeof(hmcf->cursor_key)) != 1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: RAND_bytes() failed");
+    if (rcf) {
+        rcf->timeout = hmcf->redis_timeout;
+        rcf->connect_timeout = hmcf->redis_connect_timeout;
+
+        if (ngx_http_hris_redis_check(cf, rcf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_hris_cursor_key_init(cf, hmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -511,14 +536,44 @@ ngx_http_hris_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_hris_upstream_init_process(cycle);
+    if (ngx_http_hris_upstream_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* workers only: not the cache manager and loader, which serve nothing */
+    if (hmcf->redis == NULL
+        || (ngx_process != NGX_PROCESS_WORKER
+            && ngx_process != NGX_PROCESS_SINGLE))
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_hris_redis_init_process(cycle, hmcf->redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_cursor_key_init_process(cycle, hmcf);
 }
 
 
 static void
 ngx_http_hris_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_hris_main_conf_t  *hmcf;
+
     ngx_http_hris_upstream_exit_process(cycle);
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
+        == NULL)
+    {
+        return;
+    }
+
+    hmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_hris_module);
+
+    if (hmcf && hmcf->redis) {
+        ngx_http_hris_redis_exit_process(hmcf->redis);
+    }
 }
 
 
