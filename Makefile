@@ -14,7 +14,8 @@ SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
 
 # Debian packages the build, the demo and the tests need.
 DEB_PKGS   := nginx nginx-dev libcurl4-openssl-dev libjansson-dev \
-              libpcre2-dev libssl-dev python3 perl curl openssl
+              libpcre2-dev libssl-dev python3 perl curl openssl \
+              redis-server
 BENCH_PKGS := wrk time nodejs npm
 
 CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror

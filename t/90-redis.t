@@ -155,7 +155,8 @@ is($p1->{status}, 200, 'page 1 from A') or diag $p1->{body};
 my $cursor = $p1->{json}{next_cursor};
 ok(defined $cursor, '... with a next_cursor');
 
-my $p2 = page($B, cursor => $cursor);
+my ($res, $p2);
+$p2 = page($B, cursor => $cursor);
 is($p2->{status}, 200, "page 2 through B with A's cursor: 200") or diag $p2->{body};
 my ($all) = $A->walk('employees', limit => 3);
 is_deeply([ map { $_->{id} } @{ $p2->{json}{result} // [] } ],
@@ -175,7 +176,11 @@ for my $i (0 .. 100) {
 }
 is_deeply(\@ids, [ map { $_->{id} } @$all ], 'a walk alternating A and B: every record once');
 
-my $res = page($N, cursor => $cursor);
+$A->reload;
+$res = page($A, cursor => $cursor);
+is($res->{status}, 200, "after a reload of A, A's cursor from before still opens (the fleet's key)");
+
+$res = page($N, cursor => $cursor);
 is($res->{status}, 400, "a gateway without the store refuses A's cursor (its key is its own)");
 
 my $stored = $rd->cli('GET', $KEY_NAME);
@@ -273,8 +278,26 @@ ok($lsecs > 2 && $lsecs < 8, "... after hris_redis_timeout (${\ sprintf '%.1f', 
 like($D->error_log, qr/hris_redis: 127\.0\.0\.1:\d+: no answer in 3000 ms \(hris_redis_timeout\)/,
      'the log says Redis did not answer in time');
 $secs = stop_timed($D);
-ok(!$D->{stop_timed_out} && $secs < 3, "quit while reconnecting to it: ${\ sprintf '%.1f', $secs} s");
+ok(!$D->{stop_timed_out} && $secs < 3, "quit while waiting for it: ${\ sprintf '%.1f', $secs} s");
 close $mute;
+
+# -- a Redis that answers late: the waiting request goes on ------------------------------
+
+my $rs = HRIS::Redis->start(args => [ '--enable-debug-command', 'yes' ]);
+my $sleeper = fork // die "fork: $!";
+if ($sleeper == 0) {
+    eval { $rs->cli('DEBUG', 'SLEEP', '2') };    # Redis answers nobody for 2 s
+    POSIX::_exit(0);
+}
+sleep 0.3;
+my $L = gateway($rs->url, http => 'hris_redis_timeout 5s;');
+($secs, $r) = timed(sub { page($L) });
+waitpid($sleeper, 0);
+is($r->{status}, 200, 'a list sent before the key came waits for it, then is answered')
+    or diag $r->{body};
+ok($secs > 0.8 && $secs < 5, "... once Redis answered (${\ sprintf '%.1f', $secs} s)");
+is(page($L, cursor => $r->{json}{next_cursor})->{status}, 200, '... and its cursor opens');
+$L->stop;
 
 # -- AUTH and SELECT ---------------------------------------------------------------------
 

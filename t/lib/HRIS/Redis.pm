@@ -4,7 +4,8 @@ package HRIS::Redis;
 # socket if asked), a temporary directory, no persistence. Never the
 # system's Redis.
 #
-#   my $rd = HRIS::Redis->start;               # or (password => 'pw', unix => 1)
+#   my $rd = HRIS::Redis->start;               # or (password => 'pw', unix => 1,
+#                                              #     args => [more redis-server args])
 #   $rd->url;                                  # redis://127.0.0.1:PORT
 #   $rd->socket;                               # the unix socket's path
 #   $rd->cli('GET', 'k');                      # a reply: string, number,
@@ -51,6 +52,7 @@ sub run {
                 '--logfile', "$self->{dir}/redis.log", '--protected-mode', 'no');
     push @args, '--requirepass', $o->{password} if defined $o->{password};
     push @args, '--unixsocket', $self->{socket}, '--unixsocketperm', '777' if $self->{socket};
+    push @args, @{ $o->{args} // [] };
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDIN, '<', '/dev/null';
