@@ -1198,7 +1198,7 @@ ngx_http_hris_redis_dispatch(ngx_http_hris_redis_t *rd,
     ngx_http_hris_redis_reply_t *reply)
 {
     void                            *data;
-    ngx_str_t                        head[3];
+    ngx_str_t                        head[2];
     ngx_queue_t                     *q;
     ngx_http_hris_redis_cmd_t       *cmd;
     ngx_http_hris_redis_handler_pt   handler;
@@ -1245,7 +1245,6 @@ ngx_http_hris_redis_dispatch(ngx_http_hris_redis_t *rd,
         }
 
         /* out of memory: the NOSCRIPT error goes to the caller */
-        cmd->buf.start = old;
     }
 
     handler = cmd->handler;

@@ -15,7 +15,7 @@
 #  - a Redis that accepts but never answers: the worker keeps serving;
 #  - AUTH with a password, with a user (ACL) and a database; a wrong or
 #    missing password: a clear log line without the password;
-#  - a unix socket with ?db=N;
+#  - a unix socket with ?db=N; hris_cursor_secret wins over the store;
 #  - graceful quit is not held up by the connection or its retries;
 #  - no log line carries the key or a password.
 
@@ -340,6 +340,11 @@ my $ru = HRIS::Redis->start(unix => 1);
 my $U = gateway('unix:' . $ru->socket . '?db=3');
 is(wait_ready($U, 10)->{status}, 200, 'unix:/path?db=3: the gateway gets the key') or diag $U->error_log;
 like($ru->cli({ db => 3 }, 'GET', $KEY_NAME) // '', qr/^[0-9a-f]{64}$/, '... kept in database 3');
+
+my $S = gateway('unix:' . $ru->socket . '?db=5', http => 'hris_cursor_secret s3cr3t-for-cursors;');
+is(page($S)->{status}, 200, 'hris_cursor_secret with hris_redis: lists at once');
+is($ru->cli({ db => 5 }, 'GET', $KEY_NAME), undef, '... and the secret\'s key is not put in Redis');
+$S->stop;
 
 # -- quit, logs --------------------------------------------------------------------------
 
