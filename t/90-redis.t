@@ -12,7 +12,9 @@
 #    started then answers what needs no store, 503 with details.store for
 #    what does, fast, on its one worker; Redis started again: it gets the
 #    key, and the two gateways agree;
-#  - a Redis that accepts but never answers: the worker keeps serving;
+#  - a Redis that accepts but never answers: the worker keeps serving; one
+#    that answers late: the request waiting for the key goes on; a server
+#    sending replies over the limits or not RESP: refused, reconnected;
 #  - AUTH with a password, with a user (ACL) and a database; a wrong or
 #    missing password: a clear log line without the password;
 #  - a unix socket with ?db=N; hris_cursor_secret wins over the store;
@@ -280,6 +282,41 @@ like($D->error_log, qr/hris_redis: 127\.0\.0\.1:\d+: no answer in 3000 ms \(hris
 $secs = stop_timed($D);
 ok(!$D->{stop_timed_out} && $secs < 3, "quit while waiting for it: ${\ sprintf '%.1f', $secs} s");
 close $mute;
+
+# -- a server that answers what is not a Redis reply, or one over a limit ---------------
+
+my $odd = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16,
+                                ReuseAddr => 1) or die "listen: $!";
+my $odd_pid = fork // die "fork: $!";
+if ($odd_pid == 0) {
+    my $n = 0;
+    while (my $s = $odd->accept) {
+        sysread($s, my $buf, 4096);
+        # first an array larger than allowed, then something not RESP at all
+        syswrite $s, $n++ % 2 ? "<html>\r\n" : "*99999999\r\n";
+        sleep 0.1;
+        close $s;
+    }
+    POSIX::_exit(0);
+}
+my $O = gateway('redis://127.0.0.1:' . $odd->sockport);
+$res = page($O);
+is($res->{status}, 503, 'a server sending a reply over the limits: 503');
+is($res->{json}{details}{store}, 'redis', '... naming the store');
+my $odd_log = '';
+$deadline = time + 10;
+while (time < $deadline) {
+    $odd_log = $O->error_log;
+    last if $odd_log =~ /not a RESP2 reply/;
+    sleep 0.2;
+}
+like($odd_log, qr/hris_redis: 127\.0\.0\.1:\d+ sent a reply this client refuses: more array elements than the limit/,
+     '... the log says which limit');
+like($odd_log, qr/refuses: not a RESP2 reply/, '... and, once reconnected, that the next is not RESP');
+$O->stop;
+kill 'TERM', $odd_pid;
+waitpid($odd_pid, 0);
+close $odd;
 
 # -- a Redis that answers late: the waiting request goes on ------------------------------
 
