@@ -12,6 +12,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_redis.h"
@@ -266,6 +268,7 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_hris_main_conf_t *hmcf = conf;
 
+    unsigned int                 len;
     ngx_http_hris_redis_conf_t  *rcf;
 
     ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
@@ -332,9 +335,22 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
         }
     }
 
-    if (ngx_http_hris_cursor_key_init(cf, hmcf) != NGX_OK) {
+    /*
+     * Without a configured secret, a random key made here, in the master,
+     * is shared by every worker; cursors then do not survive a restart.
+     */
+    if (hmcf->cursor_secret.len) {
+        len = sizeof(hmcf->cursor_key);
+        EVP_Digest(hmcf->cursor_secret.data, hmcf->cursor_secret.len,
+                   hmcf->cursor_key, &len, EVP_sha256(), NULL);
+
+    } else if (RAND_bytes(hmcf->cursor_key, sizeof(hmcf->cursor_key)) != 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: RAND_bytes() failed");
         return NGX_CONF_ERROR;
     }
+
+    /* with hris_redis and no secret, each worker adopts the fleet's key */
+    hmcf->cursor_key_ready = (rcf == NULL || hmcf->cursor_secret.len);
 
     return NGX_CONF_OK;
 }

@@ -460,8 +460,6 @@ ngx_int_t ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key,
     ngx_str_t *binding, ngx_str_t *in, json_t **state);
 
 /* ngx_http_hris_cursor_key.c */
-ngx_int_t ngx_http_hris_cursor_key_init(ngx_conf_t *cf,
-    ngx_http_hris_main_conf_t *hmcf);
 ngx_int_t ngx_http_hris_cursor_key_init_process(ngx_cycle_t *cycle,
     ngx_http_hris_main_conf_t *hmcf);
 ngx_int_t ngx_http_hris_cursor_key_wait(ngx_http_request_t *r,

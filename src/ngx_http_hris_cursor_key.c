@@ -2,12 +2,13 @@
  * The key that seals cursors and connect links (ngx_http_hris_cursor.c).
  *
  *  - hris_cursor_secret set: derived from it, the same on every start;
- *  - otherwise, one gateway: made at random by the master at start;
+ *  - otherwise, one gateway: made by the master at start;
  *  - otherwise, with hris_redis: the fleet's key, kept in Redis at
- *    hris:{global}:cursor_key. Each worker offers the master's random key
- *    with SET NX and adopts whatever the key then holds, so the first
- *    gateway to ask sets it for all, and a cursor or a link issued by one
- *    gateway opens at every other (CONTRACT.md §9).
+ *    hris:{global}:cursor_key. Each worker offers the master's key with
+ *    SET NX and adopts whatever the key then holds, so the first gateway
+ *    to ask sets it for all, and a cursor or a link issued by one gateway
+ *    opens at every other (CONTRACT.md §9). hmcf->cursor_key_ready says
+ *    whether the worker has it; ngx_http_hris_module.c sets it at start.
  *
  * Until a worker knows the fleet's key, what needs it waits a little (the
  * first answer from Redis normally comes within a millisecond of the
@@ -24,8 +25,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_redis.h"
@@ -81,33 +80,6 @@ static ngx_http_hris_redis_script_t  ngx_http_hris_cursor_key_script;
 static char  ngx_http_hris_cursor_key_lua[] =
     "redis.call('SET', KEYS[1], ARGV[1], 'NX')\n"
     "return redis.call('GET', KEYS[1])\n";
-
-
-/* In the master, after the http block: the key, or the one to offer. */
-
-ngx_int_t
-ngx_http_hris_cursor_key_init(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
-{
-    unsigned int  len;
-
-    if (hmcf->cursor_secret.len) {
-        len = sizeof(hmcf->cursor_key);
-        EVP_Digest(hmcf->cursor_secret.data, hmcf->cursor_secret.len,
-                   hmcf->cursor_key, &len, EVP_sha256(), NULL);
-        hmcf->cursor_key_ready = 1;
-        return NGX_OK;
-    }
-
-    /* without a secret, cursors do not survive a restart of one gateway */
-    if (RAND_bytes(hmcf->cursor_key, sizeof(hmcf->cursor_key)) != 1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: RAND_bytes() failed");
-        return NGX_ERROR;
-    }
-
-    hmcf->cursor_key_ready = (hmcf->redis == NULL);
-
-    return NGX_OK;
-}
 
 
 /* In a worker: with hris_redis and no secret, ask the store. */
