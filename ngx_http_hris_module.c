@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_redis.h"
 
 
 static void *ngx_http_hris_create_main_conf(ngx_conf_t *cf);
@@ -114,6 +115,27 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_hris_main_conf_t, credentials_cooldown),
+      NULL },
+
+    { ngx_string("hris_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_hris_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, redis),
+      NULL },
+
+    { ngx_string("hris_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("hris_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, redis_connect_timeout),
       NULL },
 
     { ngx_string("hris_unified"),
@@ -271,6 +293,8 @@ ngx_http_hris_create_main_conf(ngx_conf_t *cf)
 
     hmcf->shm_size = NGX_CONF_UNSET_SIZE;
     hmcf->credentials_cooldown = NGX_CONF_UNSET;
+    hmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    hmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
 
     return hmcf;
 }
@@ -281,8 +305,12 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_hris_main_conf_t *hmcf = conf;
 
+    ngx_http_hris_redis_conf_t  *rcf;
+
     ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
     ngx_conf_init_value(hmcf->credentials_cooldown, 60);
+    ngx_conf_init_msec_value(hmcf->redis_timeout, 1000);
+    ngx_conf_init_msec_value(hmcf->redis_connect_timeout, 1000);
 
     if (hmcf->shm_size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_zone_size\" "
@@ -334,6 +362,20 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     if (ngx_http_hris_connect_url_check(cf, hmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    rcf = hmcf->redis;
+
+    if (rcf) {
+        rcf->timeout = hmcf->redis_timeout;
+        rcf->connect_timeout = hmcf->redis_connect_timeout;
+
+        if (ngx_http_hris_redis_check(cf, rcf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* with hris_redis and no secret, each worker adopts the fleet's key */
+    hmcf->cursor_key_ready = (rcf == NULL || hmcf->cursor_secret.len);
 
     return NGX_CONF_OK;
 }
@@ -631,14 +673,44 @@ ngx_http_hris_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_hris_upstream_init_process(cycle);
+    if (ngx_http_hris_upstream_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* workers only: not the cache manager and loader, which serve nothing */
+    if (hmcf->redis == NULL
+        || (ngx_process != NGX_PROCESS_WORKER
+            && ngx_process != NGX_PROCESS_SINGLE))
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_hris_redis_init_process(cycle, hmcf->redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_cursor_key_init_process(cycle, hmcf);
 }
 
 
 static void
 ngx_http_hris_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_hris_main_conf_t  *hmcf;
+
     ngx_http_hris_upstream_exit_process(cycle);
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
+        == NULL)
+    {
+        return;
+    }
+
+    hmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_hris_module);
+
+    if (hmcf && hmcf->redis) {
+        ngx_http_hris_redis_exit_process(hmcf->redis);
+    }
 }
 
 

@@ -355,6 +355,11 @@ typedef struct {
 
     ngx_str_t                    openapi;     /* the document */
     u_char                       cursor_key[32];
+    ngx_uint_t                   cursor_key_ready;  /* in this worker */
+    void                        *cursor_fetch;  /* cursor_key.c's */
+    void                        *redis;       /* hris_redis: redis.h's conf */
+    ngx_msec_t                   redis_timeout;
+    ngx_msec_t                   redis_connect_timeout;
     ngx_shm_zone_t              *shm;
     size_t                       shm_size;
     time_t                       credentials_cooldown;
@@ -529,6 +534,12 @@ ngx_int_t ngx_http_hris_cursor_seal(ngx_pool_t *pool, u_char *key,
     ngx_str_t *binding, json_t *state, ngx_str_t *out);
 ngx_int_t ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key,
     ngx_str_t *binding, ngx_str_t *in, json_t **state);
+
+/* ngx_http_hris_cursor_key.c */
+ngx_int_t ngx_http_hris_cursor_key_init_process(ngx_cycle_t *cycle,
+    ngx_http_hris_main_conf_t *hmcf);
+ngx_int_t ngx_http_hris_cursor_key_wait(ngx_http_request_t *r,
+    ngx_http_handler_pt resume);
 
 /* ngx_http_hris_json.c */
 ngx_int_t ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v,

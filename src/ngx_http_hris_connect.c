@@ -69,6 +69,12 @@ ngx_http_hris_connect_handler(ngx_http_request_t *r)
     ngx_http_hris_link_t        link;
     ngx_http_hris_connect_ctx_t  *ctx;
 
+    /* links and states are sealed: with hris_redis, by the fleet's key */
+    rc = ngx_http_hris_cursor_key_wait(r, ngx_http_hris_connect_handler);
+    if (rc != NGX_OK || r->header_sent) {
+        return rc;
+    }
+
     ngx_http_hris_subpath(r, &rest);
 
     if (rest.len == 8 && ngx_strncmp(rest.data, "callback", 8) == 0) {

@@ -148,6 +148,12 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
         return r->header_sent ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* sealed with the fleet's key (hris_redis): 503 until it is known */
+    rc = ngx_http_hris_cursor_key_wait(r, NULL);
+    if (rc != NGX_OK || r->header_sent) {
+        return rc;
+    }
+
     /* a nonce: each link is one of a kind, and so is its use */
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

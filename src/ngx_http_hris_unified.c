@@ -82,6 +82,14 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    /* a list opens and seals cursors: with hris_redis, the fleet's key */
+    if (!ctx->is_get) {
+        rc = ngx_http_hris_cursor_key_wait(r, ngx_http_hris_unified_handler);
+        if (rc != NGX_OK || r->header_sent) {
+            return rc;
+        }
+    }
+
     rc = ngx_http_hris_unified_args(r, ctx);
     if (rc != NGX_OK || r->header_sent) {
         return rc;
