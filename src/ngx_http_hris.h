@@ -375,7 +375,8 @@ typedef struct {
 
 typedef enum {
     NGX_HTTP_HRIS_GATE_TOKEN = 0,
-    NGX_HTTP_HRIS_GATE_RATE
+    NGX_HTTP_HRIS_GATE_RATE,
+    NGX_HTTP_HRIS_GATE_FLEET_RATE       /* ask the store again */
 } ngx_http_hris_gate_stage_e;
 
 
@@ -398,6 +399,17 @@ struct ngx_http_hris_gate_s {
     ngx_http_hris_gate_stage_e   stage;
     unsigned                     exchanging:1;
     unsigned                     renewed:1;   /* after a refused token */
+
+    /* with hris_redis (ngx_http_hris_fleet.c) */
+    void                        *fleet_cmd;   /* a script under way */
+    ngx_str_t                    fleet_base;
+    ngx_str_t                    fleet_sent;  /* refresh token, as stored */
+    ngx_str_t                    fleet_at;    /* access token, as stored */
+    ngx_str_t                    fleet_drop;  /* refused: forget it */
+    time_t                       fleet_until;
+    ngx_uint_t                   fleet_retried;
+    u_char                       fleet_owner[32];  /* of the lock */
+    unsigned                     fleet_locked:1;
 };
 
 
@@ -528,6 +540,26 @@ ngx_int_t ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
 ngx_int_t ngx_http_hris_basic(ngx_http_hris_call_t *call,
     ngx_http_hris_tpl_t *user, ngx_http_hris_tpl_t *pass,
     ngx_http_hris_tpl_vars_t *vars);
+
+/* ngx_http_hris_auth.c, for ngx_http_hris_fleet.c */
+ngx_int_t ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g);
+ngx_int_t ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g);
+ngx_int_t ngx_http_hris_gate_rate_local(ngx_http_hris_gate_t *g);
+ngx_int_t ngx_http_hris_gate_rate_busy(ngx_http_hris_gate_t *g,
+    ngx_msec_t wait);
+ngx_int_t ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g);
+void ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc);
+
+/* ngx_http_hris_fleet.c */
+ngx_int_t ngx_http_hris_fleet_token(ngx_http_hris_gate_t *g);
+ngx_int_t ngx_http_hris_fleet_commit(ngx_http_hris_gate_t *g,
+    ngx_str_t *token, time_t until, ngx_str_t *refresh);
+ngx_int_t ngx_http_hris_fleet_refused(ngx_http_hris_gate_t *g);
+void ngx_http_hris_fleet_release(ngx_http_hris_gate_t *g);
+void ngx_http_hris_fleet_drop(ngx_http_hris_gate_t *g);
+void ngx_http_hris_fleet_echo(ngx_http_hris_gate_t *g, ngx_str_t *token,
+    time_t until);
+ngx_int_t ngx_http_hris_fleet_rate(ngx_http_hris_gate_t *g);
 
 /* ngx_http_hris_cursor.c */
 ngx_int_t ngx_http_hris_cursor_seal(ngx_pool_t *pool, u_char *key,

@@ -35,16 +35,12 @@ static ngx_int_t ngx_http_hris_creds_hash(ngx_http_hris_account_t *acc,
 static ngx_int_t ngx_http_hris_gate_full(ngx_http_hris_gate_t *g,
     const char *what);
 static ngx_int_t ngx_http_hris_gate_token(ngx_http_hris_gate_t *g);
-static ngx_int_t ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g);
-static ngx_int_t ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g);
-static ngx_int_t ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g);
 static void ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_gate_store(ngx_http_hris_gate_t *g,
     ngx_http_hris_call_t *call);
 static void ngx_http_hris_gate_timer(ngx_event_t *ev);
-static void ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g,
-    ngx_int_t rc);
+static void ngx_http_hris_gate_token_fail(ngx_http_hris_gate_t *g);
 static void ngx_http_hris_gate_cleanup(void *data);
 static ngx_int_t ngx_http_hris_form(ngx_pool_t *pool, ngx_array_t *params,
     ngx_http_hris_tpl_vars_t *vars, ngx_str_t *out);
@@ -247,6 +243,10 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
 
     g->stage = NGX_HTTP_HRIS_GATE_TOKEN;
 
+    if (g->hmcf->redis) {
+        return ngx_http_hris_fleet_token(g);
+    }
+
     rc = ngx_http_hris_token_get(g->hmcf, &g->account->id, g->request->pool,
                                  0, &g->token);
 
@@ -291,16 +291,28 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
 {
-    ngx_int_t         rc;
-    ngx_msec_t        wait;
-    ngx_table_elt_t  *h;
-
     if (g->account->rate_calls == 0) {
         return NGX_OK;
     }
+
+    if (g->hmcf->redis) {
+        return ngx_http_hris_fleet_rate(g);
+    }
+
+    return ngx_http_hris_gate_rate_local(g);
+}
+
+
+/* the account's window in this gateway's shared zone */
+
+ngx_int_t
+ngx_http_hris_gate_rate_local(ngx_http_hris_gate_t *g)
+{
+    ngx_int_t   rc;
+    ngx_msec_t  wait;
 
     g->stage = NGX_HTTP_HRIS_GATE_RATE;
 
@@ -319,6 +331,22 @@ ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
     }
 
     if (rc == NGX_BUSY) {
+        return ngx_http_hris_gate_rate_busy(g, wait);
+    }
+
+    g->final = ngx_http_hris_gate_full(g, "its rate-limit window");
+    return NGX_DONE;
+}
+
+
+/* the next slot is further away than hris_retry_after_max: 429 */
+
+ngx_int_t
+ngx_http_hris_gate_rate_busy(ngx_http_hris_gate_t *g, ngx_msec_t wait)
+{
+    ngx_table_elt_t  *h;
+
+    {
         h = ngx_list_push(&g->request->headers_out.headers);
         if (h == NULL) {
             g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -347,9 +375,6 @@ ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
                        g->account->rate_window, &h->value);
         return NGX_DONE;
     }
-
-    g->final = ngx_http_hris_gate_full(g, "its rate-limit window");
-    return NGX_DONE;
 }
 
 
@@ -439,7 +464,7 @@ ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g)
 {
     return ngx_http_hris_send_error(g->request, NGX_HTTP_UNAUTHORIZED,
@@ -454,7 +479,7 @@ ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g)
 
 /* This worker exchanges the credentials; the others wait for it. */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
 {
     u_char                      *p;
@@ -571,7 +596,7 @@ ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
 
 failed:
 
-    ngx_http_hris_token_fail(g->hmcf, &g->account->id);
+    ngx_http_hris_gate_token_fail(g);
     g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
 
     return NGX_DONE;
@@ -588,9 +613,14 @@ ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call)
 
     rc = ngx_http_hris_gate_store(g, call);
 
+    /* the state store commits it, and resumes the gate (fleet.c) */
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
     /* an error answered by gate_store() usually returns NGX_OK */
     if (rc != NGX_OK || g->request->header_sent) {
-        ngx_http_hris_token_fail(g->hmcf, &g->account->id);
+        ngx_http_hris_gate_token_fail(g);
         g->final = rc;
         ngx_http_hris_gate_resume(g, NGX_DONE);
         return;
@@ -635,6 +665,11 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
             }
 
             json_decref(body);
+
+            if (reauth && g->hmcf->redis) {
+                /* re-read first: another gateway may have won the race */
+                return ngx_http_hris_fleet_refused(g);
+            }
 
             if (reauth) {
                 (void) ngx_http_hris_refresh_set(g->hmcf, &g->account->id,
@@ -719,6 +754,13 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
 
     json_decref(body);
 
+    if (g->hmcf->redis) {
+        return ngx_http_hris_fleet_commit(g, &token,
+                   ngx_time() + ttl - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW,
+                                              ttl / 2),
+                   &refresh);
+    }
+
     /*
      * The rotated refresh token first: the provider has retired the one
      * before, so this one is all the account has; an access token can
@@ -791,6 +833,9 @@ ngx_http_hris_gate_timer(ngx_event_t *ev)
             rc = ngx_http_hris_gate_rate(g);
         }
 
+    } else if (g->stage == NGX_HTTP_HRIS_GATE_FLEET_RATE) {
+        rc = ngx_http_hris_fleet_rate(g);
+
     } else {
         rc = NGX_OK;                    /* the rate-limit slot is ours */
     }
@@ -803,7 +848,7 @@ ngx_http_hris_gate_timer(ngx_event_t *ev)
 }
 
 
-static void
+void
 ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc)
 {
     g->rc = rc;
@@ -862,6 +907,14 @@ ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
         }
 
         if (v.len && (v.len != g->token.len
+                      || ngx_memcmp(v.data, g->token.data, v.len) != 0)
+            && g->hmcf->redis)
+        {
+            if (ngx_http_hris_value_safe(v.data, v.len)) {
+                ngx_http_hris_fleet_echo(g, &v, ngx_time() + ts->ttl);
+            }
+
+        } else if (v.len && (v.len != g->token.len
                       || ngx_memcmp(v.data, g->token.data, v.len) != 0))
         {
             (void) ngx_http_hris_token_set(g->hmcf, &g->account->id, &v,
@@ -902,7 +955,12 @@ void
 ngx_http_hris_gate_refused(ngx_http_hris_gate_t *g)
 {
     if (g->token.len) {
-        ngx_http_hris_token_drop(g->hmcf, &g->account->id, &g->token);
+        if (g->hmcf->redis) {
+            ngx_http_hris_fleet_drop(g);
+
+        } else {
+            ngx_http_hris_token_drop(g->hmcf, &g->account->id, &g->token);
+        }
         g->token.len = 0;
     }
 }
@@ -932,9 +990,23 @@ ngx_http_hris_gate_cleanup(void *data)
 
     /* the request died mid-exchange: let another take over at once */
     if (g->exchanging) {
-        ngx_http_hris_token_fail(g->hmcf, &g->account->id);
+        ngx_http_hris_gate_token_fail(g);
         g->exchanging = 0;
     }
+}
+
+
+/* An exchange that will not finish: another may start one at once. */
+
+static void
+ngx_http_hris_gate_token_fail(ngx_http_hris_gate_t *g)
+{
+    if (g->hmcf->redis) {
+        ngx_http_hris_fleet_release(g);
+        return;
+    }
+
+    ngx_http_hris_token_fail(g->hmcf, &g->account->id);
 }
 
 
