@@ -909,7 +909,7 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
     /*
      * A transfer that ends during name resolution (a connect timeout, a
      * client gone) would otherwise wait for curl's resolver thread to
-     * finish its name lookup (getaddrinfo): the whole worker blocked on a slow DNS
+     * finish its name lookup: the whole worker blocked on a slow DNS
      * server. The thread is left to finish and free itself.
      */
     curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
