@@ -1060,7 +1060,8 @@ ngx_http_hris_redis_read(ngx_http_hris_redis_t *rd)
                 size = rd->end - rd->start;
 
                 if (size >= NGX_HTTP_HRIS_RESP_MAX_REPLY) {
-                    ngx_http_hris_redis_fail(rd, NGX_HTTP_HRIS_REDIS_UNREACHABLE,
+                    ngx_http_hris_redis_fail(rd,
+                                             NGX_HTTP_HRIS_REDIS_UNREACHABLE,
                                              0, "a reply is larger than "
                                              "4 MB");
                     return NGX_ERROR;
