@@ -396,11 +396,13 @@ sub stop {
 sub DESTROY { $_[0]->stop }
 
 END {
+    my $status = $?;            # the test's exit code, which waitpid sets
     for my $pid (keys %LIVE) {
         next unless $LIVE{$pid} == $$;
         kill 'TERM', $pid;
         waitpid($pid, 0);
     }
+    $? = $status;
     return unless $$ == $MAIN;
     my $reports = 0;
     for my $dir (@SAN_DIRS) {
