@@ -4,6 +4,7 @@
 #   make demo    install what is missing, build, start nginx + sandbox providers
 #   make test    install what is missing, build, run the test suite (prove)
 #   make bench   run the benchmarks in bench/ (see bench/README.md)
+#   make deb     build the Debian package libnginx-mod-http-hris into build/deb/
 #   make asan    build build/asan/ngx_http_hris_module.so with ASan and UBSan
 #   make test-asan  run the test suite's nginx with that module
 
@@ -18,18 +19,22 @@ SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
 DEB_PKGS   := nginx nginx-dev libcurl4-openssl-dev libjansson-dev \
               libpcre2-dev libssl-dev python3 perl curl openssl
 BENCH_PKGS := wrk time nodejs npm
-# and what 'make asan' needs besides them
+# and what 'make deb' and 'make asan' need besides them
+DEB_BUILD_PKGS := build-essential debhelper dpkg-dev
 ASAN_PKGS  := clang libclang-rt-14-dev
 
 CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror
 
-.PHONY: all deps bench-deps asan-deps demo demo-stop test bench asan \
+.PHONY: all deps bench-deps deb-deps asan-deps demo demo-stop test bench deb asan \
         test-asan clean
 
 all: $(MODULE) $(SEAL)
 
 deps:
 	@sh .ci/install-deps $(DEB_PKGS)
+
+deb-deps:
+	@sh .ci/install-deps $(DEB_PKGS) $(DEB_BUILD_PKGS)
 
 asan-deps:
 	@sh .ci/install-deps $(DEB_PKGS) $(ASAN_PKGS)
@@ -81,6 +86,21 @@ test: deps $(MODULE) $(SEAL)
 
 bench: deps bench-deps $(MODULE)
 	@sh bench/run
+
+# The Debian package, built by dpkg-buildpackage in a copy of what it needs
+# under build/deb/src (dpkg-buildpackage writes its results to the parent
+# directory: build/deb/). The package's own build (dh-sequence-nginx) is
+# independent of build/nginx.
+DEB_DIR    := $(BUILD)/deb
+DEB_FILES  := config ngx_http_hris_module.c src tools mappings debian README.md
+
+deb: deb-deps
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	cp -a $(DEB_FILES) $(DEB_DIR)/src/
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -uc -us > $(DEB_DIR)/build.log 2>&1 \
+	    || { tail -40 $(DEB_DIR)/build.log; exit 1; }
+	@ls $(DEB_DIR)/*.deb
 
 # The module with AddressSanitizer and UndefinedBehaviorSanitizer, in its
 # own nginx build tree (build/asan/nginx) so that the normal build is left
