@@ -449,6 +449,12 @@ ngx_http_hris_map_buf_add(ngx_http_hris_map_buf_t *b, u_char *data,
 {
     u_char  *p, *last;
 
+    /* an empty part may come with data NULL, and NULL + 0 is undefined */
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
     /* at most one pending space is written before the data */
 
     if ((size_t) (b->end - b->pos) < len + 1

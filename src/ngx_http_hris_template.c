@@ -213,7 +213,9 @@ ngx_http_hris_tpl_render(ngx_pool_t *pool, ngx_http_hris_tpl_t *tpl,
     out->data = p;
 
     for (i = 0; i < tpl->nparts; i++) {
-        p = ngx_cpymem(p, values[i].data, values[i].len);
+        if (values[i].len) {
+            p = ngx_cpymem(p, values[i].data, values[i].len);
+        }
     }
 
     *p = '\0';

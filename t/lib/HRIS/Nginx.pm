@@ -22,6 +22,15 @@ package HRIS::Nginx;
 #   env      => {NAME => V} environment of the nginx master (and so of its
 #                          forked workers), e.g. LD_PRELOAD
 #   worker_connections => N  (default 1024)
+#
+# Environment (make test-asan sets both):
+#   HRIS_MODULE=PATH       the module to load (default build/ngx_http_hris_module.so)
+#   HRIS_PRELOAD=LIB       LD_PRELOAD for nginx only (not for the sandboxes):
+#                          the ASan runtime, for a module built with it. Their
+#                          reports go to san/ in each nginx's prefix, and a
+#                          test file whose nginx wrote one exits non-zero
+#                          with the report (ASAN_OPTIONS and UBSAN_OPTIONS
+#                          from the environment are added to ours)
 
 use strict;
 use warnings;
@@ -44,7 +53,57 @@ my %LIVE;
 
 sub root { HRIS::Sandbox::repo_root() }
 
-sub module_path { File::Spec->catfile(root(), 'build', 'ngx_http_hris_module.so') }
+sub module_path {
+    $ENV{HRIS_MODULE} || File::Spec->catfile(root(), 'build', 'ngx_http_hris_module.so');
+}
+
+my $MAIN = $$;
+my @SAN_DIRS;                   # prefixes whose nginx ran with HRIS_PRELOAD
+
+# What nginx's environment adds when HRIS_PRELOAD is set: sanitizer reports
+# into DIR/san/ (made writable for the workers' user), leaks not checked
+# (nginx does not free everything at exit), and on after an UBSan report.
+sub sanitizer_env {
+    my ($dir) = @_;
+    return () unless $ENV{HRIS_PRELOAD};
+    my $logs = "$dir/san";
+    unless (-d $logs) {
+        mkdir $logs or die "$logs: $!";
+        chmod 01777, $logs;
+        push @SAN_DIRS, $dir;
+    }
+    my $asan = "detect_leaks=0:abort_on_error=0:log_path=$logs/asan";
+    my $ubsan = "print_stacktrace=1:halt_on_error=0:log_path=$logs/ubsan";
+    return (LD_PRELOAD   => $ENV{HRIS_PRELOAD},
+            ASAN_OPTIONS => join(':', $asan, $ENV{ASAN_OPTIONS} // ()),
+            UBSAN_OPTIONS => join(':', $ubsan, $ENV{UBSAN_OPTIONS} // ()));
+}
+
+# The sanitizer reports nginx wrote in DIR: (file, text) pairs. Reports go
+# to san/; one written before the log file could be opened lands in nginx's
+# logs, of which only the report's lines are kept.
+sub sanitizer_reports {
+    my ($dir) = @_;
+    my $mark = qr/ERROR: AddressSanitizer|runtime error:/;
+    my @found;
+    for my $f (glob("$dir/san/*"), "$dir/error.log", "$dir/stdout.log") {
+        open my $fh, '<', $f or next;
+        my @lines = <$fh>;
+        next unless grep { /$mark/ } @lines;
+        if ($f =~ m{/san/}) {
+            push @found, $f, join '', @lines;
+            next;
+        }
+        my ($text, $left) = ('', 0);
+        for (@lines) {
+            $left = 40 if /$mark/;
+            $left = 0 if m{^\d{4}/\d\d/\d\d } && !/$mark/;   # nginx's own lines
+            $text .= $_ if $left-- > 0;
+        }
+        push @found, $f, $text;
+    }
+    return @found;
+}
 
 # The standard accounts file: tenant acme with a BambooHR account on the
 # sandbox, tenant globex with one of its own.
@@ -176,6 +235,8 @@ sub prepare {
 # nginx -t on the prepared configuration: (exit code, output)
 sub test_config {
     my ($self) = @_;
+    my %env = sanitizer_env($self->{dir});
+    local @ENV{keys %env} = values %env;
     my $out = `$NGINX -t -p $self->{dir} -c $self->{dir}/nginx.conf -e $self->{dir}/error.log 2>&1`;
     return ($? >> 8, $out);
 }
@@ -191,7 +252,14 @@ sub start {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', "$self->{dir}/stdout.log";
         open STDERR, '>&', \*STDOUT;
-        $ENV{$_} = $self->{opts}{env}{$_} for keys %{ $self->{opts}{env} // {} };
+        my %env = sanitizer_env($self->{dir});
+        @ENV{keys %env} = values %env;
+        for my $k (keys %{ $self->{opts}{env} // {} }) {
+            my $v = $self->{opts}{env}{$k};
+            # the ASan runtime must stay first in LD_PRELOAD
+            $v = "$ENV{$k} $v" if $k eq 'LD_PRELOAD' && $ENV{$k};
+            $ENV{$k} = $v;
+        }
         exec $NGINX, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
              '-e', "$self->{dir}/error.log";
         exit 127;
@@ -337,11 +405,25 @@ sub stop {
 sub DESTROY { $_[0]->stop }
 
 END {
+    my $status = $?;            # the test's exit code, which waitpid sets
     for my $pid (keys %LIVE) {
         next unless $LIVE{$pid} == $$;
         kill 'TERM', $pid;
         waitpid($pid, 0);
     }
+    $? = $status;
+    return unless $$ == $MAIN;
+    my $reports = 0;
+    for my $dir (@SAN_DIRS) {
+        my @found = sanitizer_reports($dir);
+        while (my ($f, $text) = splice @found, 0, 2) {
+            $reports++;
+            my @lines = split /\n/, $text;
+            splice @lines, 80, @lines - 80, '...' if @lines > 80;
+            print STDERR "# sanitizer report in $f:\n", map { "#   $_\n" } @lines;
+        }
+    }
+    $? ||= 1 if $reports;       # the test file fails, even when every test passed
 }
 
 1;
