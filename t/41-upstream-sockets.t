@@ -107,7 +107,9 @@ subtest 'clients that go away during fan-out walks' => sub {
     ok(!$ng->{stop_timed_out}, 'graceful quit: no request left hanging');
     my $log = $ng->error_log;
     my @closed = $log =~ /client prematurely closed connection/g;
-    ok(@closed >= 100, scalar(@closed) . ' aborts noticed while calls were pending');
+    # how many land mid-walk depends on the machine's speed (under ASan
+    # far fewer): enough that the scenario happened, not a figure
+    ok(@closed >= 20, scalar(@closed) . ' aborts noticed while calls were pending');
     my @bad = alerts($log);
     is(scalar @bad, 0, 'no alert, crit or emerg in the error log') or diag(@bad[0 .. 4]);
     unlike($log, qr/open socket .* left in connection/, 'no connection leaked');
