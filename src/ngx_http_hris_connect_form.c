@@ -459,8 +459,8 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
 
 
 /*
- * Each value decoded, trimmed (a key copied with a blank or a line break
- * around it) and checked: present when required, no control character
+ * Each value decoded, trimmed (a key copied with blanks around it) and
+ * checked: present when required, no control character
  * (it would end a header line upstream), the field's pattern and the
  * table's context pattern. The number of fields in error.
  */
@@ -487,19 +487,21 @@ ngx_http_hris_form_read(ngx_http_request_t *r,
         }
 
         if (rc == NGX_DECLINED) {
-            it[i].value.len = 0;
+            ngx_str_null(&it[i].value);
         }
 
+        /*
+         * blanks around a pasted key go; a line break cannot come from an
+         * input (browsers take them out) and is refused below
+         */
         p = it[i].value.data;
         last = p + it[i].value.len;
 
-        while (p < last && (*p == ' ' || *p == '\t' || *p == CR || *p == LF)) {
+        while (p < last && (*p == ' ' || *p == '\t')) {
             p++;
         }
 
-        while (last > p && (last[-1] == ' ' || last[-1] == '\t'
-                            || last[-1] == CR || last[-1] == LF))
-        {
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
             last--;
         }
 

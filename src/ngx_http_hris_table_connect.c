@@ -456,8 +456,11 @@ ngx_http_hris_connect_verify(ngx_http_hris_tc_t *tc, json_t *js)
         auth = tc->table->auths.elts;
         has_token = 0;
 
+        /* a refresh grant would spend the refresh token it checks */
         for (j = 0; j < tc->table->auths.nelts; j++) {
-            if (auth[j].type == NGX_HTTP_HRIS_AUTH_TOKEN) {
+            if (auth[j].type == NGX_HTTP_HRIS_AUTH_TOKEN
+                && !auth[j].token->has_refresh)
+            {
                 has_token = 1;
             }
         }
@@ -466,9 +469,10 @@ ngx_http_hris_connect_verify(ngx_http_hris_tc_t *tc, json_t *js)
             || json_object_get(js, "query") || json_object_get(js, "body"))
         {
             ngx_http_hris_tc_error(tc, "connect.verify.token", "needs an "
-                                   "\"auth\" of type \"token\", and takes no "
-                                   "method, query or body (the exchange is "
-                                   "the auth's)");
+                                   "\"auth\" of type \"token\" that exchanges "
+                                   "credentials (not a refresh token), and "
+                                   "takes no method, query or body (the "
+                                   "exchange is the auth's)");
             return NGX_ERROR;
         }
 

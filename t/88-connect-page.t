@@ -18,10 +18,14 @@
 #  - escaping: script in a typed value and in a context value of the link
 #    stays text;
 #  - a provider that cannot be reached: said so, nothing stored, retry works;
+#  - the checks count against the account's rate limit: 429 and Retry-After
+#    once PeopleHR's 30 calls a minute are used;
 #  - pages for links that cannot be used (altered, used) and the JSON
 #    envelope for clients that ask for JSON;
 #  - Personio and HeavenHR (token exchange as the check) over HTTP: a wrong
-#    secret is refused next to it, the client ID kept, the right one connects.
+#    secret is refused next to it, the client ID kept, the right one connects;
+#    BambooHR: a key of the wrong shape is refused before any call, one
+#    BambooHR does not know after one call.
 # Skipped, saying why, where Chromium is missing (`make test` installs it).
 
 use strict;
@@ -47,7 +51,8 @@ my $CLAY_USER = $HRIS::Nginx::PROVIDER{clayhr}{context}{user_id};
 my $PHR_KEY   = $HRIS::Nginx::PROVIDER{peoplehr}{credentials}{api_key};
 
 my $cl = HRIS::Sandbox->start('clayhr');
-my $ph = HRIS::Sandbox->start('peoplehr');
+# the gateway's own limit for PeopleHR (30 calls a minute) is tested, not the sandbox's
+my $ph = HRIS::Sandbox->start('peoplehr', args => ['--rate-limit', '0']);
 my $pe = HRIS::Sandbox->start('personio');
 my $hv = HRIS::Sandbox->start('heavenhr');
 
@@ -343,6 +348,48 @@ for my $c ([personio => $pe, '/v1/auth', 'Personio', qr/Settings, then Integrati
     $res = api('GET', "/unified/hris/employees?integrated_account_id=acme-$p-page&limit=2");
     is($res->{status}, 200, '... the account is served') or diag $res->{content};
 }
+
+# -- BambooHR's API key: its pattern, then a read of the key's own employee --------------------
+
+{
+    my $bb = HRIS::Sandbox->start('bamboohr');
+    my $key = $HRIS::Nginx::PROVIDER{bamboohr}{credentials}{api_key};
+    $url = link_for(integrated_account_id => 'acme-bamboo-page', provider => 'bamboohr', base_url => $bb->url,
+                    context => { subdomain => 'acme' });
+    $res = $http->get($url);
+    like($res->{content}, qr{<title>Connect BambooHR</title>}, 'BambooHR: its form');
+    like($res->{content}, qr{choose API Keys}, '... says where the key is');
+    my $n = calls($bb, '/v1/employees/0');
+    $res = form_post($url, api_key => 'not-a-key');
+    is($res->{status}, 400, 'a key of the wrong shape: 400');
+    like($res->{content}, qr{<p class="error" id="f-api_key-error">A BambooHR API key is 40 characters long},
+         '... the table\'s pattern_error next to it');
+    is(calls($bb, '/v1/employees/0'), $n, '... without calling BambooHR');
+    $res = form_post($url, api_key => 'f' x 40);
+    is($res->{status}, 400, 'a well-formed key BambooHR does not know: 400');
+    like($res->{content}, qr{BambooHR refused this API key}, '... refused');
+    is(calls($bb, '/v1/employees/0'), $n + 1, '... after one read of the key\'s own employee');
+    $res = form_post($url, api_key => "  $key \t");
+    is($res->{status}, 303, 'the right key (blanks around it go): 303') or diag $res->{content};
+    $res = api('GET', '/unified/hris/employees?integrated_account_id=acme-bamboo-page&limit=2');
+    is($res->{status}, 200, '... the account is served') or diag $res->{content};
+    $bb->stop;
+}
+
+# -- the check counts against the account's rate limit (PeopleHR: 30 calls a minute) ----------
+
+$url = link_for(integrated_account_id => 'acme-phr-busy', provider => 'peoplehr', base_url => $ph->url);
+my $n = calls($ph, '/Employee');
+my @st = map { form_post($url, api_key => "0000000$_-0000-0000-0000-000000000000")->{status} } 1 .. 30;
+is(scalar(grep { $_ == 400 } @st), 30, 'thirty wrong keys: 400 each') or diag "@st";
+is(calls($ph, '/Employee'), $n + 30, 'thirty checks reached PeopleHR');
+$res = form_post($url, api_key => $PHR_KEY);
+is($res->{status}, 429, 'the thirty-first within the minute: 429');
+like($res->{headers}{'retry-after'} // '', qr/^[1-9][0-9]*$/, '... with Retry-After');
+like($res->{content}, qr{role="alert"[^>]*><p>PeopleHR takes only so many calls a minute .* try again in \d+ seconds},
+     '... the form says to try again later');
+is(calls($ph, '/Employee'), $n + 30, '... without calling PeopleHR');
+is(api('GET', '/admin/accounts/acme-phr-busy')->{status}, 404, '... nothing stored');
 
 # -- what was typed stays out of the log ------------------------------------------------------
 
