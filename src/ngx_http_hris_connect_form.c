@@ -347,7 +347,7 @@ ngx_http_hris_form_field(ngx_http_hris_html_t *h,
     ngx_http_hris_html_raw(h, it->required ? " required" : "");
 
     /* keys and ids: no capital first letter, no "corrections" on phones */
-    ngx_http_hris_html_raw(h, " autocapitalize=\"none\" autocorrect=\"off\" "
+    ngx_http_hris_html_raw(h, " autocapitalize=\"none\" "
                            "spellcheck=\"false\" autocomplete=\"");
     ngx_http_hris_html_text(h, &f->autocomplete);
     ngx_http_hris_html_raw(h, "\"");
@@ -440,8 +440,9 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
     }
 
     if (ngx_http_hris_form_read(r, ctx, &body)) {
-        ngx_http_finalize_request(r, ngx_http_hris_form_page(r, ctx,
-                                                       NGX_HTTP_BAD_REQUEST));
+        ngx_http_finalize_request(r, ngx_http_hris_form_alert(r, ctx,
+                                      "Some details need another look: see "
+                                      "below. Nothing was saved."));
         return;
     }
 

@@ -721,7 +721,8 @@ SKIP: {
     sleep 62;
     $res = browse('GET', $res->{json}{result}{url} // $connect . 'x');
     is($res->{status}, 400, 'a minute later: 400');
-    like($res->{json}{message} // '', qr/expired/, 'saying it expired');
+    like($res->{body}, qr{<h1>This link has expired</h1>.*ask for a new link}s,
+         'a page saying it expired');
     $ng->stop;
 }
 

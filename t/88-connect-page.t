@@ -358,7 +358,7 @@ for my $c ([personio => $pe, '/v1/auth', 'Personio', qr/Settings, then Integrati
                     context => { subdomain => 'acme' });
     $res = $http->get($url);
     like($res->{content}, qr{<title>Connect BambooHR</title>}, 'BambooHR: its form');
-    like($res->{content}, qr{choose API Keys}, '... says where the key is');
+    like($res->{content}, qr{open your user menu and choose API Keys}, '... says where the key is');
     my $n = calls($bb, '/v1/employees/0');
     $res = form_post($url, api_key => 'not-a-key');
     is($res->{status}, 400, 'a key of the wrong shape: 400');
