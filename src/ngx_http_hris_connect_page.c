@@ -459,9 +459,13 @@ ngx_http_hris_connect_refuse(ngx_http_request_t *r, ngx_uint_t status,
     ngx_log_error((status >= 500 ? NGX_LOG_ERR : NGX_LOG_INFO),
                   r->connection->log, 0, "hris: %ui: %V", status, &msg);
 
-    /* a sentence for people: its first letter in capitals */
+    /* a sentence for people: a capital first, a full stop last */
     if (msg.len && msg.data[0] >= 'a' && msg.data[0] <= 'z') {
         msg.data[0] -= 'a' - 'A';
+    }
+
+    if (msg.len && msg.len < sizeof(buf) && msg.data[msg.len - 1] != '.') {
+        msg.data[msg.len++] = '.';
     }
 
     t.data = (u_char *) title;

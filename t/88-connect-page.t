@@ -250,6 +250,8 @@ $b->visit($url);
 is($b->last_status, 410, 'the used link: 410');
 is(text_of('h1'), 'This link was used already', 'a page that says so');
 like(text_of('main p'), qr/^This connect link was used already.*ask for a new link/, 'and what to do');
+$b->screenshot("$SHOTS/connect-used-390.png");
+note("screenshot: $SHOTS/connect-used-390.png");
 
 # -- escaping ------------------------------------------------------------------------------
 
