@@ -13,10 +13,13 @@
  *     asking for the credentials the table's "connect.form" names.
  *  3. GET {connect}/callback?code=&state=: the code is exchanged at the
  *     token URL (RFC 6749 4.1.3), the tokens become the account's
- *     credentials; or POST {connect}/{link} with the form. Either way the
- *     account is stored (ngx_http_hris_store.c) and the browser goes back
- *     to redirect_uri with integrated_account_id and status=connected (or
- *     status=error and error=<code>).
+ *     credentials; or POST {connect}/{link} with the form, whose
+ *     credentials are checked with the provider first
+ *     (ngx_http_hris_connect_form.c). Either way the account is stored
+ *     (ngx_http_hris_store.c) and the browser goes back to redirect_uri
+ *     with integrated_account_id and status=connected (or status=error and
+ *     error=<code>). A link that cannot be used gets a short page
+ *     (ngx_http_hris_connect_page.c), or JSON when JSON is asked for.
  */
 
 #include <ngx_config.h>

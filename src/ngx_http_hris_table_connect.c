@@ -489,7 +489,8 @@ ngx_http_hris_connect_verify(ngx_http_hris_tc_t *tc, json_t *js)
             return NGX_ERROR;
         }
 
-        if (ngx_http_hris_tc_str(tc->cf->pool, v ? json_string_value(v) : "GET",
+        if (ngx_http_hris_tc_str(tc->cf->pool,
+                                 v ? json_string_value(v) : "GET",
                                  v ? json_string_length(v) : 3, &vf->method)
             != NGX_OK)
         {
