@@ -15,10 +15,11 @@ MODULE     := $(BUILD)/ngx_http_hris_module.so
 SEAL       := $(BUILD)/hris-seal
 SOURCES    := config ngx_http_hris_module.c $(wildcard src/*.c src/*.h)
 
-# Debian packages the build, the demo and the tests need.
+# Debian packages the build, the demo and the tests need (chromium: the
+# connect page's tests in a real browser, t/88).
 DEB_PKGS   := nginx nginx-dev libcurl4-openssl-dev libjansson-dev \
               libpcre2-dev libssl-dev python3 perl curl openssl \
-              redis-server
+              redis-server chromium
 # What the benchmarks run, as command=package: a package is installed only
 # when its command is missing (some builds of nodejs bring their own npm and
 # conflict with Debian's npm package).

@@ -241,6 +241,41 @@ typedef struct {
 } ngx_http_hris_url_t;
 
 
+/*
+ * A field of the connect form ("connect.form"): a credential, or a context
+ * key the link did not give. Label, help and the rest are the table's
+ * text, escaped when they are written into the page.
+ */
+typedef struct {
+    ngx_str_t                    name;        /* letters, digits, "_" */
+    ngx_str_t                    label;
+    ngx_str_t                    help;        /* or empty */
+    ngx_str_t                    placeholder; /* or empty */
+    ngx_str_t                    autocomplete;
+    ngx_str_t                    inputmode;   /* or empty */
+    ngx_str_t                    pattern_error;
+    ngx_regex_t                 *pattern;     /* or NULL */
+    ngx_str_t                    pattern_src; /* for the browser, no ^ $ */
+    unsigned                     secret:1;    /* a password input */
+    unsigned                     context:1;   /* a context key */
+} ngx_http_hris_connect_field_t;
+
+
+/*
+ * "connect.verify": the one call that checks typed credentials before the
+ * account is stored: the token exchange of the table's auth, or a call
+ * below the base URL.
+ */
+typedef struct {
+    ngx_str_t                    method;      /* null-terminated */
+    ngx_http_hris_tpl_t         *path;
+    ngx_array_t                  query;       /* ngx_http_hris_param_t */
+    ngx_http_hris_body_t        *body;        /* or NULL */
+    ngx_array_t                  refused;     /* statuses (ngx_uint_t) */
+    unsigned                     token:1;     /* the token exchange */
+} ngx_http_hris_connect_verify_t;
+
+
 /* A provider's compiled mapping table. */
 typedef struct {
     ngx_str_t                    name;        /* of mappings/<name>.json */
@@ -253,7 +288,9 @@ typedef struct {
     ngx_http_hris_tpl_t         *token_url;   /* default token URL */
     ngx_array_t                  allowed_urls;   /* ngx_http_hris_tpl_t * */
 
-    ngx_array_t                  connect_form;   /* ngx_str_t */
+    ngx_str_t                    display_name;   /* "ClayHR" */
+    ngx_array_t                  connect_form;   /* connect_field_t */
+    ngx_http_hris_connect_verify_t  *connect_verify;  /* or NULL */
     ngx_http_hris_tpl_t         *authorize_url;  /* OAuth2 code, or NULL */
     ngx_str_t                    scope;
 
@@ -534,6 +571,9 @@ void ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
 ngx_uint_t ngx_http_hris_token_refused(ngx_http_hris_auth_t *auth,
     ngx_uint_t status);
 void ngx_http_hris_gate_vars(ngx_http_hris_gate_t *g,
+    ngx_http_hris_tpl_vars_t *vars);
+ngx_http_hris_call_t *ngx_http_hris_token_call(ngx_http_request_t *r,
+    ngx_http_hris_upstream_conf_t *conf, ngx_http_hris_token_spec_t *ts,
     ngx_http_hris_tpl_vars_t *vars);
 ngx_int_t ngx_http_hris_apply_auth(ngx_http_hris_call_t *call,
     ngx_http_hris_account_t *account, ngx_http_hris_tpl_vars_t *vars);

@@ -482,98 +482,17 @@ ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g)
 ngx_int_t
 ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
 {
-    u_char                      *p;
-    ngx_str_t                    url, q, name;
-    ngx_uint_t                   i;
     ngx_http_request_t          *r = g->request;
     ngx_http_hris_call_t        *call;
-    ngx_http_hris_param_t       *qp;
     ngx_http_hris_tpl_vars_t     vars;
     ngx_http_hris_token_spec_t  *ts = g->account->auth->token;
-    json_t                      *body;
-    char                        *text;
 
     ngx_http_hris_gate_vars(g, &vars);
 
-    call = ngx_http_hris_call_create(r, &g->hlcf->upstream);
-    if (call == NULL || vars.credentials == NULL
-        || ngx_http_hris_tpl_render(r->pool, ts->url, &vars, 0, &url)
-           != NGX_OK)
-    {
-        goto failed;
-    }
-
-    /* the URL, then the query parameters the table adds */
-    qp = ts->query.elts;
-    call->url = url;
-
-    for (i = 0; i < ts->query.nelts; i++) {
-        if (ngx_http_hris_tpl_render(r->pool, qp[i].value, &vars, 1, &q)
-            != NGX_OK)
-        {
-            goto failed;
-        }
-
-        p = ngx_pnalloc(r->pool, call->url.len + qp[i].name.len + q.len + 3);
-        if (p == NULL) {
-            goto failed;
-        }
-
-        call->url.len = ngx_sprintf(p, "%V%c%V=%V%Z", &call->url,
-                                    ngx_strlchr(call->url.data,
-                                                call->url.data
-                                                + call->url.len, '?')
-                                    ? '&' : '?',
-                                    &qp[i].name, &q) - p - 1;
-        call->url.data = p;
-    }
-
-    call->method = ts->method;
-
-    if (ts->form.nelts) {
-        if (ngx_http_hris_form(r->pool, &ts->form, &vars, &call->body)
-            != NGX_OK)
-        {
-            goto failed;
-        }
-        ngx_str_set(&name, "Content-Type");
-        ngx_str_set(&q, "application/x-www-form-urlencoded");
-        if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK) {
-            goto failed;
-        }
-
-    } else if (ts->body) {
-        body = ngx_http_hris_body_render(r->pool, ts->body, &vars);
-        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        if (text == NULL) {
-            goto failed;
-        }
-
-        call->body.len = ngx_strlen(text);
-        call->body.data = ngx_pnalloc(r->pool, call->body.len);
-        if (call->body.data == NULL) {
-            free(text);
-            goto failed;
-        }
-        ngx_memcpy(call->body.data, text, call->body.len);
-        free(text);
-
-        ngx_str_set(&name, "Content-Type");
-        ngx_str_set(&q, "application/json");
-        if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK) {
-            goto failed;
-        }
-    }
-
-    ngx_str_set(&name, "Accept");
-    ngx_str_set(&q, "application/json");
-
-    if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK
-        || (ts->basic_user
-            && ngx_http_hris_basic(call, ts->basic_user, ts->basic_pass,
-                                   &vars) != NGX_OK))
-    {
+    call = (vars.credentials == NULL)
+           ? NULL
+           : ngx_http_hris_token_call(r, &g->hlcf->upstream, ts, &vars);
+    if (call == NULL) {
         goto failed;
     }
 
@@ -600,6 +519,111 @@ failed:
     g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
 
     return NGX_DONE;
+}
+
+
+/*
+ * The call that exchanges credentials for a token as the table's token
+ * spec says, not started yet: the gate's exchange, and the connect form's
+ * check of credentials an end user typed (ngx_http_hris_connect_verify.c).
+ */
+
+ngx_http_hris_call_t *
+ngx_http_hris_token_call(ngx_http_request_t *r,
+    ngx_http_hris_upstream_conf_t *conf, ngx_http_hris_token_spec_t *ts,
+    ngx_http_hris_tpl_vars_t *vars)
+{
+    u_char                 *p;
+    json_t                 *body;
+    char                   *text;
+    ngx_str_t               url, q, name;
+    ngx_uint_t              i;
+    ngx_http_hris_call_t   *call;
+    ngx_http_hris_param_t  *qp;
+
+    call = ngx_http_hris_call_create(r, conf);
+    if (call == NULL
+        || ngx_http_hris_tpl_render(r->pool, ts->url, vars, 0, &url)
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    /* the URL, then the query parameters the table adds */
+    qp = ts->query.elts;
+    call->url = url;
+
+    for (i = 0; i < ts->query.nelts; i++) {
+        if (ngx_http_hris_tpl_render(r->pool, qp[i].value, vars, 1, &q)
+            != NGX_OK)
+        {
+            return NULL;
+        }
+
+        p = ngx_pnalloc(r->pool, call->url.len + qp[i].name.len + q.len + 3);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        call->url.len = ngx_sprintf(p, "%V%c%V=%V%Z", &call->url,
+                                    ngx_strlchr(call->url.data,
+                                                call->url.data
+                                                + call->url.len, '?')
+                                    ? '&' : '?',
+                                    &qp[i].name, &q) - p - 1;
+        call->url.data = p;
+    }
+
+    call->method = ts->method;
+
+    if (ts->form.nelts) {
+        if (ngx_http_hris_form(r->pool, &ts->form, vars, &call->body)
+            != NGX_OK)
+        {
+            return NULL;
+        }
+        ngx_str_set(&name, "Content-Type");
+        ngx_str_set(&q, "application/x-www-form-urlencoded");
+        if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK) {
+            return NULL;
+        }
+
+    } else if (ts->body) {
+        body = ngx_http_hris_body_render(r->pool, ts->body, vars);
+        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        if (text == NULL) {
+            return NULL;
+        }
+
+        call->body.len = ngx_strlen(text);
+        call->body.data = ngx_pnalloc(r->pool, call->body.len);
+        if (call->body.data == NULL) {
+            free(text);
+            return NULL;
+        }
+        ngx_memcpy(call->body.data, text, call->body.len);
+        free(text);
+
+        ngx_str_set(&name, "Content-Type");
+        ngx_str_set(&q, "application/json");
+        if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK) {
+            return NULL;
+        }
+    }
+
+    ngx_str_set(&name, "Accept");
+    ngx_str_set(&q, "application/json");
+
+    if (ngx_http_hris_call_header(call, &name, &q) != NGX_OK
+        || (ts->basic_user
+            && ngx_http_hris_basic(call, ts->basic_user, ts->basic_pass,
+                                   vars) != NGX_OK))
+    {
+        return NULL;
+    }
+
+    return call;
 }
 
 

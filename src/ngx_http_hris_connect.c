@@ -13,10 +13,13 @@
  *     asking for the credentials the table's "connect.form" names.
  *  3. GET {connect}/callback?code=&state=: the code is exchanged at the
  *     token URL (RFC 6749 4.1.3), the tokens become the account's
- *     credentials; or POST {connect}/{link} with the form. Either way the
- *     account is stored (ngx_http_hris_store.c) and the browser goes back
- *     to redirect_uri with integrated_account_id and status=connected (or
- *     status=error and error=<code>).
+ *     credentials; or POST {connect}/{link} with the form, whose
+ *     credentials are checked with the provider first
+ *     (ngx_http_hris_connect_form.c). Either way the account is stored
+ *     (ngx_http_hris_store.c) and the browser goes back to redirect_uri
+ *     with integrated_account_id and status=connected (or status=error and
+ *     error=<code>). A link that cannot be used gets a short page
+ *     (ngx_http_hris_connect_page.c), or JSON when JSON is asked for.
  */
 
 #include <ngx_config.h>
@@ -58,7 +61,8 @@ static ngx_int_t ngx_http_hris_app_secret(ngx_http_request_t *r,
     ngx_http_hris_oauth_app_t *app, ngx_str_t *secret);
 static void ngx_http_hris_sha256_hex(ngx_str_t *in, u_char *hex);
 static ngx_int_t ngx_http_hris_link_hash(json_t *link, u_char *hash);
-static ngx_int_t ngx_http_hris_link_gone(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hris_link_gone(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link);
 
 
 ngx_int_t
@@ -115,7 +119,7 @@ ngx_http_hris_connect_handler(ngx_http_request_t *r)
                                     ngx_http_hris_module),
                                 link.hash))
     {
-        return ngx_http_hris_link_gone(r);
+        return ngx_http_hris_link_gone(r, &link);
     }
 
     if (link.method.len == 6) {
@@ -178,7 +182,8 @@ ngx_http_hris_link_open(ngx_http_request_t *r, ngx_str_t *binding,
     }
 
     if (rc != NGX_OK) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "This link does not work",
                    "this %s is not valid (altered, cut short, or signed "
                    "with another key): ask for a new link", what);
     }
@@ -189,7 +194,8 @@ ngx_http_hris_link_open(ngx_http_request_t *r, ngx_str_t *binding,
     }
 
     if (json_integer_value(json_object_get(js, "e")) < ngx_time()) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "This link has expired",
                    "this %s has expired: ask for a new link", what);
     }
 
@@ -228,7 +234,8 @@ ngx_http_hris_link_open(ngx_http_request_t *r, ngx_str_t *binding,
         || (link->method.len == 6 && link->app == NULL))
     {
         link->json = NULL;
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "This link no longer works",
                    "this %s no longer matches the gateway's configuration "
                    "(provider or OAuth app removed): ask for a new link",
                    what);
@@ -392,8 +399,10 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
     }
 
     if (ngx_http_hris_arg(r, "state", &in) != NGX_OK) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "the provider sent the browser back without \"state\"");
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST, NULL,
+                   "Connecting did not work",
+                   "the provider sent the browser back without \"state\": "
+                   "open the connect link again");
     }
 
     rc = ngx_http_hris_link_open(r, &ngx_http_hris_state_binding, &in,
@@ -407,7 +416,8 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
                                           &ngx_http_hris_cookie, &nonce)
         == NGX_DECLINED)
     {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   &ctx->link, "Open the link again in this browser",
                    "the connect cookie is missing: open the connect link "
                    "again in this browser");
     }
@@ -418,14 +428,15 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
         || CRYPTO_memcmp(json_string_value(json_object_get(state, "n")), hex,
                          64) != 0)
     {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   &ctx->link, "Open the link again in this browser",
                    "this state belongs to another browser: open the connect "
                    "link again in this one");
     }
 
     /* another visit completed the link meanwhile: no code is exchanged */
     if (ngx_http_hris_link_used(hmcf, ctx->link.hash)) {
-        return ngx_http_hris_link_gone(r);
+        return ngx_http_hris_link_gone(r, &ctx->link);
     }
 
     if (ngx_http_hris_arg(r, "error", &error) == NGX_OK && error.len) {
@@ -434,8 +445,10 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
     }
 
     if (ngx_http_hris_arg(r, "code", &code) != NGX_OK || code.len == 0) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                   "the provider sent the browser back without \"code\"");
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   &ctx->link, "Connecting did not work",
+                   "the provider sent the browser back without \"code\": "
+                   "open the connect link again");
     }
 
     if (ngx_http_hris_connect_base(r, hmcf, &base) != NGX_OK) {
@@ -463,7 +476,8 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
                                   &url)
         != NGX_OK)
     {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+        return ngx_http_hris_connect_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   &ctx->link, "This link no longer works",
                    "this connect link's token URL is not one the gateway "
                    "allows for tenants any more (hris_allowed_urls): ask for "
                    "a new link");
@@ -640,17 +654,46 @@ ngx_int_t
 ngx_http_hris_connect_store(ngx_http_request_t *r, ngx_http_hris_link_t *link,
     json_t *account)
 {
+    ngx_int_t                rc;
+    ngx_str_t                err;
+    ngx_http_hris_account_t  acc;
+
+    rc = ngx_http_hris_connect_check(r, link, account, &acc, &err);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hris: connect \"%V\": the account was refused: %V",
+                      &link->id, &err);
+        return ngx_http_hris_connect_back(r, link, 0, "invalid_account");
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_hris_connect_back(r, link, 0, "server_error");
+    }
+
+    return ngx_http_hris_connect_save(r, link, account);
+}
+
+
+/*
+ * The account the link describes completed with what was given, checked
+ * as the administration API checks one (the table's patterns, the tenant
+ * URL rules) and compiled into *acc, not stored. NGX_DECLINED: refused,
+ * *err says why. The JSON is the request's from here.
+ */
+
+ngx_int_t
+ngx_http_hris_connect_check(ngx_http_request_t *r, ngx_http_hris_link_t *link,
+    json_t *account, ngx_http_hris_account_t *acc, ngx_str_t *err)
+{
     json_t                     *v;
-    ngx_int_t                   rc;
-    ngx_str_t                   err;
-    ngx_http_hris_account_t     acc;
     ngx_http_hris_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
 
     if (ngx_http_hris_json_cleanup(r->pool, account) != NGX_OK) {
         json_decref(account);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     v = json_object_get(link->json, "c");
@@ -669,22 +712,24 @@ ngx_http_hris_connect_store(ngx_http_request_t *r, ngx_http_hris_link_t *link,
         || ((v = json_object_get(link->json, "u"))
             && json_object_set(account, "token_url", v)))
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    rc = ngx_http_hris_store_check(r, hmcf, &link->tenant, account, &acc,
-                                   &err);
+    return ngx_http_hris_store_check(r, hmcf, &link->tenant, account, acc,
+                                     err);
+}
 
-    if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "hris: connect \"%V\": the account was refused: %V",
-                      &link->id, &err);
-        return ngx_http_hris_connect_back(r, link, 0, "invalid_account");
-    }
 
-    if (rc != NGX_OK) {
-        return ngx_http_hris_connect_back(r, link, 0, "server_error");
-    }
+/* A checked account stored, once per link, and the browser sent back. */
+
+ngx_int_t
+ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
+    json_t *account)
+{
+    ngx_int_t                   rc;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
 
     /*
      * The link is used from here: claimed for every worker before the
@@ -694,7 +739,7 @@ ngx_http_hris_connect_store(ngx_http_request_t *r, ngx_http_hris_link_t *link,
     rc = ngx_http_hris_link_claim(hmcf, link->hash, link->expires);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_hris_link_gone(r);
+        return ngx_http_hris_link_gone(r, link);
     }
 
     if (rc != NGX_OK) {
@@ -725,6 +770,37 @@ ngx_http_hris_connect_store(ngx_http_request_t *r, ngx_http_hris_link_t *link,
                                       r->method == NGX_HTTP_POST
                                       ? NGX_HTTP_SEE_OTHER
                                       : NGX_HTTP_MOVED_TEMPORARILY, NULL);
+}
+
+
+/*
+ * Where a form's "cancel" goes: back to the app, as a denied
+ * authorization would (status=error&error=access_denied).
+ */
+
+ngx_int_t
+ngx_http_hris_connect_cancel_url(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link, ngx_str_t *url)
+{
+    ngx_str_t  value;
+
+    *url = link->redirect;
+
+    if (ngx_http_hris_query_add(r->pool, url, "integrated_account_id",
+                                &link->id) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&value, "error");
+
+    if (ngx_http_hris_query_add(r->pool, url, "status", &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&value, "access_denied");
+
+    return ngx_http_hris_query_add(r->pool, url, "error", &value);
 }
 
 
@@ -977,9 +1053,10 @@ ngx_http_hris_link_hash(json_t *link, u_char *hash)
 
 
 static ngx_int_t
-ngx_http_hris_link_gone(ngx_http_request_t *r)
+ngx_http_hris_link_gone(ngx_http_request_t *r, ngx_http_hris_link_t *link)
 {
-    return ngx_http_hris_send_error(r, NGX_HTTP_HRIS_GONE, NULL,
+    return ngx_http_hris_connect_refuse(r, NGX_HTTP_HRIS_GONE, link,
+               "This link was used already",
                "this connect link was used already: a link connects its "
                "account once; ask for a new link to connect it again");
 }

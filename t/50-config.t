@@ -116,7 +116,56 @@ edit_table(sub { $_[0]{context}{subdomain}{pattern} = '^[a-z' });
 config_fails('bad context pattern', $TABLE, qr/context\.subdomain\.pattern: /);
 
 edit_table(sub { $_[0]{connect}{form} = ['api_key"><script>'] });
-config_fails('a connect form field that is not a name', $TABLE, qr/connect\.form: must be an array of credential names/);
+config_fails('a connect form field that is not a name', $TABLE,
+             qr/connect\.form\[0\]: "name" must be a credential or context name/);
+
+# the connect form's fields, its check and the provider's name (mappings/README.md)
+for my $c (
+    [ 'a form field with an unknown key', { form => [ { name => 'api_key', lable => 'Key' } ] },
+      qr/connect\.form\[0\]: unknown key "lable"/ ],
+    [ 'a form field without a name', { form => [ 'subdomain', { label => 'Key' } ] },
+      qr/connect\.form\[1\]: "name" must be a credential or context name/ ],
+    [ 'a field twice', { form => [ 'api_key', { name => 'api_key' } ] },
+      qr/connect\.form\[1\]: "api_key" is in the form twice/ ],
+    [ 'a field pattern that is no regex', { form => [ { name => 'api_key', pattern => '^[a-' } ] },
+      qr/connect\.form\[0\]\.pattern: / ],
+    [ 'a label with a line break', { form => [ { name => 'api_key', label => "API\nkey" } ] },
+      qr/connect\.form\[0\]: "label" must be a string of at most 200 characters without control/ ],
+    [ 'secret not a boolean', { form => [ { name => 'api_key', secret => 'yes' } ] },
+      qr/connect\.form\[0\]: "secret" must be true or false/ ],
+    [ 'an unknown inputmode', { form => [ { name => 'api_key', inputmode => 'hex' } ] },
+      qr/connect\.form\[0\]: "inputmode" must be one of/ ],
+    [ 'an autocomplete that is not tokens', { form => [ { name => 'api_key', autocomplete => 'off" x="' } ] },
+      qr/connect\.form\[0\]: "autocomplete" must be HTML autofill tokens/ ],
+    [ 'an empty form', { form => [] }, qr/connect\.form: must be an array of 1 to 32 fields/ ],
+    [ 'a display name that is not a string', { display_name => 7 },
+      qr/connect\.display_name: must be a string/ ],
+    [ 'a check with token and path', { verify => { token => JSON::PP::true, path => '/x' } },
+      qr/connect\.verify: needs either "token": true or a "path", not both/ ],
+    [ 'a check with neither', { verify => { refused => [401] } },
+      qr/connect\.verify: needs either "token": true or a "path"/ ],
+    [ 'a token check where the only token auth is a refresh', { verify => { token => JSON::PP::true } },
+      qr/connect\.verify\.token: needs an "auth" of type "token" that exchanges credentials/ ],
+    [ 'a check path with an unknown context key', { verify => { path => '/v1/{{context.nope}}' } },
+      qr/connect\.verify\.path: / ],
+    [ 'refused statuses out of range', { verify => { path => '/x', refused => [200] } },
+      qr/connect\.verify\.refused: must be an array of 1 to 8 HTTP statuses/ ],
+    [ 'a check method in lower case', { verify => { path => '/x', method => 'get' } },
+      qr/connect\.verify\.method: must be an HTTP method in capitals/ ],
+    [ 'an unknown check key', { verify => { path => '/x', timeout => 5 } },
+      qr/connect\.verify: unknown key "timeout"/ ],
+) {
+    my ($name, $connect, $re) = @$c;
+    edit_table(sub { $_[0]{connect}{$_} = $connect->{$_} for keys %$connect });
+    config_fails($name, $TABLE, $re);
+}
+
+# the plain form of connect.form (names, no check) still passes
+edit_table(sub { $_[0]{connect}{form} = ['subdomain', 'api_key']; delete $_[0]{connect}{verify} });
+{
+    my ($rc, $out) = HRIS::Nginx->prepare(accounts => $ACCOUNTS, mappings => $dir)->test_config;
+    is($rc, 0, 'a connect form of plain names, without a check, passes') or diag($out);
+}
 
 edit_table(sub { $_[0]{connect}{oauth2} = { scope => 'x' } });
 config_fails('an oauth2 connect flow without authorize_url', $TABLE, qr/connect\.oauth2\.authorize_url: /);

@@ -11,7 +11,8 @@
 #  - the callback: connected, the account works through /unified, the admin
 #    API shows it (credential names only), one authorization_code exchange;
 #  - tampered state, no or another cookie, tampered or garbled link tokens:
-#    400 and no account; the provider's error and a used code: back to the
+#    400 (a short HTML page; the JSON envelope when JSON is asked for) and
+#    no account; the provider's error and a used code: back to the
 #    redirect_uri with status=error;
 #  - the form: its fields, a missing one (400), connected (303), working;
 #  - re-connecting an account whose grant was revoked (needs_reauth -> ok);
@@ -164,6 +165,16 @@ sub tamper {
           : $c =~ /[a-z]/ ? 'a' : 'A';
     substr($s, $i, 1) = $n;
     return $s;
+}
+
+# A short page for people (no JSON was asked for): HTML, a title and a
+# heading, the strict policy of the connect pages.
+sub human_page {
+    my ($res) = @_;
+    like($res->{headers}{'content-type'} // '', qr{^text/html}, '... a page for people (text/html)');
+    like($res->{body}, qr{<title>[^<]+</title>.*<h1>[^<]+</h1>}s, '... with a title and a heading');
+    like($res->{headers}{'content-security-policy'} // '', qr/default-src 'none'/,
+         '... under a strict Content-Security-Policy');
 }
 
 sub cookies {
@@ -340,8 +351,10 @@ for my $c (@bad_callbacks) {
     my ($name, $q, $cookie) = @$c;
     $res = callback($q, cookie => $cookie);
     is($res->{status}, 400, "callback with $name: 400") or diag "$res->{status} $res->{body}";
-    is($res->{json}{statusCode}, 400, '... a JSON error envelope');
+    human_page($res);
     ok(!defined $res->{location}, '... no redirect');
+    $res = callback($q, cookie => $cookie, headers => { Accept => 'application/json' });
+    is($res->{json}{statusCode}, 400, '... asked for JSON: the JSON error envelope');
 }
 is(admin_get('acme-new')->{status}, 404, 'no account was made by any of them');
 is(code_exchanges(), 0, 'and no code was exchanged');
@@ -380,8 +393,10 @@ for my $c (['a tampered link token', $connect . tamper($token)],
     my ($name, $url) = @$c;
     $res = browse('GET', $url);
     is($res->{status}, 400, "$name: 400") or diag "$res->{status} $res->{body}";
-    is($res->{json}{statusCode}, 400, '... a JSON error envelope');
+    human_page($res);
     ok(!grep({ /^hris_connect=/ } cookies($res)), '... no cookie');
+    $res = browse('GET', $url, headers => { Accept => 'application/json, */*;q=0.1' });
+    is($res->{json}{statusCode}, 400, '... asked for JSON: the JSON error envelope');
 }
 $res = browse('POST', $connect . tamper($token), body => "api_key=$CLAY_KEY",
               headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
@@ -586,11 +601,21 @@ SKIP: {
     my $gone = sub {
         my ($res, $what) = @_;
         is($res->{status}, 410, "$what: 410") or diag "$res->{status} $res->{body}";
-        is($res->{json}{statusCode}, 410, '... a JSON error envelope');
-        like($res->{json}{message} // '', qr/link was used already.*ask for a new link/,
+        human_page($res);
+        like($res->{body}, qr/link was used already.*ask for a new link/,
              '... that says the link was used');
         ok(!defined $res->{location}, '... no redirect');
     };
+    $res = new_link({ integrated_account_id => 'acme-once-json', provider => 'clayhr',
+                      method => 'form', redirect_uri => $REDIRECT, base_url => $cl->url,
+                      context => { subdomain => 'acme', user_id => $CLAY_USER } });
+    my $json_link = $res->{json}{result}{url} // $connect . 'x';
+    is($form_post->($json_link, api_key => $CLAY_KEY)->{status}, 303, 'a link connects');
+    $res = browse('GET', $json_link, headers => { Accept => 'application/json' });
+    is($res->{status}, 410, 'opened again asking for JSON: 410');
+    is($res->{json}{statusCode}, 410, '... the JSON error envelope');
+    like($res->{json}{message} // '', qr/link was used already.*ask for a new link/,
+         '... that says the link was used');
 
     # the form: a refused post leaves the link usable; a completed one not
     my $url = $form_link->('acme-once-form');
@@ -696,7 +721,8 @@ SKIP: {
     sleep 62;
     $res = browse('GET', $res->{json}{result}{url} // $connect . 'x');
     is($res->{status}, 400, 'a minute later: 400');
-    like($res->{json}{message} // '', qr/expired/, 'saying it expired');
+    like($res->{body}, qr{<h1>This link has expired</h1>.*ask for a new link}s,
+         'a page saying it expired');
     $ng->stop;
 }
 
