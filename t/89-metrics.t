@@ -5,9 +5,10 @@
 #
 # Known traffic goes through a BambooHR sandbox (API key and OAuth2
 # accounts) and a Personio sandbox (a good and a wrong client secret):
-# unified successes and errors, the proxy, a retry through a fault
-# switch, token exchanges (ok and refused), a refused refresh grant that
-# marks an account needs_reauth. Then the counters must say exactly that,
+# unified successes and errors, the proxy, the administration API (a
+# run-time account) and the connect flow, a retry through a fault switch,
+# token exchanges (ok and refused), a refused refresh grant that marks an
+# account needs_reauth. Then the counters must say exactly that,
 # the text must parse as the exposition format, and random resources and
 # account ids from clients must not add label values.
 
@@ -76,6 +77,7 @@ my $ng = HRIS::Nginx->start(
               . q{$hris_upstream_calls|$hris_upstream_status|$hris_upstream_time|}
               . q{$hris_retries|$hris_error|$hris_trace_id';},
     server   => 'access_log access.log hris; '
+              . 'location /admin/ { hris_admin; } location /connect/ { hris_connect; } '
               . 'location = /metrics { hris_metrics; } '
               . 'location = /metrics-closed { hris_metrics; deny all; }',
 );
@@ -202,6 +204,16 @@ $res = $ng->unified('employees/4', account => 'acme-oauth');
 is($res->{status}, 401, 'oauth: revoked grant: 401');
 is($res->{json}{details}{needs_reauth}, JSON::PP::true, 'needs_reauth');
 
+# a run-time account (administration API), a connect link that is no link
+$res = $ng->request('POST', '/admin/accounts',
+    headers => { 'Content-Type' => 'application/json' },
+    body => $json->encode({ id => 'acme-bamboohr-2', provider => 'bamboohr',
+                            context => { subdomain => 'acme' },
+                            credentials => { api_key => '0123456789abcdef0123456789abcdef01234567' },
+                            base_url => $sb->url . '/api/gateway.php/acme' }));
+is($res->{status}, 201, 'admin: a run-time account created') or diag $res->{body};
+is($ng->get('/connect/not-a-link', key => undef)->{status}, 400, 'connect: a bad link, 400');
+
 my $m = scrape();
 
 subtest 'families and types' => sub {
@@ -230,7 +242,11 @@ subtest 'requests by api, provider, resource and status' => sub {
              status => '401'), 1, 'personio 401');
     is(value($m, 'hris_requests_total', api => 'unified', provider => 'bamboohr',
              status => '401'), 1, 'oauth 401');
-    is(value($m, 'hris_requests_total'), 12, '12 requests in all (the scrape is not one)');
+    is(value($m, 'hris_requests_total', api => 'admin', provider => 'none', resource => 'none',
+             status => '201'), 1, 'admin 201');
+    is(value($m, 'hris_requests_total', api => 'connect', provider => 'none', resource => 'none',
+             status => '400'), 1, 'connect 400');
+    is(value($m, 'hris_requests_total'), 14, '14 requests in all (the scrapes are not)');
 };
 
 subtest 'upstream calls, retries, durations' => sub {
@@ -277,7 +293,8 @@ subtest 'token exchanges and accounts' => sub {
        'bamboohr oauth: one refresh ok');
     is(value($m, 'hris_token_refreshes_total', provider => 'bamboohr', result => 'refused'), 1,
        'bamboohr oauth: the revoked grant refused');
-    is(value($m, 'hris_accounts', provider => 'bamboohr', status => 'ok'), 1, 'bamboohr: 1 ok');
+    is(value($m, 'hris_accounts', provider => 'bamboohr', status => 'ok'), 2,
+       'bamboohr: 2 ok (one from the accounts file, one made at run time)');
     is(value($m, 'hris_accounts', provider => 'bamboohr', status => 'needs_reauth'), 1,
        'bamboohr: 1 needs_reauth');
     is(value($m, 'hris_accounts', provider => 'personio', status => 'ok'), 3, 'personio: 3 ok');
