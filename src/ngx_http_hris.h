@@ -646,7 +646,7 @@ void ngx_http_hris_observe_try(ngx_http_hris_call_t *call, uint64_t us,
 uint64_t *ngx_http_hris_metrics_cover(ngx_http_request_t *r,
     ngx_uint_t fields);
 void ngx_http_hris_metrics_token(ngx_http_request_t *r,
-    ngx_http_hris_call_t *call, ngx_uint_t ok);
+    ngx_http_hris_call_t *call, ngx_int_t rc);
 ngx_int_t ngx_http_hris_trace_headers(ngx_http_hris_call_t *call);
 
 /* helpers shared by the handlers */

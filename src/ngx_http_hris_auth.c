@@ -588,8 +588,7 @@ ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call)
 
     rc = ngx_http_hris_gate_store(g, call);
 
-    ngx_http_hris_metrics_token(g->request, call,
-                                rc == NGX_OK && !g->request->header_sent);
+    ngx_http_hris_metrics_token(g->request, call, rc);
 
     /* an error answered by gate_store() usually returns NGX_OK */
     if (rc != NGX_OK || g->request->header_sent) {

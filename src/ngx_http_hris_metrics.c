@@ -824,14 +824,16 @@ ngx_http_hris_metrics_count_try(ngx_http_hris_req_t *req, ngx_uint_t status,
 
 
 /*
- * An exchange of credentials for an access token ended (auth.c): ok, or
- * refused by the provider (400, 401, 403: what the gate takes for a
- * refusal), or anything else.
+ * An exchange of credentials for an access token ended (auth.c), rc what
+ * the gate made of the answer (NGX_AGAIN: the token goes to the state
+ * store first): refused by the provider (400, 401, 403: what the gate
+ * takes for a refusal), ok, or anything else (no answer, an unusable
+ * one).
  */
 
 void
 ngx_http_hris_metrics_token(ngx_http_request_t *r, ngx_http_hris_call_t *call,
-    ngx_uint_t ok)
+    ngx_int_t rc)
 {
     ngx_uint_t                result;
     ngx_http_hris_req_t      *req;
@@ -843,14 +845,14 @@ ngx_http_hris_metrics_token(ngx_http_request_t *r, ngx_http_hris_call_t *call,
 
     req = ngx_http_get_module_ctx(r, ngx_http_hris_metrics_module);
 
-    if (ok) {
-        result = 0;
-
-    } else if (call->result == NGX_HTTP_HRIS_CALL_OK
-               && (call->status == 400 || call->status == 401
-                   || call->status == 403))
+    if (call->result == NGX_HTTP_HRIS_CALL_OK
+        && (call->status == 400 || call->status == 401
+            || call->status == 403))
     {
         result = 1;
+
+    } else if ((rc == NGX_OK || rc == NGX_AGAIN) && !r->header_sent) {
+        result = 0;
 
     } else {
         result = 2;

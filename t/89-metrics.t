@@ -55,6 +55,9 @@ my %p = %{ $HRIS::Nginx::PROVIDER{personio}{credentials} };
 push @{ $accounts->{accounts} },
     { id => 'acme-personio-bad', tenant => 'acme', provider => 'personio',
       credentials => { %p, client_secret => 'not-the-secret' }, base_url => $sp->url },
+    # its token exchange answered 500: result="error"
+    { id => 'acme-personio-err', tenant => 'acme', provider => 'personio',
+      credentials => { %p }, base_url => $sp->url },
     # first called traced: a token exchange and a call, two spans
     { id => 'acme-personio-traced', tenant => 'acme', provider => 'personio',
       credentials => { %p }, base_url => $sp->url },
@@ -193,6 +196,9 @@ is($ng->unified('employees', account => 'acme-personio', limit => 2)->{status}, 
    'personio: token exchanged, employees listed');
 is($ng->unified('employees', account => 'acme-personio-bad')->{status}, 401,
    'personio with a wrong secret: 401');
+$sp->fault({ fault => '500', count => 1, path => '/v1/auth' });
+is($ng->unified('employees', account => 'acme-personio-err')->{status}, 502,
+   'personio token exchange answered 500: 502');
 
 # BambooHR OAuth: a refresh that works, then a revoked grant
 control($sb, '/_sandbox/oauth/expire', { all => JSON::PP::true });
@@ -246,7 +252,9 @@ subtest 'requests by api, provider, resource and status' => sub {
              status => '201'), 1, 'admin 201');
     is(value($m, 'hris_requests_total', api => 'connect', provider => 'none', resource => 'none',
              status => '400'), 1, 'connect 400');
-    is(value($m, 'hris_requests_total'), 14, '14 requests in all (the scrapes are not)');
+    is(value($m, 'hris_requests_total', api => 'unified', provider => 'personio',
+             status => '502'), 1, 'personio 502');
+    is(value($m, 'hris_requests_total'), 15, '15 requests in all (the scrapes are not)');
 };
 
 subtest 'upstream calls, retries, durations' => sub {
@@ -260,8 +268,10 @@ subtest 'upstream calls, retries, durations' => sub {
        'bamboohr upstream requests: 12');
     is(value($m, 'hris_upstream_requests_total', provider => 'bamboohr', status => '200'), 8,
        '8 of them 200');
-    is(value($m, 'hris_upstream_requests_total', provider => 'personio'), 3,
-       'personio: exchange and call, the refused exchange');
+    is(value($m, 'hris_upstream_requests_total', provider => 'personio'), 4,
+       'personio: exchange and call, the refused exchange, the one that failed');
+    is(value($m, 'hris_upstream_requests_total', provider => 'personio', status => '500'), 1,
+       'that one: 500');
 
     for my $prov (qw(bamboohr personio)) {
         my @b = map { [ $_->{labels}{le}, $_->{value} ] }
@@ -289,6 +299,8 @@ subtest 'token exchanges and accounts' => sub {
        'personio: one exchange ok');
     is(value($m, 'hris_token_refreshes_total', provider => 'personio', result => 'refused'), 1,
        'personio: one refused (wrong secret)');
+    is(value($m, 'hris_token_refreshes_total', provider => 'personio', result => 'error'), 1,
+       'personio: one error (the 500)');
     is(value($m, 'hris_token_refreshes_total', provider => 'bamboohr', result => 'ok'), 1,
        'bamboohr oauth: one refresh ok');
     is(value($m, 'hris_token_refreshes_total', provider => 'bamboohr', result => 'refused'), 1,
@@ -297,7 +309,7 @@ subtest 'token exchanges and accounts' => sub {
        'bamboohr: 2 ok (one from the accounts file, one made at run time)');
     is(value($m, 'hris_accounts', provider => 'bamboohr', status => 'needs_reauth'), 1,
        'bamboohr: 1 needs_reauth');
-    is(value($m, 'hris_accounts', provider => 'personio', status => 'ok'), 3, 'personio: 3 ok');
+    is(value($m, 'hris_accounts', provider => 'personio', status => 'ok'), 4, 'personio: 4 ok');
     is(value($m, 'hris_accounts', provider => 'clayhr'), 0, 'clayhr: none');
 };
 
