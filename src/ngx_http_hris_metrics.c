@@ -719,6 +719,7 @@ ngx_http_hris_metrics_hash(uint64_t key)
 static ngx_int_t
 ngx_http_hris_metrics_log(ngx_http_request_t *r)
 {
+    uint64_t                       key;
     ngx_uint_t                     res, status;
     ngx_http_hris_req_t           *req;
     ngx_http_hris_metrics_conf_t  *mcf = ngx_http_hris_mw.mcf;
@@ -733,14 +734,20 @@ ngx_http_hris_metrics_log(ngx_http_request_t *r)
     status = r->err_status ? r->err_status : r->headers_out.status;
     status = ngx_min(status, 999);
 
-    res = (req->resource >= 0) ? (ngx_uint_t) req->resource
-          : (req->resource == NGX_HTTP_HRIS_RESOURCE_UNKNOWN)
-            ? mcf->resources + 1 : mcf->resources;
+    if (req->resource >= 0) {
+        res = (ngx_uint_t) req->resource;
 
-    ngx_http_hris_metrics_add(ngx_http_hris_mkey(NGX_HTTP_HRIS_M_REQUESTS,
-                                                 req->api,
-                                                 ngx_http_hris_metrics_slot(req),
-                                                 res, status));
+    } else if (req->resource == NGX_HTTP_HRIS_RESOURCE_UNKNOWN) {
+        res = mcf->resources + 1;
+
+    } else {
+        res = mcf->resources;
+    }
+
+    key = ngx_http_hris_mkey(NGX_HTTP_HRIS_M_REQUESTS, req->api,
+                             ngx_http_hris_metrics_slot(req), res, status);
+
+    ngx_http_hris_metrics_add(key);
 
     return NGX_OK;
 }
