@@ -576,12 +576,15 @@ ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * path or method. nginx would then take the unread body for the next
  * request on a keep-alive connection (request smuggling: a request hidden
  * in a body would be served). Whatever a handler answered, a body it
- * neither read nor discarded is discarded here.
+ * neither read nor discarded is discarded here. Each request gets its
+ * record for metrics and log variables first (ngx_http_hris_metrics.h).
  */
 
 static ngx_int_t
 ngx_http_hris_unified_content(ngx_http_request_t *r)
 {
+    ngx_http_hris_observe(r, NGX_HTTP_HRIS_API_UNIFIED);
+
     return ngx_http_hris_unread_body(r, ngx_http_hris_unified_handler(r));
 }
 
@@ -589,6 +592,8 @@ ngx_http_hris_unified_content(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_hris_proxy_content(ngx_http_request_t *r)
 {
+    ngx_http_hris_observe(r, NGX_HTTP_HRIS_API_PROXY);
+
     return ngx_http_hris_unread_body(r, ngx_http_hris_proxy_handler(r));
 }
 
@@ -596,6 +601,8 @@ ngx_http_hris_proxy_content(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_hris_admin_content(ngx_http_request_t *r)
 {
+    ngx_http_hris_observe(r, NGX_HTTP_HRIS_API_ADMIN);
+
     return ngx_http_hris_unread_body(r, ngx_http_hris_admin_handler(r));
 }
 
@@ -603,6 +610,8 @@ ngx_http_hris_admin_content(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_hris_connect_content(ngx_http_request_t *r)
 {
+    ngx_http_hris_observe(r, NGX_HTTP_HRIS_API_CONNECT);
+
     return ngx_http_hris_unread_body(r, ngx_http_hris_connect_handler(r));
 }
 

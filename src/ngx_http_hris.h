@@ -463,7 +463,7 @@ ngx_http_hris_table_t *ngx_http_hris_table_find(
 ngx_int_t ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *name);
 json_t *ngx_http_hris_record_map(ngx_array_t *fields, json_t *record,
-    json_t *parent, ngx_uint_t remote_data);
+    json_t *parent, ngx_uint_t remote_data, uint64_t *cover);
 
 ngx_http_hris_table_t *ngx_http_hris_table_variant(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_table_t *base,
@@ -695,6 +695,31 @@ json_t *ngx_http_hris_admin_account(ngx_http_request_t *r,
 ngx_int_t ngx_http_hris_connect_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_hris_connect_link(ngx_http_request_t *r,
     ngx_str_t *tenant, json_t *body);
+
+/*
+ * ngx_http_hris_metrics.c, ngx_http_hris_variables.c,
+ * ngx_http_hris_trace.c: what a request did, for /metrics, the log
+ * variables and trace context. The hooks never fail a request: without
+ * memory for its record, a request is only not observed.
+ */
+#define NGX_HTTP_HRIS_API_UNIFIED  0
+#define NGX_HTTP_HRIS_API_PROXY    1
+#define NGX_HTTP_HRIS_API_ADMIN    2
+#define NGX_HTTP_HRIS_API_CONNECT  3
+
+void ngx_http_hris_observe(ngx_http_request_t *r, ngx_uint_t api);
+void ngx_http_hris_observe_provider(ngx_http_request_t *r,
+    ngx_http_hris_table_t *table, ngx_str_t *account);
+void ngx_http_hris_observe_resource(ngx_http_request_t *r, ngx_int_t index);
+void ngx_http_hris_observe_error(ngx_http_request_t *r, u_char *msg,
+    size_t len);
+void ngx_http_hris_observe_try(ngx_http_hris_call_t *call, uint64_t us,
+    ngx_uint_t retrying);
+uint64_t *ngx_http_hris_metrics_cover(ngx_http_request_t *r,
+    ngx_uint_t fields);
+void ngx_http_hris_metrics_token(ngx_http_request_t *r,
+    ngx_http_hris_call_t *call, ngx_int_t rc);
+ngx_int_t ngx_http_hris_trace_headers(ngx_http_hris_call_t *call);
 
 /* helpers shared by the handlers */
 ngx_int_t ngx_http_hris_arg(ngx_http_request_t *r, const char *name,

@@ -637,6 +637,8 @@ ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call)
 
     rc = ngx_http_hris_gate_store(g, call);
 
+    ngx_http_hris_metrics_token(g->request, call, rc);
+
     /* the state store commits it, and resumes the gate (fleet.c) */
     if (rc == NGX_AGAIN) {
         return;

@@ -241,6 +241,8 @@ ngx_http_hris_link_open(ngx_http_request_t *r, ngx_str_t *binding,
                    what);
     }
 
+    ngx_http_hris_observe_provider(r, link->table, &link->id);
+
     return NGX_OK;
 }
 

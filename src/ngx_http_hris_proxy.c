@@ -46,12 +46,15 @@ static ngx_uint_t ngx_http_hris_connection_option(ngx_http_request_t *r,
     ngx_str_t *name);
 
 
-/* never forwarded: hop-by-hop, framing, and the caller's own credentials */
+/*
+ * never forwarded: hop-by-hop, framing, and the caller's own credentials;
+ * trace context goes on as the gateway's own (ngx_http_hris_trace.c)
+ */
 static const char  *ngx_http_hris_proxy_drop_in[] = {
     "connection", "keep-alive", "te", "trailer", "transfer-encoding",
     "upgrade", "proxy-authorization", "proxy-authenticate", "host",
     "content-length", "authorization", "cookie", "accept-encoding",
-    "expect", NULL
+    "expect", "traceparent", "tracestate", NULL
 };
 
 /*
@@ -86,6 +89,8 @@ ngx_http_hris_proxy_handler(ngx_http_request_t *r)
     if (ctx->account == NULL) {
         return rc;
     }
+
+    ngx_http_hris_observe_provider(r, ctx->account->table, &ctx->account->id);
 
     ngx_http_set_ctx(r, ctx, ngx_http_hris_module);
 

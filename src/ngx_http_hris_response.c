@@ -79,6 +79,8 @@ ngx_http_hris_send_error(ngx_http_request_t *r, ngx_uint_t status,
     va_end(args);
     *p = '\0';
 
+    ngx_http_hris_observe_error(r, msg, p - msg);
+
     body = json_pack("{s:i, s:s, s:s, s:o}",
                      "statusCode", (int) status,
                      "error", ngx_http_hris_reason(status),

@@ -118,12 +118,15 @@ ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *name)
 
 /*
  * One upstream record to one unified record: every schema field in order,
- * unmapped ones as null (or [] for lists), then remote_data.
+ * unmapped ones as null (or [] for lists), then remote_data. cover, when
+ * not NULL, counts the record ([0]) and each mapped field the provider's
+ * record lacked ([1 + i]: its expression came out null), per worker (see
+ * ngx_http_hris_metrics_cover()).
  */
 
 json_t *
 ngx_http_hris_record_map(ngx_array_t *fields, json_t *record, json_t *parent,
-    ngx_uint_t remote_data)
+    ngx_uint_t remote_data, uint64_t *cover)
 {
     json_t                 *out, *v;
     ngx_uint_t              i;
@@ -136,9 +139,17 @@ ngx_http_hris_record_map(ngx_array_t *fields, json_t *record, json_t *parent,
 
     f = fields->elts;
 
+    if (cover) {
+        cover[0]++;
+    }
+
     for (i = 0; i < fields->nelts; i++) {
         if (f[i].expr) {
             v = ngx_http_hris_expr_eval(f[i].expr, record, parent);
+
+            if (cover && v && json_is_null(v)) {
+                cover[1 + i]++;
+            }
 
         } else {
             v = f[i].is_list ? json_array() : json_null();

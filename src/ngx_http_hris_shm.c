@@ -766,8 +766,10 @@ ngx_http_hris_shm_evictable(ngx_http_hris_shm_node_t *n)
         return 0;
     }
 
+    /* signed: another worker's clock may be a little ahead of ours */
     if (n->refreshing
-        && ngx_current_msec - n->refreshing < NGX_HTTP_HRIS_REFRESH_STALE)
+        && (ngx_msec_int_t) (ngx_current_msec - n->refreshing)
+           < NGX_HTTP_HRIS_REFRESH_STALE)
     {
         return 0;
     }
@@ -866,7 +868,7 @@ ngx_http_hris_token_get(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
         }
 
     } else if (n->refreshing
-               && ngx_current_msec - n->refreshing
+               && (ngx_msec_int_t) (ngx_current_msec - n->refreshing)
                   < NGX_HTTP_HRIS_REFRESH_STALE)
     {
         rc = NGX_AGAIN;

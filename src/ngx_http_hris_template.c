@@ -334,6 +334,10 @@ ngx_http_hris_value_safe(u_char *p, size_t len)
 {
     u_char  *last;
 
+    if (len == 0) {
+        return 1;
+    }
+
     for (last = p + len; p < last; p++) {
         if (*p < ' ' || *p == 0x7f) {
             return 0;
@@ -350,6 +354,10 @@ ngx_uint_t
 ngx_http_hris_header_safe(u_char *p, size_t len)
 {
     u_char  *last;
+
+    if (len == 0) {
+        return 1;
+    }
 
     for (last = p + len; p < last; p++) {
         if ((*p < ' ' && *p != '\t') || *p == 0x7f) {

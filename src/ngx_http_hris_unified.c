@@ -72,6 +72,8 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    ngx_http_hris_observe_provider(r, ctx->account->table, &ctx->account->id);
+
     /*
      * an error answer sent by route() or args() usually returns NGX_OK
      * (the output filter's rc): header_sent tells it from "go on"
@@ -163,6 +165,10 @@ ngx_http_hris_unified_route(ngx_http_request_t *r, ngx_http_hris_ctx_t *ctx)
     }
 
     idx = ngx_http_hris_schema_index(ctx->hmcf, &name);
+
+    /* a label from the schema, never the client's name */
+    ngx_http_hris_observe_resource(r, idx);
+
     if (idx == NGX_ERROR) {
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND,
                    json_pack("{s:s%}", "resource", name.data, name.len),
@@ -202,6 +208,7 @@ ngx_http_hris_unified_route(ngx_http_request_t *r, ngx_http_hris_ctx_t *ctx)
     }
 
     ctx->fields = ctx->op->fields ? ctx->op->fields : &ctx->res->fields;
+    ctx->cover = ngx_http_hris_metrics_cover(r, ctx->fields->nelts);
 
     /*
      * A get answers only the record whose mapped id is the one asked for:

@@ -74,6 +74,8 @@ typedef struct {
     ngx_array_t                 values;     /* for_each: ngx_str_t */
     ngx_array_t                 parents;    /* for_each: json_t * */
     ngx_http_hris_spans_t       spans;      /* provider bytes per object */
+    uint64_t                   *cover;      /* field coverage counters,
+                                               or NULL (metrics.c) */
     ngx_uint_t                  batch;      /* field batch of the call */
     json_t                     *batched;    /* its first batch's answer */
 

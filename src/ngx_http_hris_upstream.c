@@ -14,8 +14,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_hris_upstream.h"
-#include "ngx_http_hris_template.h"
+#include "ngx_http_hris.h"
 
 
 /* one of curl's sockets, watched by an nginx connection slot */
@@ -80,6 +79,7 @@ static time_t ngx_http_hris_retry_after(u_char *p, u_char *end);
 static ngx_uint_t ngx_http_hris_call_sent(ngx_http_hris_call_t *call,
     CURLcode cc);
 static void ngx_http_hris_call_removed(void);
+static uint64_t ngx_http_hris_call_time(ngx_http_hris_call_t *call);
 
 
 /* per worker: created in init_process, destroyed in exit_process */
@@ -545,6 +545,7 @@ static void
 ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
 {
     long                 status;
+    ngx_uint_t           retry;
     ngx_msec_t           delay;
     ngx_http_request_t  *r = call->request;
 
@@ -615,7 +616,12 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
                         || call->result == NGX_HTTP_HRIS_CALL_BROKEN)
                     && ngx_http_hris_call_sent(call, cc);
 
-    if (ngx_http_hris_call_should_retry(call, &delay) == NGX_OK) {
+    retry = (ngx_http_hris_call_should_retry(call, &delay) == NGX_OK);
+
+    /* each try counts: metrics, $hris_upstream_status */
+    ngx_http_hris_observe_try(call, ngx_http_hris_call_time(call), retry);
+
+    if (retry) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "hris: retrying upstream call to \"%V\" in %M ms "
                       "(status %ui, attempt %ui)",
@@ -626,6 +632,25 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
     }
 
     ngx_http_hris_call_complete(call);
+}
+
+
+/* this try's time, from resolving the provider's name to the last byte */
+
+static uint64_t
+ngx_http_hris_call_time(ngx_http_hris_call_t *call)
+{
+    curl_off_t  us;
+
+    us = 0;
+
+    if (curl_easy_getinfo(call->easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK
+        || us < 0)
+    {
+        return 0;
+    }
+
+    return (uint64_t) us;
 }
 
 
@@ -968,6 +993,11 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
             return NGX_ERROR;
         }
         call->slist = sl;
+    }
+
+    /* W3C trace context, when the client sent one */
+    if (ngx_http_hris_trace_headers(call) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->slist);

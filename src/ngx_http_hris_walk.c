@@ -519,7 +519,7 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
         ctx->found = ngx_http_hris_record_map(ctx->fields,
                          ((ngx_http_hris_rec_t *) recs.elts)[0].record,
                          ((ngx_http_hris_rec_t *) recs.elts)[0].parent,
-                         ctx->remote_data);
+                         ctx->remote_data, ctx->cover);
         if (ctx->found == NULL
             || ngx_http_hris_json_cleanup(r->pool, ctx->found) != NGX_OK)
         {
@@ -819,7 +819,7 @@ ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
 
     for (i = from; i < to; i++) {
         rec = ngx_http_hris_record_map(ctx->fields, e[i].record, e[i].parent,
-                                       ctx->remote_data);
+                                       ctx->remote_data, ctx->cover);
         if (rec == NULL || json_array_append_new(ctx->result, rec) != 0) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -888,7 +888,8 @@ ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
         if (found) {
             ctx->found = ngx_http_hris_record_map(ctx->fields, e[i].record,
                                                   e[i].parent,
-                                                  ctx->remote_data);
+                                                  ctx->remote_data,
+                                                  ctx->cover);
             if (ctx->found == NULL
                 || ngx_http_hris_json_cleanup(r->pool, ctx->found) != NGX_OK)
             {
