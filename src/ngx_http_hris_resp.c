@@ -296,7 +296,9 @@ ngx_http_hris_resp_write(u_char *p, ngx_uint_t argc, ngx_str_t *argv)
 
     for (i = 0; i < argc; i++) {
         p = ngx_sprintf(p, "$%uz\r\n", argv[i].len);
-        p = ngx_cpymem(p, argv[i].data, argv[i].len);
+        if (argv[i].len) {
+            p = ngx_cpymem(p, argv[i].data, argv[i].len);
+        }
         *p++ = '\r';
         *p++ = '\n';
     }
