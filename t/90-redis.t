@@ -330,11 +330,11 @@ if ($sleeper == 0) {
 sleep 0.3;
 my $L = gateway($rs->url, http => 'hris_redis_timeout 5s;');
 ($secs, $r) = timed(sub { page($L) });
+# not before Redis wakes (2 s after the sleep began), however long nginx took to start
+my $woke = Time::HiRes::time() - $slept_at;
 waitpid($sleeper, 0);
 is($r->{status}, 200, 'a list sent before the key came waits for it, then is answered')
     or diag $r->{body};
-# not before Redis wakes (2 s after the sleep began), however long nginx took to start
-my $woke = Time::HiRes::time() - $slept_at;
 ok($woke > 1.9 && $secs < 5, "... once Redis answered (${\ sprintf '%.1f', $woke} s after it slept)");
 is(page($L, cursor => $r->{json}{next_cursor})->{status}, 200, '... and its cursor opens');
 $L->stop;
