@@ -494,6 +494,10 @@ void ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_log_t *log);
 json_t *ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf);
 
+/* ngx_http_hris_connect_verify.c: errors inside 2xx bodies (walk too) */
+ngx_uint_t ngx_http_hris_body_status(ngx_pool_t *pool,
+    ngx_http_hris_body_errors_t *be, json_t *body);
+
 /* ngx_http_hris_statedir.c */
 ngx_int_t ngx_http_hris_state_dir(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf);

@@ -120,8 +120,6 @@ void ngx_http_hris_connect_posted(ngx_http_request_t *r);
 
 /* ngx_http_hris_connect_verify.c */
 ngx_int_t ngx_http_hris_verify_start(ngx_http_hris_verify_t *v);
-ngx_uint_t ngx_http_hris_body_status(ngx_pool_t *pool,
-    ngx_http_hris_body_errors_t *be, json_t *body);
 
 /* ngx_http_hris_connect_page.c */
 ngx_int_t ngx_http_hris_html_init(ngx_http_hris_html_t *h, ngx_pool_t *pool);

@@ -543,65 +543,14 @@ static ngx_int_t
 ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_call_t *call, json_t *body, ngx_uint_t *empty)
 {
-    json_t                       *v, *code, *s;
-    size_t                        i;
-    ngx_str_t                     msg, a, b;
-    ngx_uint_t                    j, hit, http;
-    ngx_http_hris_body_rule_t    *rule;
+    ngx_str_t                     a;
+    ngx_uint_t                    http;
     ngx_http_hris_body_errors_t  *be = &ctx->account->table->body_errors;
-    ngx_pool_t                   *pool = ctx->request->pool;
 
-    if (!be->enabled) {
+    http = ngx_http_hris_body_status(ctx->request->pool, be, body);
+
+    if (http == 0) {
         return NGX_OK;
-    }
-
-    v = ngx_http_hris_path_get(&be->when, body, NULL);
-    hit = 0;
-
-    json_array_foreach(be->when_values, i, s) {
-        if (v && json_equal(v, s)) {
-            hit = 1;
-        }
-    }
-
-    if (!hit) {
-        return NGX_OK;
-    }
-
-    code = ngx_http_hris_path_get(&be->status, body, NULL);
-    v = ngx_http_hris_path_get(&be->message, body, NULL);
-
-    if (ngx_http_hris_json_text(pool, code, &a) != NGX_OK
-        || ngx_http_hris_json_text(pool, v, &msg) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    http = NGX_HTTP_BAD_GATEWAY;
-    rule = be->rules.elts;
-
-    for (j = 0; j < be->rules.nelts; j++) {
-        hit = (rule[j].statuses == NULL);
-
-        json_array_foreach(rule[j].statuses, i, s) {
-            /* 2 and "2" are the same code */
-            if (ngx_http_hris_json_text(pool, s, &b) == NGX_OK
-                && a.len == b.len && ngx_strncmp(a.data, b.data, a.len) == 0)
-            {
-                hit = 1;
-            }
-        }
-
-        if (hit && rule[j].message
-            && ngx_regex_exec(rule[j].message, &msg, NULL, 0) < 0)
-        {
-            hit = 0;
-        }
-
-        if (hit) {
-            http = rule[j].http;
-            break;
-        }
     }
 
     if (http == NGX_HTTP_NO_CONTENT) {
@@ -615,6 +564,14 @@ ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
 
     if (http == NGX_HTTP_NOT_FOUND && ctx->is_get) {
         return ngx_http_hris_not_found(ctx);
+    }
+
+    if (ngx_http_hris_json_text(ctx->request->pool,
+                                ngx_http_hris_path_get(&be->status, body,
+                                                       NULL), &a)
+        != NGX_OK)
+    {
+        ngx_str_set(&a, "?");
     }
 
     ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
