@@ -16,44 +16,17 @@ use POSIX ();
 use lib 't/lib';
 use HRIS::Sandbox;
 use HRIS::Nginx;
+use HRIS::OAuth;
 
 my $dir = tempdir(CLEANUP => 1);
 chmod 0777, $dir;    # the state file is written by the workers (user nobody)
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(keep_alive => 0);
 
-sub control {
-    my ($sb, $path, $body) = @_;
-    my $res = $http->request($body ? 'POST' : 'GET', $sb->url . $path,
-        { headers => { 'Content-Type' => 'application/json' },
-          $body ? (content => $json->encode($body)) : () });
-    return $json->decode($res->{content} || '{}');
-}
-
-# A real grant: a code minted by the sandbox, exchanged the way a client does.
-sub grant {
-    my ($sb) = @_;
-    my $code = control($sb, '/_sandbox/oauth/code', { scope => 'offline_access employee' })->{code};
-    my $res = $http->post_form($sb->url . '/token.php?request=token', {
-        grant_type => 'authorization_code', code => $code,
-        redirect_uri => 'http://127.0.0.1/callback',
-        client_id => 'sandbox-bamboohr-client', client_secret => 'sandbox-bamboohr-secret' });
-    return $json->decode($res->{content});
-}
-
-sub refreshes { $_[0]->stats->{by_path}{'/token.php#refresh_token'} // 0 }
-
-sub oauth_accounts {
-    my ($sb, $tok, %o) = @_;
-    my $acc = HRIS::Nginx::accounts($sb);
-    $acc->{accounts}[0]{credentials} = {
-        client_id => 'sandbox-bamboohr-client', client_secret => 'sandbox-bamboohr-secret',
-        access_token => $tok->{access_token}, refresh_token => $tok->{refresh_token},
-        expires_at => $o{expires_at} // time + 3600,
-    };
-    $acc->{accounts}[0]{token_url} = $sb->url . '/token.php?request=token';
-    return $acc;
-}
+sub control        { HRIS::OAuth::control(@_) }
+sub grant          { HRIS::OAuth::grant(@_) }
+sub refreshes      { HRIS::OAuth::refreshes(@_) }
+sub oauth_accounts { HRIS::OAuth::accounts(@_) }
 
 my $state = "$dir/state.json";
 my $sb = HRIS::Sandbox->start('bamboohr');

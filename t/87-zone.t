@@ -27,6 +27,7 @@ use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use HRIS::Sandbox;
 use HRIS::Nginx;
+use HRIS::OAuth;
 
 my $J = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 30);
@@ -37,25 +38,8 @@ my $ADMIN = 'location /admin/ { hris_admin; }';
 my $PEOPLE_KEY = $HRIS::Nginx::PROVIDER{peoplehr}{credentials}{api_key};
 my $BAMBOO_KEY = $HRIS::Nginx::PROVIDER{bamboohr}{credentials}{api_key};
 
-sub control {
-    my ($sb, $path, $body) = @_;
-    my $res = $http->request($body ? 'POST' : 'GET', $sb->url . $path,
-        { headers => { 'Content-Type' => 'application/json' },
-          $body ? (content => $J->encode($body)) : () });
-    die "$path: $res->{status} $res->{content}" unless $res->{success};
-    return $J->decode($res->{content} || '{}');
-}
-
-# A grant of the BambooHR sandbox, got as a client gets one.
-sub grant {
-    my ($sb) = @_;
-    my $code = control($sb, '/_sandbox/oauth/code', { scope => 'offline_access employee' })->{code};
-    my $res = $http->post_form($sb->url . '/token.php?request=token', {
-        grant_type => 'authorization_code', code => $code,
-        redirect_uri => 'http://127.0.0.1/callback',
-        client_id => 'sandbox-bamboohr-client', client_secret => 'sandbox-bamboohr-secret' });
-    return $J->decode($res->{content});
-}
+sub control { HRIS::OAuth::control(@_) }
+sub grant   { HRIS::OAuth::grant(@_) }
 
 sub oauth_account {
     my ($sb, $tok, %o) = @_;
@@ -63,15 +47,11 @@ sub oauth_account {
         id => $o{id} // 'globex-oauth', tenant => $o{tenant} // 'globex', provider => 'bamboohr',
         context => { subdomain => 'globex' }, base_url => $sb->url,
         token_url => $sb->url . '/token.php?request=token',
-        credentials => {
-            client_id => 'sandbox-bamboohr-client', client_secret => 'sandbox-bamboohr-secret',
-            access_token => $tok->{access_token}, refresh_token => $tok->{refresh_token},
-            expires_at => $o{expires_at} // time + 3600,
-        },
+        credentials => HRIS::OAuth::credentials($tok, %o),
     };
 }
 
-sub refreshes { $_[0]->stats->{by_path}{'/token.php#refresh_token'} // 0 }
+sub refreshes { HRIS::OAuth::refreshes(@_) }
 
 sub api {
     my ($ng, $method, $path, %o) = @_;
