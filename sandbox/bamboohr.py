@@ -2568,7 +2568,7 @@ class Writes:
             if not emp["originalHireDate"]:
                 emp["originalHireDate"] = emp["hireDate"]
             self.ds.employees = self.ds.employees + [emp]
-            self.ds.by_id = dict(self.ds.by_id, **{eid: emp})
+            self.ds.by_id = {**self.ds.by_id, eid: emp}
             self.dirty = True
         resp = self.provider.render(req, {"id": eid, "firstName": emp["firstName"],
                                           "lastName": emp["lastName"], "status": "Active"},
