@@ -375,8 +375,11 @@ ngx_http_hris_write_input(ngx_http_hris_tc_t *tc,
 
     s = json_string_value(t);
 
-    if (s && ngx_strcmp(s, "object") == 0) {
-        /* a unified object field is a reference: {"id": "..."} */
+    /* a unified object field is a reference ({"id": "..."}), but the
+     * free-form custom fields */
+    if (s && ngx_strcmp(s, "object") == 0
+        && ngx_strcmp(in->name.data, "custom_fields") != 0)
+    {
         s = "reference";
     }
 
