@@ -119,6 +119,9 @@ static void ngx_http_hris_idem_lost(ngx_http_hris_idem_conf_t *conf,
 static ngx_http_hris_idem_req_t *ngx_http_hris_idem_req(
     ngx_http_request_t *r);
 static void ngx_http_hris_idem_cleanup(void *data);
+static void ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
+    ngx_uint_t status, ngx_str_t *body, ngx_log_t *log);
+static void ngx_http_hris_idem_let_go(ngx_http_hris_idem_req_t *ir);
 static void ngx_http_hris_idem_hash(ngx_str_t *parts, ngx_uint_t n,
     u_char *out);
 static void ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf,
@@ -546,13 +549,13 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
 
 
 void
-ngx_http_hris_idem_keep(ngx_http_request_t *r)
+ngx_http_hris_idem_keep(ngx_http_request_t *r, ngx_uint_t keep)
 {
     ngx_http_hris_idem_req_t  *ir;
 
     ir = ngx_http_hris_idem_req(r);
     if (ir) {
-        ir->keep = 1;
+        ir->keep = keep ? 1 : 0;
     }
 }
 
@@ -606,43 +609,49 @@ ngx_int_t
 ngx_http_hris_idem_finish(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
 {
-    ngx_str_t                   lost;
-    ngx_uint_t                  kept;
-    ngx_http_hris_idem_req_t   *ir;
+    ngx_http_hris_idem_req_t  *ir;
+
+    ir = ngx_http_hris_idem_req(r);
+    if (ir && !ir->done) {
+        ngx_http_hris_idem_keep_answer(ir, status, body, r->connection->log);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Works on the claim itself, not through the request: a pool cleanup
+ * runs after nginx has taken r->pool away.
+ */
+
+static void
+ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
+    ngx_uint_t status, ngx_str_t *body, ngx_log_t *log)
+{
+    ngx_uint_t                  full;
     ngx_http_hris_idem_node_t  *n;
     ngx_http_hris_idem_conf_t  *conf;
 
-    ir = ngx_http_hris_idem_req(r);
-    if (ir == NULL || ir->done) {
-        return NGX_OK;
-    }
-
     ir->done = 1;
     conf = ir->conf;
-
-    if (body == NULL) {
-        lost.data = ngx_http_hris_idem_lost_body;
-        lost.len = sizeof(ngx_http_hris_idem_lost_body) - 1;
-        body = &lost;
-        status = NGX_HTTP_GATEWAY_TIME_OUT;
-    }
-
-    kept = 0;
+    full = 0;
 
     ngx_shmtx_lock(&conf->shpool->mutex);
 
     n = ngx_http_hris_idem_lookup(conf, ir->hash);
 
     if (n && n->state == NGX_HTTP_HRIS_IDEM_RUNNING && n->pid == ngx_pid) {
-        n->body = body->len ? ngx_slab_alloc_locked(conf->shpool, body->len)
-                            : NULL;
+        n->body = (body && body->len)
+                  ? ngx_slab_alloc_locked(conf->shpool, body->len) : NULL;
 
-        if (body->len && n->body == NULL) {
+        if (body == NULL || (body->len && n->body == NULL)) {
             /*
-             * No room for the answer: the key keeps "outcome unknown",
-             * which needs none, so that the write is never let through
-             * again.
+             * No answer, or no room for it: the key keeps "outcome
+             * unknown", which needs no room, so that the write is never
+             * let through again.
              */
+            full = (body != NULL);
             n->lost = 1;
             n->len = 0;
             n->status = NGX_HTTP_GATEWAY_TIME_OUT;
@@ -651,7 +660,6 @@ ngx_http_hris_idem_finish(ngx_http_request_t *r, ngx_uint_t status,
             ngx_memcpy(n->body, body->data, body->len);
             n->len = body->len;
             n->status = status;
-            kept = 1;
         }
 
         n->state = NGX_HTTP_HRIS_IDEM_DONE;
@@ -660,30 +668,34 @@ ngx_http_hris_idem_finish(ngx_http_request_t *r, ngx_uint_t status,
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
-    if (!kept) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hris: no room to "
-                      "keep the answer of a write for its Idempotency-Key: "
-                      "a repeat gets 504 (outcome unknown); raise "
+    if (full) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no room to keep the answer "
+                      "of a write for its Idempotency-Key: a repeat gets 504 "
+                      "(outcome unknown); raise "
                       "\"hris_idempotency_zone_size\"");
     }
 
-    ngx_http_hris_idem_save(conf, r->connection->log);
-
-    return NGX_OK;
+    ngx_http_hris_idem_save(conf, log);
 }
 
 
 void
 ngx_http_hris_idem_abandon(ngx_http_request_t *r)
 {
-    ngx_http_hris_idem_req_t   *ir;
-    ngx_http_hris_idem_node_t  *n;
-    ngx_http_hris_idem_conf_t  *conf;
+    ngx_http_hris_idem_req_t  *ir;
 
     ir = ngx_http_hris_idem_req(r);
-    if (ir == NULL || ir->done) {
-        return;
+    if (ir && !ir->done) {
+        ngx_http_hris_idem_let_go(ir);
     }
+}
+
+
+static void
+ngx_http_hris_idem_let_go(ngx_http_hris_idem_req_t *ir)
+{
+    ngx_http_hris_idem_node_t  *n;
+    ngx_http_hris_idem_conf_t  *conf;
 
     ir->done = 1;
     conf = ir->conf;
@@ -712,11 +724,11 @@ ngx_http_hris_idem_cleanup(void *data)
     }
 
     if (ir->keep) {
-        ngx_http_hris_idem_finish(ir->request, NGX_HTTP_GATEWAY_TIME_OUT,
-                                  NULL);
+        ngx_http_hris_idem_keep_answer(ir, NGX_HTTP_GATEWAY_TIME_OUT, NULL,
+                                       ngx_cycle->log);
 
     } else {
-        ngx_http_hris_idem_abandon(ir->request);
+        ngx_http_hris_idem_let_go(ir);
     }
 }
 

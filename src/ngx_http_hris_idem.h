@@ -10,8 +10,9 @@
  *   ngx_http_hris_idem_key()      the request's Idempotency-Key, checked
  *   ngx_http_hris_idem_begin()    claims the key for this request, or says
  *                                 what the key already stands for
- *   ngx_http_hris_idem_keep()     from now on the request's answer is kept
- *                                 (its write may have reached the provider)
+ *   ngx_http_hris_idem_keep()     whether the request's answer is kept: yes
+ *                                 once its write may reach the provider, no
+ *                                 again when it certainly did not
  *   ngx_http_hris_idem_answer()   the request answers (called as it sends,
  *                                 by ngx_http_hris_send_json()): the answer
  *                                 is kept, or the key let go
@@ -50,7 +51,7 @@ ngx_int_t ngx_http_hris_idem_key(ngx_http_request_t *r, ngx_str_t *key);
 ngx_int_t ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
     ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,
     ngx_http_hris_idem_kept_t *kept);
-void ngx_http_hris_idem_keep(ngx_http_request_t *r);
+void ngx_http_hris_idem_keep(ngx_http_request_t *r, ngx_uint_t keep);
 void ngx_http_hris_idem_answer(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chain_t *out, size_t len);
 ngx_int_t ngx_http_hris_idem_finish(ngx_http_request_t *r, ngx_uint_t status,

@@ -461,7 +461,15 @@ ngx_http_hris_write_send(ngx_http_hris_write_t *w)
     call->data = w;
     w->call = call;
 
+    /*
+     * From now on the provider may get the write: whatever ends this
+     * request (an answer, or the client going away) is kept for its
+     * Idempotency-Key, unless the answer says the write never arrived
+     */
+    ngx_http_hris_idem_keep(r, 1);
+
     if (ngx_http_hris_call_start(call) != NGX_OK) {
+        ngx_http_hris_idem_keep(r, 0);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -705,16 +713,14 @@ ngx_http_hris_write_answered(ngx_http_hris_write_t *w,
                         || (call->status == 503 && call->retry_after >= 0)));
 
     /*
-     * From here on the provider may have carried the write out: the
-     * answer is kept for an Idempotency-Key, whatever it is. Not when it
-     * certainly did not (unreachable, throttled, nothing sent).
+     * The provider may have carried the write out: the answer is kept for
+     * an Idempotency-Key, whatever it is. Not when it certainly did not
+     * (unreachable, throttled, nothing sent): the key may be used again.
      */
-    if (call->unknown
-        || call->result == NGX_HTTP_HRIS_CALL_TOO_LARGE
-        || (call->result == NGX_HTTP_HRIS_CALL_OK && !throttled))
-    {
-        ngx_http_hris_idem_keep(r);
-    }
+    ngx_http_hris_idem_keep(r, call->unknown
+                               || call->result == NGX_HTTP_HRIS_CALL_TOO_LARGE
+                               || (call->result == NGX_HTTP_HRIS_CALL_OK
+                                   && !throttled));
 
     if (call->unknown) {
         return ngx_http_hris_write_unknown(w, call, NULL);

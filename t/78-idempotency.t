@@ -219,6 +219,25 @@ subtest 'a write whose answer never came: the 504 is kept, it is never sent twic
     is(posts(), $before + 1, 'the provider got the write once');
 };
 
+subtest 'a client that goes away mid-write: the key keeps "outcome unknown"' => sub {
+    $sb->fault({ fault => 'slow', delay_ms => 1500, path => '/v1/employees', count => 1 });
+    my $body = person();
+    my $before = posts();
+    my $url = 'http://127.0.0.1:' . $ng->port
+              . '/unified/hris/employees?integrated_account_id=acme-bamboohr';
+    my $gone = HTTP::Tiny->new(timeout => 0.5, keep_alive => 0)->post($url, {
+        headers => { 'Content-Type' => 'application/json', 'Idempotency-Key' => 'key-gone',
+                     Authorization => "Bearer $HRIS::Nginx::KEY" },
+        content => $J->encode($body) });
+    is($gone->{status}, 599, 'the client gave up');
+    sleep 2;
+    my $again = create($body, 'key-gone');
+    is($again->{status}, 504, 'the same key: 504');
+    is($again->{json}{details}{outcome}, 'unknown', 'outcome unknown');
+    is($again->{headers}{'idempotent-replayed'}, 'true', 'replayed, not sent again');
+    is(posts(), $before + 1, 'the provider got the write once');
+};
+
 # -- across a restart -------------------------------------------------------------
 
 subtest 'kept answers survive a restart' => sub {
