@@ -17,6 +17,7 @@
 use strict;
 use warnings;
 use Test::More;
+use File::Temp ();
 use JSON::PP;
 use Time::HiRes qw(sleep);
 use lib 't/lib';
@@ -484,6 +485,54 @@ subtest 'the OpenAPI document has the write operations and their bodies' => sub 
     ok($schema && !exists $schema->{properties}{id}, 'the input schema leaves the id out');
     is($schema->{properties}{start_date}{format}, 'date', 'dates');
     ok($doc->{components}{parameters}{idempotency_key}, 'the Idempotency-Key header');
+};
+
+subtest 'a broken write operation fails nginx -t, naming the file and the key' => sub {
+    my $root = HRIS::Nginx::root();
+    my @cases = (
+        [ sub { $_[0]{create}{body}{x} = '{{input.nope}}' },
+          qr/resources\.employees\.create: \{\{input\.nope\}\}: not a field of "input"/,
+          'an input that is not declared' ],
+        [ sub { $_[0]{create}{input}{gender} = {} },
+          qr/resources\.employees\.create\.input\.gender: is an enumeration: it needs an "enum"/,
+          'an enumeration without a way back' ],
+        [ sub { $_[0]{create}{input}{avatar} = {} },
+          qr/input "avatar" is not used/, 'an input that no template uses' ],
+        [ sub { $_[0]{create}{input}{id} = {} },
+          qr/create\.input\.id: is set by the provider/, 'the id as an input' ],
+        [ sub { $_[0]{create}{input}{employment_type}{enum} = { boss => 'Boss' } },
+          qr/employment_type: "enum": "boss" is not a unified value of this field/,
+          'an enum with a value that is not unified' ],
+        [ sub { delete $_[0]{update}{then} },
+          qr/resources\.employees\.update: needs "records"/, 'an update that answers nothing' ],
+        [ sub { $_[0]{create}{body_as} = 'xml' },
+          qr/create\.body_as: must be "json", "form" or "query"/, 'an unknown body_as' ],
+        [ sub { $_[0]{create}{idempotent} = 'yes' },
+          qr/create\.idempotent: must be true or false/, 'idempotent not a boolean' ],
+        [ sub { $_[0]{create}{shape} = 1 },
+          qr/resources\.employees\.create: unknown key "shape"/, 'an unknown key' ],
+    );
+    for my $case (@cases) {
+        my ($change, $like, $name) = @$case;
+        my $dir = File::Temp::tempdir('hris-77-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+        for my $f (glob "$root/mappings/*.json") {
+            my ($base) = $f =~ m{([^/]+)$};
+            open my $in, '<', $f or die;
+            local $/;
+            my $text = <$in>;
+            if ($base eq 'bamboohr.json') {
+                my $t = JSON::PP->new->decode($text);
+                $change->($t->{resources}{employees});
+                $text = JSON::PP->new->encode($t);
+            }
+            HRIS::Nginx::write_file("$dir/$base", $text);
+        }
+        my $bad = HRIS::Nginx->prepare(accounts => $accounts, mappings => $dir);
+        my ($rc, $out) = $bad->test_config;
+        isnt($rc, 0, "$name: nginx -t fails");
+        like($out, qr/bamboohr\.json/, "$name: names the file");
+        like($out, $like, "$name: says what is wrong");
+    }
 };
 
 $ng->stop;
