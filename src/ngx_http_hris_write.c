@@ -1034,7 +1034,7 @@ ngx_http_hris_write_parse(ngx_http_hris_write_t *w,
         return NULL;
     }
 
-    /* BambooHR's empty text/html 200 is no answer to read */
+    /* an answer that is not JSON (an HTML page) holds no record */
     if (call->content_type.len
         && ngx_strlcasestrn(call->content_type.data,
                             call->content_type.data + call->content_type.len,
