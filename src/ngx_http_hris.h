@@ -684,11 +684,6 @@ json_t *ngx_http_hris_body_render(ngx_pool_t *pool,
 ngx_int_t ngx_http_hris_body_merge(ngx_pool_t *pool, json_t *target,
     ngx_http_hris_body_t *fields, ngx_http_hris_tpl_vars_t *vars);
 
-/* ngx_http_hris_walk.c */
-ngx_int_t ngx_http_hris_body_error_match(ngx_pool_t *pool,
-    ngx_http_hris_body_errors_t *be, json_t *body, ngx_uint_t *http,
-    ngx_str_t *code, ngx_str_t *msg);
-
 /* ngx_http_hris_table_write.c */
 extern const char *ngx_http_hris_write_names[];
 const char *ngx_http_hris_in_type_name(ngx_http_hris_in_type_e type);

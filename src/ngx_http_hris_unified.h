@@ -129,7 +129,13 @@ ngx_int_t ngx_http_hris_write_handler(ngx_http_hris_ctx_t *ctx,
 ngx_int_t ngx_http_hris_meta_handler(ngx_http_hris_ctx_t *ctx,
     ngx_str_t *name);
 
-/* ngx_http_hris_write_input.c */
+/*
+ * ngx_http_hris_write_input.c. ngx_http_hris_body_status(): the status an
+ * error inside a 2xx body stands for, the table's errors.in_body rules as
+ * the walk applies them; 0 when the body reports none.
+ */
+ngx_uint_t ngx_http_hris_body_status(ngx_pool_t *pool,
+    ngx_http_hris_body_errors_t *be, json_t *body);
 ngx_int_t ngx_http_hris_write_check(ngx_http_hris_write_t *w, json_t *body);
 json_t *ngx_http_hris_write_body(ngx_http_hris_write_t *w,
     ngx_http_hris_body_t *body, ngx_http_hris_tpl_vars_t *vars);

@@ -543,19 +543,65 @@ static ngx_int_t
 ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_call_t *call, json_t *body, ngx_uint_t *empty)
 {
-    ngx_int_t                     rc;
-    ngx_str_t                     code, msg;
-    ngx_uint_t                    http;
+    json_t                       *v, *code, *s;
+    size_t                        i;
+    ngx_str_t                     msg, a, b;
+    ngx_uint_t                    j, hit, http;
+    ngx_http_hris_body_rule_t    *rule;
     ngx_http_hris_body_errors_t  *be = &ctx->account->table->body_errors;
+    ngx_pool_t                   *pool = ctx->request->pool;
 
-    rc = ngx_http_hris_body_error_match(ctx->request->pool, be, body, &http,
-                                        &code, &msg);
-    if (rc == NGX_DECLINED) {
+    if (!be->enabled) {
         return NGX_OK;
     }
 
-    if (rc != NGX_OK) {
+    v = ngx_http_hris_path_get(&be->when, body, NULL);
+    hit = 0;
+
+    json_array_foreach(be->when_values, i, s) {
+        if (v && json_equal(v, s)) {
+            hit = 1;
+        }
+    }
+
+    if (!hit) {
+        return NGX_OK;
+    }
+
+    code = ngx_http_hris_path_get(&be->status, body, NULL);
+    v = ngx_http_hris_path_get(&be->message, body, NULL);
+
+    if (ngx_http_hris_json_text(pool, code, &a) != NGX_OK
+        || ngx_http_hris_json_text(pool, v, &msg) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    http = NGX_HTTP_BAD_GATEWAY;
+    rule = be->rules.elts;
+
+    for (j = 0; j < be->rules.nelts; j++) {
+        hit = (rule[j].statuses == NULL);
+
+        json_array_foreach(rule[j].statuses, i, s) {
+            /* 2 and "2" are the same code */
+            if (ngx_http_hris_json_text(pool, s, &b) == NGX_OK
+                && a.len == b.len && ngx_strncmp(a.data, b.data, a.len) == 0)
+            {
+                hit = 1;
+            }
+        }
+
+        if (hit && rule[j].message
+            && ngx_regex_exec(rule[j].message, &msg, NULL, 0) < 0)
+        {
+            hit = 0;
+        }
+
+        if (hit) {
+            http = rule[j].http;
+            break;
+        }
     }
 
     if (http == NGX_HTTP_NO_CONTENT) {
@@ -573,89 +619,13 @@ ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
 
     ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
                   "hris: the provider reported error %V in a %ui answer: "
-                  "handled as %ui", &code, call->status, http);
+                  "handled as %ui", &a, call->status, http);
 
     call->status = http;
     call->retry_after = -1;
 
     return ngx_http_hris_call_status_error(ctx->request, call,
                                            ctx->account->table);
-}
-
-
-/*
- * Whether a 2xx body says it failed (the table's errors.in_body): NGX_OK
- * with the status it stands for (the first matching rule's; 502 when
- * none matches), the provider's code and message; NGX_DECLINED when it
- * does not say so; NGX_ERROR.
- */
-
-ngx_int_t
-ngx_http_hris_body_error_match(ngx_pool_t *pool,
-    ngx_http_hris_body_errors_t *be, json_t *body, ngx_uint_t *http,
-    ngx_str_t *code, ngx_str_t *msg)
-{
-    json_t                     *v, *c, *s;
-    size_t                      i;
-    ngx_str_t                   b;
-    ngx_uint_t                  j, hit;
-    ngx_http_hris_body_rule_t  *rule;
-
-    if (!be->enabled) {
-        return NGX_DECLINED;
-    }
-
-    v = ngx_http_hris_path_get(&be->when, body, NULL);
-    hit = 0;
-
-    json_array_foreach(be->when_values, i, s) {
-        if (v && json_equal(v, s)) {
-            hit = 1;
-        }
-    }
-
-    if (!hit) {
-        return NGX_DECLINED;
-    }
-
-    c = ngx_http_hris_path_get(&be->status, body, NULL);
-    v = ngx_http_hris_path_get(&be->message, body, NULL);
-
-    if (ngx_http_hris_json_text(pool, c, code) != NGX_OK
-        || ngx_http_hris_json_text(pool, v, msg) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    *http = NGX_HTTP_BAD_GATEWAY;
-    rule = be->rules.elts;
-
-    for (j = 0; j < be->rules.nelts; j++) {
-        hit = (rule[j].statuses == NULL);
-
-        json_array_foreach(rule[j].statuses, i, s) {
-            /* 2 and "2" are the same code */
-            if (ngx_http_hris_json_text(pool, s, &b) == NGX_OK
-                && code->len == b.len
-                && ngx_strncmp(code->data, b.data, b.len) == 0)
-            {
-                hit = 1;
-            }
-        }
-
-        if (hit && rule[j].message
-            && ngx_regex_exec(rule[j].message, msg, NULL, 0) < 0)
-        {
-            hit = 0;
-        }
-
-        if (hit) {
-            *http = rule[j].http;
-            break;
-        }
-    }
-
-    return NGX_OK;
 }
 
 

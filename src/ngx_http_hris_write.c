@@ -770,12 +770,13 @@ static ngx_int_t
 ngx_http_hris_write_succeeded(ngx_http_hris_write_t *w,
     ngx_http_hris_call_t *call)
 {
-    json_t                    *body, *rec, *mapped, *id;
-    ngx_int_t                  rc;
-    ngx_str_t                  code, msg;
-    ngx_uint_t                 http, failed;
-    ngx_http_hris_write_op_t  *wop = w->wop;
-    ngx_http_request_t        *r = w->request;
+    json_t                       *body, *rec, *mapped, *id;
+    ngx_int_t                     rc;
+    ngx_str_t                     code, msg;
+    ngx_uint_t                    http, failed;
+    ngx_http_hris_write_op_t     *wop = w->wop;
+    ngx_http_request_t           *r = w->request;
+    ngx_http_hris_body_errors_t  *be = &w->account->table->body_errors;
 
     body = ngx_http_hris_write_parse(w, call, &failed);
 
@@ -784,24 +785,27 @@ ngx_http_hris_write_succeeded(ngx_http_hris_write_t *w,
                                            "that is not the JSON expected");
     }
 
-    if (body) {
-        rc = ngx_http_hris_body_error_match(r->pool,
-                                            &w->account->table->body_errors,
-                                            body, &http, &code, &msg);
-        if (rc == NGX_ERROR) {
+    http = body ? ngx_http_hris_body_status(r->pool, be, body) : 0;
+
+    if (http && (http < 200 || http > 299)) {
+        /* the provider's code and message, for the refusal */
+        if (ngx_http_hris_json_text(r->pool,
+                ngx_http_hris_path_get(&be->status, body, NULL), &code)
+            != NGX_OK
+            || ngx_http_hris_json_text(r->pool,
+                   ngx_http_hris_path_get(&be->message, body, NULL), &msg)
+               != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (rc == NGX_OK && (http < 200 || http > 299)) {
-            if (http == NGX_HTTP_UNAUTHORIZED || http == 429) {
-                call->status = http;
-                call->retry_after = -1;
-                return ngx_http_hris_call_status_error(r, call,
-                                                       w->account->table);
-            }
-
-            return ngx_http_hris_write_refused(w, call, &code, &msg);
+        if (http == NGX_HTTP_UNAUTHORIZED || http == 429) {
+            call->status = http;
+            call->retry_after = -1;
+            return ngx_http_hris_call_status_error(r, call, w->account->table);
         }
+
+        return ngx_http_hris_write_refused(w, call, &code, &msg);
     }
 
     if (wop->kind == NGX_HTTP_HRIS_WRITE_DELETE) {
@@ -927,7 +931,6 @@ ngx_http_hris_write_read_done(ngx_http_hris_write_t *w,
     ngx_http_hris_call_t *call)
 {
     json_t              *body, *rec, *mapped;
-    ngx_str_t            code, msg;
     ngx_uint_t           failed, http;
     ngx_http_hris_op_t  *op = w->op;
 
@@ -940,13 +943,12 @@ ngx_http_hris_write_read_done(ngx_http_hris_write_t *w,
     }
 
     body = ngx_http_hris_write_parse(w, call, &failed);
+    http = body ? ngx_http_hris_body_status(w->request->pool,
+                                            &w->account->table->body_errors,
+                                            body)
+                : 0;
 
-    if (body == NULL
-        || ngx_http_hris_body_error_match(w->request->pool,
-                                          &w->account->table->body_errors,
-                                          body, &http, &code, &msg)
-           != NGX_DECLINED)
-    {
+    if (body == NULL || (http && (http < 200 || http > 299))) {
         return ngx_http_hris_write_send_record(w, NULL,
                    "the write was carried out, but the provider's answer to "
                    "reading the record back is not usable");

@@ -929,3 +929,75 @@ ngx_http_hris_write_meta(ngx_http_hris_resource_t *res)
 
     return ops;
 }
+
+
+/*
+ * The status an error reported inside a 2xx body stands for (the table's
+ * "errors.in_body" rules, the first that matches; 502 when none does), or
+ * 0 when the body reports none. 204 means "no records", another 2xx no
+ * error after all.
+ */
+
+ngx_uint_t
+ngx_http_hris_body_status(ngx_pool_t *pool, ngx_http_hris_body_errors_t *be,
+    json_t *body)
+{
+    json_t                     *v, *code, *s;
+    size_t                      i;
+    ngx_str_t                   msg, a, b;
+    ngx_uint_t                  j, hit;
+    ngx_http_hris_body_rule_t  *rule;
+
+    if (!be->enabled) {
+        return 0;
+    }
+
+    v = ngx_http_hris_path_get(&be->when, body, NULL);
+    hit = 0;
+
+    json_array_foreach(be->when_values, i, s) {
+        if (v && json_equal(v, s)) {
+            hit = 1;
+        }
+    }
+
+    if (!hit) {
+        return 0;
+    }
+
+    code = ngx_http_hris_path_get(&be->status, body, NULL);
+    v = ngx_http_hris_path_get(&be->message, body, NULL);
+
+    if (ngx_http_hris_json_text(pool, code, &a) != NGX_OK
+        || ngx_http_hris_json_text(pool, v, &msg) != NGX_OK)
+    {
+        return NGX_HTTP_BAD_GATEWAY;
+    }
+
+    rule = be->rules.elts;
+
+    for (j = 0; j < be->rules.nelts; j++) {
+        hit = (rule[j].statuses == NULL);
+
+        json_array_foreach(rule[j].statuses, i, s) {
+            /* 2 and "2" are the same code */
+            if (ngx_http_hris_json_text(pool, s, &b) == NGX_OK
+                && a.len == b.len && ngx_strncmp(a.data, b.data, a.len) == 0)
+            {
+                hit = 1;
+            }
+        }
+
+        if (hit && rule[j].message
+            && ngx_regex_exec(rule[j].message, &msg, NULL, 0) < 0)
+        {
+            hit = 0;
+        }
+
+        if (hit) {
+            return rule[j].http;
+        }
+    }
+
+    return NGX_HTTP_BAD_GATEWAY;
+}
