@@ -17,6 +17,7 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_redis.h"
+#include "ngx_http_hris_idem.h"
 
 
 static void *ngx_http_hris_create_main_conf(ngx_conf_t *cf);
@@ -94,6 +95,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       ngx_conf_set_path_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_hris_main_conf_t, state_path),
+      NULL },
+
+    { ngx_string("hris_idempotency_zone_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, idem_size),
       NULL },
 
     { ngx_string("hris_zone_size"),
@@ -292,6 +300,7 @@ ngx_http_hris_create_main_conf(ngx_conf_t *cf)
      */
 
     hmcf->shm_size = NGX_CONF_UNSET_SIZE;
+    hmcf->idem_size = NGX_CONF_UNSET_SIZE;
     hmcf->credentials_cooldown = NGX_CONF_UNSET;
     hmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     hmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
@@ -308,6 +317,7 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_hris_redis_conf_t  *rcf;
 
     ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
+    ngx_conf_init_size_value(hmcf->idem_size, 4 * 1024 * 1024);
     ngx_conf_init_value(hmcf->credentials_cooldown, 60);
     ngx_conf_init_msec_value(hmcf->redis_timeout, 1000);
     ngx_conf_init_msec_value(hmcf->redis_connect_timeout, 1000);
@@ -315,6 +325,13 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     if (hmcf->shm_size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_zone_size\" "
                            "must be at least %uz", 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    if (hmcf->idem_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: "
+                           "\"hris_idempotency_zone_size\" must be at least "
+                           "%uz", 8 * ngx_pagesize);
         return NGX_CONF_ERROR;
     }
 
@@ -354,7 +371,8 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
         || ngx_http_hris_cursor_key_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_state_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_accounts_load(cf, hmcf) != NGX_OK
-        || ngx_http_hris_shm_add(cf, hmcf) != NGX_OK)
+        || ngx_http_hris_shm_add(cf, hmcf) != NGX_OK
+        || ngx_http_hris_idem_init_conf(cf, hmcf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

@@ -126,6 +126,45 @@ _install_control_hook() wraps common.control_request):
        `requests` is not changed by these keys.
   POST /_sandbox/reset         also forgets every code and token and the
        counters (registered clients stay).
+Writes (A4.4, A4.9; shared/reference/fleet-writes-webhooks.md §2)
+-----------------------------------------------------------------
+
+  POST /v1/employees          JSON {"firstName", "lastName", ...aliases}:
+      firstName and lastName required (400). 201, Location: <this
+      server>/api/gateway.php/<domain>/v1/employees/<id>, and the body
+      {"id", "firstName", "lastName", "status": "Active"} (the live
+      recording; the spec shows none). A field that is not a writable
+      alias: 406; workEmail of another employee: 409; a department,
+      division, location or employmentHistoryStatus that is not an option
+      of /v1/meta/lists, or a date that is not YYYY-MM-DD: 400. The message
+      is in X-BambooHR-Error-Message, the body empty.
+  POST /v1/employees/{id}     the same fields, any of them (a partial
+      update); 200 with {"id", "firstName", "lastName", "status", and the
+      fields changed} (the recording); 404 unknown employee.
+  PUT  /v1/employees/{id}/time_off/request  JSON {"status" (requested,
+      approved, denied or declined), "start", "end", "timeOffTypeId",
+      "amount", "notes": [{"from", "note"}], "dates": [{"ymd", "amount"}]};
+      status, start, end and timeOffTypeId required (400); unknown
+      employee 404; a type that is not one of /v1/meta/time_off/types, or
+      end before start: 400. 201, Location .../time_off/request/<id>, and
+      the request as JSON (the recording's shape: status with lastChanged
+      "YYYY-MM-DD HH:MM:SS", notes [] when there are none); later lists
+      hold it. Without "amount", the weekdays between start and end, 8
+      hours or 1 day each.
+  PUT  /v1/time_off/requests/{id}/status  JSON {"status", "note"}: approved,
+      denied, declined (stored as denied), canceled or cancelled (stored
+      as canceled); 200 with an empty text/html body; 404 unknown request;
+      400 another status.
+  PLAUSIBLE (the reference does not settle them): the error texts; 406 for
+  a field name outside the writable aliases (the reference says "406
+  unknown field"); which transitions are allowed (approve or deny a
+  requested one; cancel a requested or approved one; else 400 "The
+  request cannot change from <status> to <status>."); the XML bodies
+  (refused: 400 "Malformed XML", the sandbox takes JSON only); new ids
+  (one above the highest); the defaults of a new employee (Active, no
+  manager, no photo); the note of a status change, which is kept as the
+  manager's note. POST /_sandbox/reset also brings the data set back.
+
 PLAUSIBLE: the immediate 302 (a sandbox has no login or consent page); the
 error pages and messages; request=authorize/token being required; the
 `bhr-at-`/`bhr-rt-` token prefixes; code one-time use counted only on success;
@@ -1815,6 +1854,7 @@ class BambooHR(common.Provider):
         # Employee 0 is "the employee tied to the API key": the first one.
         self.key_owner = self.ds.employees[0]
         self.router = self._build_router()
+        self.writes = Writes(self)
         clients = args.oauth_clients or [oauth_client_arg(DEFAULT_OAUTH_CLIENT)]
         self.oauth = OAuthEndpoints(
             OAuthGrants(clients, args.code_ttl, args.access_token_ttl, not args.no_rotate,
@@ -1846,6 +1886,10 @@ class BambooHR(common.Provider):
         r.add("GET", "/v1/benefit/company_benefit", self.get_company_benefits)
         r.add("GET", "/v1/benefit/employee_benefit", self.get_employee_benefits)
         r.add("GET", "/v1/benefitcoverages", self.get_benefit_coverages)
+        r.add("POST", "/v1/employees", self.create_employee)
+        r.add("POST", "/v1/employees/{id}", self.update_employee)
+        r.add("PUT", "/v1/employees/{id}/time_off/request", self.create_time_off_request)
+        r.add("PUT", "/v1/time_off/requests/{id}/status", self.set_time_off_status)
         return r
 
     # -- dispatch, auth, rendering --
@@ -1897,8 +1941,13 @@ class BambooHR(common.Provider):
 
     def reset(self):
         """POST /_sandbox/reset: forget every OAuth grant (codes, access and
-        refresh tokens, token.php counters); clients stay registered."""
+        refresh tokens, token.php counters); clients stay registered. Data
+        changed by writes comes back as generated."""
         self.oauth.grants.clear()
+        if self.writes.dirty:
+            self.ds = generate_dataset(seed=self.args.seed, today=self.args.today)
+            self.key_owner = self.ds.employees[0]
+            self.writes.dirty = False
 
     def control_request(self, server, req):
         """/_sandbox/oauth/... and the token.php counters in /_sandbox/stats
@@ -2107,6 +2156,20 @@ class BambooHR(common.Provider):
 
     def get_time_off_requests(self, req):
         return self.render(req, time_off_request_list(self, req), "requests")
+
+    # -- writes (see Writes) --
+
+    def create_employee(self, req):
+        return self.writes.create_employee(req)
+
+    def update_employee(self, req):
+        return self.writes.update_employee(req)
+
+    def create_time_off_request(self, req):
+        return self.writes.create_time_off_request(req)
+
+    def set_time_off_status(self, req):
+        return self.writes.set_time_off_status(req)
 
     # -- company and benefits --
 
@@ -2397,6 +2460,231 @@ def _used_amounts(ds, eid, first, last):
                 tid = request["type"]["id"]
                 used[tid] = used.get(tid, 0.0) + float(amount)
     return used
+
+
+# ---------------------------------------------------------------------------
+# Writes
+# ---------------------------------------------------------------------------
+
+# Aliases a write may set (stored as they are on the employee record).
+WRITABLE_FIELDS = {
+    "firstName", "middleName", "lastName", "preferredName", "gender", "dateOfBirth",
+    "maritalStatus", "hireDate", "originalHireDate", "terminationDate", "employmentHistoryStatus",
+    "department", "division", "location", "jobTitle", "workEmail", "homeEmail", "workPhone",
+    "workPhoneExtension", "mobilePhone", "homePhone", "address1", "address2", "city", "state",
+    "zipcode", "country", "employeeNumber", "status",
+} | set(CUSTOM_ALIASES)
+DATE_FIELDS = {"dateOfBirth", "hireDate", "originalHireDate", "terminationDate"}
+OPTION_FIELDS = {"department": DEPARTMENTS, "division": DIVISIONS, "location": LOCATIONS,
+                 "employmentHistoryStatus": EMPLOYMENT_STATUSES}
+STATUS_CHANGES = {"approved": "approved", "denied": "denied", "declined": "denied",
+                  "canceled": "canceled", "cancelled": "canceled"}
+
+
+class Writes:
+    """The write endpoints. Changes replace the data set's lists (never
+    change them in place): a read walking the old list meanwhile is not
+    disturbed."""
+
+    def __init__(self, provider):
+        self.provider = provider
+        self.lock = threading.Lock()
+        self.dirty = False
+
+    @property
+    def ds(self):
+        return self.provider.ds
+
+    @staticmethod
+    def body(req):
+        """The JSON object of a write (the sandbox takes JSON, not XML)."""
+        if "json" not in (req.header("Content-Type") or "").lower():
+            raise ApiError(header_error(400, "Malformed XML"))
+        try:
+            body = req.json_body()
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(header_error(400, "Malformed JSON"))
+        if not isinstance(body, dict):
+            raise ApiError(header_error(400, "The request body must be an object."))
+        return body
+
+    def check_fields(self, body, emp_id=None):
+        for name, value in body.items():
+            if name not in WRITABLE_FIELDS:
+                raise ApiError(header_error(406, "Unknown field: %s" % name))
+            if value is not None and not isinstance(value, str):
+                raise ApiError(header_error(400, "Invalid value for field %s." % name))
+            if name in DATE_FIELDS and value and parse_date(value) is None:
+                raise ApiError(header_error(400, "Invalid date for field %s: %s" % (name, value)))
+            options = OPTION_FIELDS.get(name)
+            if options and value and _option_id(options, value) is None:
+                raise ApiError(header_error(400, "Invalid option for field %s: %s"
+                                                 % (name, value)))
+        email = body.get("workEmail")
+        if email and any(e["workEmail"] and e["workEmail"].lower() == email.lower()
+                         and e["id"] != emp_id for e in self.ds.employees):
+            raise ApiError(header_error(409, "Duplicate email: %s is used by another "
+                                             "employee." % email))
+
+    def apply(self, emp, body):
+        for name, value in body.items():
+            emp[name] = value
+        if "department" in body:
+            emp["_departmentId"] = _option_id(DEPARTMENTS, emp["department"])
+        if "division" in body:
+            emp["_divisionId"] = _option_id(DIVISIONS, emp["division"])
+        if "location" in body:
+            emp["_locationId"] = _option_id(LOCATIONS, emp["location"])
+        if "employmentHistoryStatus" in body and body["employmentHistoryStatus"] != "Terminated":
+            emp["_type"] = body["employmentHistoryStatus"]
+        if {"firstName", "lastName", "preferredName"} & set(body):
+            emp["displayName"] = "%s %s" % (emp["preferredName"] or emp["firstName"],
+                                            emp["lastName"])
+        emp["lastChanged"] = datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S+00:00")
+
+    def new_employee(self, eid):
+        """A record with every key the readers use, as a new hire has it."""
+        template = self.ds.employees[0]
+        emp = {key: None for key in template}
+        emp.update({"id": eid, "employeeNumber": None, "middleName": "", "status": "Active",
+                    "hireDate": "", "originalHireDate": "", "terminationDate": "",
+                    "employeeStatusDate": self.ds.today, "employmentHistoryStatus": None,
+                    "_index": len(self.ds.employees), "_kind": "active", "_type": None,
+                    "_restricted": [], "photoUploaded": False, "customShirtSize": "",
+                    "customDietaryRestrictions": None})
+        return emp
+
+    def create_employee(self, req):
+        body = self.body(req)
+        missing = [n for n in ("firstName", "lastName") if not body.get(n)]
+        if missing:
+            raise ApiError(header_error(400, "Missing required fields: %s" % ", ".join(missing)))
+        with self.lock:
+            self.check_fields(body)
+            eid = str(max(int(e["id"]) for e in self.ds.employees) + 1)
+            emp = self.new_employee(eid)
+            self.apply(emp, body)
+            if not emp["originalHireDate"]:
+                emp["originalHireDate"] = emp["hireDate"]
+            self.ds.employees = self.ds.employees + [emp]
+            self.ds.by_id = {**self.ds.by_id, eid: emp}
+            self.dirty = True
+        resp = self.provider.render(req, {"id": eid, "firstName": emp["firstName"],
+                                          "lastName": emp["lastName"], "status": "Active"},
+                                    "employee", status=201)
+        resp.header("Location", "http://%s%s/%s" % (req.host(), req.path.rstrip("/"), eid))
+        return resp
+
+    def update_employee(self, req):
+        emp = self.provider.employee_or_404(req.params["id"])
+        body = self.body(req)
+        with self.lock:
+            self.check_fields(body, emp["id"])
+            self.apply(emp, body)
+            self.dirty = True
+        answer = {"id": emp["id"], "firstName": emp["firstName"], "lastName": emp["lastName"],
+                  "status": emp["status"]}
+        answer.update({k: emp[k] for k in body})
+        return self.provider.render(req, answer, "employee")
+
+    def create_time_off_request(self, req):
+        emp = self.provider.employee_or_404(req.params["id"])
+        body = self.body(req)
+        missing = [n for n in ("status", "start", "end", "timeOffTypeId") if body.get(n) in
+                   (None, "")]
+        if missing:
+            raise ApiError(header_error(400, "Missing required fields: %s" % ", ".join(missing)))
+        status = body["status"]
+        if status not in ("requested", "approved", "denied", "declined"):
+            raise ApiError(header_error(400, "Invalid status: %s" % status))
+        start, end = parse_date(str(body["start"])), parse_date(str(body["end"]))
+        if start is None or end is None or end < start:
+            raise ApiError(header_error(400, "Invalid start or end date."))
+        type_id = str(body["timeOffTypeId"])
+        if type_id not in TYPE_BY_ID:
+            raise ApiError(header_error(400, "Invalid time off type: %s" % type_id))
+        _, type_name, units, _, icon = TYPE_BY_ID[type_id]
+        dates, total = self.dates(start, end, units, body.get("dates"))
+        amount = body.get("amount")
+        if amount is not None and not isinstance(amount, (int, float, str)):
+            raise ApiError(header_error(400, "Invalid amount."))
+        note = None
+        for entry in body.get("notes") or []:
+            if isinstance(entry, dict) and entry.get("from", "employee") == "employee":
+                note = entry.get("note")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        with self.lock:
+            rid = str(max(int(r["id"]) for r in self.ds.requests) + 1)
+            record = {
+                "id": rid, "employeeId": emp["id"],
+                "status": {"lastChanged": now.strftime("%Y-%m-%d"),
+                           "lastChangedByUserId": "2385",
+                           "status": "denied" if status == "declined" else status},
+                "name": "%s %s" % (emp["firstName"], emp["lastName"]),
+                "start": start.isoformat(), "end": end.isoformat(),
+                "created": now.strftime("%Y-%m-%d"),
+                "type": {"id": type_id, "name": type_name, "icon": icon},
+                "amount": {"unit": units,
+                           "amount": num_str(float(amount)) if amount is not None else
+                           num_str(total)},
+                "actions": {"view": True, "edit": status == "requested",
+                            "cancel": True, "approve": status == "requested",
+                            "deny": status == "requested", "bypass": False},
+                "dates": dates,
+                "notes": {"employee": note} if note else {},
+            }
+            self.ds.requests = self.ds.requests + [record]
+            self.dirty = True
+        answer = dict(record)
+        answer["status"] = dict(record["status"], lastChanged=now.strftime("%Y-%m-%d %H:%M:%S"))
+        answer["notes"] = record["notes"] or []
+        answer["comments"] = []
+        resp = self.provider.render(req, answer, "request", status=201)
+        resp.header("Location", "http://%s%s/%s" % (req.host(), req.path.rstrip("/"), rid))
+        return resp
+
+    @staticmethod
+    def dates(start, end, units, given):
+        per_day = 8 if units == "hours" else 1
+        dates, total, day = {}, 0, start
+        while day <= end:
+            amount = 0 if day.weekday() >= 5 else per_day
+            dates[day.isoformat()] = num_str(amount)
+            total += amount
+            day += datetime.timedelta(days=1)
+        for entry in given or []:
+            if isinstance(entry, dict) and entry.get("ymd") in dates:
+                dates[entry["ymd"]] = num_str(float(entry.get("amount") or 0))
+        return dates, total
+
+    def set_time_off_status(self, req):
+        body = self.body(req)
+        wanted = STATUS_CHANGES.get(str(body.get("status") or ""))
+        if wanted is None:
+            raise ApiError(header_error(400, "Invalid status: %s" % body.get("status")))
+        with self.lock:
+            found = [r for r in self.ds.requests if r["id"] == req.params["id"]]
+            if not found:
+                raise ApiError(header_error(404, "Time off request not found"))
+            request = found[0]
+            current = request["status"]["status"]
+            allowed = {"approved": ("requested",), "denied": ("requested",),
+                       "canceled": ("requested", "approved")}[wanted]
+            if current not in allowed:
+                raise ApiError(header_error(400, "The request cannot change from %s to %s."
+                                                 % (current, wanted)))
+            changed = dict(request)
+            changed["status"] = {"lastChanged": self.ds.today,
+                                 "lastChangedByUserId": "2385", "status": wanted}
+            pending = wanted == "requested"
+            changed["actions"] = dict(request["actions"], edit=pending, approve=pending,
+                                      deny=pending, cancel=wanted == "approved")
+            if body.get("note"):
+                changed["notes"] = dict(request["notes"] or {}, manager=body["note"])
+            self.ds.requests = [changed if r is request else r for r in self.ds.requests]
+            self.dirty = True
+        return common.Response(200, b"", EMPTY_TYPE)
 
 
 def time_off_request_list(provider, req):

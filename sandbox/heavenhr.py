@@ -33,7 +33,12 @@ Routes (under /api/v2 or bare):
                                   employeeNumber, departmentId, jobStatus,
                                   startDate (>=), updatedDate (>=)
   GET  /employees/{id}            the full employee object
-  POST /employees                 create (VERIFIED path; validation PLAUSIBLE)
+  POST /employees                 create (VERIFIED path; validation PLAUSIBLE:
+                                  firstName and lastName not blank, dates
+                                  yyyy-MM-dd, enums, known locationId and
+                                  departmentId, a free employeeNumber (409)
+                                  and professionalEmail (409), a known
+                                  supervisorId; 201 with the full object)
   GET  /companies[/{id}]          legal entities
   GET  /departments[/{id}]        with parentId (null = top level)
   GET  /locations[/{id}]          name + flat address
@@ -936,6 +941,16 @@ class HeavenHR(common.Provider):
                                                  or ds.departments[0]["id"])
             if department is None:
                 raise ApiError(400, "Unknown departmentId")
+            # PLAUSIBLE: a taken professionalEmail is a conflict, like a taken
+            # employeeNumber; a supervisorId must name an employee
+            email = body.get("professionalEmail")
+            if email and any((e["professionalEmail"] or "").lower() == str(email).lower()
+                             for e in ds.employees):
+                raise ApiError(409, "Employee with professionalEmail %s already exists"
+                               % email)
+            if body.get("supervisorId") is not None \
+                    and body["supervisorId"] not in ds.employee_by_id:
+                raise ApiError(400, "Unknown supervisorId")
             numbers = {e["employeeNumber"] for e in ds.employees}
             number = body.get("employeeNumber")
             if number is None:

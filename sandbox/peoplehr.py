@@ -140,9 +140,23 @@ PLAUSIBLE choices (the reference does not settle them)
   200), as the reference suggests; a body whose Content-Type is set but is
   neither application/json nor text/json likewise (a missing Content-Type is
   tolerated). Unknown paths: HTTP 404 with an IIS-like HTML page.
-* Known write actions (CreateNewEmployee, AddNewHoliday, ...) and other real
-  actions the sandbox does not implement answer Status 5 "API Key does not
-  have access to this action." (the sandbox keys are read-only).
+* Known write actions (CreateNewEmployee, UpdateHoliday, ...) and other
+  real actions the sandbox does not implement answer Status 5 "API Key does
+  not have access to this action." (the sandbox keys cannot write but
+  AddNewHoliday).
+* AddNewHoliday (1.4.2, 1.8): EmployeeId, DurationType (1 days, 2 hours,
+  3 half day), StartDate, EndDate, DurationInDays and DurationInMinutes
+  required (Status 5 "<name> is missing." / "... contains invalid data.");
+  PartOfDay and Comments optional. A holiday of the employee that is not
+  Declined and overlaps the dates: Status 5 "Holiday already exists for
+  the given dates.". Success: HTTP 200 {"isError": false, "Status": 0,
+  "Message": "Holiday added successfully.", "Result": {"AnnualLeaveTxnId":
+  N}} (the fleet reference's shape; the peoplehr reference says write
+  results are {}), N one above the highest; the holiday is Pending, its
+  Approver the employee's manager, and GetHolidayDetail lists it. A
+  DurationInMinutes of 0 is taken as DurationInDays working days of 450
+  minutes. The messages, the overlap rule and the minutes are PLAUSIBLE.
+  POST /_sandbox/reset also brings the data set back.
 * The Absence success message ("The requested processed successfully.").
 * EmployeeStatus "0" for leavers whose LeavingDate has passed ("1"
   otherwise); history order (newest first); salary history newest first and
@@ -301,7 +315,7 @@ BENEFITS = [  # (name, value choices, recover on termination, custom column)
 OTHER_ACTIONS = {
     "employee": ["CreateNewEmployee", "UpdateEmployeeDetail", "MarkAsLeaverById",
                  "UpdateEmployeeId", "AddEmployeeImage", "CheckAuthentication"],
-    "holiday": ["AddNewHoliday", "UpdateHoliday", "DeleteHoliday", "UpdateHolidayReferenceId"],
+    "holiday": ["UpdateHoliday", "DeleteHoliday", "UpdateHolidayReferenceId"],
     "absence": ["AddNewAbsence", "UpdateAbsence", "DeleteAbsence"],
     "salary": ["CreateNewSalary", "DeleteSalary"],
     "benefit": ["GetBenefitByBenefitId", "AddNewBenefit", "UpdateBenefit", "DeleteBenefit"],
@@ -1199,11 +1213,14 @@ class PeopleHR(common.Provider):
         self.api_keys = set(args.api_keys or [DEFAULT_API_KEY])
         self.limiter = RateLimiter(args.rate_limit, args.rate_window)
         self.ds = generate_dataset(seed=args.seed, today=args.today)
+        self.write_lock = threading.Lock()
+        self.dirty = False
         self.actions = {
             "employee": {"getallemployeedetail": self.get_all_employee_detail,
                          "getemployeedetailbyid": self.get_employee_detail_by_id,
                          "getcompanyinformation": self.get_company_information},
-            "holiday": {"getholidaydetail": self.get_holiday_detail},
+            "holiday": {"getholidaydetail": self.get_holiday_detail,
+                        "addnewholiday": self.add_new_holiday},
             "absence": {"getabsencedetail": self.get_absence_detail},
             "salary": {"getsalarydetail": self.get_salary_detail},
             "benefit": {"getbenefitbyemployeeid": self.get_benefit_by_employee_id},
@@ -1219,6 +1236,9 @@ class PeopleHR(common.Provider):
 
     def reset(self):
         self.limiter.reset()
+        if self.dirty:
+            self.ds = generate_dataset(seed=self.args.seed, today=self.args.today)
+            self.dirty = False
 
     def is_leaver(self, emp):
         """A leaver for GetAllEmployeeDetail: LeavingDate set and passed."""
@@ -1370,6 +1390,58 @@ class PeopleHR(common.Provider):
         result = [holiday_view(r, first, last) for r in self.ds.holidays[emp["id"]]
                   if in_range(r, first, last)]
         return self.records(MSG_REQUESTED, result)
+
+    def add_new_holiday(self, body):
+        """AddNewHoliday (1.8): see the module's docstring."""
+        emp = self.employee_id(body)
+        kind = body.get("DurationType")
+        if kind is None:
+            raise Reject(5, "DurationType is missing.")
+        if str(kind).strip() not in ("1", "2", "3"):
+            raise Reject(5, "DurationType contains invalid data.")
+        first, last = self.date_range(body, required=True)
+        amounts = {}
+        for name in ("DurationInDays", "DurationInMinutes"):
+            value = body.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise Reject(5, "%s is missing." % name)
+            try:
+                amounts[name] = float(value)
+            except (TypeError, ValueError):
+                raise Reject(5, "%s contains invalid data." % name)
+            if amounts[name] < 0:
+                raise Reject(5, "%s contains invalid data." % name)
+        days = amounts["DurationInDays"]
+        minutes = int(amounts["DurationInMinutes"]) or int(days * MINUTES_PER_DAY)
+        part = body.get("PartOfDay") or ""
+        if part not in ("", "AM", "PM"):
+            raise Reject(5, "PartOfDay contains invalid data.")
+        with self.write_lock:
+            if any(r["Status"] != "Declined" and in_range(r, first, last)
+                   for r in self.ds.holidays[emp["id"]]):
+                raise Reject(5, "Holiday already exists for the given dates.")
+            txn = max(r["AnnualLeaveTxnId"] for rows in self.ds.holidays.values()
+                      for r in rows) + 1
+            boss = self.ds.manager(emp)
+            record = {
+                "AnnualLeaveTxnId": txn,
+                "StartDate": first.isoformat(), "EndDate": last.isoformat(),
+                "DurationType": int(str(kind).strip()),
+                "DurationInDays": days, "DurationInMinutes": minutes,
+                "PartOfDay": part, "StartDatePartOfTheDay": "", "EndDatePartOfTheDay": "",
+                "RequesterComments": str(body.get("Comments") or ""),
+                "ApproverComments": "",
+                "Approver": full_name(boss) if boss else "HR Administrator",
+                "Status": "Pending",
+                "LastActionDateTime": datetime.datetime.now(datetime.timezone.utc).strftime(
+                    "%Y-%m-%d %H:%M:%S"),
+                "IsToilHoliday": False, "ReferenceId": "",
+            }
+            rows = sorted(self.ds.holidays[emp["id"]] + [record], key=lambda r: r["StartDate"])
+            self.ds.holidays = {**self.ds.holidays, emp["id"]: rows}
+            self.dirty = True
+        return json_answer(envelope(False, 0, "Holiday added successfully.",
+                                    {"AnnualLeaveTxnId": txn}))
 
     def get_absence_detail(self, body):
         emp = self.employee_id(body)

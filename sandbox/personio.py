@@ -135,6 +135,43 @@ Built by generate_dataset(seed, today), which other code may import.
   vacation 24 / 22.5 (of 28), Sick leave 0 / 0, Special leave 2 / 2;
   2040601: 25 / 25. vacation_day_balance equals the Paid vacation balance.
 
+Writes (B3.4, B3.8; shared/reference/fleet-writes-webhooks.md §2)
+-----------------------------------------------------------------
+  POST   /v1/company/employees        JSON {"employee": {...}} or a form
+        (employee[email]=...): email, first_name and last_name required;
+        preferred_name, gender (male, female, diverse), position,
+        department, office (names: one that does not exist is ignored),
+        hire_date (YYYY-MM-DD), weekly_working_hours, status (onboarding,
+        active, leave, inactive; by default from hire_date: future ->
+        onboarding), supervisor_id. 200 {"success": true, "data": {"id",
+        "message": "success"}}, no record. 422 {"success": false, "error":
+        {"code": 422, "message": "Supervisor with ID 1 not found"}} and the
+        like.
+  PATCH  /v1/company/employees/{id}   the same fields; the e-mail cannot
+        change; unknown fields are ignored. 200 {"success": true, "data":
+        {"id"}, "meta": []}; 404 unknown employee.
+  POST   /v1/company/time-offs        a form (JSON too): employee_id,
+        time_off_type_id, start_date, end_date, half_day_start and
+        half_day_end (0 or 1) required, comment, skip_approval (default
+        true: approved at once; false: "pending" when the type needs
+        approval). 200 {"success": true, "data": {"type": "TimeOffPeriod",
+        "attributes": {..., "created_by": "API"}}}; 404 {"code": 0,
+        "message": "Time-off type not found."}; 422 (code 0, error_data)
+        for a missing or malformed field; 400 "Error when trying to insert
+        absence period" when it overlaps a visible absence of the employee.
+        Later lists and gets hold it.
+  DELETE /v1/company/time-offs/{id}   200 {"success": true, "data":
+        {"message": "The absence period was deleted."}}; 400 an invalid id;
+        404 none.
+  PLAUSIBLE: every validation message and which field it names; 422 for a
+  taken e-mail ("The email has already been taken.") and for an e-mail
+  change; 404 {"code": 0, "message": "Employee not found."} for a time-off
+  of an unknown employee; the overlap refusal (the reference gives its 400
+  body, not when it comes); booleans in forms ("true"/"false", "1"/"0");
+  a new employee's defaults (full-time schedule, no salary, office and
+  department only when given, no picture); new ids (one above the
+  highest). POST /_sandbox/reset also brings the data set back.
+
 PLAUSIBLE choices (the reference marks these UNVERIFIED or is silent)
 ---------------------------------------------------------------------
 * /v1/auth: wrong credentials -> 401 {"code":401,"message":"Wrong
@@ -483,6 +520,14 @@ def stamp_utc(moment):
     local = datetime.datetime(day.year, day.month, day.day, hour, minute, second,
                               tzinfo=datetime.timezone(datetime.timedelta(hours=offset)))
     return local.astimezone(datetime.timezone.utc)
+
+
+def now_moment():
+    """The wall clock as a moment (date, h, m, s) in Berlin time."""
+    utc = datetime.datetime.now(datetime.timezone.utc)
+    hours = 2 if berlin_offset(utc.date()) == "+02:00" else 1
+    local = utc + datetime.timedelta(hours=hours)
+    return (local.date(), local.hour, local.minute, local.second)
 
 
 def number(value):
@@ -1279,6 +1324,8 @@ class Personio(common.Provider):
             self.readable = wanted | {"id"}
         self.ds = generate_dataset(seed=args.seed, today=args.today)
         self.router = self._build_router()
+        self.write_lock = threading.Lock()
+        self.dirty = False
 
     def _build_router(self):
         r = common.Router()
@@ -1292,6 +1339,10 @@ class Personio(common.Provider):
         r.add("GET", "/v1/company/time-off-types", self.list_time_off_types)
         r.add("GET", "/v1/company/time-offs", self.list_time_offs)
         r.add("GET", "/v1/company/time-offs/{id}", self.get_time_off)
+        r.add("POST", "/v1/company/employees", self.create_employee)
+        r.add("PATCH", "/v1/company/employees/{id}", self.update_employee)
+        r.add("POST", "/v1/company/time-offs", self.create_time_off)
+        r.add("DELETE", "/v1/company/time-offs/{id}", self.delete_time_off)
         return r
 
     def reset(self):
@@ -1300,6 +1351,9 @@ class Personio(common.Provider):
         self.auth_limit.reset()
         self.burst_limit.reset()
         self.minute_limit.reset()
+        if self.dirty:
+            self.ds = generate_dataset(seed=self.args.seed, today=self.args.today)
+            self.dirty = False
 
     # -- dispatch --
 
@@ -1597,6 +1651,201 @@ class Personio(common.Provider):
         if period is None or not self._visible(period):
             raise ApiError(v1_error(404, NOT_FOUND_TIME_OFF))
         return common.json_response({"success": True, "data": time_off_record(self.ds, period)})
+
+    # -- writes (B3.4, B3.8): lists are replaced, never changed in place --
+
+    @staticmethod
+    def _write_body(req):
+        """A JSON object, or a form (employee[email]=... nests one level)."""
+        kind = (req.header("Content-Type") or "").lower()
+        if "json" in kind:
+            try:
+                body = req.json_body()
+            except (ValueError, UnicodeDecodeError):
+                raise bad_request("The request body is not valid JSON.")
+            if not isinstance(body, dict):
+                raise bad_request("The request body must be an object.")
+            return body
+        body = {}
+        for key, value in parse_qsl(req.body.decode("utf-8", "replace"),
+                                    keep_blank_values=True):
+            found = re.fullmatch(r"(\w+)\[(\w+)\]", key)
+            if found:
+                body.setdefault(found.group(1), {})[found.group(2)] = value
+            else:
+                body[key] = value
+        return body
+
+    @staticmethod
+    def _flag(value, default):
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in ("1", "true")
+
+    def _employee_fields(self, fields, emp=None):
+        """Checked values of an employee write, as internal values."""
+        out = {}
+        for key in ("first_name", "last_name", "preferred_name", "position"):
+            if fields.get(key) is not None:
+                out[key] = str(fields[key])
+        if fields.get("gender") is not None:
+            if fields["gender"] not in ("male", "female", "diverse"):
+                raise ApiError(self._validation_error("gender", "The selected gender is "
+                                                                "invalid."))
+            out["gender"] = fields["gender"]
+        if fields.get("status") is not None:
+            if fields["status"] not in ("onboarding", "active", "leave", "inactive"):
+                raise ApiError(self._validation_error("status", "The selected status is "
+                                                                "invalid."))
+            out["status"] = fields["status"]
+        if fields.get("hire_date") is not None:
+            hire = parse_date(str(fields["hire_date"]))
+            if hire is None:
+                raise ApiError(self._validation_error("hire_date", "The hire date is not a "
+                                                                   "valid date."))
+            out["hire"] = hire
+        if fields.get("department") is not None:
+            found = [d for d in DEPARTMENTS if d[1] == fields["department"]]
+            if found:                       # B3.4: a name that does not exist is ignored
+                out["department"] = found[0]
+        if fields.get("office") is not None:
+            found = [o for o in OFFICES if o[1] == fields["office"]]
+            if found:
+                out["office"] = found[0]
+        if fields.get("supervisor_id") not in (None, ""):
+            sid = str(fields["supervisor_id"])
+            boss = self.ds.employee(int(sid)) if re.fullmatch(r"\d{1,12}", sid) else None
+            if boss is None or (emp and boss["id"] == emp["id"]):
+                raise ApiError(v1_error(422, "Supervisor with ID %s not found" % sid))
+            out["supervisor_id"] = boss["id"]
+        return out
+
+    def create_employee(self, req):
+        fields = self._write_body(req).get("employee")
+        if not isinstance(fields, dict):
+            raise ApiError(self._validation_error("employee", "The employee field is "
+                                                              "required."))
+        for key in ("email", "first_name", "last_name"):
+            if not fields.get(key):
+                raise ApiError(self._validation_error(key, "The %s field is required."
+                                                      % key.replace("_", " ")))
+        email = str(fields["email"])
+        with self.write_lock:
+            if any((e["email"] or "").lower() == email.lower() for e in self.ds.employees):
+                raise ApiError(v1_error(422, "The email has already been taken."))
+            values = self._employee_fields(fields)
+            template = self.ds.employees[-1]
+            eid = max(e["id"] for e in self.ds.employees) + 1
+            now = now_moment()
+            emp = dict(template)
+            emp.update({
+                "id": eid, "index": len(self.ds.employees), "kind": "active",
+                "email": email, "preferred_name": "", "gender": None, "position": "",
+                "supervisor_id": None, "employment_type": "internal",
+                "schedule": WORK_SCHEDULES[0], "hire": None, "contract_end": None,
+                "termination": None, "termination_type": "", "termination_reason": "",
+                "probation_end": None, "last_working_day": None, "office": None,
+                "subcompany": 7033, "holiday_calendar": DEFAULT_HOLIDAY_CALENDAR,
+                "currency": "EUR", "department": None, "team": None, "has_picture": False,
+                "cost_centers": [], "fix_salary": None, "fix_salary_interval": None,
+                "hourly_salary": None, "entitlement": [], "balances": [],
+                "custom": {key: None for key in template["custom"]},
+                "created": now, "modified": now, "changed": [],
+            })
+            emp.update(values)
+            if "status" not in values:
+                emp["status"] = "onboarding" if emp["hire"] and emp["hire"] > self.ds.today \
+                    else "active"
+            emp["kind"] = emp["status"]
+            self.ds.employees = self.ds.employees + [emp]
+            self.ds.by_id = {**self.ds.by_id, eid: emp}
+            self.dirty = True
+        return common.json_response({"success": True, "data": {"id": eid,
+                                                               "message": "success"}})
+
+    def update_employee(self, req):
+        emp = self._employee_or_404(req.params["id"])
+        fields = self._write_body(req).get("employee")
+        if not isinstance(fields, dict):
+            raise ApiError(self._validation_error("employee", "The employee field is "
+                                                              "required."))
+        if fields.get("email") not in (None, "", emp["email"]):
+            raise ApiError(v1_error(422, "The email cannot be changed."))
+        with self.write_lock:
+            values = self._employee_fields(fields, emp)
+            emp.update(values)
+            emp["modified"] = now_moment()
+            emp["changed"] = sorted(values)
+            self.dirty = True
+        return common.json_response({"success": True, "data": {"id": emp["id"]}, "meta": []})
+
+    def create_time_off(self, req):
+        body = self._write_body(req)
+        for key in ("employee_id", "time_off_type_id", "start_date", "end_date",
+                    "half_day_start", "half_day_end"):
+            if body.get(key) in (None, ""):
+                raise ApiError(self._validation_error(key, "The %s field is required."
+                                                      % key.replace("_", " ")))
+        type_row = TYPE_BY_ID.get(int(body["time_off_type_id"])) \
+            if re.fullmatch(r"\d{1,12}", str(body["time_off_type_id"])) else None
+        if type_row is None:
+            raise ApiError(v1_error(404, "Time-off type not found.", code=0))
+        eid = str(body["employee_id"])
+        emp = self.ds.employee(int(eid)) if re.fullmatch(r"\d{1,12}", eid) else None
+        if emp is None:
+            raise ApiError(v1_error(404, "Employee not found.", code=0))
+        start, end = parse_date(str(body["start_date"])), parse_date(str(body["end_date"]))
+        if start is None or end is None:
+            raise ApiError(self._validation_error("start_date" if start is None else
+                                                  "end_date", "The date is not valid."))
+        if end < start:
+            raise ApiError(self._validation_error("end_date", "The end date must be a date "
+                                                              "after or equal to start date."))
+        half_start = 1 if self._flag(body.get("half_day_start"), False) else 0
+        half_end = 1 if self._flag(body.get("half_day_end"), False) else 0
+        skip = self._flag(body.get("skip_approval"), True)
+        now = now_moment()
+        with self.write_lock:
+            if any(p["employee_id"] == emp["id"] and p["status"] in VISIBLE_STATUSES
+                   and p["start"] <= end and p["end"] >= start for p in self.ds.time_offs):
+                raise ApiError(v1_error(400, "Error when trying to insert absence period"))
+            period = {
+                "id": max(p["id"] for p in self.ds.time_offs) + 1,
+                "employee_id": emp["id"], "type_id": type_row[0],
+                "status": "approved" if skip or not type_row[9] else "pending",
+                "comment": str(body.get("comment") or ""),
+                "start": start, "end": end,
+                "days_count": _period_days(emp, start, end, half_start, half_end),
+                "half_day_start": half_start, "half_day_end": half_end,
+                "certificate": "pending" if type_row[6] else "not-required",
+                "created_by": "API", "created": now, "updated": now,
+            }
+            self.ds.time_offs = self.ds.time_offs + [period]
+            self.ds.time_off_by_id = {**self.ds.time_off_by_id, period["id"]: period}
+            emp["balances"] = _balances(self.ds, emp)
+            self.dirty = True
+        return common.json_response({"success": True,
+                                     "data": time_off_record(self.ds, period)})
+
+    def delete_time_off(self, req):
+        raw = req.params["id"]
+        if not re.fullmatch(r"\d{1,12}", raw):
+            raise ApiError(v1_error(400, "The absence period id is invalid."))
+        with self.write_lock:
+            period = self.ds.time_off_by_id.get(int(raw))
+            if period is None or not self._visible(period):
+                raise ApiError(v1_error(404, NOT_FOUND_TIME_OFF))
+            self.ds.time_offs = [p for p in self.ds.time_offs if p is not period]
+            self.ds.time_off_by_id = {k: v for k, v in self.ds.time_off_by_id.items()
+                                      if v is not period}
+            emp = self.ds.employee(period["employee_id"])
+            if emp:
+                emp["balances"] = _balances(self.ds, emp)
+            self.dirty = True
+        return common.json_response({"success": True,
+                                     "data": {"message": "The absence period was deleted."}})
 
 
 def main(argv=None):

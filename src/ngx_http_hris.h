@@ -208,11 +208,83 @@ typedef struct {
 } ngx_http_hris_op_t;
 
 
+/* How a unified value is checked (writes) and how it reaches a provider. */
+typedef enum {
+    NGX_HTTP_HRIS_IN_STRING = 0,
+    NGX_HTTP_HRIS_IN_NUMBER,
+    NGX_HTTP_HRIS_IN_INTEGER,
+    NGX_HTTP_HRIS_IN_BOOLEAN,
+    NGX_HTTP_HRIS_IN_DATE,            /* YYYY-MM-DD, or a timestamp's date */
+    NGX_HTTP_HRIS_IN_DATETIME,        /* RFC 3339 */
+    NGX_HTTP_HRIS_IN_REFERENCE,       /* {"id": "..."} */
+    NGX_HTTP_HRIS_IN_OBJECT,
+    NGX_HTTP_HRIS_IN_ARRAY,
+    NGX_HTTP_HRIS_IN_SAME             /* "as": keep the checked value */
+} ngx_http_hris_in_type_e;
+
+
+/* One unified field a write takes (ngx_http_hris_table_write.c). */
+typedef struct {
+    ngx_str_t                    name;        /* null-terminated */
+    ngx_http_hris_in_type_e      type;        /* what the client sends */
+    ngx_http_hris_in_type_e      as;          /* what the provider gets */
+    json_t                      *enum_map;    /* unified -> provider, or NULL */
+    json_t                      *schema_enum; /* the unified values, or NULL */
+    ngx_str_t                    format;      /* of dates: "DD.MM.YYYY" */
+    unsigned                     required:1;
+} ngx_http_hris_input_t;
+
+
+typedef enum {
+    NGX_HTTP_HRIS_WRITE_CREATE = 0,
+    NGX_HTTP_HRIS_WRITE_UPDATE,
+    NGX_HTTP_HRIS_WRITE_DELETE
+} ngx_http_hris_write_kind_e;
+
+
+typedef enum {
+    NGX_HTTP_HRIS_BODY_JSON = 0,
+    NGX_HTTP_HRIS_BODY_FORM,
+    NGX_HTTP_HRIS_BODY_QUERY
+} ngx_http_hris_body_as_e;
+
+
+/*
+ * A write operation (create, update, delete): the upstream call, built
+ * from the unified input, and where the written record is afterwards: in
+ * the answer ("records"), or read back ("then").
+ */
+typedef struct {
+    ngx_http_hris_write_kind_e   kind;
+    ngx_str_t                    method;      /* null-terminated */
+    ngx_http_hris_tpl_t         *path;
+    ngx_array_t                  query;       /* ngx_http_hris_param_t */
+    ngx_http_hris_body_t        *body;        /* or NULL */
+    ngx_http_hris_body_as_e      body_as;
+    ngx_array_t                  inputs;      /* ngx_http_hris_input_t */
+
+    ngx_http_hris_path_t         records;     /* the record in the answer */
+    ngx_str_t                    id_header;   /* the new id: a header */
+    ngx_regex_t                 *id_regex;    /* ... and its first group */
+    ngx_http_hris_path_t         id_path;     /* ... or a pointer */
+
+    ngx_http_hris_op_t          *then;        /* read back, or NULL */
+    ngx_array_t                 *then_fields; /* its record's fields */
+    ngx_array_t                 *fields;      /* the answer's record's */
+
+    unsigned                     has_records:1;
+    unsigned                     has_id_path:1;
+    unsigned                     idempotent:1;  /* sending it twice is
+                                                   harmless: the table says */
+} ngx_http_hris_write_op_t;
+
+
 typedef struct {
     ngx_str_t                    name;
     ngx_http_hris_op_t          *list;
     ngx_http_hris_op_t          *get;
     ngx_array_t                  fields;      /* ngx_http_hris_field_t */
+    ngx_http_hris_write_op_t    *writes[3];   /* by write_kind, or NULL */
 } ngx_http_hris_resource_t;
 
 
@@ -220,6 +292,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                    name;
     ngx_array_t                  fields;      /* ngx_http_hris_field_t */
+    json_t                      *types;       /* schema.json's "fields" */
 } ngx_http_hris_schema_resource_t;
 
 
@@ -399,6 +472,8 @@ typedef struct {
     ngx_msec_t                   redis_connect_timeout;
     ngx_shm_zone_t              *shm;
     size_t                       shm_size;
+    void                        *idem;        /* idem.c's: Idempotency-Keys */
+    size_t                       idem_size;   /* hris_idempotency_zone_size */
     time_t                       credentials_cooldown;
     ngx_uint_t                   used;        /* a location serves it */
 } ngx_http_hris_main_conf_t;
@@ -684,6 +759,10 @@ json_t *ngx_http_hris_body_render(ngx_pool_t *pool,
     ngx_http_hris_body_t *body, ngx_http_hris_tpl_vars_t *vars);
 ngx_int_t ngx_http_hris_body_merge(ngx_pool_t *pool, json_t *target,
     ngx_http_hris_body_t *fields, ngx_http_hris_tpl_vars_t *vars);
+
+/* ngx_http_hris_table_write.c */
+extern const char *ngx_http_hris_write_names[];
+const char *ngx_http_hris_in_type_name(ngx_http_hris_in_type_e type);
 
 /* ngx_http_hris_openapi.c */
 ngx_int_t ngx_http_hris_openapi_build(ngx_conf_t *cf,

@@ -2,6 +2,10 @@
  * GET {unified location}/openapi.json: the unified API as an OpenAPI 3
  * document, built from mappings/schema.json when nginx reads its
  * configuration and served as the same bytes ever after.
+ *
+ * Writes are documented for every resource with the unified input
+ * schema (<resource>_input); which of them a provider serves, and which
+ * fields it takes, GET hris/{resource}/meta says per account.
  */
 
 #include <ngx_config.h>
@@ -16,6 +20,10 @@ static json_t *ngx_http_hris_openapi_paths(ngx_http_hris_main_conf_t *hmcf);
 static json_t *ngx_http_hris_openapi_op(const char *summary,
     const char *schema, json_t *params, ngx_uint_t list);
 static json_t *ngx_http_hris_openapi_components(json_t *schema_res);
+static json_t *ngx_http_hris_openapi_write(ngx_uint_t kind,
+    const char *resource);
+static json_t *ngx_http_hris_openapi_meta(const char *resource);
+static json_t *ngx_http_hris_openapi_input(json_t *fields);
 
 
 ngx_int_t
@@ -128,9 +136,15 @@ ngx_http_hris_openapi_paths(ngx_http_hris_main_conf_t *hmcf)
                      &sr[i].name);
 
         json_object_set_new(paths, path,
-            json_pack("{s:o}", "get",
+            json_pack("{s:o, s:o}", "get",
                       ngx_http_hris_openapi_op(summary, ref,
-                                               json_deep_copy(common), 1)));
+                                               json_deep_copy(common), 1),
+                      "post", ngx_http_hris_openapi_write(0, ref)));
+
+        ngx_snprintf((u_char *) path, sizeof(path), "/hris/%V/meta%Z",
+                     &sr[i].name);
+
+        json_object_set_new(paths, path, ngx_http_hris_openapi_meta(ref));
 
         ngx_snprintf((u_char *) path, sizeof(path), "/hris/%V/{id}%Z",
                      &sr[i].name);
@@ -142,11 +156,106 @@ ngx_http_hris_openapi_paths(ngx_http_hris_main_conf_t *hmcf)
                               "schema", "type", "string"));
 
         json_object_set_new(paths, path,
-            json_pack("{s:o}", "get",
-                      ngx_http_hris_openapi_op(summary, ref, common, 0)));
+            json_pack("{s:o, s:o, s:o}", "get",
+                      ngx_http_hris_openapi_op(summary, ref, common, 0),
+                      "patch", ngx_http_hris_openapi_write(1, ref),
+                      "delete", ngx_http_hris_openapi_write(2, ref)));
     }
 
     return paths;
+}
+
+
+/*
+ * A write: create (201), update or delete (200), with the unified input
+ * as its body (none for a delete) and an Idempotency-Key.
+ */
+
+static json_t *
+ngx_http_hris_openapi_write(ngx_uint_t kind, const char *resource)
+{
+    char         ref[160], input[160], summary[200];
+    json_t      *params, *op, *result, *errors;
+    const char  *status;
+
+    static const char  *verbs[] = { "Create", "Update", "Delete" };
+
+    ngx_snprintf((u_char *) ref, sizeof(ref), "#/components/schemas/%s%Z",
+                 resource);
+    ngx_snprintf((u_char *) input, sizeof(input),
+                 "#/components/schemas/%s_input%Z", resource);
+    ngx_snprintf((u_char *) summary, sizeof(summary), "%s %s at the "
+                 "account's provider (GET hris/%s/meta says what it takes)%Z",
+                 verbs[kind], resource, resource);
+
+    params = json_pack("[{s:s},{s:s},{s:s}]",
+                       "$ref", "#/components/parameters/integrated_account_id",
+                       "$ref", "#/components/parameters/remote_data",
+                       "$ref", "#/components/parameters/idempotency_key");
+
+    if (params && kind > 0) {
+        json_array_append_new(params, json_pack("{s:s,s:s,s:b,s:{s:s}}",
+                              "name", "id", "in", "path", "required", 1,
+                              "schema", "type", "string"));
+    }
+
+    result = (kind == 2)
+             ? json_pack("{s:s,s:{s:{s:s}},s:[s]}", "type", "object",
+                         "properties", "id", "type", "string",
+                         "required", "id")
+             : json_pack("{s:s}", "$ref", ref);
+
+    errors = json_pack("{s:s, s:{s:{s:{s:s}}}}",
+                       "description", "see the error envelope: 400 names the "
+                       "field, 422 is the provider's refusal "
+                       "(details.upstream_status, upstream_message), 501 an "
+                       "operation the provider does not have, 504 with "
+                       "details.outcome \"unknown\" a write that got no "
+                       "answer",
+                       "content", "application/json", "schema", "$ref",
+                       "#/components/schemas/Error");
+
+    status = (kind == 0) ? "201" : "200";
+
+    op = json_pack("{s:s, s:o, s:{s:{s:s, s:{s:{s:{s:s, s:{s:o}, s:[s]}}}},"
+                   " s:o}}",
+                   "summary", summary,
+                   "parameters", params,
+                   "responses",
+                     status, "description", kind == 0 ? "Created" : "OK",
+                       "content", "application/json", "schema",
+                         "type", "object", "properties", "result", result,
+                         "required", "result",
+                     "default", errors);
+
+    if (op && kind < 2) {
+        json_object_set_new(op, "requestBody",
+                            json_pack("{s:b, s:{s:{s:{s:s}}}}",
+                                      "required", 1, "content",
+                                      "application/json", "schema", "$ref",
+                                      input));
+    }
+
+    return op;
+}
+
+
+static json_t *
+ngx_http_hris_openapi_meta(const char *resource)
+{
+    char  summary[160];
+
+    ngx_snprintf((u_char *) summary, sizeof(summary), "What the account's "
+                 "provider can write for %s: operations, fields, types, "
+                 "required fields, enumerations%Z", resource);
+
+    return json_pack("{s:{s:s, s:[{s:s}], s:{s:{s:s, s:{s:{s:{s:s}}}}}}}",
+                     "get", "summary", summary,
+                     "parameters",
+                       "$ref", "#/components/parameters/integrated_account_id",
+                     "responses", "200", "description", "OK",
+                       "content", "application/json", "schema",
+                         "type", "object");
 }
 
 
@@ -199,7 +308,8 @@ ngx_http_hris_openapi_op(const char *summary, const char *schema,
 static json_t *
 ngx_http_hris_openapi_components(json_t *schema_res)
 {
-    json_t      *schemas, *props, *res, *type;
+    char         input[160];
+    json_t      *schemas, *props, *res, *type, *out;
     const char  *name, *fname;
 
     schemas = json_object();
@@ -221,6 +331,11 @@ ngx_http_hris_openapi_components(json_t *schema_res)
         json_object_set_new(schemas, name,
                             json_pack("{s:s, s:o}", "type", "object",
                                       "properties", props));
+
+        ngx_snprintf((u_char *) input, sizeof(input), "%s_input%Z", name);
+        json_object_set_new(schemas, input,
+                            ngx_http_hris_openapi_input(
+                                json_object_get(res, "fields")));
     }
 
     json_object_set_new(schemas, "Error",
@@ -234,7 +349,7 @@ ngx_http_hris_openapi_components(json_t *schema_res)
                     "details", "type", "object",
                   "required", "statusCode", "error", "message"));
 
-    return json_pack("{s:o, s:{s:{s:s,s:s,s:b,s:{s:s}}, "
+    out = json_pack("{s:o, s:{s:{s:s,s:s,s:b,s:{s:s}}, "
                      "s:{s:s,s:s,s:{s:s,s:i,s:i,s:i}}, "
                      "s:{s:s,s:s,s:s,s:{s:s}}, "
                      "s:{s:s,s:s,s:{s:s,s:b}}}, "
@@ -255,6 +370,95 @@ ngx_http_hris_openapi_components(json_t *schema_res)
                          "schema", "type", "boolean", "default", 1,
                      "securitySchemes",
                        "gateway_key", "type", "http", "scheme", "bearer");
+
+    json_object_set_new(json_object_get(out, "parameters"), "idempotency_key",
+        json_pack("{s:s,s:s,s:s,s:{s:s,s:i,s:i}}",
+                  "name", "Idempotency-Key", "in", "header",
+                  "description", "1 to 255 printable ASCII characters: the "
+                  "first answer to it is kept 24 hours (per tenant and "
+                  "account) and answered again, with Idempotent-Replayed: "
+                  "true, to the same request; another request with it gets "
+                  "422, one while the first still runs 409",
+                  "schema", "type", "string", "minLength", 1,
+                  "maxLength", 255));
+
+    return out;
+}
+
+
+/*
+ * The body of a write: the resource's unified fields but those the
+ * provider sets; references are {"id": "..."}; enumerations take the
+ * unified values (a provider may take fewer: see its meta).
+ */
+
+static json_t *
+ngx_http_hris_openapi_input(json_t *fields)
+{
+    json_t      *props, *type, *f, *values;
+    const char  *fname, *t;
+
+    static const char  *read_only[] = { "id", "remote_id", "created_at",
+                                        "modified_at", NULL };
+
+    props = json_object();
+
+    json_object_foreach(fields, fname, type) {
+        ngx_uint_t  i, skip = 0;
+
+        for (i = 0; read_only[i]; i++) {
+            if (ngx_strcmp(read_only[i], fname) == 0) {
+                skip = 1;
+            }
+        }
+
+        if (skip) {
+            continue;
+        }
+
+        values = json_is_object(type) ? json_object_get(type, "enum") : NULL;
+        t = json_string_value(json_is_object(type)
+                              ? json_object_get(type, "type") : type);
+        t = t ? t : "string";
+
+        /* objects are references, but the free-form custom fields */
+        if (ngx_strcmp(t, "object") == 0
+            && ngx_strcmp(fname, "custom_fields") == 0)
+        {
+            f = json_pack("{s:s}", "type", "object");
+
+        } else if (ngx_strcmp(t, "object") == 0) {
+            f = json_pack("{s:s, s:{s:{s:s}}, s:[s], s:s}", "type", "object",
+                          "properties", "id", "type", "string",
+                          "required", "id",
+                          "description", "a reference: the record's id");
+
+        } else if (ngx_strcmp(t, "date") == 0) {
+            f = json_pack("{s:s, s:s}", "type", "string", "format", "date");
+
+        } else if (ngx_strcmp(t, "datetime") == 0) {
+            f = json_pack("{s:s, s:s}", "type", "string", "format",
+                          "date-time");
+
+        } else if (ngx_strcmp(t, "array") == 0) {
+            f = json_pack("{s:s, s:{}}", "type", "array", "items");
+
+        } else {
+            f = json_pack("{s:s}", "type", t);
+        }
+
+        if (f && json_is_array(values)) {
+            json_object_set(f, "enum", values);
+        }
+
+        json_object_set_new(props, fname, f);
+    }
+
+    return json_pack("{s:s, s:o, s:b, s:s}", "type", "object",
+                     "properties", props, "additionalProperties", 0,
+                     "description", "the unified fields a write takes; GET "
+                     "hris/{resource}/meta says which of them this "
+                     "account's provider takes and requires");
 }
 
 

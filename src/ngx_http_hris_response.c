@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_idem.h"
 
 
 static void ngx_http_hris_json_decref(void *data);
@@ -44,6 +45,9 @@ ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     for (cl = out; cl->next; cl = cl->next) { /* void */ }
+
+    /* a write's answer is kept for its Idempotency-Key (idem.c) */
+    ngx_http_hris_idem_answer(r, status, out, len);
 
     cl->buf->last_buf = (r == r->main) ? 1 : 0;
     cl->buf->last_in_chain = 1;

@@ -61,6 +61,11 @@ ngx_http_hris_schema_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
         }
 
         sr = ngx_array_push(&hmcf->schema);
+        if (sr != NULL) {
+            /* field types and enumerations: what writes check */
+            sr->types = fields;
+        }
+
         if (sr == NULL
             || ngx_http_hris_tc_str(cf->pool, name, ngx_strlen(name), &sr->name)
                != NGX_OK

@@ -613,12 +613,15 @@ ngx_http_hris_resource_compile(ngx_http_hris_tc_t *tc,
 
     json_object_foreach(js, key, v) {
         if (ngx_strcmp(key, "list") != 0 && ngx_strcmp(key, "get") != 0
-            && ngx_strcmp(key, "fields") != 0)
+            && ngx_strcmp(key, "fields") != 0
+            && ngx_strcmp(key, "create") != 0
+            && ngx_strcmp(key, "update") != 0
+            && ngx_strcmp(key, "delete") != 0)
         {
             ngx_snprintf((u_char *) where, sizeof(where), "resources.%V%Z",
                          &sr->name);
-            ngx_http_hris_tc_error(tc, where, "unknown key \"%s\" (list, get "
-                                   "or fields)", key);
+            ngx_http_hris_tc_error(tc, where, "unknown key \"%s\" (list, get, "
+                                   "fields, create, update or delete)", key);
             return NGX_ERROR;
         }
     }
@@ -661,7 +664,8 @@ ngx_http_hris_resource_compile(ngx_http_hris_tc_t *tc,
         }
     }
 
-    return NGX_OK;
+    /* after fields and get: writes answer the record as a get maps it */
+    return ngx_http_hris_writes_compile(tc, sr, js, res);
 }
 
 

@@ -30,6 +30,9 @@ ngx_http_hris_op_t *ngx_http_hris_op_compile(ngx_http_hris_tc_t *tc,
 ngx_int_t ngx_http_hris_fields_compile(ngx_http_hris_tc_t *tc,
     ngx_http_hris_schema_resource_t *sr, json_t *js, const char *where,
     ngx_array_t *fields);
+ngx_int_t ngx_http_hris_writes_compile(ngx_http_hris_tc_t *tc,
+    ngx_http_hris_schema_resource_t *sr, json_t *rjs,
+    ngx_http_hris_resource_t *res);
 ngx_int_t ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc, json_t *js);
 ngx_int_t ngx_http_hris_connect_compile(ngx_http_hris_tc_t *tc, json_t *js);
 ngx_int_t ngx_http_hris_body_errors_compile(ngx_http_hris_tc_t *tc,

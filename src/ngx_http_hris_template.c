@@ -31,6 +31,7 @@ static ngx_http_hris_tpl_ns_t  ngx_http_hris_tpl_ns[] = {
     { "token_url",    NGX_HTTP_HRIS_TPL_TOKEN_URL,   0 },
     { "token",        NGX_HTTP_HRIS_TPL_TOKEN,       0 },
     { "refresh_token", NGX_HTTP_HRIS_TPL_REFRESH_TOKEN, 0 },
+    { "input.",       NGX_HTTP_HRIS_TPL_INPUT,       1 },
     { NULL, 0, 0 }
 };
 
@@ -144,8 +145,8 @@ ngx_http_hris_tpl_var(ngx_http_hris_tpl_part_t *part, u_char *name,
 
     *err = "unknown template variable (use context.*, credentials.*, "
            "filter.*, id, page.limit, page.cursor, page.offset, "
-           "page.number, each.value, base_url, token_url, token or "
-           "refresh_token)";
+           "page.number, each.value, base_url, token_url, token, "
+           "refresh_token or input.*)";
     return NGX_ERROR;
 }
 
@@ -269,6 +270,9 @@ ngx_http_hris_tpl_value(ngx_http_hris_tpl_part_t *part,
 
     case NGX_HTTP_HRIS_TPL_REFRESH_TOKEN:
         return &vars->refresh_token;
+
+    case NGX_HTTP_HRIS_TPL_INPUT:
+        return ngx_http_hris_keyval_get(vars->input, &part->text);
 
     default:
         return NULL;

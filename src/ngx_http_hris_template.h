@@ -25,7 +25,8 @@ typedef enum {
     NGX_HTTP_HRIS_TPL_BASE_URL,
     NGX_HTTP_HRIS_TPL_TOKEN_URL,
     NGX_HTTP_HRIS_TPL_TOKEN,
-    NGX_HTTP_HRIS_TPL_REFRESH_TOKEN
+    NGX_HTTP_HRIS_TPL_REFRESH_TOKEN,
+    NGX_HTTP_HRIS_TPL_INPUT           /* a write's unified input */
 } ngx_http_hris_tpl_part_type_e;
 
 
@@ -56,6 +57,7 @@ typedef struct {
     ngx_str_t                      token_url;
     ngx_str_t                      token;       /* access token */
     ngx_str_t                      refresh_token;
+    ngx_array_t                   *input;       /* ngx_keyval_t: "a.b" */
 } ngx_http_hris_tpl_vars_t;
 
 

@@ -5,6 +5,9 @@
  * resource, parameters, cursor), then runs the operation's upstream call;
  * when it completes, records are selected, mapped and answered with
  * {"result": [...], "next_cursor": ..., "result_count": N}.
+ *
+ * Writes (POST {resource}, PATCH and DELETE {resource}/{id}) and GET
+ * {resource}/meta are routed here and served by ngx_http_hris_write.c.
  */
 
 #include <ngx_config.h>
@@ -52,9 +55,12 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
                    "POST, PATCH and DELETE", &r->method_name);
     }
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
+    /* a write reads its body; an answer before that discards it */
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_hris_ctx_t));
@@ -79,9 +85,21 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
      * (the output filter's rc): header_sent tells it from "go on"
      */
 
+    ctx->write = -1;
+
     rc = ngx_http_hris_unified_route(r, ctx);
     if (rc != NGX_OK || r->header_sent) {
         return rc;
+    }
+
+    if (ctx->write >= 0) {
+        return ngx_http_hris_write_handler(ctx, &ctx->name,
+                                           (ngx_http_hris_write_kind_e)
+                                           ctx->write);
+    }
+
+    if (ctx->is_meta) {
+        return ngx_http_hris_meta_handler(ctx, &ctx->name);
     }
 
     /* a list opens and seals cursors: with hris_redis, the fleet's key */
@@ -176,20 +194,34 @@ ngx_http_hris_unified_route(ngx_http_request_t *r, ngx_http_hris_ctx_t *ctx)
                    "listed in the OpenAPI document", &name);
     }
 
+    ctx->name = name;
+    ctx->res = t->resources[idx];
+
+    /* {resource}/meta: what this account's provider can write */
+    if (ctx->is_get && ctx->id.len == 4
+        && ngx_strncmp(ctx->id.data, "meta", 4) == 0
+        && (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
+    {
+        ctx->is_meta = 1;
+        return NGX_OK;
+    }
+
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         if ((r->method == NGX_HTTP_POST) == ctx->is_get) {
             return ngx_http_hris_send_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
-                       "%V is not allowed on %V", &r->method_name, &r->uri);
+                       "%V is not allowed on %V: create with POST "
+                       "hris/{resource}, update with PATCH and delete with "
+                       "DELETE hris/{resource}/{id}", &r->method_name,
+                       &r->uri);
         }
 
-        return ngx_http_hris_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
-                   json_pack("{s:s%,s:s%}", "provider", t->name.data,
-                             t->name.len, "resource", name.data, name.len),
-                   "%V of %V is not supported for provider %V",
-                   &r->method_name, &name, &t->name);
+        ctx->write = (r->method == NGX_HTTP_POST) ? NGX_HTTP_HRIS_WRITE_CREATE
+                     : (r->method == NGX_HTTP_PATCH)
+                       ? NGX_HTTP_HRIS_WRITE_UPDATE
+                       : NGX_HTTP_HRIS_WRITE_DELETE;
+        return NGX_OK;
     }
 
-    ctx->res = t->resources[idx];
     if (ctx->res) {
         ctx->op = ctx->is_get ? ctx->res->get : ctx->res->list;
     }

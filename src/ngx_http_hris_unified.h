@@ -79,10 +79,39 @@ typedef struct {
     ngx_uint_t                  batch;      /* field batch of the call */
     json_t                     *batched;    /* its first batch's answer */
 
+    ngx_str_t                   name;       /* of the resource */
+    ngx_int_t                   write;      /* write_kind_e, or -1: a read */
+
     unsigned                    is_get:1;
+    unsigned                    is_meta:1;  /* GET {resource}/meta */
     unsigned                    has_values:1;
     unsigned                    more:1;     /* pos points at more data */
 } ngx_http_hris_ctx_t;
+
+
+/*
+ * A write (ngx_http_hris_write.c): the unified input checked and turned
+ * into the provider's values, the call that carries it, and the read of
+ * the record afterwards.
+ */
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_hris_main_conf_t  *hmcf;
+    ngx_http_hris_loc_conf_t   *hlcf;
+    ngx_http_hris_account_t    *account;
+    ngx_http_hris_resource_t   *res;
+    ngx_http_hris_schema_resource_t  *sr;
+    ngx_http_hris_write_op_t   *wop;
+    ngx_str_t                   id;         /* the record's */
+    ngx_uint_t                  remote_data;
+    json_t                     *input;      /* the provider's values */
+    ngx_array_t                 flat;       /* ngx_keyval_t: {{input.a.b}} */
+    json_t                     *sent;       /* the JSON body sent, or NULL */
+    ngx_http_hris_gate_t        gate;
+    ngx_http_hris_call_t       *call;
+    ngx_http_hris_op_t         *op;         /* the read back's, in flight */
+    unsigned                    reading:1;
+} ngx_http_hris_write_t;
 
 
 /* ngx_http_hris_walk.c */
@@ -95,6 +124,20 @@ ngx_int_t ngx_http_hris_batch_answer(ngx_http_hris_ctx_t *ctx, json_t **body,
     ngx_uint_t empty);
 ngx_int_t ngx_http_hris_batch_merge(ngx_pool_t *pool, ngx_http_hris_op_t *op,
     json_t *into, json_t *from, const char **why, json_t **key);
+
+/* ngx_http_hris_write.c */
+ngx_int_t ngx_http_hris_write_handler(ngx_http_hris_ctx_t *ctx,
+    ngx_str_t *name, ngx_http_hris_write_kind_e kind);
+ngx_int_t ngx_http_hris_meta_handler(ngx_http_hris_ctx_t *ctx,
+    ngx_str_t *name);
+
+/* ngx_http_hris_write_input.c */
+ngx_int_t ngx_http_hris_write_check(ngx_http_hris_write_t *w, json_t *body);
+json_t *ngx_http_hris_write_body(ngx_http_hris_write_t *w,
+    ngx_http_hris_body_t *body, ngx_http_hris_tpl_vars_t *vars);
+ngx_int_t ngx_http_hris_write_form(ngx_pool_t *pool, json_t *body,
+    ngx_str_t *out);
+json_t *ngx_http_hris_write_meta(ngx_http_hris_resource_t *res);
 
 /* ngx_http_hris_unified.c */
 ngx_int_t ngx_http_hris_unified_finish(ngx_http_hris_ctx_t *ctx);

@@ -411,8 +411,8 @@ for my $limit (1, 7, 100) {
     is_v1_error(get('/v1/company/employees/abc'), 404, undef, 'non-numeric employee id');
     is_v1_error(get('/v1/company/nothing'), 404, undef, 'unknown route');
     is($http->get($sb->url . '/elsewhere')->{status}, 404, 'path outside the API: 404');
-    is_v1_error($http->post($sb->url . '/v1/company/employees', { headers => { Authorization => "Bearer $TOKEN" } }),
-                405, undef, 'POST employees (writes are not served)');
+    is_v1_error($http->request('PUT', $sb->url . '/v1/company/employees', { headers => { Authorization => "Bearer $TOKEN" } }),
+                405, undef, 'PUT employees (a method the route does not take)');
 
     my (undef, $catalogue) = get_json('/v1/company/employees/attributes');
     my (undef, $alias) = get_json('/v1/company/employees/custom-attributes');

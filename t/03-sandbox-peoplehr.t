@@ -107,7 +107,7 @@ like($sb->url, qr{^http://127\.0\.0\.1:\d+$}, 'sandbox started on a loopback por
     error_is('/Employee', { Action => 'GetEverything' }, 4, 'Invalid Action.', 'unknown Action: Status 4');
     error_is('/Employee', { Action => 'GetHolidayDetail', EmployeeId => 'PW1' }, 4, 'Invalid Action.',
              'an Action of another resource: Status 4');
-    error_is('/Holiday', { Action => 'AddNewHoliday', EmployeeId => 'PW1' }, 5,
+    error_is('/Holiday', { Action => 'UpdateHoliday', EmployeeId => 'PW1' }, 5,
              'API Key does not have access to this action.', 'write action: Status 5 (read-only key)');
     error_is('/Employee', '{"APIKey": "x", ', 9, 'Invalid json data.', 'broken JSON: Status 9');
     error_is('/Employee', '[1, 2]', 9, 'Invalid json data.', 'JSON that is not an object: Status 9');

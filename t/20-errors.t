@@ -177,14 +177,16 @@ sub requests { $sb->stats->{requests} }
              qr/reading one record of employees is not supported for provider bamboohr/,
              'a resource with a list but no get: 501', upstream_before => $n);
 
-    for my $case (['POST', 'employees'], ['PATCH', 'employees/4'], ['DELETE', 'employees/4']) {
-        my ($method, $path) = @$case;
+    for my $case (['POST', 'employees', 'create'], ['PATCH', 'employees/4', 'update'],
+                  ['DELETE', 'employees/4', 'delete']) {
+        my ($method, $path, $op) = @$case;
         my $res = $small->request($method, "/unified/hris/$path?$ACME",
                                   $method eq 'DELETE' ? () : (body => '{"first_name":"X"}',
                                   headers => { 'Content-Type' => 'application/json' }));
-        error_is($res, 501, qr/\Q$method\E of employees is not supported for provider bamboohr/,
+        error_is($res, 501, qr/\Q$op\E of employees is not supported for provider bamboohr/,
                  "$method $path (writes not mapped): 501", upstream_before => $n,
-                 details => { provider => 'bamboohr', resource => 'employees' });
+                 details => { provider => 'bamboohr', resource => 'employees',
+                              operation => $op });
     }
     $small->stop;
     unlike($small->error_log, qr/exited on signal|\[(alert|crit|emerg)\]/, 'no crash, no alert');

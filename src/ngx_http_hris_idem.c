@@ -1,0 +1,1207 @@
+/*
+ * Idempotency keys (see ngx_http_hris_idem.h for the interface): kept in
+ * a shared memory zone of their own ("hris_idempotency", sized by
+ * hris_idempotency_zone_size), so that every worker honours them, and in
+ * the state directory's idempotency.json, so that a restart does too.
+ *
+ * A key is stored as the SHA-256 of tenant, account and key (an rbtree
+ * by its first bytes, plus a queue by age); with it the SHA-256 of what
+ * it was first used for (method, path, query, body), whether that first
+ * request still runs (and in which worker), and its answer once it is
+ * kept. Entries go 24 hours after they were made, never earlier: a full
+ * zone refuses new keys (503 naming the directive) rather than forget a
+ * kept answer, which would let a write through twice.
+ *
+ * The file is written whole after each kept answer, by one worker at a
+ * time, through nginx's thread pool (a temporary file renamed over the
+ * old one), and read when nginx reads its configuration. It holds the
+ * answers as they were sent: records of the provider, personal data
+ * among them; it lives in the state directory (mode 0700) with mode 0600.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_hris_idem.h"
+
+
+#define NGX_HTTP_HRIS_IDEM_MAGIC   0x6d656469          /* "idem" */
+#define NGX_HTTP_HRIS_IDEM_LAYOUT  1
+#define NGX_HTTP_HRIS_IDEM_FILE    "idempotency.json"
+#define NGX_HTTP_HRIS_IDEM_MAX_KEY 255
+#define NGX_HTTP_HRIS_IDEM_WRITER  10           /* s: a writer that died */
+
+
+typedef enum {
+    NGX_HTTP_HRIS_IDEM_RUNNING = 0,
+    NGX_HTTP_HRIS_IDEM_DONE
+} ngx_http_hris_idem_state_e;
+
+
+typedef struct {
+    ngx_rbtree_node_t            node;        /* key: the hash's first bytes */
+    ngx_queue_t                  queue;       /* by age, oldest first */
+    u_char                       hash[32];    /* tenant, account, key */
+    u_char                       fp[32];      /* method, path, query, body */
+    time_t                       created;
+    ngx_pid_t                    pid;         /* running: in this worker */
+    ngx_http_hris_idem_state_e   state;
+    ngx_uint_t                   lost;        /* answer: "outcome unknown" */
+    ngx_uint_t                   status;
+    size_t                       len;
+    u_char                      *body;        /* in the zone, or NULL */
+} ngx_http_hris_idem_node_t;
+
+
+typedef struct {
+    uint32_t                     magic;
+    uint32_t                     layout;
+    ngx_rbtree_t                 rbtree;
+    ngx_rbtree_node_t            sentinel;
+    ngx_queue_t                  queue;
+    ngx_uint_t                   serial;      /* kept answers so far */
+    ngx_uint_t                   written;     /* the file's serial */
+    ngx_pid_t                    writer;      /* writing the file, or 0 */
+    time_t                       writing;     /* since */
+} ngx_http_hris_idem_sh_t;
+
+
+typedef struct {
+    ngx_http_hris_idem_sh_t     *sh;
+    ngx_slab_pool_t             *shpool;
+    ngx_str_t                    file;
+    json_t                      *initial;     /* the file, as read */
+    void                        *thread_pool;
+} ngx_http_hris_idem_conf_t;
+
+
+/* a request's claim on a key */
+typedef struct {
+    ngx_http_hris_idem_conf_t   *conf;
+    ngx_http_request_t          *request;
+    u_char                       hash[32];
+    unsigned                     keep:1;
+    unsigned                     done:1;
+} ngx_http_hris_idem_req_t;
+
+
+typedef struct {
+    ngx_http_hris_idem_conf_t   *conf;
+    ngx_str_t                    path;
+    char                        *text;
+    ngx_uint_t                   serial;
+    ngx_pid_t                    pid;
+    ngx_err_t                    err;
+    const char                  *what;
+} ngx_http_hris_idem_write_t;
+
+
+static ngx_int_t ngx_http_hris_idem_zone_init(ngx_shm_zone_t *zone,
+    void *data);
+static ngx_int_t ngx_http_hris_idem_seed(ngx_http_hris_idem_conf_t *conf,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_hris_idem_hex(json_t *v, u_char *out);
+static void ngx_http_hris_idem_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_hris_idem_node_t *ngx_http_hris_idem_lookup(
+    ngx_http_hris_idem_conf_t *conf, u_char *hash);
+static void ngx_http_hris_idem_expire(ngx_http_hris_idem_conf_t *conf);
+static void ngx_http_hris_idem_free(ngx_http_hris_idem_conf_t *conf,
+    ngx_http_hris_idem_node_t *n);
+static ngx_http_hris_idem_node_t *ngx_http_hris_idem_node(
+    ngx_http_hris_idem_conf_t *conf, u_char *hash, u_char *fp,
+    time_t created);
+static ngx_uint_t ngx_http_hris_idem_dead(ngx_http_hris_idem_node_t *n);
+static void ngx_http_hris_idem_lost(ngx_http_hris_idem_conf_t *conf,
+    ngx_http_hris_idem_node_t *n);
+static ngx_http_hris_idem_req_t *ngx_http_hris_idem_req(
+    ngx_http_request_t *r);
+static void ngx_http_hris_idem_cleanup(void *data);
+static void ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
+    ngx_uint_t status, ngx_str_t *body, ngx_log_t *log);
+static void ngx_http_hris_idem_let_go(ngx_http_hris_idem_req_t *ir);
+static void ngx_http_hris_idem_hash(ngx_str_t *parts, ngx_uint_t n,
+    u_char *out);
+static void ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf,
+    ngx_log_t *log);
+static char *ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
+    ngx_uint_t *serial);
+static void ngx_http_hris_idem_file_write(void *data, ngx_log_t *log);
+static void ngx_http_hris_idem_file_done(ngx_http_hris_idem_conf_t *conf,
+    ngx_http_hris_idem_write_t *w, ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_hris_idem_file_written(ngx_event_t *ev);
+#endif
+
+
+/* the answer kept for a request whose write went out and never answered */
+static u_char  ngx_http_hris_idem_lost_body[] =
+    "{\"statusCode\":504,\"error\":\"Gateway Timeout\",\"message\":\"the "
+    "first request with this Idempotency-Key sent its write to the provider "
+    "and ended without an answer: whether the provider carried it out is "
+    "unknown: check before sending it again\",\"details\":{\"outcome\":"
+    "\"unknown\"}}";
+
+
+/*
+ * When nginx reads its configuration: the zone, and the file of the state
+ * directory (read now: the zone is filled from it when it is made).
+ */
+
+ngx_int_t
+ngx_http_hris_idem_init_conf(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
+{
+    json_error_t                jerr;
+    ngx_str_t                   name = ngx_string("hris_idempotency");
+    ngx_shm_zone_t             *zone;
+    ngx_file_info_t             fi;
+    ngx_http_hris_idem_conf_t  *conf;
+#if (NGX_THREADS)
+    ngx_str_t                   pool = ngx_string("default");
+#endif
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_hris_idem_conf_t));
+    if (conf == NULL) {
+        return NGX_ERROR;
+    }
+
+    hmcf->idem = conf;
+
+    if (hmcf->state_path) {
+        conf->file.len = hmcf->state_path->name.len
+                         + sizeof("/" NGX_HTTP_HRIS_IDEM_FILE) - 1;
+        conf->file.data = ngx_pnalloc(cf->pool, conf->file.len + 1);
+        if (conf->file.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(conf->file.data, "%V/" NGX_HTTP_HRIS_IDEM_FILE "%Z",
+                    &hmcf->state_path->name);
+    }
+
+#if (NGX_THREADS)
+    conf->thread_pool = ngx_thread_pool_add(cf, &pool);
+    if (conf->thread_pool == NULL) {
+        return NGX_ERROR;
+    }
+#endif
+
+    if (conf->file.len
+        && !(ngx_file_info(conf->file.data, &fi) == NGX_FILE_ERROR
+             && ngx_errno == NGX_ENOENT))
+    {
+        conf->initial = json_load_file((char *) conf->file.data, 0, &jerr);
+
+        if (conf->initial == NULL
+            || !json_is_array(json_object_get(conf->initial, "entries")))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: %V: line %d: %s "
+                               "(the Idempotency-Key answers kept: remove "
+                               "the file to start without them)",
+                               &conf->file, jerr.line,
+                               conf->initial ? "\"entries\" must be an array"
+                                             : jerr.text);
+            json_decref(conf->initial);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_hris_json_cleanup(cf->pool, conf->initial) != NGX_OK) {
+            json_decref(conf->initial);
+            return NGX_ERROR;
+        }
+    }
+
+    zone = ngx_shared_memory_add(cf, &name, hmcf->idem_size,
+                                 &ngx_http_hris_module);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->init = ngx_http_hris_idem_zone_init;
+    zone->data = conf;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_idem_zone_init(ngx_shm_zone_t *zone, void *data)
+{
+    ngx_http_hris_idem_conf_t  *conf = zone->data;
+    ngx_http_hris_idem_sh_t    *sh;
+
+    conf->shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    /* a reload keeps the zone's keys: newer than any file */
+    if (data || zone->shm.exists) {
+        sh = conf->shpool->data;
+
+        if (sh == NULL || sh->magic != NGX_HTTP_HRIS_IDEM_MAGIC
+            || sh->layout != NGX_HTTP_HRIS_IDEM_LAYOUT)
+        {
+            ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "hris: the "
+                          "shared memory zone \"hris_idempotency\" was laid "
+                          "out by another build of the module: restart "
+                          "nginx to use this build (%s keeps its answers)",
+                          NGX_HTTP_HRIS_IDEM_FILE);
+            return NGX_ERROR;
+        }
+
+        conf->sh = sh;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(conf->shpool, sizeof(ngx_http_hris_idem_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->sh = sh;
+    conf->shpool->data = sh;
+
+    sh->magic = NGX_HTTP_HRIS_IDEM_MAGIC;
+    sh->layout = NGX_HTTP_HRIS_IDEM_LAYOUT;
+
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                    ngx_http_hris_idem_rbtree_insert);
+    ngx_queue_init(&sh->queue);
+
+    conf->shpool->log_ctx = ngx_slab_alloc(conf->shpool,
+                                           sizeof(" in hris_idempotency zone"));
+    if (conf->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(conf->shpool->log_ctx, " in hris_idempotency zone%Z");
+
+    /* a full zone is an answer (503), not an alert in the log */
+    conf->shpool->log_nomem = 0;
+
+    return ngx_http_hris_idem_seed(conf, zone->shm.log);
+}
+
+
+/* The file's entries into a new zone: those not expired, while they fit. */
+
+static ngx_int_t
+ngx_http_hris_idem_seed(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
+{
+    json_t                     *e, *t, *s, *b;
+    size_t                      i, loaded;
+    u_char                      hash[32], fp[32];
+    ngx_http_hris_idem_node_t  *n;
+
+    loaded = 0;
+
+    json_array_foreach(json_object_get(conf->initial, "entries"), i, e) {
+        t = json_object_get(e, "t");
+        s = json_object_get(e, "s");
+        b = json_object_get(e, "b");
+
+        if (!json_is_integer(t) || !json_is_integer(s) || !json_is_string(b)
+            || ngx_http_hris_idem_hex(json_object_get(e, "k"), hash)
+               != NGX_OK
+            || ngx_http_hris_idem_hex(json_object_get(e, "f"), fp) != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_WARN, log, 0, "hris: %V: entry %uz is not "
+                          "a kept answer: left out", &conf->file, i);
+            continue;
+        }
+
+        if (json_integer_value(t) + NGX_HTTP_HRIS_IDEM_TTL <= ngx_time()
+            || ngx_http_hris_idem_lookup(conf, hash))
+        {
+            continue;
+        }
+
+        n = ngx_http_hris_idem_node(conf, hash, fp,
+                                    (time_t) json_integer_value(t));
+        if (n) {
+            n->len = json_string_length(b);
+            n->body = n->len ? ngx_slab_alloc(conf->shpool, n->len) : NULL;
+        }
+
+        if (n == NULL || (n->len && n->body == NULL)) {
+            if (n) {
+                ngx_http_hris_idem_free(conf, n);
+            }
+
+            ngx_log_error(NGX_LOG_EMERG, log, 0, "hris: %V holds more kept "
+                          "Idempotency-Key answers than fit in the zone: "
+                          "raise \"hris_idempotency_zone_size\"",
+                          &conf->file);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(n->body, json_string_value(b), n->len);
+        n->state = NGX_HTTP_HRIS_IDEM_DONE;
+        n->status = (ngx_uint_t) json_integer_value(s);
+        loaded++;
+    }
+
+    if (loaded) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "hris: %uz Idempotency-Key "
+                      "answers kept from %V", loaded, &conf->file);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_hris_idem_hex(json_t *v, u_char *out)
+{
+    ngx_int_t    i, hi, lo;
+    const char  *s;
+
+    s = json_string_value(v);
+    if (s == NULL || json_string_length(v) != 64) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < 32; i++) {
+        hi = ngx_hextoi((u_char *) &s[2 * i], 1);
+        lo = ngx_hextoi((u_char *) &s[2 * i + 1], 1);
+        if (hi == NGX_ERROR || lo == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+        out[i] = (u_char) (hi * 16 + lo);
+    }
+
+    return NGX_OK;
+}
+
+
+/* The request's Idempotency-Key: 1 to 255 printable ASCII characters. */
+
+ngx_int_t
+ngx_http_hris_idem_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    u_char           *p;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    const char       *bad;
+
+    ngx_str_null(key);
+    n = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Idempotency-Key") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
+                               h[i].key.len) == 0)
+        {
+            *key = h[i].value;
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    bad = NULL;
+
+    if (n > 1) {
+        bad = "is sent more than once";
+
+    } else if (key->len == 0) {
+        bad = "is empty";
+
+    } else if (key->len > NGX_HTTP_HRIS_IDEM_MAX_KEY) {
+        bad = "is longer than 255 characters";
+
+    } else {
+        for (p = key->data; p < key->data + key->len; p++) {
+            if (*p < 0x20 || *p > 0x7e) {
+                bad = "holds a character that is not printable ASCII";
+                break;
+            }
+        }
+    }
+
+    if (bad == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_str_null(key);
+
+    return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST,
+               json_pack("{s:s}", "header", "Idempotency-Key"),
+               "the Idempotency-Key header %s: it must be 1 to 255 printable "
+               "ASCII characters, e.g. a UUID", bad);
+}
+
+
+ngx_int_t
+ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
+    ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,
+    ngx_http_hris_idem_kept_t *kept)
+{
+    u_char                      hash[32], fp[32];
+    ngx_int_t                   rc;
+    ngx_str_t                   parts[4];
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_hris_idem_req_t   *ir;
+    ngx_http_hris_idem_node_t  *n;
+    ngx_http_hris_main_conf_t  *hmcf;
+    ngx_http_hris_idem_conf_t  *conf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+    conf = hmcf->idem;
+
+    parts[0] = *tenant;
+    parts[1] = *account;
+    parts[2] = *key;
+    ngx_http_hris_idem_hash(parts, 3, hash);
+
+    parts[0] = r->method_name;
+    parts[1] = r->uri;
+    parts[2] = r->args;
+    parts[3] = *body;
+    ngx_http_hris_idem_hash(parts, 4, fp);
+
+    /* the claim's bookkeeping first: nothing to undo when it fails */
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_hris_idem_req_t));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ir = cln->data;
+    ngx_memzero(ir, sizeof(ngx_http_hris_idem_req_t));
+    ir->conf = conf;
+    ir->request = r;
+    ir->done = 1;                       /* nothing claimed yet */
+    ngx_memcpy(ir->hash, hash, 32);
+    cln->handler = ngx_http_hris_idem_cleanup;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    ngx_http_hris_idem_expire(conf);
+
+    n = ngx_http_hris_idem_lookup(conf, hash);
+
+    if (n && n->state == NGX_HTTP_HRIS_IDEM_RUNNING
+        && ngx_http_hris_idem_dead(n))
+    {
+        /* its worker died: the write may have gone out */
+        ngx_http_hris_idem_lost(conf, n);
+    }
+
+    if (n == NULL) {
+        n = ngx_http_hris_idem_node(conf, hash, fp, ngx_time());
+
+        if (n == NULL) {
+            ngx_shmtx_unlock(&conf->shpool->mutex);
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hris: no "
+                          "room for a new Idempotency-Key: raise "
+                          "\"hris_idempotency_zone_size\"");
+            return NGX_AGAIN;
+        }
+
+        n->state = NGX_HTTP_HRIS_IDEM_RUNNING;
+        n->pid = ngx_pid;
+
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+
+        ir->done = 0;
+        return NGX_OK;
+    }
+
+    if (ngx_memcmp(n->fp, fp, 32) != 0) {
+        rc = NGX_DECLINED;
+
+    } else if (n->state == NGX_HTTP_HRIS_IDEM_RUNNING) {
+        rc = NGX_BUSY;
+
+    } else {
+        kept->status = n->status;
+        kept->body.len = n->lost ? sizeof(ngx_http_hris_idem_lost_body) - 1
+                                 : n->len;
+        kept->body.data = ngx_pnalloc(r->pool, kept->body.len + 1);
+        rc = kept->body.data ? NGX_DONE : NGX_ERROR;
+
+        if (kept->body.data) {
+            ngx_memcpy(kept->body.data,
+                       n->lost ? ngx_http_hris_idem_lost_body : n->body,
+                       kept->body.len);
+        }
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_http_hris_idem_keep(ngx_http_request_t *r, ngx_uint_t keep)
+{
+    ngx_http_hris_idem_req_t  *ir;
+
+    ir = ngx_http_hris_idem_req(r);
+    if (ir) {
+        ir->keep = keep ? 1 : 0;
+    }
+}
+
+
+/* The request answers: keep what it sends, or let the key go. */
+
+void
+ngx_http_hris_idem_answer(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_chain_t *out, size_t len)
+{
+    u_char                    *p;
+    ngx_str_t                  body;
+    ngx_chain_t               *cl;
+    ngx_http_hris_idem_req_t  *ir;
+
+    ir = ngx_http_hris_idem_req(r);
+    if (ir == NULL || ir->done) {
+        return;
+    }
+
+    if (!ir->keep) {
+        ngx_http_hris_idem_abandon(r);
+        return;
+    }
+
+    body.len = len;
+    body.data = ngx_pnalloc(r->pool, len + 1);
+
+    if (body.data == NULL) {
+        /* cannot copy it: the loss is said, never a second write */
+        ngx_http_hris_idem_finish(r, NGX_HTTP_GATEWAY_TIME_OUT, NULL);
+        return;
+    }
+
+    p = body.data;
+    for (cl = out; cl; cl = cl->next) {
+        if (!ngx_buf_in_memory(cl->buf)) {
+            continue;
+        }
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+    body.len = p - body.data;
+
+    ngx_http_hris_idem_finish(r, status, &body);
+}
+
+
+/* body NULL: "504, outcome unknown" */
+
+ngx_int_t
+ngx_http_hris_idem_finish(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_http_hris_idem_req_t  *ir;
+
+    ir = ngx_http_hris_idem_req(r);
+    if (ir && !ir->done) {
+        ngx_http_hris_idem_keep_answer(ir, status, body, r->connection->log);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Works on the claim itself, not through the request: a pool cleanup
+ * runs after nginx has taken r->pool away.
+ */
+
+static void
+ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
+    ngx_uint_t status, ngx_str_t *body, ngx_log_t *log)
+{
+    ngx_uint_t                  full;
+    ngx_http_hris_idem_node_t  *n;
+    ngx_http_hris_idem_conf_t  *conf;
+
+    ir->done = 1;
+    conf = ir->conf;
+    full = 0;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    n = ngx_http_hris_idem_lookup(conf, ir->hash);
+
+    if (n && n->state == NGX_HTTP_HRIS_IDEM_RUNNING && n->pid == ngx_pid) {
+        n->body = (body && body->len)
+                  ? ngx_slab_alloc_locked(conf->shpool, body->len) : NULL;
+
+        if (body == NULL || (body->len && n->body == NULL)) {
+            /*
+             * No answer, or no room for it: the key keeps "outcome
+             * unknown", which needs no room, so that the write is never
+             * let through again.
+             */
+            full = (body != NULL);
+            n->lost = 1;
+            n->len = 0;
+            n->status = NGX_HTTP_GATEWAY_TIME_OUT;
+
+        } else {
+            ngx_memcpy(n->body, body->data, body->len);
+            n->len = body->len;
+            n->status = status;
+        }
+
+        n->state = NGX_HTTP_HRIS_IDEM_DONE;
+        conf->sh->serial++;
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    if (full) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no room to keep the answer "
+                      "of a write for its Idempotency-Key: a repeat gets 504 "
+                      "(outcome unknown); raise "
+                      "\"hris_idempotency_zone_size\"");
+    }
+
+    ngx_http_hris_idem_save(conf, log);
+}
+
+
+void
+ngx_http_hris_idem_abandon(ngx_http_request_t *r)
+{
+    ngx_http_hris_idem_req_t  *ir;
+
+    ir = ngx_http_hris_idem_req(r);
+    if (ir && !ir->done) {
+        ngx_http_hris_idem_let_go(ir);
+    }
+}
+
+
+static void
+ngx_http_hris_idem_let_go(ngx_http_hris_idem_req_t *ir)
+{
+    ngx_http_hris_idem_node_t  *n;
+    ngx_http_hris_idem_conf_t  *conf;
+
+    ir->done = 1;
+    conf = ir->conf;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    n = ngx_http_hris_idem_lookup(conf, ir->hash);
+
+    if (n && n->state == NGX_HTTP_HRIS_IDEM_RUNNING && n->pid == ngx_pid) {
+        ngx_http_hris_idem_free(conf, n);
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+}
+
+
+/* The request ended without answering (the client went away, ...). */
+
+static void
+ngx_http_hris_idem_cleanup(void *data)
+{
+    ngx_http_hris_idem_req_t  *ir = data;
+
+    if (ir->done) {
+        return;
+    }
+
+    if (ir->keep) {
+        ngx_http_hris_idem_keep_answer(ir, NGX_HTTP_GATEWAY_TIME_OUT, NULL,
+                                       ngx_cycle->log);
+
+    } else {
+        ngx_http_hris_idem_let_go(ir);
+    }
+}
+
+
+static ngx_http_hris_idem_req_t *
+ngx_http_hris_idem_req(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_hris_idem_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* SHA-256 of the parts, each preceded by its length: no ambiguity */
+
+static void
+ngx_http_hris_idem_hash(ngx_str_t *parts, ngx_uint_t n, u_char *out)
+{
+    uint64_t      len;
+    ngx_uint_t    i;
+    unsigned int  olen;
+    EVP_MD_CTX   *md;
+
+    md = EVP_MD_CTX_new();
+
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        ngx_memzero(out, 32);
+        EVP_MD_CTX_free(md);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        len = parts[i].len;
+        EVP_DigestUpdate(md, &len, sizeof(len));
+        EVP_DigestUpdate(md, parts[i].data, parts[i].len);
+    }
+
+    olen = 32;
+    EVP_DigestFinal_ex(md, out, &olen);
+    EVP_MD_CTX_free(md);
+}
+
+
+static void
+ngx_http_hris_idem_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t          **p;
+    ngx_http_hris_idem_node_t   *n, *t;
+
+    for ( ;; ) {
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            n = (ngx_http_hris_idem_node_t *) node;
+            t = (ngx_http_hris_idem_node_t *) temp;
+            p = (ngx_memcmp(n->hash, t->hash, 32) < 0) ? &temp->left
+                                                       : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_http_hris_idem_node_t *
+ngx_http_hris_idem_lookup(ngx_http_hris_idem_conf_t *conf, u_char *hash)
+{
+    ngx_int_t                   rc;
+    ngx_rbtree_key_t            key;
+    ngx_rbtree_node_t          *node, *sentinel;
+    ngx_http_hris_idem_node_t  *n;
+
+    ngx_memcpy(&key, hash, sizeof(key));
+
+    node = conf->sh->rbtree.root;
+    sentinel = conf->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+        if (key != node->key) {
+            node = (key < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        n = (ngx_http_hris_idem_node_t *) node;
+        rc = ngx_memcmp(hash, n->hash, 32);
+
+        if (rc == 0) {
+            return n;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/* Keys older than 24 hours go (the zone's lock is held). */
+
+static void
+ngx_http_hris_idem_expire(ngx_http_hris_idem_conf_t *conf)
+{
+    ngx_queue_t                *q;
+    ngx_http_hris_idem_node_t  *n;
+
+    while (!ngx_queue_empty(&conf->sh->queue)) {
+        q = ngx_queue_head(&conf->sh->queue);
+        n = ngx_queue_data(q, ngx_http_hris_idem_node_t, queue);
+
+        if (n->created + NGX_HTTP_HRIS_IDEM_TTL > ngx_time()) {
+            break;
+        }
+
+        /* a request running for a day: its key goes when it answers */
+        if (n->state == NGX_HTTP_HRIS_IDEM_RUNNING
+            && !ngx_http_hris_idem_dead(n))
+        {
+            break;
+        }
+
+        ngx_http_hris_idem_free(conf, n);
+    }
+}
+
+
+static void
+ngx_http_hris_idem_free(ngx_http_hris_idem_conf_t *conf,
+    ngx_http_hris_idem_node_t *n)
+{
+    ngx_queue_remove(&n->queue);
+    ngx_rbtree_delete(&conf->sh->rbtree, &n->node);
+
+    if (n->body) {
+        ngx_slab_free_locked(conf->shpool, n->body);
+    }
+
+    ngx_slab_free_locked(conf->shpool, n);
+}
+
+
+/* A new entry, by age at the queue's end (the lock is held). */
+
+static ngx_http_hris_idem_node_t *
+ngx_http_hris_idem_node(ngx_http_hris_idem_conf_t *conf, u_char *hash,
+    u_char *fp, time_t created)
+{
+    ngx_queue_t                *q;
+    ngx_http_hris_idem_node_t  *n, *o;
+
+    n = ngx_slab_calloc_locked(conf->shpool,
+                               sizeof(ngx_http_hris_idem_node_t));
+    if (n == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(n->hash, hash, 32);
+    ngx_memcpy(n->fp, fp, 32);
+    ngx_memcpy(&n->node.key, hash, sizeof(ngx_rbtree_key_t));
+    n->created = created;
+
+    ngx_rbtree_insert(&conf->sh->rbtree, &n->node);
+
+    /* entries from the file may come in any order: keep the queue sorted */
+    for (q = ngx_queue_last(&conf->sh->queue);
+         q != ngx_queue_sentinel(&conf->sh->queue);
+         q = ngx_queue_prev(q))
+    {
+        o = ngx_queue_data(q, ngx_http_hris_idem_node_t, queue);
+        if (o->created <= created) {
+            break;
+        }
+    }
+
+    ngx_queue_insert_after(q, &n->queue);
+
+    return n;
+}
+
+
+/* whether the worker that runs the entry's request is gone */
+
+static ngx_uint_t
+ngx_http_hris_idem_dead(ngx_http_hris_idem_node_t *n)
+{
+    if (n->pid == ngx_pid) {
+        return 0;
+    }
+
+    return kill(n->pid, 0) == -1 && ngx_errno == NGX_ESRCH;
+}
+
+
+/*
+ * A running request whose worker died: it may have sent its write, so
+ * the key keeps "504, outcome unknown" (the lock is held).
+ */
+
+static void
+ngx_http_hris_idem_lost(ngx_http_hris_idem_conf_t *conf,
+    ngx_http_hris_idem_node_t *n)
+{
+    n->state = NGX_HTTP_HRIS_IDEM_DONE;
+    n->status = NGX_HTTP_GATEWAY_TIME_OUT;
+    n->lost = 1;
+    conf->sh->serial++;
+}
+
+
+/*
+ * The kept answers to the file, by one worker at a time: the one that
+ * takes the writer's mark writes, and writes again when more answers were
+ * kept meanwhile (a writer that died is taken over after 10 s).
+ */
+
+static void
+ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
+{
+    char                        *text;
+    ngx_uint_t                   serial;
+    ngx_http_hris_idem_write_t  *w;
+#if (NGX_THREADS)
+    ngx_thread_task_t           *task;
+#endif
+
+    if (conf->file.len == 0) {
+        return;
+    }
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    if (conf->sh->written >= conf->sh->serial
+        || (conf->sh->writer
+            && conf->sh->writing + NGX_HTTP_HRIS_IDEM_WRITER > ngx_time()))
+    {
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+        return;
+    }
+
+    conf->sh->writer = ngx_pid;
+    conf->sh->writing = ngx_time();
+
+    text = ngx_http_hris_idem_snapshot(conf, &serial);
+
+    if (text == NULL) {
+        conf->sh->writer = 0;
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    if (text == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no memory for a snapshot "
+                      "of the Idempotency-Key answers for \"%V\"",
+                      &conf->file);
+        return;
+    }
+
+#if (NGX_THREADS)
+    task = ngx_calloc(sizeof(ngx_thread_task_t)
+                      + sizeof(ngx_http_hris_idem_write_t), log);
+    if (task == NULL) {
+        free(text);
+        ngx_http_hris_idem_file_done(conf, NULL, log);
+        return;
+    }
+
+    w = (ngx_http_hris_idem_write_t *) (task + 1);
+    task->ctx = w;
+    task->handler = ngx_http_hris_idem_file_write;
+    task->event.handler = ngx_http_hris_idem_file_written;
+    task->event.data = task;
+    task->event.log = ngx_cycle->log;
+#else
+    w = ngx_calloc(sizeof(ngx_http_hris_idem_write_t), log);
+    if (w == NULL) {
+        free(text);
+        return;
+    }
+#endif
+
+    w->conf = conf;
+    w->path = conf->file;
+    w->text = text;
+    w->serial = serial;
+    w->pid = ngx_pid;
+
+#if (NGX_THREADS)
+    if (ngx_thread_task_post(conf->thread_pool, task) == NGX_OK) {
+        return;
+    }
+#endif
+
+    /* without threads: written at once */
+    ngx_http_hris_idem_file_write(w, log);
+    ngx_http_hris_idem_file_done(conf, w, log);
+    free(w->text);
+#if (NGX_THREADS)
+    ngx_free(task);
+#else
+    ngx_free(w);
+#endif
+}
+
+
+/* the kept answers as JSON text (malloc'ed); the lock is held */
+
+static char *
+ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
+    ngx_uint_t *serial)
+{
+    char                       *text;
+    json_t                     *entries, *e, *file;
+    u_char                      k[64], f[64];
+    ngx_queue_t                *q;
+    ngx_http_hris_idem_node_t  *n;
+
+    entries = json_array();
+    if (entries == NULL) {
+        return NULL;
+    }
+
+    for (q = ngx_queue_head(&conf->sh->queue);
+         q != ngx_queue_sentinel(&conf->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        n = ngx_queue_data(q, ngx_http_hris_idem_node_t, queue);
+
+        if (n->state != NGX_HTTP_HRIS_IDEM_DONE) {
+            continue;
+        }
+
+        ngx_hex_dump(k, n->hash, 32);
+        ngx_hex_dump(f, n->fp, 32);
+
+        e = json_pack("{s:s#,s:s#,s:I,s:i,s:s#}", "k", k, (int) 64,
+                      "f", f, (int) 64, "t", (json_int_t) n->created,
+                      "s", (int) n->status,
+                      "b", n->lost ? (char *) ngx_http_hris_idem_lost_body
+                                   : n->body ? (char *) n->body : "",
+                      n->lost ? (int) sizeof(ngx_http_hris_idem_lost_body) - 1
+                              : (int) n->len);
+
+        if (e == NULL || json_array_append_new(entries, e) != 0) {
+            json_decref(entries);
+            return NULL;
+        }
+    }
+
+    file = json_pack("{s:i,s:o}", "version", 1, "entries", entries);
+    if (file == NULL) {
+        return NULL;
+    }
+
+    *serial = conf->sh->serial;
+
+    text = json_dumps(file, JSON_COMPACT);
+    json_decref(file);
+
+    return text;
+}
+
+
+/* In a pool thread: file system calls only. */
+
+static void
+ngx_http_hris_idem_file_write(void *data, ngx_log_t *log)
+{
+    size_t                       len;
+    ngx_fd_t                     fd;
+    ngx_http_hris_idem_write_t  *w = data;
+    u_char                       tmp[NGX_MAX_PATH];
+
+    len = ngx_strlen(w->text);
+
+    if (ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P%Z", &w->path, w->pid)
+        == tmp + sizeof(tmp) - 1)
+    {
+        w->what = "naming the temporary file of";
+        w->err = NGX_ENAMETOOLONG;
+        return;
+    }
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+    if (fd == NGX_INVALID_FILE) {
+        w->what = "opening the temporary file of";
+        w->err = ngx_errno;
+        return;
+    }
+
+    if (ngx_write_fd(fd, w->text, len) != (ssize_t) len || fsync(fd) != 0) {
+        w->what = "writing";
+        w->err = ngx_errno;
+        ngx_close_file(fd);
+        ngx_delete_file(tmp);
+        return;
+    }
+
+    ngx_close_file(fd);
+
+    if (ngx_rename_file(tmp, w->path.data) == NGX_FILE_ERROR) {
+        w->what = "renaming over";
+        w->err = ngx_errno;
+        ngx_delete_file(tmp);
+    }
+}
+
+
+/* In the worker: the writer's mark let go, and a newer snapshot written */
+
+static void
+ngx_http_hris_idem_file_done(ngx_http_hris_idem_conf_t *conf,
+    ngx_http_hris_idem_write_t *w, ngx_log_t *log)
+{
+    ngx_uint_t  again;
+
+    if (w && w->err) {
+        ngx_log_error(NGX_LOG_ERR, log, w->err, "hris: %s \"%V\" failed: "
+                      "the Idempotency-Key answers kept since the last "
+                      "write would not survive a restart", w->what, &w->path);
+    }
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    if (w && !w->err && w->serial > conf->sh->written) {
+        conf->sh->written = w->serial;
+    }
+
+    if (conf->sh->writer == ngx_pid) {
+        conf->sh->writer = 0;
+    }
+
+    again = (w && !w->err && conf->sh->written < conf->sh->serial);
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    if (again) {
+        ngx_http_hris_idem_save(conf, log);
+    }
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_hris_idem_file_written(ngx_event_t *ev)
+{
+    ngx_thread_task_t           *task = ev->data;
+    ngx_http_hris_idem_write_t  *w = task->ctx;
+
+    ngx_http_hris_idem_file_done(w->conf, w, ev->log);
+
+    free(w->text);
+    ngx_free(task);
+}
+
+#endif
