@@ -23,8 +23,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "ngx_http_hris_idem.h"
+#include "ngx_http_hris_redis.h"
 
 
 #define NGX_HTTP_HRIS_IDEM_MAGIC   0x6d656469          /* "idem" */
@@ -84,7 +86,57 @@ typedef struct {
     u_char                       hash[32];
     unsigned                     keep:1;
     unsigned                     done:1;
+
+    /* with hris_redis: the claim is the fleet's, in Redis */
+    ngx_http_hris_redis_t       *rd;
+    u_char                       owner[32];
+    ngx_http_hris_idem_begun_pt  handler;
+    void                        *data;
+    ngx_http_hris_idem_kept_t   *kept;
 } ngx_http_hris_idem_req_t;
+
+
+/*
+ * The fleet's keys (hris_redis): hris:{idem:<hash>} is a hash of fp,
+ * state (running|done), owner, status, body. A running claim expires
+ * after an hour (a gateway that died with it: the key is free again), a
+ * kept answer after 24 hours.
+ */
+
+/* ARGV: fingerprint, owner. {'ok'} | {'reused'} | {'busy'} | {'done',..} */
+static ngx_http_hris_redis_script_t  ngx_http_hris_idem_begin_script;
+static char  ngx_http_hris_idem_begin_lua[] =
+    "local v = redis.call('HMGET', KEYS[1], 'fp', 'state', 'status', "
+    "'body')\n"
+    "if not v[1] then\n"
+    "  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', "
+    "'owner', ARGV[2])\n"
+    "  redis.call('EXPIRE', KEYS[1], 3600)\n"
+    "  return {'ok'}\n"
+    "end\n"
+    "if v[1] ~= ARGV[1] then return {'reused'} end\n"
+    "if v[2] ~= 'done' then return {'busy'} end\n"
+    "return {'done', v[3], v[4] or ''}\n";
+
+/* ARGV: owner, status, body ("" and status 0: outcome unknown) */
+static ngx_http_hris_redis_script_t  ngx_http_hris_idem_done_script;
+static char  ngx_http_hris_idem_done_lua[] =
+    "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], "
+    "'body', ARGV[3])\n"
+    "redis.call('EXPIRE', KEYS[1], 86400)\n"
+    "return 1\n";
+
+/* ARGV: owner. Nothing was written: the key is free again. */
+static ngx_http_hris_redis_script_t  ngx_http_hris_idem_release_script;
+static char  ngx_http_hris_idem_release_lua[] =
+    "local v = redis.call('HMGET', KEYS[1], 'owner', 'state')\n"
+    "if v[1] == ARGV[1] and v[2] == 'running' then\n"
+    "  return redis.call('DEL', KEYS[1])\n"
+    "end\n"
+    "return 0\n";
+
+static ngx_uint_t  ngx_http_hris_idem_scripts_ready;
 
 
 typedef struct {
@@ -116,6 +168,16 @@ static ngx_http_hris_idem_node_t *ngx_http_hris_idem_node(
 static ngx_uint_t ngx_http_hris_idem_dead(ngx_http_hris_idem_node_t *n);
 static void ngx_http_hris_idem_lost(ngx_http_hris_idem_conf_t *conf,
     ngx_http_hris_idem_node_t *n);
+static void ngx_http_hris_idem_fleet_reply(
+    ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
+    void *data);
+static void ngx_http_hris_idem_fleet_done(ngx_http_hris_idem_req_t *ir,
+    ngx_uint_t status, ngx_str_t *body);
+static void ngx_http_hris_idem_fleet_release(ngx_http_hris_idem_req_t *ir);
+static u_char *ngx_http_hris_idem_fleet_key(u_char *p, u_char *hash);
+static void ngx_http_hris_idem_fleet_ignore(
+    ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
+    void *data);
 static ngx_http_hris_idem_req_t *ngx_http_hris_idem_req(
     ngx_http_request_t *r);
 static void ngx_http_hris_idem_cleanup(void *data);
@@ -548,6 +610,238 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
 }
 
 
+/*
+ * The claim asked of Redis (hris_redis), for the whole fleet. NGX_AGAIN:
+ * handler(data, rc) follows with what ngx_http_hris_idem_begin() would
+ * have returned, or NGX_ABORT when the store could not answer.
+ */
+
+ngx_int_t
+ngx_http_hris_idem_begin_fleet(ngx_http_request_t *r, ngx_str_t *tenant,
+    ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,
+    ngx_http_hris_idem_kept_t *kept, ngx_http_hris_idem_begun_pt handler,
+    void *data)
+{
+    u_char                       raw[16], fp[32], *p;
+    ngx_str_t                    parts[4], argv[3];
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_hris_idem_req_t    *ir;
+    ngx_http_hris_main_conf_t   *hmcf;
+    ngx_http_hris_redis_conf_t  *rcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+    rcf = hmcf->redis;
+
+    if (!ngx_http_hris_idem_scripts_ready) {
+        ngx_http_hris_redis_script_init(&ngx_http_hris_idem_begin_script,
+                                        ngx_http_hris_idem_begin_lua);
+        ngx_http_hris_redis_script_init(&ngx_http_hris_idem_done_script,
+                                        ngx_http_hris_idem_done_lua);
+        ngx_http_hris_redis_script_init(&ngx_http_hris_idem_release_script,
+                                        ngx_http_hris_idem_release_lua);
+        ngx_http_hris_idem_scripts_ready = 1;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_hris_idem_req_t));
+    if (cln == NULL || RAND_bytes(raw, sizeof(raw)) != 1) {
+        return NGX_ERROR;
+    }
+
+    ir = cln->data;
+    ngx_memzero(ir, sizeof(ngx_http_hris_idem_req_t));
+    ir->conf = hmcf->idem;
+    ir->request = r;
+    ir->done = 1;                       /* nothing claimed yet */
+    ir->rd = rcf->client;
+    ir->handler = handler;
+    ir->data = data;
+    ir->kept = kept;
+    ngx_hex_dump(ir->owner, raw, sizeof(raw));
+    cln->handler = ngx_http_hris_idem_cleanup;
+
+    parts[0] = *tenant;
+    parts[1] = *account;
+    parts[2] = *key;
+    ngx_http_hris_idem_hash(parts, 3, ir->hash);
+
+    parts[0] = r->method_name;
+    parts[1] = r->uri;
+    parts[2] = r->args;
+    parts[3] = *body;
+    ngx_http_hris_idem_hash(parts, 4, fp);
+
+    p = ngx_pnalloc(r->pool, sizeof("hris:{idem:}") - 1 + 64 + 64);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[0].data = p;
+    p = ngx_http_hris_idem_fleet_key(p, ir->hash);
+    argv[0].len = p - argv[0].data;
+
+    argv[1].data = p;
+    argv[1].len = ngx_hex_dump(p, fp, 32) - p;
+
+    argv[2].data = ir->owner;
+    argv[2].len = sizeof(ir->owner);
+
+    if (ngx_http_hris_redis_eval(ir->rd, r->pool,
+                                 &ngx_http_hris_idem_begin_script, 1, 3, argv,
+                                 ngx_http_hris_idem_fleet_reply, ir)
+        == NULL)
+    {
+        return NGX_ABORT;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_hris_idem_fleet_reply(ngx_http_hris_redis_status_e status,
+    ngx_http_hris_redis_reply_t *reply, void *data)
+{
+    ngx_http_hris_idem_req_t  *ir = data;
+
+    ngx_int_t                   rc;
+    ngx_str_t                  *what;
+    ngx_http_hris_idem_kept_t  *kept = ir->kept;
+
+    rc = NGX_ABORT;
+
+    if (status == NGX_HTTP_HRIS_REDIS_REPLY
+        && reply->type == NGX_HTTP_HRIS_REDIS_ARRAY && reply->nelts >= 1
+        && reply->elts[0].type == NGX_HTTP_HRIS_REDIS_BULK)
+    {
+        what = &reply->elts[0].str;
+
+        if (what->len == 2 && ngx_strncmp(what->data, "ok", 2) == 0) {
+            ir->done = 0;
+            rc = NGX_OK;
+
+        } else if (what->len == 6 && ngx_strncmp(what->data, "reused", 6) == 0)
+        {
+            rc = NGX_DECLINED;
+
+        } else if (what->len == 4 && ngx_strncmp(what->data, "busy", 4) == 0)
+        {
+            rc = NGX_BUSY;
+
+        } else if (reply->nelts == 3
+                   && reply->elts[1].type == NGX_HTTP_HRIS_REDIS_BULK
+                   && reply->elts[2].type == NGX_HTTP_HRIS_REDIS_BULK)
+        {
+            kept->status = ngx_atoi(reply->elts[1].str.data,
+                                    reply->elts[1].str.len);
+            kept->body.len = reply->elts[2].str.len;
+
+            if (kept->status == (ngx_uint_t) NGX_ERROR
+                || kept->status == 0)
+            {
+                /* kept as "outcome unknown" */
+                kept->status = NGX_HTTP_GATEWAY_TIME_OUT;
+                kept->body.len = sizeof(ngx_http_hris_idem_lost_body) - 1;
+                kept->body.data = ngx_pnalloc(ir->request->pool,
+                                              kept->body.len);
+                if (kept->body.data) {
+                    ngx_memcpy(kept->body.data, ngx_http_hris_idem_lost_body,
+                               kept->body.len);
+                }
+
+            } else {
+                kept->body.data = ngx_pnalloc(ir->request->pool,
+                                              kept->body.len + 1);
+                if (kept->body.data) {
+                    ngx_memcpy(kept->body.data, reply->elts[2].str.data,
+                               kept->body.len);
+                }
+            }
+
+            rc = kept->body.data ? NGX_DONE : NGX_ERROR;
+        }
+    }
+
+    ir->handler(ir->data, rc);
+}
+
+
+static u_char *
+ngx_http_hris_idem_fleet_key(u_char *p, u_char *hash)
+{
+    p = ngx_cpymem(p, "hris:{idem:", sizeof("hris:{idem:") - 1);
+    p = ngx_hex_dump(p, hash, 32);
+    *p++ = '}';
+
+    return p;
+}
+
+
+/* body NULL: "outcome unknown" (status 0 in Redis) */
+
+static void
+ngx_http_hris_idem_fleet_done(ngx_http_hris_idem_req_t *ir,
+    ngx_uint_t status, ngx_str_t *body)
+{
+    u_char     key[sizeof("hris:{idem:}") - 1 + 64], code[NGX_INT_T_LEN];
+    ngx_str_t  argv[4];
+
+    ir->done = 1;
+
+    argv[0].data = key;
+    argv[0].len = ngx_http_hris_idem_fleet_key(key, ir->hash) - key;
+    argv[1].data = ir->owner;
+    argv[1].len = sizeof(ir->owner);
+    argv[2].data = code;
+    argv[2].len = ngx_sprintf(code, "%ui", body ? status : 0) - code;
+
+    if (body) {
+        argv[3] = *body;
+    } else {
+        ngx_str_null(&argv[3]);
+    }
+
+    if (ngx_http_hris_redis_eval(ir->rd, NULL,
+                                 &ngx_http_hris_idem_done_script, 1, 4, argv,
+                                 ngx_http_hris_idem_fleet_ignore, NULL)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "hris: the state "
+                      "store (hris_redis) could not be told a write's "
+                      "answer for its Idempotency-Key: a repeat within the "
+                      "hour gets 409");
+    }
+}
+
+
+static void
+ngx_http_hris_idem_fleet_release(ngx_http_hris_idem_req_t *ir)
+{
+    u_char     key[sizeof("hris:{idem:}") - 1 + 64];
+    ngx_str_t  argv[2];
+
+    ir->done = 1;
+
+    argv[0].data = key;
+    argv[0].len = ngx_http_hris_idem_fleet_key(key, ir->hash) - key;
+    argv[1].data = ir->owner;
+    argv[1].len = sizeof(ir->owner);
+
+    (void) ngx_http_hris_redis_eval(ir->rd, NULL,
+                                    &ngx_http_hris_idem_release_script, 1, 2,
+                                    argv, ngx_http_hris_idem_fleet_ignore,
+                                    NULL);
+}
+
+
+/* a handler all the same: Redis is sent the script when it lacks it */
+
+static void
+ngx_http_hris_idem_fleet_ignore(ngx_http_hris_redis_status_e status,
+    ngx_http_hris_redis_reply_t *reply, void *data)
+{
+}
+
+
 void
 ngx_http_hris_idem_keep(ngx_http_request_t *r, ngx_uint_t keep)
 {
@@ -633,6 +927,11 @@ ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
     ngx_http_hris_idem_node_t  *n;
     ngx_http_hris_idem_conf_t  *conf;
 
+    if (ir->rd) {
+        ngx_http_hris_idem_fleet_done(ir, status, body);
+        return;
+    }
+
     ir->done = 1;
     conf = ir->conf;
     full = 0;
@@ -696,6 +995,11 @@ ngx_http_hris_idem_let_go(ngx_http_hris_idem_req_t *ir)
 {
     ngx_http_hris_idem_node_t  *n;
     ngx_http_hris_idem_conf_t  *conf;
+
+    if (ir->rd) {
+        ngx_http_hris_idem_fleet_release(ir);
+        return;
+    }
 
     ir->done = 1;
     conf = ir->conf;

@@ -39,6 +39,13 @@ typedef struct {
 } ngx_http_hris_idem_kept_t;
 
 
+/*
+ * With hris_redis, the claim is asked of Redis: the handler gets what
+ * ngx_http_hris_idem_begin() returns, or NGX_ABORT when the store could
+ * not answer.
+ */
+typedef void (*ngx_http_hris_idem_begun_pt)(void *data, ngx_int_t rc);
+
 /* NGX_OK (key->len 0: none), or the rc of the 400 answered */
 ngx_int_t ngx_http_hris_idem_key(ngx_http_request_t *r, ngx_str_t *key);
 
@@ -51,6 +58,10 @@ ngx_int_t ngx_http_hris_idem_key(ngx_http_request_t *r, ngx_str_t *key);
 ngx_int_t ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
     ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,
     ngx_http_hris_idem_kept_t *kept);
+ngx_int_t ngx_http_hris_idem_begin_fleet(ngx_http_request_t *r,
+    ngx_str_t *tenant, ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,
+    ngx_http_hris_idem_kept_t *kept, ngx_http_hris_idem_begun_pt handler,
+    void *data);
 void ngx_http_hris_idem_keep(ngx_http_request_t *r, ngx_uint_t keep);
 void ngx_http_hris_idem_answer(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chain_t *out, size_t len);

@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_idem.h"
 
 
 /*
@@ -110,6 +111,7 @@ typedef struct {
     ngx_http_hris_gate_t        gate;
     ngx_http_hris_call_t       *call;
     ngx_http_hris_op_t         *op;         /* the read back's, in flight */
+    ngx_http_hris_idem_kept_t   kept;       /* an Idempotency-Key's answer */
     unsigned                    reading:1;
 } ngx_http_hris_write_t;
 

@@ -25,6 +25,9 @@
 static ngx_int_t ngx_http_hris_write_args(ngx_http_hris_write_t *w);
 static void ngx_http_hris_write_body_ready(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_write_start(ngx_http_hris_write_t *w);
+static void ngx_http_hris_write_begun(void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_hris_write_claimed(ngx_http_hris_write_t *w,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_hris_write_replay(ngx_http_request_t *r,
     ngx_http_hris_idem_kept_t *kept);
 static ngx_int_t ngx_http_hris_write_call(ngx_http_hris_write_t *w);
@@ -208,8 +211,8 @@ ngx_http_hris_write_start(ngx_http_hris_write_t *w)
     ngx_int_t                   rc;
     ngx_str_t                   text, key;
     json_error_t                jerr;
-    ngx_http_hris_idem_kept_t   kept;
     ngx_http_request_t         *r = w->request;
+    ngx_http_hris_main_conf_t  *hmcf;
 
     rc = ngx_http_hris_request_body(r, &text);
     if (rc != NGX_OK || r->header_sent) {
@@ -246,44 +249,91 @@ ngx_http_hris_write_start(ngx_http_hris_write_t *w)
         return rc;
     }
 
-    if (key.len) {
-        rc = ngx_http_hris_idem_begin(r, &w->account->tenant,
-                                      &w->account->id, &key, &text, &kept);
+    if (key.len == 0) {
+        return ngx_http_hris_write_claimed(w, NGX_OK);
+    }
 
-        switch (rc) {
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
 
-        case NGX_OK:
-            break;
+    if (hmcf->redis) {
+        /* the fleet's claim, asked of Redis: write_begun() goes on */
+        rc = ngx_http_hris_idem_begin_fleet(r, &w->account->tenant,
+                                            &w->account->id, &key, &text,
+                                            &w->kept,
+                                            ngx_http_hris_write_begun, w);
+        return (rc == NGX_AGAIN) ? NGX_HTTP_HRIS_PENDING
+                                 : ngx_http_hris_write_claimed(w, rc);
+    }
 
-        case NGX_DONE:
-            return ngx_http_hris_write_replay(r, &kept);
+    rc = ngx_http_hris_idem_begin(r, &w->account->tenant, &w->account->id,
+                                  &key, &text, &w->kept);
 
-        case NGX_BUSY:
-            return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT,
-                       json_pack("{s:s}", "idempotency_key", "in_flight"),
-                       "a request with this Idempotency-Key is still being "
-                       "processed: wait for its answer, then send this one "
-                       "again to get it");
+    return ngx_http_hris_write_claimed(w, rc);
+}
 
-        case NGX_DECLINED:
-            return ngx_http_hris_send_error(r, 422,
-                       json_pack("{s:s}", "idempotency_key", "reused"),
-                       "this Idempotency-Key was used with another method, "
-                       "path or body in the last 24 hours: use a new key "
-                       "for a new request");
 
-        case NGX_AGAIN:
-            return ngx_http_hris_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                       json_pack("{s:s}", "directive",
-                                 "hris_idempotency_zone_size"),
-                       "no room to keep this write's answer for its "
-                       "Idempotency-Key: the zone is full of answers kept "
-                       "for 24 hours (hris_idempotency_zone_size); nothing "
-                       "was sent to the provider");
+static void
+ngx_http_hris_write_begun(void *data, ngx_int_t rc)
+{
+    ngx_http_hris_write_t  *w = data;
 
-        default:
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    rc = ngx_http_hris_write_claimed(w, rc);
+
+    if (rc != NGX_HTTP_HRIS_PENDING) {
+        ngx_http_finalize_request(w->request, rc);
+    }
+
+    ngx_http_run_posted_requests(w->request->connection);
+}
+
+
+/* What the Idempotency-Key says: go on with the call, or answer now. */
+
+static ngx_int_t
+ngx_http_hris_write_claimed(ngx_http_hris_write_t *w, ngx_int_t rc)
+{
+    ngx_http_request_t  *r = w->request;
+
+    switch (rc) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DONE:
+        return ngx_http_hris_write_replay(r, &w->kept);
+
+    case NGX_ABORT:
+        return ngx_http_hris_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   json_pack("{s:s}", "store", "redis"),
+                   "the state store (hris_redis) that keeps "
+                   "Idempotency-Keys for the fleet cannot be used now; "
+                   "nothing was sent to the provider: retry shortly");
+
+    case NGX_BUSY:
+        return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT,
+                   json_pack("{s:s}", "idempotency_key", "in_flight"),
+                   "a request with this Idempotency-Key is still being "
+                   "processed: wait for its answer, then send this one "
+                   "again to get it");
+
+    case NGX_DECLINED:
+        return ngx_http_hris_send_error(r, 422,
+                   json_pack("{s:s}", "idempotency_key", "reused"),
+                   "this Idempotency-Key was used with another method, "
+                   "path or body in the last 24 hours: use a new key "
+                   "for a new request");
+
+    case NGX_AGAIN:
+        return ngx_http_hris_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   json_pack("{s:s}", "directive",
+                             "hris_idempotency_zone_size"),
+                   "no room to keep this write's answer for its "
+                   "Idempotency-Key: the zone is full of answers kept "
+                   "for 24 hours (hris_idempotency_zone_size); nothing "
+                   "was sent to the provider");
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_http_hris_gate_init(&w->gate, r, w->account) != NGX_OK) {
