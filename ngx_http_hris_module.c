@@ -716,7 +716,11 @@ ngx_http_hris_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_hris_cursor_key_init_process(cycle, hmcf);
+    if (ngx_http_hris_cursor_key_init_process(cycle, hmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_accounts_sync_init_process(cycle, hmcf);
 }
 
 

@@ -669,6 +669,12 @@ ngx_int_t ngx_http_hris_gate_rate_busy(ngx_http_hris_gate_t *g,
 ngx_int_t ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g);
 void ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc);
 
+/* ngx_http_hris_fleet_accounts.c */
+ngx_int_t ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
+    ngx_http_hris_main_conf_t *hmcf);
+void ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_str_t *id, json_t *value);
+
 /* ngx_http_hris_fleet.c */
 ngx_int_t ngx_http_hris_fleet_token(ngx_http_hris_gate_t *g);
 ngx_int_t ngx_http_hris_fleet_commit(ngx_http_hris_gate_t *g,

@@ -648,6 +648,12 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
 
         if (rc == NGX_OK) {
             ngx_http_hris_store_rebase(hmcf, id, account);
+
+            /* and every gateway on the same Redis */
+            ngx_http_hris_accounts_publish(hmcf, r->pool, id,
+                       op != NGX_HTTP_HRIS_STORE_DELETE ? account
+                       : (file ? json_null() : NULL));
+
             ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                           "hris: integrated account \"%V\" of tenant \"%V\" "
                           "%s", id, tenant,
