@@ -488,7 +488,7 @@ ngx_http_hris_form_read(ngx_http_request_t *r,
         }
 
         if (rc == NGX_DECLINED) {
-            ngx_str_null(&it[i].value);
+            ngx_str_set(&it[i].value, "");
         }
 
         /*

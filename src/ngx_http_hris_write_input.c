@@ -792,15 +792,16 @@ ngx_http_hris_write_form(ngx_pool_t *pool, json_t *body, ngx_str_t *out)
             return NGX_ERROR;
         }
 
-        json_decref(t);
-
         if (p > out->data) {
             *p++ = '&';
         }
 
+        /* evalue may be the string itself (nothing to escape): copy first */
         p = ngx_cpymem(p, ename.data, ename.len);
         *p++ = '=';
         p = ngx_cpymem(p, evalue.data, evalue.len);
+
+        json_decref(t);
     }
 
     out->len = p - out->data;
