@@ -375,7 +375,25 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
         return NGX_OK;
     }
 
-    /* escapes (or an error): unescape into a buffer as large as the rest */
+    /*
+     * an error before any escape needs no buffer: at the end of the input
+     * the buffer would be empty, and copying nothing into no buffer
+     * (memcpy with NULL) is undefined behaviour
+     */
+
+    if (p == ps->end) {
+        ps->p = p;
+        ps->error = "premature end of input in a string";
+        return NGX_ERROR;
+    }
+
+    if (*p < 0x20) {
+        ps->p = p;
+        ps->error = "control character in a string";
+        return NGX_ERROR;
+    }
+
+    /* escapes: unescape into a buffer as large as the rest */
     if (ps->size < (size_t) (ps->end - ps->p)) {
         free(ps->buf);
         ps->size = ps->end - ps->p;
