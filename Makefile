@@ -160,7 +160,7 @@ test-asan: asan-deps $(ASAN_MODULE) $(SEAL)
 # written to build/fuzz/ and fails the run.
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := $(BUILD)/fuzz
-FUZZ_TARGETS := parse resp cursor template
+FUZZ_TARGETS := parse resp cursor template expr
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%_fuzz)
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
@@ -177,6 +177,7 @@ FUZZ_SRCS_resp   := src/ngx_http_hris_resp.c
 FUZZ_SRCS_cursor := src/ngx_http_hris_cursor.c fuzz/base64.c
 FUZZ_LIBS_cursor := -lcrypto
 FUZZ_SRCS_template := src/ngx_http_hris_template.c
+FUZZ_SRCS_expr   := $(addprefix src/ngx_http_hris_,map.c eval.c convert.c path.c)
 
 # (a second expansion: each target's own sources as prerequisites)
 .SECONDEXPANSION:
