@@ -156,8 +156,9 @@ test-asan: asan-deps $(ASAN_MODULE) $(SEAL)
 # clang outside nginx like t/unit (Debian's nginx-dev headers, the nginx
 # functions they call stubbed in t/unit/stubs.c). 'make fuzz' builds them
 # all and runs each for FUZZ_SECONDS on its seed corpus (fuzz/corpus/NAME,
-# in the repository), growing it in build/fuzz/corpus/NAME; a crash is
-# written to build/fuzz/ and fails the run.
+# in the repository), growing it in build/fuzz/corpus/NAME; a finding is
+# written to build/fuzz/crash/NAME/ and fails the run (replay it with
+# build/fuzz/NAME_fuzz FILE; keep it in fuzz/corpus/NAME once fixed).
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := $(BUILD)/fuzz
 FUZZ_TARGETS := parse resp cursor template expr
@@ -188,7 +189,8 @@ $(FUZZ_BUILD)/%_fuzz: fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $(FUZZ_STUBS) $(FUZZ_HDRS)
 
 fuzz-build: asan-deps $(FUZZ_BINS)
 
-# each target on a copy of its seed corpus; -max_total_time bounds the run
+# libFuzzer writes new inputs into the first directory only: the seeds in
+# the repository are read, never changed; -max_total_time bounds each run
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crash/$$t || exit 1; \
