@@ -7,6 +7,8 @@
 #   make deb     build the Debian package libnginx-mod-http-hris into build/deb/
 #   make asan    build build/asan/ngx_http_hris_module.so with ASan and UBSan
 #   make test-asan  run the test suite's nginx with that module
+#   make fuzz    build the libFuzzer targets in fuzz/ and run each for
+#                FUZZ_SECONDS (default 60) on its seed corpus
 
 NGINX_SRC  ?= /usr/share/nginx/src
 BUILD      := $(CURDIR)/build
@@ -31,7 +33,7 @@ ASAN_PKGS  := clang libclang-rt-14-dev
 CFLAGS_EXTRA ?= -Wall -Wextra -Wno-unused-parameter -Werror
 
 .PHONY: all deps bench-deps deb-deps asan-deps demo demo-stop test bench deb asan \
-        test-asan clean
+        test-asan fuzz fuzz-build clean
 
 all: $(MODULE) $(SEAL)
 
@@ -149,6 +151,58 @@ asan: asan-deps $(ASAN_MODULE)
 test-asan: asan-deps $(ASAN_MODULE) $(SEAL)
 	@test -f "$(ASAN_RT)" || { echo "the ASan runtime of $(ASAN_CC) is missing: $(ASAN_RT)"; exit 1; }
 	HRIS_MODULE=$(ASAN_MODULE) HRIS_PRELOAD=$(ASAN_RT) prove -j$(PROVE_JOBS) -I t/lib $(ASAN_TESTS)
+
+# libFuzzer targets (fuzz/*_fuzz.c) of the module's pure parts, built with
+# clang outside nginx like t/unit (Debian's nginx-dev headers, the nginx
+# functions they call stubbed in t/unit/stubs.c). 'make fuzz' builds them
+# all and runs each for FUZZ_SECONDS on its seed corpus (fuzz/corpus/NAME,
+# in the repository), growing it in build/fuzz/corpus/NAME; a finding is
+# written to build/fuzz/crash/NAME/ and fails the run (replay it with
+# build/fuzz/NAME_fuzz FILE; keep it in fuzz/corpus/NAME once fixed).
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_TARGETS := parse resp cursor template expr
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%_fuzz)
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+                -Wall -Wextra -Wno-unused-parameter -Werror \
+                $(addprefix -I$(NGINX_SRC)/src/,core event event/modules \
+                    os/unix http http/modules http/v2) \
+                -I$(NGX_BUILD) -I$(CURDIR)/src
+FUZZ_STUBS   := t/unit/stubs.c
+FUZZ_LIBS    := -ljansson -lpcre2-8
+FUZZ_HDRS    := $(wildcard src/*.h) $(NGX_BUILD)/Makefile
+
+FUZZ_SRCS_parse  := src/ngx_http_hris_parse.c
+FUZZ_SRCS_resp   := src/ngx_http_hris_resp.c
+FUZZ_SRCS_cursor := src/ngx_http_hris_cursor.c fuzz/base64.c
+FUZZ_LIBS_cursor := -lcrypto
+FUZZ_SRCS_template := src/ngx_http_hris_template.c
+FUZZ_SRCS_expr   := $(addprefix src/ngx_http_hris_,map.c eval.c convert.c path.c)
+
+# (a second expansion: each target's own sources as prerequisites)
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/%_fuzz: fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $(FUZZ_STUBS) $(FUZZ_HDRS)
+	mkdir -p $(FUZZ_BUILD)
+	$(ASAN_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_STUBS) \
+	    $(FUZZ_LIBS) $(FUZZ_LIBS_$*)
+
+fuzz-build: asan-deps $(FUZZ_BINS)
+
+# libFuzzer writes new inputs into the first directory only: the seeds in
+# the repository are read, never changed; -max_total_time bounds each run
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crash/$$t || exit 1; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	    $(FUZZ_BUILD)/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	        -max_len=65536 -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/crash/$$t/ \
+	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t \
+	        > $(FUZZ_BUILD)/$$t.log 2>&1 \
+	        || { tail -60 $(FUZZ_BUILD)/$$t.log; exit 1; }; \
+	    grep -E '^stat::(number_of_executed_units|new_units_added)' $(FUZZ_BUILD)/$$t.log; \
+	done
 
 clean:
 	rm -rf $(BUILD)

@@ -375,7 +375,25 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
         return NGX_OK;
     }
 
-    /* escapes (or an error): unescape into a buffer as large as the rest */
+    /*
+     * an error before any escape needs no buffer: at the end of the input
+     * the buffer would be empty, and copying nothing into no buffer
+     * (memcpy with NULL) is undefined behaviour
+     */
+
+    if (p == ps->end) {
+        ps->p = p;
+        ps->error = "premature end of input in a string";
+        return NGX_ERROR;
+    }
+
+    if (*p < 0x20) {
+        ps->p = p;
+        ps->error = "control character in a string";
+        return NGX_ERROR;
+    }
+
+    /* escapes: unescape into a buffer as large as the rest */
     if (ps->size < (size_t) (ps->end - ps->p)) {
         free(ps->buf);
         ps->size = ps->end - ps->p;
@@ -488,9 +506,10 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
 static json_t *
 ngx_http_hris_parse_number(ngx_http_hris_parser_t *ps)
 {
-    char           buf[64], *end;
+    char           buf[64], *str, *end;
     size_t         n;
     double         d;
+    json_t        *v;
     ngx_uint_t     real;
     const u_char  *p = ps->p;
     long long      i;
@@ -546,36 +565,59 @@ ngx_http_hris_parse_number(ngx_http_hris_parser_t *ps)
         }
     }
 
+    /*
+     * strtoll() and strtod() need a terminated copy; a number longer than
+     * the buffer is valid JSON too (a real with many digits: jansson takes
+     * it), and its copy is at most as long as the input
+     */
+
     n = p - ps->p;
+    str = buf;
+
     if (n >= sizeof(buf)) {
-        ps->error = "number too long";
-        return NULL;
+        str = malloc(n + 1);
+        if (str == NULL) {
+            ps->error = "out of memory";
+            return NULL;
+        }
     }
 
-    ngx_memcpy(buf, ps->p, n);
-    buf[n] = '\0';
+    ngx_memcpy(str, ps->p, n);
+    str[n] = '\0';
 
+    v = NULL;
     errno = 0;
 
     if (!real) {
-        i = strtoll(buf, &end, 10);
+        i = strtoll(str, &end, 10);
         if (errno == ERANGE) {
             ps->error = "too big integer";
-            return NULL;
+            goto done;
         }
 
-        ps->p = p;
-        return json_integer((json_int_t) i);
+        v = json_integer((json_int_t) i);
+        goto done;
     }
 
-    d = strtod(buf, &end);
+    d = strtod(str, &end);
     if (errno == ERANGE && (d > 1.0 || d < -1.0)) {
         ps->error = "real number overflow";
-        return NULL;
+        goto done;
     }
 
-    ps->p = p;
-    return json_real(d);
+    v = json_real(d);
+
+done:
+
+    if (str != buf) {
+        free(str);
+    }
+
+    if (v != NULL) {
+        ps->p = p;
+    }
+
+    return v;
 }
 
 

@@ -106,6 +106,12 @@ ngx_http_hris_tpl_compile(ngx_pool_t *pool, ngx_str_t *src, const char **err)
         p = close + 2;
     }
 
+    /* refused here, not by every render of it (a 500 per request) */
+    if (tpl->nparts > NGX_HTTP_HRIS_TPL_MAX_PARTS) {
+        *err = "too many parts (at most 16 literals and variables)";
+        return NULL;
+    }
+
     return tpl;
 }
 
@@ -159,10 +165,10 @@ ngx_http_hris_tpl_render(ngx_pool_t *pool, ngx_http_hris_tpl_t *tpl,
     size_t                     len;
     ngx_uint_t                 i;
     ngx_str_t                 *v, esc;
-    ngx_str_t                  values[16];
+    ngx_str_t                  values[NGX_HTTP_HRIS_TPL_MAX_PARTS];
     ngx_http_hris_tpl_part_t  *part;
 
-    if (tpl->nparts > 16) {
+    if (tpl->nparts > NGX_HTTP_HRIS_TPL_MAX_PARTS) {
         return NGX_ERROR;
     }
 

@@ -36,6 +36,10 @@ typedef struct {
 } ngx_http_hris_tpl_part_t;
 
 
+/* literals and variables of one template: what rendering has room for */
+#define NGX_HTTP_HRIS_TPL_MAX_PARTS  16
+
+
 typedef struct {
     ngx_uint_t                     nparts;
     ngx_http_hris_tpl_part_t      *parts;

@@ -99,6 +99,11 @@ edit_table(sub { $_[0]{headers}{'X-Key'} = '{{credentialz.api_key}}' });
 config_fails('unknown template variable in a header', $TABLE,
              qr/headers\.X-Key: unknown template variable/);
 
+# more parts than a render has room for: refused here, not a 500 per request
+edit_table(sub { $_[0]{resources}{employees}{list}{path} = '/v1' . ('/{{context.x}}' x 9) });
+config_fails('template with too many parts', $TABLE,
+             qr/resources\.employees\.list\.path: too many parts \(at most 16/);
+
 edit_table(sub { $_[0]{resources}{employees}{fields}{shoe_size} = '/shoeSize' });
 config_fails('field not in the schema', $TABLE,
              qr/resources\.employees\.fields: "shoe_size" is not a field of the unified employees resource/);

@@ -1,0 +1,124 @@
+/*
+ * libFuzzer target of the provider JSON reader (src/ngx_http_hris_parse.c).
+ * Differential: what the reader accepts, jansson's json_loadb() accepts as
+ * an equal tree, and what it refuses, jansson refuses too (the
+ * differences allowed: a document nested deeper than the reader's limit,
+ * and a NUL byte that jansson skips).
+ * Every object's recorded span loads again as that object, unless the
+ * input holds duplicate keys.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_hris_parse.h"
+
+
+/* every object under v has a span that loads as an equal object */
+
+static int
+fuzz_spans_ok(ngx_http_hris_spans_t *spans, json_t *v)
+{
+    int            ok;
+    size_t         i, len;
+    json_t        *again, *child;
+    const char    *key;
+    const u_char  *start;
+
+    if (json_is_array(v)) {
+        for (i = 0; i < json_array_size(v); i++) {
+            if (!fuzz_spans_ok(spans, json_array_get(v, i))) {
+                return 0;
+            }
+        }
+
+        return 1;
+    }
+
+    if (!json_is_object(v)) {
+        return 1;
+    }
+
+    if (ngx_http_hris_span_get(spans, v, &start, &len) != NGX_OK) {
+        return 0;
+    }
+
+    again = json_loadb((const char *) start, len, 0, NULL);
+    ok = (again != NULL && json_equal(again, v));
+    json_decref(again);
+
+    json_object_foreach(v, key, child) {
+        if (!fuzz_spans_ok(spans, child)) {
+            return 0;
+        }
+    }
+
+    return ok;
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                     line, col, dups;
+    json_t                 *ours, *theirs, *strict;
+    const char             *err;
+    ngx_pool_t             *pool;
+    ngx_http_hris_spans_t   spans;
+
+    pool = ngx_create_pool(1024, NULL);
+    if (pool == NULL) {
+        abort();
+    }
+
+    ngx_memzero(&spans, sizeof(ngx_http_hris_spans_t));
+    spans.pool = pool;
+
+    err = NULL;
+    ours = ngx_http_hris_parse(data, size, &line, &col, &err, &spans);
+    theirs = json_loadb((const char *) data, size, 0, NULL);
+
+    if (ours != NULL && theirs == NULL) {
+        fprintf(stderr, "the reader accepted what jansson refuses\n");
+        abort();
+    }
+
+    /*
+     * jansson drops a NUL byte that its lexer gives back (the byte after a
+     * number: "[0\0]" loads as [0]); RFC 8259 allows none, and the reader
+     * refuses it: stricter only there
+     */
+
+    if (ours == NULL && theirs != NULL
+        && memchr(data, '\0', size) == NULL
+        && (err == NULL || strcmp(err, NGX_HTTP_HRIS_PARSE_TOO_DEEP) != 0))
+    {
+        fprintf(stderr, "the reader refused what jansson accepts: %s\n",
+                err ? err : "(no message)");
+        abort();
+    }
+
+    if (ours != NULL && !json_equal(ours, theirs)) {
+        fprintf(stderr, "the reader and jansson built different trees\n");
+        abort();
+    }
+
+    if (ours != NULL) {
+        strict = json_loadb((const char *) data, size,
+                            JSON_REJECT_DUPLICATES, NULL);
+        dups = (strict == NULL);
+        json_decref(strict);
+
+        if (!dups && !fuzz_spans_ok(&spans, ours)) {
+            fprintf(stderr, "an object's span does not load as it\n");
+            abort();
+        }
+    }
+
+    ngx_destroy_pool(pool);
+
+    json_decref(ours);
+    json_decref(theirs);
+
+    return 0;
+}
