@@ -932,17 +932,20 @@ ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
             v.len -= 7;
         }
 
-        if (v.len && (v.len != g->token.len
-                      || ngx_memcmp(v.data, g->token.data, v.len) != 0)
-            && g->hmcf->redis)
+        if (v.len == 0
+            || (v.len == g->token.len
+                && ngx_memcmp(v.data, g->token.data, v.len) == 0))
         {
+            return;
+        }
+
+        if (g->hmcf->redis) {
+            /* it goes into headers of other gateways' calls */
             if (ngx_http_hris_value_safe(v.data, v.len)) {
                 ngx_http_hris_fleet_echo(g, &v, ngx_time() + ts->ttl);
             }
 
-        } else if (v.len && (v.len != g->token.len
-                      || ngx_memcmp(v.data, g->token.data, v.len) != 0))
-        {
+        } else {
             (void) ngx_http_hris_token_set(g->hmcf, &g->account->id, &v,
                                            ngx_time() + ts->ttl);
         }
