@@ -361,7 +361,7 @@ typedef struct {
     ngx_http_hris_tpl_t         *token_url;   /* default token URL */
     ngx_array_t                  allowed_urls;   /* ngx_http_hris_tpl_t * */
 
-    ngx_str_t                    display_name;   /* "ClayHR" */
+    ngx_str_t                    display_name;   /* as people spell it */
     ngx_array_t                  connect_form;   /* connect_field_t */
     ngx_http_hris_connect_verify_t  *connect_verify;  /* or NULL */
     ngx_http_hris_tpl_t         *authorize_url;  /* OAuth2 code, or NULL */
