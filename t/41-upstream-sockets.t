@@ -131,7 +131,8 @@ subtest 'worker_connections exhausted: only the calls without a slot fail' => su
         print $s "GET /unified/hris/employees?$ACME&limit=1 HTTP/1.1\r\nHost: gw\r\n"
                . "Connection: close\r\nAuthorization: Bearer $HRIS::Nginx::KEY\r\n\r\n";
     }
-    my @status = map { status_of($_, 15) } @socks;
+    # generous: under ASan on a busy machine the last ones come late
+    my @status = map { status_of($_, 45) } @socks;
     my %seen;
     $seen{$_}++ for @status;
     note('answers: ' . join(', ', map { "$_ x$seen{$_}" } sort keys %seen));
