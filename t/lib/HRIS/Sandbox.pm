@@ -229,7 +229,7 @@ sub start {
                 my %headers = map { (lc $_ => scalar $request->header($_)) }
                     $request->header_field_names;
                 open(my $out, '>>', $file) or POSIX::_exit(1);
-                print {$out} JSON::PP->new->canonical->encode({
+                print {$out} JSON::PP->new->utf8->canonical->encode({
                     method => $request->method, path => $request->uri->as_string,
                     headers => \%headers, body => $request->content,
                 }), "\n";
