@@ -126,6 +126,17 @@ control_request() first):
        `requests` is not changed by these keys.
   POST /_sandbox/reset         also forgets every code and token and the
        counters (registered clients stay).
+Webhooks (A4.10; shared/reference/fleet-writes-webhooks.md §3)
+---------------------------------------------------------------
+  POST|GET /v1/webhooks, GET|PUT|DELETE /v1/webhooks/{id},
+  GET /v1/webhooks/monitor_fields: registrations with a one-time privateKey.
+  Employee writes post employee.created / employee.updated (changedFields,
+  limited to monitorFields), signed X-BambooHR-Signature = hex
+  HMAC-SHA256(privateKey, body + X-BambooHR-Timestamp), from webhooks.py's
+  background thread; 5xx retried 5 times (5..80 minutes, scaled by
+  --webhook-time-scale), 4xx not. Class Webhooks below; the details and the
+  PLAUSIBLE choices are in sandbox/README.md.
+
 Writes (A4.4, A4.9; shared/reference/fleet-writes-webhooks.md §2)
 -----------------------------------------------------------------
 

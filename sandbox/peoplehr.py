@@ -25,6 +25,14 @@ Protocol (1.1-1.4, 1.7)
   ("true", "False", ...) or JSON booleans. Anything else: Status 5
   "<Field> contains invalid data.".
 
+Webhooks (1.9)
+--------------
+  The listener URL of Settings -> API is --webhook-url or POST
+  /_sandbox/webhooks/listener {"url"}; AddNewHoliday posts an ActionId 4
+  packet (JSON of the documented Field:Value pairs, PLAUSIBLE), once, no
+  authentication, no retry. /_sandbox/webhooks/fire sends ActionIds 1-9 and
+  18. Class Webhooks below; details in sandbox/README.md.
+
 Routes and actions
 ------------------
   POST /Employee  GetAllEmployeeDetail    IncludeLeavers (optional, default false)

@@ -172,6 +172,16 @@ Writes (B3.4, B3.8; shared/reference/fleet-writes-webhooks.md §2)
   department only when given, no picture); new ids (one above the
   highest). POST /_sandbox/reset also brings the data set back.
 
+v2 webhooks (shared/reference/fleet-writes-webhooks.md §3)
+-----------------------------------------------------------
+  POST|GET /v2/webhooks, GET|PATCH|DELETE /v2/webhooks/{id},
+  GET /v2/webhooks/{id}/events (Bearer token of /v1/auth). Writes post
+  person.created|updated and absence-period.created|deleted with ids only
+  and the registration's token verbatim in Authorization (no HMAC), from
+  webhooks.py's background thread; anything but a 2xx within 3 s is retried
+  6 times over 3 days (scaled by --webhook-time-scale). Class Webhooks
+  below; the details and the PLAUSIBLE choices are in sandbox/README.md.
+
 PLAUSIBLE choices (the reference marks these UNVERIFIED or is silent)
 ---------------------------------------------------------------------
 * /v1/auth: wrong credentials -> 401 {"code":401,"message":"Wrong
@@ -1887,7 +1897,7 @@ WEBHOOK_AUTH_TYPES = ("NONE", "TOKEN", "CUSTOM")
 WEBHOOK_STATUSES = ("ENABLED", "DISABLED")
 # "Retried up to 6 times over 3 days" [H]; PLAUSIBLE: these waits (3 days in
 # all), and that every answer but a 2xx, or none within 3 s, is retried.
-WEBHOOK_RETRIES = (300, 1800, 7200, 21600, 86400, 141600)
+WEBHOOK_RETRIES = (300, 1800, 7200, 21600, 86400, 141900)
 WEBHOOK_TIMEOUT = 3           # "answer 2xx within 3 s" [H]
 WEBHOOK_LIMIT = 100           # registrations kept at once (PLAUSIBLE)
 WEBHOOK_EVENT_LOG = 500       # events kept per registration for /events

@@ -819,6 +819,8 @@ $sb->reset;
     my ($list, $listed) = $call->($hsb, 'GET', '/api/v1/webhooks');
     is_deeply([sort keys %{ $listed->{webhooks}[0] }], [qw(created id lastSent name url)],
               'GET /v1/webhooks lists id, name, created, lastSent, url');
+    is_deeply(($call->($hsb, 'GET', '/api/gateway.php/acme/v1/webhooks'))[1], $listed,
+              'the webhooks answer under every path shape (gateway.php too)');
     my ($one, $shown) = $call->($hsb, 'GET', "/v1/webhooks/$hook->{id}");
     is($shown->{url}, $rx->url, 'GET /v1/webhooks/{id}');
     unlike($list->{content} . $one->{content}, qr/privateKey|\Q$key\E/, 'the key is shown once: never listed or read back');
