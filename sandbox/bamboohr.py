@@ -104,8 +104,8 @@ are subject to the fault queue like any provider request.
   unknown, expired or revoked -> 401, empty body, X-BambooHR-Error-Message
   "Invalid access token." / "The access token has expired." / "... revoked."
 
-Control endpoints (no auth; common.py has no provider hook, so
-_install_control_hook() wraps common.control_request):
+Control endpoints (no auth; common.control_request asks the provider's
+control_request() first):
   GET  /_sandbox/oauth/grants  {"codes": [{code, client_id, redirect_uri,
        scope, state unused|used|expired, expires_in}], "access_tokens":
        [{access_token, client_id, scope, grant_type, state
@@ -126,6 +126,17 @@ _install_control_hook() wraps common.control_request):
        `requests` is not changed by these keys.
   POST /_sandbox/reset         also forgets every code and token and the
        counters (registered clients stay).
+Webhooks (A4.10; shared/reference/fleet-writes-webhooks.md §3)
+---------------------------------------------------------------
+  POST|GET /v1/webhooks, GET|PUT|DELETE /v1/webhooks/{id},
+  GET /v1/webhooks/monitor_fields: registrations with a one-time privateKey.
+  Employee writes post employee.created / employee.updated (changedFields,
+  limited to monitorFields), signed X-BambooHR-Signature = hex
+  HMAC-SHA256(privateKey, body + X-BambooHR-Timestamp), from webhooks.py's
+  background thread; 5xx retried 5 times (5..80 minutes, scaled by
+  --webhook-time-scale), 4xx not. Class Webhooks below; the details and the
+  PLAUSIBLE choices are in sandbox/README.md.
+
 Writes (A4.4, A4.9; shared/reference/fleet-writes-webhooks.md §2)
 -----------------------------------------------------------------
 
@@ -176,6 +187,8 @@ import argparse
 import base64
 import binascii
 import datetime
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -193,6 +206,7 @@ from xml.sax.saxutils import escape, quoteattr
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (needs the path above)
+import webhooks  # noqa: E402
 
 DEFAULT_API_KEY = "0123456789abcdef0123456789abcdef01234567"
 DEFAULT_SEED = 20260601
@@ -1773,24 +1787,6 @@ class OAuthEndpoints:
                                      "expires_in": grants.code_ttl})
 
 
-def _install_control_hook():
-    """common.py sends every /_sandbox/ request to common.control_request()
-    and offers providers no hook. Wrap that function (once) so a provider's
-    control_request(server, req) sees those requests first; it returns a
-    Response, or None to leave the request to common.py."""
-    original = common.control_request
-    if getattr(original, "provider_hook", False):
-        return
-
-    def control_request(server, req):
-        hook = getattr(server.provider, "control_request", None)
-        resp = hook(server, req) if hook is not None else None
-        return original(server, req) if resp is None else resp
-
-    control_request.provider_hook = True
-    common.control_request = control_request
-
-
 # ---------------------------------------------------------------------------
 # The provider
 # ---------------------------------------------------------------------------
@@ -1837,6 +1833,7 @@ class BambooHR(common.Provider):
         oauth.add_argument("--company-domain", default=DEFAULT_COMPANY_DOMAIN,
                            help="companyDomain of token answers (default %s)"
                                 % DEFAULT_COMPANY_DOMAIN)
+        webhooks.add_arguments(parser)
 
     def __init__(self, args):
         super().__init__(args)
@@ -1848,6 +1845,7 @@ class BambooHR(common.Provider):
                 raise SystemExit("--%s must be at least 1" % name.replace("_", "-"))
         if args.token_delay_ms < 0:
             raise SystemExit("--token-delay-ms must not be negative")
+        webhooks.check_arguments(args)
         self.ds = generate_dataset(seed=args.seed, today=args.today)
         self.meta_company_api_key = args.meta_company_api_key
         self.company_domain = args.company_domain
@@ -1855,13 +1853,13 @@ class BambooHR(common.Provider):
         self.key_owner = self.ds.employees[0]
         self.router = self._build_router()
         self.writes = Writes(self)
+        self.webhooks = Webhooks(self)
         clients = args.oauth_clients or [oauth_client_arg(DEFAULT_OAUTH_CLIENT)]
         self.oauth = OAuthEndpoints(
             OAuthGrants(clients, args.code_ttl, args.access_token_ttl, not args.no_rotate,
                         args.company_domain, self.key_owner["id"],
                         args.access_token_bytes),
             args.token_delay_ms)
-        _install_control_hook()
 
     def _build_router(self):
         r = common.Router()
@@ -1890,6 +1888,12 @@ class BambooHR(common.Provider):
         r.add("POST", "/v1/employees/{id}", self.update_employee)
         r.add("PUT", "/v1/employees/{id}/time_off/request", self.create_time_off_request)
         r.add("PUT", "/v1/time_off/requests/{id}/status", self.set_time_off_status)
+        r.add("GET", "/v1/webhooks", lambda req: self.webhooks.listing(req))
+        r.add("POST", "/v1/webhooks", lambda req: self.webhooks.create(req))
+        r.add("GET", "/v1/webhooks/monitor_fields", lambda req: self.webhooks.monitor_fields(req))
+        r.add("GET", "/v1/webhooks/{id}", lambda req: self.webhooks.get(req))
+        r.add("PUT", "/v1/webhooks/{id}", lambda req: self.webhooks.update(req))
+        r.add("DELETE", "/v1/webhooks/{id}", lambda req: self.webhooks.delete(req))
         return r
 
     # -- dispatch, auth, rendering --
@@ -1944,6 +1948,7 @@ class BambooHR(common.Provider):
         refresh tokens, token.php counters); clients stay registered. Data
         changed by writes comes back as generated."""
         self.oauth.grants.clear()
+        self.webhooks.reset()
         if self.writes.dirty:
             self.ds = generate_dataset(seed=self.args.seed, today=self.args.today)
             self.key_owner = self.ds.employees[0]
@@ -1951,10 +1956,13 @@ class BambooHR(common.Provider):
 
     def control_request(self, server, req):
         """/_sandbox/oauth/... and the token.php counters in /_sandbox/stats
-        (called through _install_control_hook()); None: common.py answers."""
+        (common.control_request calls it first); None: common.py answers."""
         path = req.path.rstrip("/")
         if path.startswith(common.CONTROL_PREFIX + "/oauth/"):
             return self.oauth.control(req, path[len(common.CONTROL_PREFIX + "/oauth/"):])
+        answer = webhooks.control(req, self.webhooks.outbox, self.webhooks.fire)
+        if answer is not None:
+            return answer
         if (req.method, path) == ("GET", common.CONTROL_PREFIX + "/stats"):
             stats = server.state.stats()
             stats["by_path"].update(self.oauth.grants.token_counts())
@@ -2570,6 +2578,9 @@ class Writes:
             self.ds.employees = self.ds.employees + [emp]
             self.ds.by_id = {**self.ds.by_id, eid: emp}
             self.dirty = True
+        # A new employee fires created, then updated with the fields set [M-H].
+        self.provider.webhooks.emit("employee.created", eid)
+        self.provider.webhooks.emit("employee.updated", eid, list(body))
         resp = self.provider.render(req, {"id": eid, "firstName": emp["firstName"],
                                           "lastName": emp["lastName"], "status": "Active"},
                                     "employee", status=201)
@@ -2581,8 +2592,11 @@ class Writes:
         body = self.body(req)
         with self.lock:
             self.check_fields(body, emp["id"])
+            changed = [name for name in body if emp.get(name) != body[name]]
             self.apply(emp, body)
             self.dirty = True
+        if changed:
+            self.provider.webhooks.emit("employee.updated", emp["id"], changed)
         answer = {"id": emp["id"], "firstName": emp["firstName"], "lastName": emp["lastName"],
                   "status": emp["status"]}
         answer.update({k: emp[k] for k in body})
@@ -2685,6 +2699,214 @@ class Writes:
             self.ds.requests = [changed if r is request else r for r in self.ds.requests]
             self.dirty = True
         return common.Response(200, b"", EMPTY_TYPE)
+
+
+# ---------------------------------------------------------------------------
+# Webhooks (A4.10; shared/reference/fleet-writes-webhooks.md §3)
+# ---------------------------------------------------------------------------
+
+WEBHOOK_EVENTS = ("employee.created", "employee.updated", "employee.deleted")
+# 5xx retried 5 times, 5, 10, 20, 40 and 80 minutes apart; 4xx never [SPEC].
+WEBHOOK_RETRIES = (300, 600, 1200, 2400, 4800)
+WEBHOOK_TIMEOUT = 10          # PLAUSIBLE: seconds the receiver has to answer
+WEBHOOK_LIMIT = 100           # registrations kept at once (PLAUSIBLE)
+
+
+def webhook_signature(private_key, body, stamp):
+    """X-BambooHR-Signature: hex HMAC-SHA256 keyed with the privateKey over the
+    raw body followed by the X-BambooHR-Timestamp value, no separator
+    (BambooHR's PHP sample as quoted by Nango's docs; not in the spec)."""
+    return hmac.new(private_key.encode("ascii"), body + stamp.encode("ascii"),
+                    hashlib.sha256).hexdigest()
+
+
+def _webhook_retryable(status):
+    """5xx, or no answer at all (PLAUSIBLE: treated as a 5xx), is retried."""
+    return status is None or status >= 500
+
+
+class Webhooks:
+    """POST/GET/PUT/DELETE /v1/webhooks and the events writes send."""
+
+    def __init__(self, provider):
+        self.provider = provider
+        self.args = provider.args
+        self.lock = threading.Lock()
+        self.hooks = {}
+        self.next_id = 1
+        self.outbox = webhooks.Outbox(WEBHOOK_RETRIES, _webhook_retryable, WEBHOOK_TIMEOUT,
+                                      self.args.webhook_time_scale, self._sent)
+
+    def reset(self):
+        with self.lock:
+            self.hooks = {}
+            self.next_id = 1
+        self.outbox.clear()
+
+    def _sent(self, hook_id, when):
+        with self.lock:
+            hook = self.hooks.get(hook_id)
+            if hook is not None:
+                hook["lastSent"] = when.strftime("%Y-%m-%d %H:%M:%S")
+
+    @staticmethod
+    def _public(hook):
+        return {k: v for k, v in hook.items() if k != "privateKey"}
+
+    def _or_404(self, raw_id):
+        hook = self.hooks.get(raw_id)
+        if hook is None:
+            raise ApiError(header_error(404, "Webhook not found"))
+        return hook
+
+    def _validated(self, body):
+        """The stored fields of a create or update body; 400 otherwise.
+        PLAUSIBLE: the messages; events being required (without them the
+        real API makes a legacy employee_with_fields webhook, which the
+        sandbox does not send); format json only (form-encoded bodies of
+        the new events are undocumented)."""
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ApiError(header_error(400, "The name field is required."))
+        problem_text = webhooks.url_problem(body.get("url"), self.args)
+        if problem_text:
+            raise ApiError(header_error(400, "Invalid webhook URL: %s." % problem_text))
+        fmt = body.get("format")
+        if fmt not in ("json", "form-encoded"):
+            raise ApiError(header_error(400, "The format field is required (json or "
+                                             "form-encoded)."))
+        if fmt != "json":
+            raise ApiError(header_error(400, "The sandbox sends the format json only."))
+        events = body.get("events")
+        if not isinstance(events, list) or not events:
+            raise ApiError(header_error(400, "The events field is required (the sandbox "
+                                             "has no legacy employee_with_fields events)."))
+        for event in events:
+            if event not in WEBHOOK_EVENTS:
+                raise ApiError(header_error(400, "Invalid event: %s" % event))
+        monitor = body.get("monitorFields") or []
+        if not isinstance(monitor, list):
+            raise ApiError(header_error(400, "monitorFields must be a list."))
+        known = {entry[3] for entry in FIELD_CATALOG} | WRITABLE_FIELDS
+        for field in monitor:
+            if field not in known:
+                raise ApiError(header_error(400, "Invalid monitor field: %s" % field))
+        post_fields = body.get("postFields") or {}
+        if not isinstance(post_fields, dict):
+            raise ApiError(header_error(400, "postFields must be an object."))
+        return {"name": name, "url": body["url"], "format": fmt,
+                "events": list(dict.fromkeys(events)),
+                "monitorFields": list(dict.fromkeys(monitor)), "postFields": post_fields,
+                "includeCompanyDomain": bool(body.get("includeCompanyDomain", False))}
+
+    # -- the API --
+
+    def create(self, req):
+        fields = self._validated(Writes.body(req))
+        now = webhooks.utc_now()
+        with self.lock:
+            if len(self.hooks) >= WEBHOOK_LIMIT:
+                raise ApiError(header_error(400, "Too many webhooks."))
+            hook_id = str(self.next_id)
+            self.next_id += 1
+            hook = {"id": hook_id, "name": fields["name"],
+                    "created": now.strftime("%Y-%m-%d %H:%M:%S"), "lastSent": None}
+            hook.update(fields)
+            # 32 hex characters, as the recording's key; shown by this answer only.
+            hook["privateKey"] = secrets.token_hex(16)
+            self.hooks[hook_id] = hook
+            answer = dict(hook)
+        return self.provider.render(req, answer, "webhook", status=201)
+
+    def listing(self, req):
+        with self.lock:
+            rows = [{k: hook[k] for k in ("id", "name", "created", "lastSent", "url")}
+                    for hook in self.hooks.values()]
+        return self.provider.render(req, {"webhooks": rows}, "webhooks")
+
+    def get(self, req):
+        with self.lock:
+            answer = self._public(self._or_404(req.params["id"]))
+        return self.provider.render(req, answer, "webhook")
+
+    def update(self, req):
+        """PUT: the same fields as a create; the key stays (PLAUSIBLE)."""
+        with self.lock:
+            self._or_404(req.params["id"])
+        fields = self._validated(Writes.body(req))
+        with self.lock:
+            hook = self._or_404(req.params["id"])
+            hook.update(fields)
+            answer = self._public(hook)
+        return self.provider.render(req, answer, "webhook")
+
+    def delete(self, req):
+        """200 with an empty body (PLAUSIBLE); pending retries are dropped."""
+        with self.lock:
+            self._or_404(req.params["id"])
+            del self.hooks[req.params["id"]]
+        self.outbox.drop_webhook(req.params["id"])
+        return common.Response(200, b"", EMPTY_TYPE)
+
+    def monitor_fields(self, req):
+        """GET /v1/webhooks/monitor_fields (PLAUSIBLE shape)."""
+        fields = [{"id": entry[0], "name": entry[1], "alias": entry[3]}
+                  for entry in FIELD_CATALOG]
+        return self.provider.render(req, {"fields": fields}, "fields")
+
+    # -- events --
+
+    def emit(self, event, employee_id, changed=None):
+        """Queue `event` for every registration that asked for it; returns
+        the delivery ids. An update reaches a webhook with monitorFields only
+        when one of them changed, and names only those."""
+        with self.lock:
+            targets = [dict(h) for h in self.hooks.values() if event in h["events"]]
+        queued = []
+        for hook in targets:
+            data = {"companyId": str(META_COMPANY_ID), "employeeId": str(employee_id)}
+            if event == "employee.updated":
+                fields = list(changed or [])
+                if hook["monitorFields"]:
+                    fields = [f for f in fields if f in hook["monitorFields"]]
+                if not fields:
+                    continue
+                data["changedFields"] = fields
+            body = common.dump_json({
+                "type": event,
+                "timestamp": webhooks.utc_now().strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                "data": data})
+            queued.append(self.outbox.post(hook["id"], event, hook["url"],
+                                           self._builder(hook["privateKey"], body)))
+        return queued
+
+    @staticmethod
+    def _builder(private_key, body):
+        def build():
+            # A fresh timestamp and signature for every attempt (PLAUSIBLE:
+            # a retry 80 minutes later would otherwise be stale).
+            stamp = str(int(time.time()))
+            return body, [("Content-Type", "application/json"),
+                          ("User-Agent", "BambooHR-Webhooks"),
+                          ("X-BambooHR-Timestamp", stamp),
+                          ("X-BambooHR-Signature", webhook_signature(private_key, body, stamp))]
+        return build
+
+    def fire(self, body):
+        """POST /_sandbox/webhooks/fire {"event", "id", "changedFields"}."""
+        event, eid = body.get("event"), str(body.get("id", ""))
+        if event not in WEBHOOK_EVENTS:
+            return common.json_response({"error": "event must be one of %s"
+                                                  % ", ".join(WEBHOOK_EVENTS)}, 400)
+        if not re.fullmatch(r"\d{1,12}", eid):
+            return common.json_response({"error": "id must be an employee id"}, 400)
+        if event != "employee.deleted" and self.provider.ds.employee(eid) is None:
+            return common.json_response({"error": "no employee %s" % eid}, 404)
+        changed = body.get("changedFields", ["firstName"])
+        if not isinstance(changed, list) or not all(isinstance(f, str) for f in changed):
+            return common.json_response({"error": "changedFields must be a list of "
+                                                  "field names"}, 400)
+        return webhooks.fired(self.emit(event, eid, changed))
 
 
 def time_off_request_list(provider, req):

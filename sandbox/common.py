@@ -508,6 +508,13 @@ def cut_json(body):
 # ---------------------------------------------------------------------------
 
 def control_request(server, req):
+    # A provider's own control endpoints (OAuth grants, webhooks) come first:
+    # its control_request(server, req) answers, or returns None to leave the
+    # request to the common ones below.
+    hook = getattr(server.provider, "control_request", None)
+    resp = hook(server, req) if hook is not None else None
+    if resp is not None:
+        return resp
     state = server.state
     route = (req.method, req.path.rstrip("/"))
     if route == ("POST", CONTROL_PREFIX + "/faults"):

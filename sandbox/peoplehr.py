@@ -25,6 +25,14 @@ Protocol (1.1-1.4, 1.7)
   ("true", "False", ...) or JSON booleans. Anything else: Status 5
   "<Field> contains invalid data.".
 
+Webhooks (1.9)
+--------------
+  The listener URL of Settings -> API is --webhook-url or POST
+  /_sandbox/webhooks/listener {"url"}; AddNewHoliday posts an ActionId 4
+  packet (JSON of the documented Field:Value pairs, PLAUSIBLE), once, no
+  authentication, no retry. /_sandbox/webhooks/fire sends ActionIds 1-9 and
+  18. Class Webhooks below; details in sandbox/README.md.
+
 Routes and actions
 ------------------
   POST /Employee  GetAllEmployeeDetail    IncludeLeavers (optional, default false)
@@ -183,12 +191,14 @@ import threading
 import time
 import unicodedata
 import uuid
+from urllib.parse import urlencode
 
 # Import the shared server from this directory without leaving a
 # __pycache__ behind in the source tree.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (needs the path above)
+import webhooks  # noqa: E402
 
 DEFAULT_API_KEY = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 DEFAULT_SEED = 20260601
@@ -1203,6 +1213,12 @@ class PeopleHR(common.Provider):
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data set seed")
         parser.add_argument("--today", default=DEFAULT_TODAY,
                             help="the sandbox's fixed 'today' (YYYY-MM-DD)")
+        webhooks.add_arguments(parser)
+        parser.add_argument("--webhook-url", metavar="URL",
+                            help="the listener URL of Settings -> API at start (default: "
+                                 "none; POST /_sandbox/webhooks/listener sets it)")
+        parser.add_argument("--webhook-encoding", choices=("json", "form"), default="json",
+                            help="body of the webhook packets (default json)")
 
     def __init__(self, args):
         super().__init__(args)
@@ -1215,6 +1231,10 @@ class PeopleHR(common.Provider):
         self.ds = generate_dataset(seed=args.seed, today=args.today)
         self.write_lock = threading.Lock()
         self.dirty = False
+        webhooks.check_arguments(args)
+        if args.webhook_url is not None and webhooks.url_problem(args.webhook_url, args):
+            raise SystemExit("--webhook-url: %s" % webhooks.url_problem(args.webhook_url, args))
+        self.webhooks = Webhooks(self)
         self.actions = {
             "employee": {"getallemployeedetail": self.get_all_employee_detail,
                          "getemployeedetailbyid": self.get_employee_detail_by_id,
@@ -1236,9 +1256,16 @@ class PeopleHR(common.Provider):
 
     def reset(self):
         self.limiter.reset()
+        self.webhooks.reset()
         if self.dirty:
             self.ds = generate_dataset(seed=self.args.seed, today=self.args.today)
             self.dirty = False
+
+    def control_request(self, server, req):
+        """/_sandbox/webhooks/...; None: common.py answers."""
+        if req.path.rstrip("/") == common.CONTROL_PREFIX + "/webhooks/listener":
+            return self.webhooks.listener(req)
+        return webhooks.control(req, self.webhooks.outbox, self.webhooks.fire)
 
     def is_leaver(self, emp):
         """A leaver for GetAllEmployeeDetail: LeavingDate set and passed."""
@@ -1440,6 +1467,7 @@ class PeopleHR(common.Provider):
             rows = sorted(self.ds.holidays[emp["id"]] + [record], key=lambda r: r["StartDate"])
             self.ds.holidays = {**self.ds.holidays, emp["id"]: rows}
             self.dirty = True
+        self.webhooks.emit(4, emp["id"], holiday_fields(record))
         return json_answer(envelope(False, 0, "Holiday added successfully.",
                                     {"AnnualLeaveTxnId": txn}))
 
@@ -1484,6 +1512,144 @@ class Body:
 # ---------------------------------------------------------------------------
 # Client address (common.Request does not carry it)
 # ---------------------------------------------------------------------------
+
+# ---------------------------------------------------------------------------
+# Webhooks (1.9): a listener URL set in the provider's settings, no API
+# ---------------------------------------------------------------------------
+
+# ActionId -> Action, as PeopleHR's "Webhooks Detail" lists them.
+WEBHOOK_ACTIONS = {1: "New Starter Added", 2: "Employee Detail Updated", 3: "Marked Leaver",
+                   4: "Holiday Added", 5: "Holiday Updated", 6: "Holiday Deleted",
+                   7: "New Holiday Request", 8: "Holiday Approved", 9: "Holiday Rejected",
+                   18: "Employee Deleted"}
+HOLIDAY_ACTIONS = (4, 5, 6, 7, 8, 9)
+WEBHOOK_TIMEOUT = 10          # PLAUSIBLE
+WEBHOOK_RETRIES = ()          # PLAUSIBLE: no retry is documented, none is made
+
+
+def holiday_fields(record):
+    """The holiday part of a packet (1.9): strings, Duration "2.50"-style."""
+    days = float(record["DurationInDays"])
+    return {"HolidayType": "Less than a day" if days < 1 else "A day or more",
+            "StartDate": record["StartDate"], "EndDate": record["EndDate"],
+            "HolidayRecordedIn": "Hours" if record.get("DurationType") == 2 else "Days",
+            "PartOfDay": record.get("PartOfDay") or "",
+            "StartDatePartOfTheDay": record.get("StartDatePartOfTheDay") or "",
+            "EndDatePartOfTheDay": record.get("EndDatePartOfTheDay") or "",
+            "Duration": "%.2f" % days,
+            "Comments": record.get("RequesterComments") or "",
+            "IsToilHoliday": "Yes" if record.get("IsToilHoliday") else "No"}
+
+
+class Webhooks:
+    """The listener URL (a control switch stands for Settings -> API) and the
+    packets sent to it. PLAUSIBLE, as the reference leaves the encoding open:
+    a JSON object of the documented Field:Value pairs, ActionId a number and
+    every other value a string (--webhook-encoding form: a form body of the
+    same pairs); no authentication header; no retry."""
+
+    def __init__(self, provider):
+        self.provider = provider
+        self.args = provider.args
+        self.lock = threading.Lock()
+        self.url = None
+        self._set_initial()
+        self.outbox = webhooks.Outbox(WEBHOOK_RETRIES, lambda status: False, WEBHOOK_TIMEOUT,
+                                      self.args.webhook_time_scale)
+
+    def _set_initial(self):
+        self.url = self.args.webhook_url
+
+    def reset(self):
+        with self.lock:
+            self._set_initial()
+        self.outbox.clear()
+
+    def listener(self, req):
+        """GET|POST|DELETE /_sandbox/webhooks/listener."""
+        if req.method == "GET":
+            with self.lock:
+                return common.json_response({"url": self.url})
+        if req.method == "DELETE":
+            with self.lock:
+                self.url = None
+            return common.json_response({"url": None})
+        if req.method != "POST":
+            return common.json_response({"error": "GET, POST or DELETE"}, 405)
+        try:
+            body = req.json_body()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict) or "url" not in body:
+            return common.json_response({"error": "the body must be {\"url\": ...}"}, 400)
+        if body["url"] is not None:
+            problem_text = webhooks.url_problem(body["url"], self.args)
+            if problem_text:
+                return common.json_response({"error": problem_text}, 400)
+        with self.lock:
+            self.url = body["url"]
+        return common.json_response({"url": body["url"]})
+
+    def emit(self, action_id, employee_id, fields=None):
+        """Send one packet to the listener, if one is set; the delivery id."""
+        packet = {"ActionId": action_id, "Action": WEBHOOK_ACTIONS[action_id],
+                  "EmployeeId": str(employee_id)}
+        packet.update({k: "" if v is None else str(v) for k, v in (fields or {}).items()})
+        if self.args.webhook_encoding == "form":
+            raw = urlencode([(k, str(v)) for k, v in packet.items()]).encode("ascii")
+            ctype = "application/x-www-form-urlencoded"
+        else:
+            raw, ctype = common.dump_json(packet), "application/json"
+        with self.lock:
+            url = self.url
+        if url is None:
+            return None
+        headers = [("Content-Type", ctype), ("User-Agent", "PeopleHR-Webhooks")]
+        return self.outbox.post(None, str(action_id), url, lambda: (raw, headers))
+
+    def fire(self, body):
+        """POST /_sandbox/webhooks/fire {"event": ActionId, "id", "fields"}:
+        `id` is the EmployeeId, or for a holiday action (4-9) the holiday's
+        AnnualLeaveTxnId; `fields` adds or replaces pairs of the packet."""
+        try:
+            action_id = int(str(body.get("event")))
+        except ValueError:
+            action_id = None
+        if action_id not in WEBHOOK_ACTIONS:
+            return common.json_response({"error": "event must be an ActionId the sandbox "
+                                                  "sends: %s" % sorted(WEBHOOK_ACTIONS)}, 400)
+        extra = body.get("fields") or {}
+        if not isinstance(extra, dict):
+            return common.json_response({"error": "fields must be an object"}, 400)
+        ds = self.provider.ds
+        raw = str(body.get("id", ""))
+        fields = {}
+        if action_id in HOLIDAY_ACTIONS:
+            found = [(eid, r) for eid, rows in ds.holidays.items() for r in rows
+                     if str(r["AnnualLeaveTxnId"]) == raw]
+            if not found:
+                return common.json_response({"error": "no holiday %s" % raw}, 404)
+            employee_id, record = found[0]
+            fields = holiday_fields(record)
+            if action_id == 5:
+                fields = dict({"Original" + k: fields[k] for k in (
+                    "StartDate", "EndDate", "PartOfDay", "StartDatePartOfTheDay",
+                    "EndDatePartOfTheDay", "Duration")}, **fields)
+            if action_id in (8, 9):
+                boss = ds.manager(ds.employee(employee_id))
+                fields["AuthorisedByFirstName"] = boss["first"] if boss else "HR"
+                fields["AuthorisedByLastName"] = boss["last"] if boss else "Administrator"
+        else:
+            emp = ds.employee(raw)
+            if emp is None and action_id != 18:
+                return common.json_response({"error": "no employee %s" % raw}, 404)
+            employee_id = emp["id"] if emp else raw
+            if action_id == 2:
+                fields = {"FieldName": "First Name", "NewValue": emp["first"],
+                          "OldValue": emp["first"], "Reason": ""}
+        fields.update(extra)
+        return webhooks.fired([self.emit(action_id, employee_id, fields)])
+
 
 def client_address(req):
     """The client IP the rate limit is kept for."""

@@ -172,6 +172,16 @@ Writes (B3.4, B3.8; shared/reference/fleet-writes-webhooks.md §2)
   department only when given, no picture); new ids (one above the
   highest). POST /_sandbox/reset also brings the data set back.
 
+v2 webhooks (shared/reference/fleet-writes-webhooks.md §3)
+-----------------------------------------------------------
+  POST|GET /v2/webhooks, GET|PATCH|DELETE /v2/webhooks/{id},
+  GET /v2/webhooks/{id}/events (Bearer token of /v1/auth). Writes post
+  person.created|updated and absence-period.created|deleted with ids only
+  and the registration's token verbatim in Authorization (no HMAC), from
+  webhooks.py's background thread; anything but a 2xx within 3 s is retried
+  6 times over 3 days (scaled by --webhook-time-scale). Class Webhooks
+  below; the details and the PLAUSIBLE choices are in sandbox/README.md.
+
 PLAUSIBLE choices (the reference marks these UNVERIFIED or is silent)
 ---------------------------------------------------------------------
 * /v1/auth: wrong credentials -> 401 {"code":401,"message":"Wrong
@@ -224,6 +234,7 @@ import sys
 import threading
 import time
 import unicodedata
+import uuid
 from collections import deque
 from urllib.parse import parse_qsl, unquote
 
@@ -232,6 +243,7 @@ from urllib.parse import parse_qsl, unquote
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (needs the path above)
+import webhooks  # noqa: E402
 
 DEFAULT_CLIENT_ID = "sandbox-personio-client-id"
 DEFAULT_CLIENT_SECRET = "sandbox-personio-client-secret"
@@ -1298,6 +1310,7 @@ class Personio(common.Provider):
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data set seed")
         parser.add_argument("--today", default=DEFAULT_TODAY,
                             help="the sandbox's fixed 'today' (YYYY-MM-DD)")
+        webhooks.add_arguments(parser)
 
     def __init__(self, args):
         super().__init__(args)
@@ -1326,6 +1339,8 @@ class Personio(common.Provider):
         self.router = self._build_router()
         self.write_lock = threading.Lock()
         self.dirty = False
+        webhooks.check_arguments(args)
+        self.webhooks = Webhooks(self)
 
     def _build_router(self):
         r = common.Router()
@@ -1351,13 +1366,24 @@ class Personio(common.Provider):
         self.auth_limit.reset()
         self.burst_limit.reset()
         self.minute_limit.reset()
+        self.webhooks.reset()
         if self.dirty:
             self.ds = generate_dataset(seed=self.args.seed, today=self.args.today)
             self.dirty = False
 
     # -- dispatch --
 
+    def control_request(self, server, req):
+        """/_sandbox/webhooks/...; None: common.py answers."""
+        return webhooks.control(req, self.webhooks.outbox, self.webhooks.fire)
+
     def handle(self, req):
+        v2 = unquote(req.path).rstrip("/")
+        if v2 == "/v2/webhooks" or v2.startswith("/v2/webhooks/"):
+            try:
+                return self.webhooks.handle(req, v2)
+            except ApiError as err:
+                return err.response
         found = PREFIX.match(unquote(req.path).rstrip("/"))
         if not found:
             return v1_error(404, "Not found")
@@ -1762,6 +1788,7 @@ class Personio(common.Provider):
             self.ds.employees = self.ds.employees + [emp]
             self.ds.by_id = {**self.ds.by_id, eid: emp}
             self.dirty = True
+        self.webhooks.person_event("person.created", eid)
         return common.json_response({"success": True, "data": {"id": eid,
                                                                "message": "success"}})
 
@@ -1779,6 +1806,8 @@ class Personio(common.Provider):
             emp["modified"] = now_moment()
             emp["changed"] = sorted(values)
             self.dirty = True
+        if values:
+            self.webhooks.person_event("person.updated", emp["id"])
         return common.json_response({"success": True, "data": {"id": emp["id"]}, "meta": []})
 
     def create_time_off(self, req):
@@ -1826,6 +1855,7 @@ class Personio(common.Provider):
             self.ds.time_off_by_id = {**self.ds.time_off_by_id, period["id"]: period}
             emp["balances"] = _balances(self.ds, emp)
             self.dirty = True
+        self.webhooks.absence_event("absence-period.created", period["id"], emp["id"])
         return common.json_response({"success": True,
                                      "data": time_off_record(self.ds, period)})
 
@@ -1844,8 +1874,227 @@ class Personio(common.Provider):
             if emp:
                 emp["balances"] = _balances(self.ds, emp)
             self.dirty = True
+        self.webhooks.absence_event("absence-period.deleted", period["id"],
+                                    period["employee_id"])
         return common.json_response({"success": True,
                                      "data": {"message": "The absence period was deleted."}})
+
+
+# ---------------------------------------------------------------------------
+# v2 webhooks (shared/reference/fleet-writes-webhooks.md §3)
+# ---------------------------------------------------------------------------
+
+# Event names of Personio's webhook catalogue (developer.personio.de, "Event-
+# driven data from Personio", "Attendance & Absence Events").
+WEBHOOK_EVENTS = (
+    "person.created", "person.updated", "person.deleted",
+    "employment.created", "employment.updated", "employment.deleted",
+    "employment.started", "employment.terminated",
+    "absence-period.created", "absence-period.updated.timerange",
+    "absence-period.updated.status", "absence-period.deleted",
+    "attendance-period.created", "attendance-period.updated", "attendance-period.deleted")
+WEBHOOK_AUTH_TYPES = ("NONE", "TOKEN", "CUSTOM")
+WEBHOOK_STATUSES = ("ENABLED", "DISABLED")
+# "Retried up to 6 times over 3 days" [H]; PLAUSIBLE: these waits (3 days in
+# all), and that every answer but a 2xx, or none within 3 s, is retried.
+WEBHOOK_RETRIES = (300, 1800, 7200, 21600, 86400, 141900)
+WEBHOOK_TIMEOUT = 3           # "answer 2xx within 3 s" [H]
+WEBHOOK_LIMIT = 100           # registrations kept at once (PLAUSIBLE)
+WEBHOOK_EVENT_LOG = 500       # events kept per registration for /events
+COMPANY_ID = "7033"           # PLAUSIBLE: the sandbox's main subcompany id
+TOKEN_LIMIT = 1024            # PLAUSIBLE
+
+
+def v2_error(status, title, detail):
+    """v2 error envelope (B4.3's recorded 404)."""
+    code = {400: "bad_request", 401: "unauthorized", 404: "not_found"}.get(status, "error")
+    return common.json_response({
+        "personio_trace_id": str(uuid.uuid4()),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"),
+        "errors": [{"title": title, "detail": detail,
+                    "type": "https://developer.personio.de/v2.0/page/public-api-error-codes"
+                            "#common.%s" % code}]}, status)
+
+
+class Webhooks:
+    """/v2/webhooks and the events the sandbox's writes send. Payloads carry
+    ids only; the registration's token goes verbatim in Authorization (no
+    HMAC)."""
+
+    def __init__(self, provider):
+        self.provider = provider
+        self.args = provider.args
+        self.lock = threading.Lock()
+        self.hooks = {}
+        self.outbox = webhooks.Outbox(WEBHOOK_RETRIES, lambda status: True, WEBHOOK_TIMEOUT,
+                                      self.args.webhook_time_scale)
+
+    def reset(self):
+        with self.lock:
+            self.hooks = {}
+        self.outbox.clear()
+
+    # -- the API --
+
+    def handle(self, req, path):
+        """`path` is /v2/webhooks[/...]; auth as the data routes (the
+        sandbox has no /v2/auth/token: its v1 tokens are taken here too)."""
+        _, denied = self.provider.authenticate(req)
+        if denied:
+            return v2_error(401, "Unauthorized", "The access token is missing or invalid.")
+        parts = path.split("/")[3:]
+        with self.lock:
+            if not parts:
+                if req.method == "GET":
+                    return self._page(req, [self._public(h) for h in self.hooks.values()])
+                if req.method == "POST":
+                    return self._create(req)
+            elif len(parts) == 1 and parts[0] in self.hooks:
+                hook = self.hooks[parts[0]]
+                if req.method == "GET":
+                    return common.json_response(self._public(hook))
+                if req.method == "PATCH":
+                    return self._update(req, hook)
+                if req.method == "DELETE":
+                    del self.hooks[hook["id"]]
+                    self.outbox.drop_webhook(hook["id"])
+                    return common.Response(204, b"")
+            elif len(parts) == 2 and parts[0] in self.hooks and parts[1] == "events" \
+                    and req.method == "GET":
+                return self._page(req, list(self.hooks[parts[0]]["_events"]))
+            elif len(parts) <= 2:
+                return v2_error(404, "Resource not found",
+                                "There is no resource for the specified id.")
+        return v2_error(405 if len(parts) <= 2 else 404, "Not Found",
+                        "The endpoint with %s was not found." % path)
+
+    @staticmethod
+    def _public(hook):
+        """The registration as answered: never the token (PLAUSIBLE)."""
+        public = {"id": hook["id"]}
+        public.update((k, v) for k, v in hook.items() if not k.startswith("_") and k != "token")
+        return public
+
+    @staticmethod
+    def _page(req, rows):
+        return common.json_response({"_data": rows, "_meta": {"links": {"self": {
+            "href": "http://%s%s" % (req.host(), req.path)}}}})
+
+    @staticmethod
+    def _body(req):
+        try:
+            body = req.json_body()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            raise ApiError(v2_error(400, "Bad Request", "The body must be a JSON object."))
+        return body
+
+    def _validated(self, body, hook=None):
+        """The fields of a create (hook None) or the merge of an update.
+        PLAUSIBLE: the messages; auth_type defaulting to NONE; the token
+        (required for TOKEN and CUSTOM) sent as given in both cases."""
+        merged = dict(hook or {"auth_type": "NONE", "token": None, "status": "ENABLED",
+                               "description": ""})
+        merged.update({k: body[k] for k in ("url", "auth_type", "token", "enabled_events",
+                                            "status", "description") if k in body})
+
+        def bad(detail):
+            return ApiError(v2_error(400, "Bad Request", detail))
+        problem_text = webhooks.url_problem(merged.get("url"), self.args)
+        if problem_text:
+            raise bad(problem_text)
+        if merged["auth_type"] not in WEBHOOK_AUTH_TYPES:
+            raise bad("auth_type must be one of %s." % ", ".join(WEBHOOK_AUTH_TYPES))
+        token = merged.get("token")
+        if merged["auth_type"] == "NONE":
+            merged["token"] = None
+        elif not isinstance(token, str) or not token or len(token) > TOKEN_LIMIT \
+                or any(ord(c) < 32 or ord(c) == 127 for c in token):
+            raise bad("token is required for auth_type %s (at most %d printable "
+                      "characters)." % (merged["auth_type"], TOKEN_LIMIT))
+        events = merged.get("enabled_events")
+        if not isinstance(events, list) or not events:
+            raise bad("enabled_events must be a non-empty list.")
+        for event in events:
+            if event not in WEBHOOK_EVENTS:
+                raise bad("Unknown event %s." % event)
+        merged["enabled_events"] = list(dict.fromkeys(events))
+        if merged["status"] not in WEBHOOK_STATUSES:
+            raise bad("status must be ENABLED or DISABLED.")
+        if not isinstance(merged["description"], str):
+            raise bad("description must be a string.")
+        return merged
+
+    def _create(self, req):
+        if len(self.hooks) >= WEBHOOK_LIMIT:
+            raise ApiError(v2_error(400, "Bad Request", "Too many webhooks."))
+        hook = self._validated(self._body(req))
+        now = webhooks.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        hook.update({"id": str(uuid.uuid4()), "created_at": now, "updated_at": now,
+                     "_events": deque(maxlen=WEBHOOK_EVENT_LOG)})
+        self.hooks[hook["id"]] = hook
+        return common.json_response(self._public(hook), 201)
+
+    def _update(self, req, hook):
+        merged = self._validated(self._body(req), hook)
+        merged["updated_at"] = webhooks.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        hook.update(merged)
+        return common.json_response(self._public(hook))
+
+    # -- events --
+
+    def emit(self, event, payload):
+        """Queue `event` (payload: ids only) for every enabled registration
+        that asked for it; returns the delivery ids."""
+        queued = []
+        with self.lock:
+            targets = [h for h in self.hooks.values()
+                       if h["status"] == "ENABLED" and event in h["enabled_events"]]
+            for hook in targets:
+                body = {"company_id": COMPANY_ID, "event_name": event,
+                        "occurred_at": webhooks.utc_now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+                        + "Z",
+                        "payload": payload,
+                        # PLAUSIBLE: what meta holds.
+                        "meta": {"event_id": str(uuid.uuid4()), "webhook_id": hook["id"]}}
+                hook["_events"].append(body)
+                raw = common.dump_json(body)
+                headers = [("Content-Type", "application/json"),
+                           ("User-Agent", "Personio-Webhooks")]
+                if hook["token"] is not None:
+                    headers.append(("Authorization", hook["token"]))
+                queued.append(self.outbox.post(hook["id"], event, hook["url"],
+                                               lambda raw=raw, headers=headers: (raw, headers)))
+        return queued
+
+    def person_event(self, event, person_id):
+        return self.emit(event, {"id": str(person_id)})
+
+    def absence_event(self, event, period_id, person_id):
+        # PLAUSIBLE: the v1 time-off id stands for the v2 absence-period id.
+        return self.emit(event, {"id": str(period_id), "person": {"id": str(person_id)}})
+
+    def fire(self, body):
+        """POST /_sandbox/webhooks/fire {"event", "id", "person_id"}."""
+        event, raw = body.get("event"), str(body.get("id", ""))
+        if event not in WEBHOOK_EVENTS:
+            return common.json_response({"error": "event must be one of %s"
+                                                  % ", ".join(WEBHOOK_EVENTS)}, 400)
+        if not re.fullmatch(r"\d{1,12}", raw):
+            return common.json_response({"error": "id must be a numeric id"}, 400)
+        ds = self.provider.ds
+        if event.startswith("absence-period."):
+            period = ds.time_off_by_id.get(int(raw))
+            person = body.get("person_id", period["employee_id"] if period else None)
+            if person is None:
+                return common.json_response({"error": "no time-off %s: give person_id"
+                                                      % raw}, 404)
+            return webhooks.fired(self.absence_event(event, raw, person))
+        if not event.endswith(".deleted") and ds.employee(int(raw)) is None:
+            return common.json_response({"error": "no employee %s" % raw}, 404)
+        return webhooks.fired(self.person_event(event, raw))
 
 
 def main(argv=None):

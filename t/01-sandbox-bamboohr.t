@@ -753,6 +753,203 @@ $sb->reset;
     close $sock;
 }
 
+# -- webhooks (A4.10; fleet-writes-webhooks.md §3) ---------------------------
+
+{
+    use Digest::SHA qw(hmac_sha256_hex);
+
+    # Its own process: retries 1000 times faster than BambooHR's minutes.
+    my $hsb = HRIS::Sandbox->start('bamboohr', args => ['--webhook-time-scale', '0.001']);
+    my $call = sub {
+        my ($box, $method, $path, $body) = @_;
+        my $response = $http->request($method, $box->url . $path, {
+            headers => { Authorization => auth("$KEY:x"), Accept => 'application/json',
+                         'Content-Type' => 'application/json' },
+            defined $body ? (content => encode_json($body)) : () });
+        return ($response, eval { decode_json($response->{content}) });
+    };
+    my $control = sub {
+        my ($box, $method, $path, $body) = @_;
+        my $response = $http->request($method, $box->url . $path, {
+            headers => { 'Content-Type' => 'application/json' },
+            defined $body ? (content => encode_json($body)) : () });
+        return ($response, eval { decode_json($response->{content}) });
+    };
+    my $deliveries = sub { ($control->($_[0], 'GET', '/_sandbox/webhooks/deliveries'))[1]{deliveries} };
+    # The signature as BambooHR's PHP sample computes it, written here
+    # independently of the sandbox: hex HMAC-SHA256(key, body . timestamp).
+    my $verified = sub {
+        my ($got, $key) = @_;
+        my $stamp = $got->{headers}{'x-bamboohr-timestamp'} // '';
+        return $stamp =~ /^\d+$/ && abs($stamp - time) < 60
+            && ($got->{headers}{'x-bamboohr-signature'} // '') eq hmac_sha256_hex($got->{body} . $stamp, $key);
+    };
+
+    my $rx = HRIS::Sandbox->receiver(statuses => [200]);
+    my %hook = (name => 'gateway', url => $rx->url, format => 'json',
+                events => ['employee.created', 'employee.updated', 'employee.deleted'],
+                monitorFields => ['firstName', 'lastName', 'jobTitle']);
+
+    # Registration refused like the real API: https only (loopback http is
+    # the sandbox's allowance for tests), format required, known events.
+    for my $case (['http to a public host' => { url => 'http://example.com/hook' }],
+                  ['no url' => { url => undef }],
+                  ['no format' => { format => undef }],
+                  ['form-encoded' => { format => 'form-encoded' }],
+                  ['no events' => { events => undef }],
+                  ['unknown event' => { events => ['employee.hired'] }],
+                  ['unknown monitor field' => { monitorFields => ['shoeSize'] }],
+                  ['no name' => { name => '' }]) {
+        my %body = (%hook, %{ $case->[1] });
+        delete $body{$_} for grep { !defined $body{$_} } keys %body;
+        my ($response) = $call->($hsb, 'POST', '/api/v1/webhooks', \%body);
+        is($response->{status}, 400, "webhook refused: $case->[0]");
+        ok(error_header($response), "... with X-BambooHR-Error-Message");
+    }
+
+    my ($created, $hook) = $call->($hsb, 'POST', '/api/v1/webhooks', \%hook);
+    is($created->{status}, 201, 'POST /api/v1/webhooks: 201');
+    like($hook->{privateKey}, qr/^[0-9a-f]{32}$/, 'the answer carries the privateKey');
+    like($hook->{id}, qr/^\d+$/, 'id is a string of digits');
+    like($hook->{created}, qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, 'created is "YYYY-MM-DD HH:MM:SS"');
+    is_deeply([@$hook{qw(name url format lastSent)}], ['gateway', $rx->url, 'json', undef], 'fields echoed');
+    is_deeply($hook->{events}, $hook{events}, 'events echoed');
+    my $key = $hook->{privateKey};
+
+    my ($list, $listed) = $call->($hsb, 'GET', '/api/v1/webhooks');
+    is_deeply([sort keys %{ $listed->{webhooks}[0] }], [qw(created id lastSent name url)],
+              'GET /v1/webhooks lists id, name, created, lastSent, url');
+    is_deeply(($call->($hsb, 'GET', '/api/gateway.php/acme/v1/webhooks'))[1], $listed,
+              'the webhooks answer under every path shape (gateway.php too)');
+    my ($one, $shown) = $call->($hsb, 'GET', "/v1/webhooks/$hook->{id}");
+    is($shown->{url}, $rx->url, 'GET /v1/webhooks/{id}');
+    unlike($list->{content} . $one->{content}, qr/privateKey|\Q$key\E/, 'the key is shown once: never listed or read back');
+    is(($call->($hsb, 'GET', '/v1/webhooks/999'))[0]{status}, 404, 'unknown webhook: 404');
+
+    # A new employee fires created, then updated; the answer does not wait
+    # for the receiver (it answers after 2 s here).
+    my $slow = HRIS::Sandbox->receiver(statuses => [200], delay => 2);
+    my (undef, $slow_hook) = $call->($hsb, 'POST', '/v1/webhooks', { %hook, url => $slow->url });
+    my $t0 = time;
+    my ($new, $emp) = $call->($hsb, 'POST', '/v1/employees',
+                              { firstName => 'Wanda', lastName => 'Hook', workPhone => '555' });
+    is($new->{status}, 201, 'employee created');
+    cmp_ok(time - $t0, '<', 1.5, 'the write is answered before the slow receiver answers');
+    my $got = $rx->wait_for(2, 10);
+    is(scalar @$got, 2, 'created and updated delivered');
+    my @events = map { decode_json($_->{body}) } @$got;
+    is_deeply([map { $_->{type} } @events], ['employee.created', 'employee.updated'], 'created, then updated');
+    is_deeply($events[0]{data}, { companyId => '48213', employeeId => $emp->{id} }, 'created: companyId and employeeId');
+    is_deeply([sort @{ $events[1]{data}{changedFields} }], ['firstName', 'lastName'],
+              'updated: changedFields limited to monitorFields (workPhone left out)');
+    like($_->{timestamp}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$/, 'timestamp ...+0000') for @events;
+    ok($verified->($_, $key), 'X-BambooHR-Signature verifies (Digest::SHA over body . timestamp)') for @$got;
+    is($got->[0]{method}, 'POST', 'delivered with POST');
+    like($got->[0]{headers}{'content-type'}, qr{^application/json}, 'JSON body');
+    ok(!$verified->({ %{ $got->[0] }, body => $got->[0]{body} . ' ' }, $key), 'a changed body does not verify');
+    ok(!$verified->($got->[0], "x$key"), 'another key does not verify');
+    $slow->wait_for(2, 10);
+    $call->($hsb, 'DELETE', "/v1/webhooks/$slow_hook->{id}");
+
+    # An update: only real changes of monitored fields.
+    my (undef, $before) = $call->($hsb, 'GET', "/v1/employees/$emp->{id}?fields=jobTitle");
+    $call->($hsb, 'POST', "/v1/employees/$emp->{id}", { workPhone => '556' });
+    $call->($hsb, 'POST', "/v1/employees/$emp->{id}", { firstName => 'Wanda' });
+    $call->($hsb, 'POST', "/v1/employees/$emp->{id}", { jobTitle => 'Hook Tester', workPhone => '557' });
+    $got = $rx->wait_for(3, 10);
+    is(scalar @$got, 3, 'an unmonitored field and an unchanged value send nothing');
+    is_deeply(decode_json($got->[2]{body})->{data},
+              { companyId => '48213', employeeId => $emp->{id}, changedFields => ['jobTitle'] },
+              'update: employee.updated with the changed monitored field');
+    my ($put) = $call->($hsb, 'PUT', "/v1/employees/$emp->{id}/time_off/request",
+                        { status => 'requested', start => '2027-01-04', end => '2027-01-04', timeOffTypeId => '78' });
+    is($put->{status}, 201, 'a time-off request is created ...');
+    sleep 0.5;
+    is(scalar @{ $rx->received }, 3, '... and BambooHR sends no time-off event');
+    my (undef, $after) = $call->($hsb, 'GET', "/v1/webhooks/$hook->{id}");
+    like($after->{lastSent}, qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, 'lastSent set after a delivery');
+
+    # The control switch fires an event without a write.
+    my ($fire, $fired) = $control->($hsb, 'POST', '/_sandbox/webhooks/fire',
+                                   { event => 'employee.deleted', id => $emp->{id} });
+    is($fire->{status}, 202, 'fire: 202');
+    $got = $rx->wait_for(4, 10);
+    is(decode_json($got->[3]{body})->{type}, 'employee.deleted', 'fired employee.deleted delivered');
+    ok($verified->($got->[3], $key), '... signed');
+    is(($control->($hsb, 'POST', '/_sandbox/webhooks/fire', { event => 'employee.hired', id => 4 }))[0]{status},
+       400, 'fire: unknown event 400');
+    is(($control->($hsb, 'POST', '/_sandbox/webhooks/fire', { event => 'employee.updated', id => 99999 }))[0]{status},
+       404, 'fire: unknown employee 404');
+    $call->($hsb, 'DELETE', "/v1/webhooks/$hook->{id}");
+
+    # Retries: a 5xx is tried again, a 4xx is not.
+    my $flaky = HRIS::Sandbox->receiver(statuses => [500, 503, 200]);
+    my (undef, $flaky_hook) = $call->($hsb, 'POST', '/v1/webhooks', { %hook, url => $flaky->url });
+    $control->($hsb, 'DELETE', '/_sandbox/webhooks/deliveries');
+    $control->($hsb, 'POST', '/_sandbox/webhooks/fire', { event => 'employee.updated', id => 4, changedFields => ['firstName'] });
+    $got = $flaky->wait_for(3, 10);
+    is(scalar @$got, 3, 'a 500 and a 503 are retried until the 200');
+    is($got->[0]{body}, $got->[2]{body}, 'the retry carries the same body');
+    ok($verified->($_, $flaky_hook->{privateKey}), 'every attempt is signed') for @$got;
+    my @log = grep { $_->{url} eq $flaky->url } @{ $deliveries->($hsb) };
+    is_deeply([map { [$_->{attempt}, $_->{status}, $_->{retry_in}] } @log],
+              [[1, 500, 0.3], [2, 503, 0.6], [3, 200, undef]],
+              'deliveries: attempts, statuses and BambooHR\'s 5 and 10 minute waits (scaled)');
+
+    my $refusing = HRIS::Sandbox->receiver(statuses => [404]);
+    my (undef, $refusing_hook) = $call->($hsb, 'POST', '/v1/webhooks', { %hook, url => $refusing->url });
+    $call->($hsb, 'DELETE', "/v1/webhooks/$flaky_hook->{id}");
+    $control->($hsb, 'POST', '/_sandbox/webhooks/fire', { event => 'employee.created', id => 4 });
+    $refusing->wait_for(1, 10);
+    sleep 1;
+    is(scalar @{ $refusing->received }, 1, 'a 4xx is not retried');
+    @log = grep { $_->{url} eq $refusing->url } @{ $deliveries->($hsb) };
+    is_deeply([map { [$_->{attempt}, $_->{status}, $_->{retry_in}] } @log], [[1, 404, undef]], 'deliveries: one attempt, no retry');
+
+    # Five retries at most, 5, 10, 20, 40, 80 minutes apart (scaled).
+    my $down = HRIS::Sandbox->receiver(statuses => [500]);
+    $call->($hsb, 'DELETE', "/v1/webhooks/$refusing_hook->{id}");
+    my $fast = HRIS::Sandbox->start('bamboohr', args => ['--webhook-time-scale', '0.0002']);
+    $call->($fast, 'POST', '/v1/webhooks', { %hook, url => $down->url });
+    $control->($fast, 'POST', '/_sandbox/webhooks/fire', { event => 'employee.created', id => 4 });
+    $down->wait_for(6, 15);
+    sleep 0.5;
+    @log = @{ $deliveries->($fast) };
+    is_deeply([map { $_->{retry_in} } @log], [0.06, 0.12, 0.24, 0.48, 0.96, undef],
+              'a failing receiver: 6 attempts in all, 5, 10, 20, 40, 80 minutes apart (scaled)');
+    is(scalar @{ $down->received }, 6, '... and no seventh');
+    $fast->stop;
+    my (undef, $down_hook) = $call->($hsb, 'POST', '/v1/webhooks', { %hook, url => $down->url });
+
+    # Deleted: no more events; a reset forgets the registrations.
+    my ($deleted) = $call->($hsb, 'DELETE', "/v1/webhooks/$down_hook->{id}");
+    is($deleted->{status}, 200, 'DELETE /v1/webhooks/{id}: 200');
+    is(($call->($hsb, 'GET', "/v1/webhooks/$down_hook->{id}"))[0]{status}, 404, '... then 404');
+    is((($control->($hsb, 'POST', '/_sandbox/webhooks/fire', { event => 'employee.created', id => 4 }))[1]{queued}),
+       0, 'no registration, nothing queued');
+    $call->($hsb, 'POST', '/v1/webhooks', \%hook);
+    $hsb->reset;
+    is_deeply(($call->($hsb, 'GET', '/v1/webhooks'))[1], { webhooks => [] }, 'reset forgets registrations');
+
+    # Without the scale switch the waits are BambooHR's real minutes.
+    my $real = HRIS::Sandbox->receiver(statuses => [502]);
+    $call->($sb, 'POST', '/v1/webhooks', { %hook, url => $real->url });
+    $control->($sb, 'POST', '/_sandbox/webhooks/fire', { event => 'employee.created', id => 4 });
+    $real->wait_for(1, 10);
+    sleep 0.2;
+    is($deliveries->($sb)->[0]{retry_in}, 300, 'unscaled: the first retry waits 5 minutes');
+    $sb->reset;
+
+    # The URL switches.
+    my $strict = HRIS::Sandbox->start('bamboohr', args => ['--webhooks-https-only']);
+    is(($call->($strict, 'POST', '/v1/webhooks', \%hook))[0]{status}, 400, '--webhooks-https-only: loopback http refused too');
+    is(($call->($strict, 'POST', '/v1/webhooks', { %hook, url => 'https://127.0.0.1:9/hook' }))[0]{status}, 201,
+       '... https accepted');
+    my $open = HRIS::Sandbox->start('bamboohr', args => ['--webhooks-allow-http']);
+    is(($call->($open, 'POST', '/v1/webhooks', { %hook, url => 'http://example.com/hook' }))[0]{status}, 201,
+       '--webhooks-allow-http: any http URL');
+}
+
 # -- determinism --------------------------------------------------------------
 
 {

@@ -768,6 +768,134 @@ $sb->reset;
     is($stats->{requests}, 8, 'stats: every provider request');
 }
 
+# -- v2 webhooks (fleet-writes-webhooks.md §3) --------------------------------------------------
+
+{
+    my $psb = HRIS::Sandbox->start('personio', args => ['--webhook-time-scale', '0.001']);
+    my $token = token_for($psb->url, $ID, $SECRET);
+    my $call = sub {
+        my ($method, $path, $body, %o) = @_;
+        my %headers = (Accept => 'application/json', 'Content-Type' => 'application/json');
+        $headers{Authorization} = "Bearer " . ($o{token} // $token) unless exists $o{token} && !defined $o{token};
+        my $r = $http->request($method, $psb->url . $path,
+                               { headers => \%headers, defined $body ? (content => $json->encode($body)) : () });
+        return ($r, decode($r));
+    };
+    my $control = sub {
+        my ($method, $path, $body) = @_;
+        my $r = $http->request($method, $psb->url . $path, { headers => { 'Content-Type' => 'application/json' },
+                                                              defined $body ? (content => $json->encode($body)) : () });
+        return ($r, decode($r));
+    };
+    my $deliveries = sub { ($control->('GET', '/_sandbox/webhooks/deliveries'))[1]{deliveries} };
+
+    my $rx = HRIS::Sandbox->receiver(statuses => [200]);
+    my $secret = 'Token s3cr3t-for-the-gateway';
+    my %hook = (url => $rx->url, auth_type => 'TOKEN', token => $secret,
+                enabled_events => ['person.created', 'person.updated', 'person.deleted',
+                                   'absence-period.created', 'absence-period.deleted']);
+
+    is(($call->('GET', '/v2/webhooks', undef, token => undef))[0]{status}, 401, 'GET /v2/webhooks without a token: 401');
+    for my $case (['no url' => { url => undef }],
+                  ['http to a public host' => { url => 'http://example.com/hook' }],
+                  ['unknown auth_type' => { auth_type => 'HMAC' }],
+                  ['TOKEN without token' => { token => undef }],
+                  ['no events' => { enabled_events => [] }],
+                  ['unknown event' => { enabled_events => ['employee.created'] }],
+                  ['unknown status' => { status => 'ON' }]) {
+        my %body = (%hook, %{ $case->[1] });
+        delete $body{$_} for grep { !defined $body{$_} } keys %body;
+        my ($r, $error) = $call->('POST', '/v2/webhooks', \%body);
+        is($r->{status}, 400, "webhook refused: $case->[0]");
+        ok($error->{errors}[0]{detail}, '... with an errors[] entry');
+    }
+
+    my ($created, $hook) = $call->('POST', '/v2/webhooks', \%hook);
+    is($created->{status}, 201, 'POST /v2/webhooks: 201');
+    ok($hook->{id}, 'an id');
+    is_deeply([@$hook{qw(url auth_type status)}], [$rx->url, 'TOKEN', 'ENABLED'], 'url, auth_type, status (ENABLED by default)');
+    is_deeply($hook->{enabled_events}, $hook{enabled_events}, 'enabled_events');
+    my ($list, $listed) = $call->('GET', '/v2/webhooks');
+    is(scalar @{ $listed->{_data} }, 1, 'GET /v2/webhooks: _data');
+    is(($call->('GET', "/v2/webhooks/$hook->{id}"))[1]{url}, $rx->url, 'GET /v2/webhooks/{id}');
+    unlike($created->{content} . $list->{content}, qr/\Q$secret\E/, 'the token is never answered');
+
+    # Writes through the v1 endpoints fire the events, ids only, the token
+    # verbatim in Authorization.
+    my ($new, $made) = $call->('POST', '/v1/company/employees',
+                               { employee => { email => 'hook@example.com', first_name => 'Hook', last_name => 'Test' } });
+    my $pid = $made->{data}{id};
+    $call->('PATCH', "/v1/company/employees/$pid", { employee => { last_name => 'Tested' } });
+    my ($off, $period) = $call->('POST', '/v1/company/time-offs',
+                                 { employee_id => $pid, time_off_type_id => 195824, start_date => '2027-03-01',
+                                   end_date => '2027-03-02', half_day_start => 0, half_day_end => 0 });
+    is($off->{status}, 200, 'time-off created');
+    my $tid = $period->{data}{attributes}{id};
+    $call->('DELETE', "/v1/company/time-offs/$tid");
+    my $got = $rx->wait_for(4, 10);
+    is(scalar @$got, 4, 'four writes, four events');
+    my @events = map { $json->decode($_->{body}) } @$got;
+    is_deeply([map { $_->{event_name} } @events],
+              ['person.created', 'person.updated', 'absence-period.created', 'absence-period.deleted'], 'event names');
+    is($_->{headers}{authorization}, $secret, 'Authorization: the token verbatim') for @$got;
+    like($_->{headers}{'content-type'}, qr{^application/json}, 'JSON') for @$got;
+    is_deeply([sort keys %{ $events[0] }], [qw(company_id event_name meta occurred_at payload)],
+              'payload keys: company_id, event_name, occurred_at, payload, meta');
+    is_deeply($events[0]{payload}, { id => "$pid" }, 'person: the id only');
+    is_deeply($events[2]{payload}, { id => "$tid", person => { id => "$pid" } }, 'absence-period: its id and the person id');
+    like($_->{occurred_at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/, 'occurred_at RFC 3339') for @events;
+    my (undef, $log) = $call->('GET', "/v2/webhooks/$hook->{id}/events");
+    is(scalar @{ $log->{_data} }, 4, 'GET /v2/webhooks/{id}/events lists them');
+
+    # Narrower registrations: events filter, auth_type NONE, DISABLED.
+    my $plain = HRIS::Sandbox->receiver(statuses => [204]);
+    my (undef, $plain_hook) = $call->('POST', '/v2/webhooks',
+                                      { url => $plain->url, auth_type => 'NONE', enabled_events => ['person.deleted'] });
+    my ($fire) = $control->('POST', '/_sandbox/webhooks/fire', { event => 'person.deleted', id => $pid });
+    is($fire->{status}, 202, 'fire person.deleted: 202');
+    $got = $plain->wait_for(1, 10);
+    is(scalar @$got, 1, 'delivered to the NONE registration');
+    ok(!exists $got->[0]{headers}{authorization}, 'auth_type NONE: no Authorization');
+    is(scalar @{ $rx->wait_for(5, 10) }, 5, '... and to the TOKEN one');
+    $control->('POST', '/_sandbox/webhooks/fire', { event => 'person.updated', id => $pid });
+    $rx->wait_for(6, 10);
+    sleep 0.3;
+    is(scalar @{ $plain->received }, 1, 'an event outside enabled_events is not sent');
+    my ($patched, $disabled) = $call->('PATCH', "/v2/webhooks/$hook->{id}", { status => 'DISABLED' });
+    is($disabled->{status}, 'DISABLED', 'PATCH status DISABLED');
+    $control->('POST', '/_sandbox/webhooks/fire', { event => 'person.updated', id => $pid });
+    sleep 0.5;
+    is(scalar @{ $rx->received }, 6, 'a DISABLED registration gets nothing');
+    is(($call->('DELETE', "/v2/webhooks/$hook->{id}"))[0]{status}, 204, 'DELETE /v2/webhooks/{id}: 204');
+    is(($call->('GET', "/v2/webhooks/$hook->{id}"))[0]{status}, 404, '... then 404');
+    $call->('DELETE', "/v2/webhooks/$plain_hook->{id}");
+
+    # Retries: a failure is tried again (a 4xx too: PLAUSIBLE), and so is no
+    # answer within 3 seconds.
+    my $flaky = HRIS::Sandbox->receiver(statuses => [500, 422, 200]);
+    $call->('POST', '/v2/webhooks', { %hook, url => $flaky->url });
+    $control->('DELETE', '/_sandbox/webhooks/deliveries');
+    $control->('POST', '/_sandbox/webhooks/fire', { event => 'person.created', id => $pid });
+    $got = $flaky->wait_for(3, 10);
+    is(scalar @$got, 3, '500 and 422 retried until the 200');
+    is($got->[0]{body}, $got->[2]{body}, 'the same event each time');
+    is($_->{headers}{authorization}, $secret, 'each attempt with the token') for @$got;
+    is_deeply([map { [$_->{attempt}, $_->{status}, $_->{retry_in}] } @{ $deliveries->() }],
+              [[1, 500, 0.3], [2, 422, 1.8], [3, 200, undef]], 'deliveries: attempts, statuses, waits (scaled)');
+    $psb->reset;
+    is_deeply(($call->('GET', '/v2/webhooks'))[1]{_data}, [], 'reset forgets registrations');
+
+    my $slow = HRIS::Sandbox->receiver(statuses => [200], delay => 4);
+    $call->('POST', '/v2/webhooks', { %hook, url => $slow->url });
+    $control->('POST', '/_sandbox/webhooks/fire', { event => 'person.created', id => 2040601 });
+    my $deadline = time + 8;
+    sleep 0.2 until @{ $deliveries->() } || time > $deadline;
+    my $first = $deliveries->()->[0];
+    ok($first && !defined $first->{status} && $first->{error} =~ /time/i,
+       'no answer within 3 s: a failed attempt') or diag explain $first;
+    is($first && $first->{retry_in}, 0.3, '... to be retried');
+}
+
 # -- determinism ----------------------------------------------------------------------------------
 
 {

@@ -635,6 +635,110 @@ $sb->reset;
     is($stats->{faults_served}, 1, 'faults_served');
 }
 
+# -- webhooks (1.9): a listener URL from the settings, ActionId packets --------
+
+{
+    my $psb = HRIS::Sandbox->start('peoplehr', args => ['--rate-limit', '0']);
+    my $control = sub {
+        my ($method, $path, $body, $box) = @_;
+        my $r = $http->request($method, ($box || $psb)->url . $path,
+                               { headers => { 'Content-Type' => 'application/json' },
+                                 defined $body ? (content => $JSON->encode($body)) : () });
+        return ($r, eval { decode_json($r->{content}) });
+    };
+    my $holiday = sub {
+        my ($box, %fields) = @_;
+        return call('/Holiday', { Action => 'AddNewHoliday', EmployeeId => 'PW13', DurationType => 1,
+                                  StartDate => '2027-02-01', EndDate => '2027-02-03', DurationInDays => 3,
+                                  DurationInMinutes => 0, Comments => 'Ski trip', %fields }, base => $box->url);
+    };
+
+    is_deeply(($control->('GET', '/_sandbox/webhooks/listener'))[1], { url => undef }, 'no listener URL at first');
+    my (undef, $first) = $holiday->($psb);
+    ok(!$first->{isError}, 'a holiday without a listener is added');
+    sleep 0.3;
+    is_deeply(($control->('GET', '/_sandbox/webhooks/deliveries'))[1]{deliveries}, [], '... and nothing is sent');
+
+    is(($control->('POST', '/_sandbox/webhooks/listener', { url => 'http://example.com/hook' }))[0]{status}, 400,
+       'listener: http to a public host refused');
+    is(($control->('POST', '/_sandbox/webhooks/listener', { link => 'x' }))[0]{status}, 400, 'listener: no url 400');
+    my $rx = HRIS::Sandbox->receiver(statuses => [200]);
+    is_deeply(($control->('POST', '/_sandbox/webhooks/listener', { url => $rx->url }))[1], { url => $rx->url },
+              'POST /_sandbox/webhooks/listener sets it');
+
+    my (undef, $added) = $holiday->($psb, StartDate => '2027-03-01', EndDate => '2027-03-01', DurationInDays => 0.5,
+                                    PartOfDay => 'AM', Comments => 'Dentist');
+    my $got = $rx->wait_for(1, 10);
+    is(scalar @$got, 1, 'AddNewHoliday sends one packet');
+    like($got->[0]{headers}{'content-type'}, qr{^application/json}, 'JSON (PLAUSIBLE)');
+    ok(!exists $got->[0]{headers}{authorization}, 'no authentication of any kind');
+    my $packet = decode_json($got->[0]{body});
+    is_deeply($packet, { ActionId => 4, Action => 'Holiday Added', EmployeeId => 'PW13',
+                         HolidayType => 'Less than a day', StartDate => '2027-03-01', EndDate => '2027-03-01',
+                         HolidayRecordedIn => 'Days', PartOfDay => 'AM', StartDatePartOfTheDay => '',
+                         EndDatePartOfTheDay => '', Duration => '0.50', Comments => 'Dentist',
+                         IsToilHoliday => 'No' }, 'ActionId 4 Holiday Added with the documented fields');
+    is(json_kinds($got->[0]{body}, 'ActionId'), 'number', 'ActionId is a number');
+    is(json_kinds($got->[0]{body}, $_), 'string', "$_ is a string") for qw(EmployeeId Duration StartDate);
+    my (undef, $refused) = $holiday->($psb, StartDate => '2027-03-01', EndDate => '2027-03-01');
+    ok($refused->{isError}, 'a refused holiday ...');
+    sleep 0.3;
+    is(scalar @{ $rx->received }, 1, '... sends nothing');
+
+    # The control switch: ActionIds for an employee or a holiday.
+    my $txn = $added->{Result}{AnnualLeaveTxnId};
+    my @fire = ([1, 'PW13', 'New Starter Added'], [2, 'PW13', 'Employee Detail Updated'], [3, 'PW13', 'Marked Leaver'],
+                [18, 'PW999', 'Employee Deleted'], [5, $txn, 'Holiday Updated'], [6, $txn, 'Holiday Deleted'],
+                [8, $txn, 'Holiday Approved']);
+    for my $case (@fire) {
+        my ($r) = $control->('POST', '/_sandbox/webhooks/fire', { event => $case->[0], id => $case->[1] });
+        is($r->{status}, 202, "fire ActionId $case->[0]: 202");
+    }
+    $got = $rx->wait_for(1 + @fire, 10);
+    my @packets = map { decode_json($_->{body}) } @$got[1 .. $#$got];
+    is_deeply([map { [$_->{ActionId}, $_->{Action}] } @packets], [map { [$_->[0], $_->[2]] } @fire],
+              'ActionId and Action of each');
+    is_deeply([map { $_->{EmployeeId} } @packets], [('PW13') x 3, 'PW999', ('PW13') x 3],
+              'EmployeeId (a holiday\'s employee for 5, 6, 8)');
+    ok(exists $packets[1]{FieldName} && exists $packets[1]{NewValue} && exists $packets[1]{OldValue},
+       'ActionId 2 names the field, old and new values');
+    is($packets[4]{OriginalStartDate}, '2027-03-01', 'ActionId 5 carries the Original* fields');
+    ok($packets[6]{AuthorisedByFirstName}, 'ActionId 8 names who authorised it');
+    $control->('POST', '/_sandbox/webhooks/fire', { event => 2, id => 'PW13',
+                                                   fields => { FieldName => 'Other Name(s)', NewValue => 'Am', OldValue => 'zz' } });
+    $got = $rx->wait_for(9, 10);
+    is(decode_json($got->[8]{body})->{NewValue}, 'Am', 'fire: fields replace pairs of the packet');
+    is(($control->('POST', '/_sandbox/webhooks/fire', { event => 99, id => 'PW13' }))[0]{status}, 400, 'fire: unknown ActionId 400');
+    is(($control->('POST', '/_sandbox/webhooks/fire', { event => 1, id => 'PW999' }))[0]{status}, 404, 'fire: unknown employee 404');
+    is(($control->('POST', '/_sandbox/webhooks/fire', { event => 4, id => 1 }))[0]{status}, 404, 'fire: unknown holiday 404');
+
+    # No retry is documented: a failed packet is not sent again.
+    my $down = HRIS::Sandbox->receiver(statuses => [500]);
+    $control->('POST', '/_sandbox/webhooks/listener', { url => $down->url });
+    $control->('DELETE', '/_sandbox/webhooks/deliveries');
+    $control->('POST', '/_sandbox/webhooks/fire', { event => 1, id => 'PW13' });
+    $down->wait_for(1, 10);
+    sleep 1;
+    is(scalar @{ $down->received }, 1, 'a 500 is not retried (PLAUSIBLE)');
+    is_deeply([map { [$_->{attempt}, $_->{status}, $_->{retry_in}, $_->{url}] }
+               @{ ($control->('GET', '/_sandbox/webhooks/deliveries'))[1]{deliveries} }],
+              [[1, 500, undef, $down->url]], 'deliveries: the attempt, its status, no retry');
+
+    is_deeply(($control->('DELETE', '/_sandbox/webhooks/listener'))[1], { url => undef }, 'DELETE clears the listener');
+    $psb->reset;
+
+    # Options: a listener from the start, form bodies.
+    my $form_rx = HRIS::Sandbox->receiver(statuses => [200]);
+    my $form = HRIS::Sandbox->start('peoplehr', args => ['--rate-limit', '0', '--webhook-url', $form_rx->url,
+                                                         '--webhook-encoding', 'form']);
+    is_deeply(($control->('GET', '/_sandbox/webhooks/listener', undef, $form))[1], { url => $form_rx->url },
+              '--webhook-url sets the listener');
+    $holiday->($form);
+    $got = $form_rx->wait_for(1, 10);
+    like($got->[0]{headers}{'content-type'}, qr{^application/x-www-form-urlencoded}, '--webhook-encoding form');
+    like($got->[0]{body}, qr/^ActionId=4&Action=Holiday\+Added&EmployeeId=PW13&/, '... the same pairs');
+}
+
 # -- determinism --------------------------------------------------------------
 
 {

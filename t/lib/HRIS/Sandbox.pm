@@ -187,6 +187,101 @@ sub _terminate {
 
 sub DESTROY { $_[0]->stop }
 
+# -- a webhook receiver for tests ---------------------------------------------
+#
+#   my $rx = HRIS::Sandbox->receiver(statuses => [500, 200], delay => 0);
+#   $rx->url;                  # http://127.0.0.1:PORT/hook
+#   $rx->wait_for(2, 10);      # until 2 requests arrived (or 10 s passed)
+#   $rx->received;             # [{method, path, headers => {lc name => value}, body}, ...]
+#
+# A forked child answers every request with the next of `statuses` (the
+# last one repeats) after `delay` seconds, and appends it as one JSON line
+# to a temporary file the parent reads. It exits with its parent.
+
+sub receiver {
+    my ($class, %opts) = @_;
+    return HRIS::Sandbox::Receiver->start(%opts);
+}
+
+package HRIS::Sandbox::Receiver;
+
+use File::Temp qw(tempfile);
+use JSON::PP;
+use Time::HiRes qw(time sleep);
+
+sub start {
+    my ($class, %opts) = @_;
+    require HTTP::Daemon;
+    require HTTP::Response;
+    my @statuses = @{ $opts{statuses} || [200] };
+    my $daemon = HTTP::Daemon->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                   ReuseAddr => 1, Timeout => 0.2)
+        or die "HRIS::Sandbox::Receiver: cannot listen: $!\n";
+    my (undef, $file) = tempfile('hris-receiver-XXXXXX', TMPDIR => 1, UNLINK => 1);
+    my $parent = $$;
+    my $pid = fork;
+    die "fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        while (getppid() == $parent) {
+            my $conn = $daemon->accept or next;
+            $conn->timeout(5);
+            while (my $request = $conn->get_request) {
+                my %headers = map { (lc $_ => scalar $request->header($_)) }
+                    $request->header_field_names;
+                open(my $out, '>>', $file) or POSIX::_exit(1);
+                print {$out} JSON::PP->new->utf8->canonical->encode({
+                    method => $request->method, path => $request->uri->as_string,
+                    headers => \%headers, body => $request->content,
+                }), "\n";
+                close $out;
+                sleep $opts{delay} if $opts{delay};
+                my $status = @statuses > 1 ? shift @statuses : $statuses[0];
+                $conn->send_response(HTTP::Response->new($status, undef,
+                    ['Content-Type' => 'text/plain', 'Content-Length' => 2], 'ok'));
+            }
+            $conn->close;
+        }
+        POSIX::_exit(0);
+    }
+    my $port = $daemon->sockport;
+    close $daemon;
+    return bless { pid => $pid, owner => $$, file => $file, port => $port }, $class;
+}
+
+sub url { 'http://127.0.0.1:' . $_[0]->{port} . '/hook' }
+
+sub received {
+    my ($self) = @_;
+    open(my $in, '<', $self->{file}) or return [];
+    my @got = map { decode_json($_) } grep { /\S/ } <$in>;
+    close $in;
+    return \@got;
+}
+
+# Wait until at least $count requests arrived; returns them.
+sub wait_for {
+    my ($self, $count, $seconds) = @_;
+    my $deadline = time + ($seconds || 10);
+    while (time < $deadline) {
+        my $got = $self->received;
+        return $got if @$got >= $count;
+        sleep 0.05;
+    }
+    return $self->received;
+}
+
+sub stop {
+    my ($self) = @_;
+    my $pid = $self->{pid} or return;
+    return unless $self->{owner} == $$;
+    HRIS::Sandbox::_terminate($pid);
+    $self->{pid} = undef;
+}
+
+sub DESTROY { local ($?, $!, $@); $_[0]->stop }
+
+package HRIS::Sandbox;
+
 END {
     local $?;
     for my $pid (keys %LIVE) {
