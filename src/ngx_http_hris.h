@@ -375,6 +375,8 @@ typedef struct {
     ngx_array_t                  error_paths;    /* ngx_http_hris_path_t */
 
     ngx_http_hris_resource_t   **resources;   /* by schema index, or NULL */
+    void                        *webhooks;    /* ngx_http_hris_webhooks_t,
+                                                 or NULL: none */
     json_t                      *root;        /* the JSON, overridden */
 } ngx_http_hris_table_t;
 
