@@ -769,6 +769,16 @@ ngx_http_hris_wh_emit(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
         return 0;
     }
 
+#if (NGX_DEBUG)
+    if (r->connection->log->log_level & NGX_LOG_DEBUG_HTTP) {
+        char  *text = json_dumps(data, JSON_COMPACT|JSON_SORT_KEYS);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "hris webhook %s: %s", ev->type, text ? text : "");
+        free(text);
+    }
+#endif
+
     ngx_http_hris_event_emit(ngx_http_get_module_main_conf(r,
                                  ngx_http_hris_module),
                              &acc->tenant, ev->type, data,

@@ -43,7 +43,7 @@ my $accounts = {
     ],
 };
 
-my $ng = HRIS::Nginx->start(accounts => $accounts,
+our $ng = HRIS::Nginx->start(accounts => $accounts,
     server => 'location /webhooks/ { hris_webhooks; }');
 my $json = JSON::PP->new->canonical;
 
@@ -117,10 +117,21 @@ $res = bamboo(undef, body => $tampered, ts => $ts, sig => $sig);
 is($res->{status}, 401, 'a tampered body: 401');
 unlike(since($m), qr/hris event/, 'no event for it');
 
-# changed fields: unified names where the table maps them
-$m = mark();
-$res = bamboo(updated('108'));
-is($res->{status}, 200, 'signed again');
+# changed fields: unified names where the table maps them, else the
+# provider's (seen in the debug log of a gateway of its own)
+{
+    my $dbg = HRIS::Nginx->start(accounts => $accounts, log_level => 'debug',
+        server => 'location /webhooks/ { hris_webhooks; }');
+    local $ng = $dbg;
+    is(bamboo(updated('108'))->{status}, 200, 'signed again');
+    like($dbg->error_log, qr/hris webhook record\.updated: \{"changed_fields":\["first_name","customShirtSize"\],"id":"108","integrated_account_id":"acme-bamboohr","provider":"bamboohr","resource":"employees"\}/,
+         'changed_fields: first_name mapped, customShirtSize as sent');
+    my $res = $dbg->request('POST', "/webhooks/acme-peoplehr/$HTOKEN", key => undef,
+        body => '{"ActionId":2,"EmployeeId":"PW1","FieldName":"Other Name(s)"}');
+    like($dbg->error_log, qr/hris webhook record\.updated: \{"changed_fields":\["Other Name\(s\)"\],"id":"PW1"/,
+         'PeopleHR: the one FieldName as the changed field');
+    $dbg->stop;
+}
 
 # --- duplicates ---------------------------------------------------------------
 
