@@ -73,6 +73,13 @@ typedef struct {
 
 /* webhooks_in.c */
 ngx_int_t ngx_http_hris_webhooks_conf(ngx_conf_t *cf);
+
+/* webhooks_verify.c: NULL when the request verifies, or what failed */
+const char *ngx_http_hris_webhooks_verify(ngx_http_request_t *r,
+    ngx_http_hris_webhooks_t *wh, ngx_str_t *token, ngx_str_t *secret,
+    ngx_str_t *body);
+ngx_str_t *ngx_http_hris_webhooks_header(ngx_http_request_t *r,
+    ngx_str_t *name);
 ngx_int_t ngx_http_hris_webhooks_handler(ngx_http_request_t *r);
 
 

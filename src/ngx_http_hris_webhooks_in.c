@@ -15,7 +15,8 @@
  * lost) is answered 200 and emits nothing: a digest of the account and the
  * provider's event id (or the body) is remembered for a day in a zone of
  * this file's ("hris_webhooks", a fixed size: the oldest digests of a set
- * give way, so a flood can only make a duplicate pass, never block).
+ * give way, so a flood can only make a duplicate pass, never block), or
+ * with hris_redis in Redis (SET NX EX), so that a fleet emits it once.
  */
 
 #include <ngx_config.h>
@@ -23,10 +24,10 @@
 #include <ngx_http.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_events.h"
+#include "ngx_http_hris_redis.h"
 #include "ngx_http_hris_webhooks.h"
 
 
@@ -54,6 +55,10 @@ typedef struct {
     ngx_str_t                    id;
     ngx_str_t                    token;       /* in the path, or empty */
     ngx_log_handler_pt           log_handler; /* nginx's, while quiet */
+    ngx_http_hris_account_t     *account;
+    json_t                      *body;        /* parsed, owned by the pool */
+    json_t                      *list;        /* its events, or NULL: one */
+    u_char                       digest[32];  /* of the delivery */
 } ngx_http_hris_wh_ctx_t;
 
 
@@ -66,16 +71,14 @@ static ngx_int_t ngx_http_hris_wh_receive(ngx_http_request_t *r,
     ngx_http_hris_wh_ctx_t *ctx, ngx_str_t *body);
 static ngx_int_t ngx_http_hris_wh_refuse(ngx_http_request_t *r,
     ngx_str_t *id, const char *why);
-static const char *ngx_http_hris_wh_verify(ngx_http_request_t *r,
-    ngx_http_hris_wh_ctx_t *ctx, ngx_http_hris_webhooks_t *wh,
-    ngx_str_t *secret, ngx_str_t *body);
-static const char *ngx_http_hris_wh_hmac(ngx_http_request_t *r,
-    ngx_http_hris_webhooks_t *wh, ngx_str_t *secret, ngx_str_t *body);
-static ngx_uint_t ngx_http_hris_wh_equal(ngx_str_t *a, ngx_str_t *b);
-static ngx_str_t *ngx_http_hris_wh_header(ngx_http_request_t *r,
-    ngx_str_t *name);
-static ngx_int_t ngx_http_hris_wh_first(ngx_http_request_t *r,
-    ngx_http_hris_account_t *acc, json_t *body, ngx_str_t *text);
+static ngx_int_t ngx_http_hris_wh_digest(ngx_http_hris_wh_ctx_t *ctx,
+    ngx_str_t *text);
+static ngx_int_t ngx_http_hris_wh_fleet_seen(ngx_http_request_t *r,
+    ngx_http_hris_wh_ctx_t *ctx);
+static void ngx_http_hris_wh_fleet_reply(ngx_http_hris_redis_status_e status,
+    ngx_http_hris_redis_reply_t *reply, void *data);
+static ngx_int_t ngx_http_hris_wh_events(ngx_http_request_t *r,
+    ngx_http_hris_wh_ctx_t *ctx, ngx_int_t seen);
 static ngx_uint_t ngx_http_hris_wh_emit(ngx_http_request_t *r,
     ngx_http_hris_account_t *acc, json_t *event);
 static json_t *ngx_http_hris_wh_changed(ngx_http_hris_webhooks_t *wh,
@@ -288,7 +291,12 @@ ngx_http_hris_wh_body(ngx_http_request_t *r)
         return;
     }
 
-    ngx_http_finalize_request(r, ngx_http_hris_wh_receive(r, ctx, &body));
+    rc = ngx_http_hris_wh_receive(r, ctx, &body);
+
+    /* NGX_DONE: Redis answers first; the reply's handler finalizes */
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 
@@ -296,10 +304,9 @@ static ngx_int_t
 ngx_http_hris_wh_receive(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
     ngx_str_t *body)
 {
-    json_t                      *js, *list, *one;
-    size_t                       i;
+    json_t                      *js, *list;
     ngx_str_t                    secret;
-    ngx_uint_t                   k, received, ignored;
+    ngx_uint_t                   k;
     const char                  *why;
     json_error_t                 jerr;
     ngx_keyval_t                *kv;
@@ -344,7 +351,7 @@ ngx_http_hris_wh_receive(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
                                        "credential");
     }
 
-    why = ngx_http_hris_wh_verify(r, ctx, wh, &secret, body);
+    why = ngx_http_hris_webhooks_verify(r, wh, &ctx->token, &secret, body);
     if (why) {
         return ngx_http_hris_wh_refuse(r, &ctx->id, why);
     }
@@ -370,28 +377,49 @@ ngx_http_hris_wh_receive(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
                    NGX_HTTP_HRIS_WH_EVENTS_MAX);
     }
 
-    switch (ngx_http_hris_wh_first(r, acc, list ? list : js, body)) {
-    case NGX_OK:
-        break;
-    case NGX_DECLINED:
+    ctx->account = acc;
+    ctx->body = js;
+    ctx->list = list;
+
+    if (ngx_http_hris_wh_digest(ctx, body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (hmcf->redis) {
+        return ngx_http_hris_wh_fleet_seen(r, ctx);
+    }
+
+    return ngx_http_hris_wh_events(r, ctx, ngx_http_hris_wh_seen(ctx->digest));
+}
+
+
+/* seen: NGX_OK for a new delivery, NGX_DECLINED for one seen already */
+
+static ngx_int_t
+ngx_http_hris_wh_events(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
+    ngx_int_t seen)
+{
+    json_t      *one;
+    size_t       i;
+    ngx_uint_t   received, ignored;
+
+    if (seen == NGX_DECLINED) {
         /* metrics: webhook in */
         return ngx_http_hris_send_json(r, NGX_HTTP_OK,
                    json_pack("{s:{s:i,s:b}}", "result", "received", 0,
                              "duplicate", 1), NULL);
-    default:
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     received = 0;
     ignored = 0;
 
-    if (list == NULL) {
-        received = ngx_http_hris_wh_emit(r, acc, js);
+    if (ctx->list == NULL) {
+        received = ngx_http_hris_wh_emit(r, ctx->account, ctx->body);
         ignored = !received;
 
     } else {
-        json_array_foreach(list, i, one) {
-            if (ngx_http_hris_wh_emit(r, acc, one)) {
+        json_array_foreach(ctx->list, i, one) {
+            if (ngx_http_hris_wh_emit(r, ctx->account, one)) {
                 received++;
 
             } else {
@@ -405,6 +433,91 @@ ngx_http_hris_wh_receive(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
                json_pack("{s:{s:I,s:I}}", "result",
                          "received", (json_int_t) received,
                          "ignored", (json_int_t) ignored), NULL);
+}
+
+
+/*
+ * With hris_redis: SET hris:{acct:<id>}:webhook:<digest> NX EX, so that of
+ * the gateways a provider's retries reach, one emits. Redis down: the
+ * zone decides (each gateway then drops its own duplicates).
+ */
+
+static ngx_int_t
+ngx_http_hris_wh_fleet_seen(ngx_http_request_t *r,
+    ngx_http_hris_wh_ctx_t *ctx)
+{
+    u_char                      *p;
+    ngx_str_t                    argv[6];
+    ngx_http_hris_redis_t       *rd;
+    ngx_http_hris_main_conf_t   *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+    rd = ((ngx_http_hris_redis_conf_t *) hmcf->redis)->client;
+
+    argv[1].len = sizeof("hris:{acct:}:webhook:") - 1 + ctx->account->id.len
+                  + 32;
+    argv[1].data = ngx_pnalloc(r->pool, argv[1].len);
+    if (argv[1].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the hash tag keeps the account's keys in one slot */
+    p = ngx_sprintf(argv[1].data, "hris:{acct:%V}:webhook:",
+                    &ctx->account->id);
+    ngx_hex_dump(p, ctx->digest, 16);
+
+    ngx_str_set(&argv[0], "SET");
+    ngx_str_set(&argv[2], "1");
+    ngx_str_set(&argv[3], "NX");
+    ngx_str_set(&argv[4], "EX");
+    ngx_str_set(&argv[5], "86400");
+
+    if (rd == NULL
+        || ngx_http_hris_redis_command(rd, r->pool, 6, argv,
+                                       ngx_http_hris_wh_fleet_reply, r)
+           == NULL)
+    {
+        return ngx_http_hris_wh_events(r, ctx,
+                                       ngx_http_hris_wh_seen(ctx->digest));
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_hris_wh_fleet_reply(ngx_http_hris_redis_status_e status,
+    ngx_http_hris_redis_reply_t *reply, void *data)
+{
+    ngx_http_request_t  *r = data;
+
+    ngx_int_t                seen;
+    ngx_connection_t        *c;
+    ngx_http_hris_wh_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_hris_module);
+    c = r->connection;
+
+    if (status == NGX_HTTP_HRIS_REDIS_REPLY
+        && reply->type == NGX_HTTP_HRIS_REDIS_NIL)
+    {
+        seen = NGX_DECLINED;
+
+    } else if (status == NGX_HTTP_HRIS_REDIS_REPLY
+               && reply->type == NGX_HTTP_HRIS_REDIS_STRING)
+    {
+        seen = NGX_OK;
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0, "hris: Redis did not say "
+                      "whether a webhook for integrated account \"%V\" was "
+                      "delivered before: this gateway's memory decides",
+                      &ctx->account->id);
+        seen = ngx_http_hris_wh_seen(ctx->digest);
+    }
+
+    ngx_http_finalize_request(r, ngx_http_hris_wh_events(r, ctx, seen));
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -481,192 +594,19 @@ ngx_http_hris_wh_refuse(ngx_http_request_t *r, ngx_str_t *id,
 }
 
 
-/* NULL when the request verifies, or what failed (for the log). */
-
-static const char *
-ngx_http_hris_wh_verify(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
-    ngx_http_hris_webhooks_t *wh, ngx_str_t *secret, ngx_str_t *body)
-{
-    ngx_str_t  *h, got;
-
-    if (wh->verify == NGX_HTTP_HRIS_WH_HMAC) {
-        return ctx->token.len ? "a path after the account id"
-                              : ngx_http_hris_wh_hmac(r, wh, secret, body);
-    }
-
-    switch (wh->in) {
-
-    case NGX_HTTP_HRIS_WH_IN_PATH:
-        got = ctx->token;
-        break;
-
-    case NGX_HTTP_HRIS_WH_IN_QUERY:
-        if (ctx->token.len
-            || ngx_http_arg(r, wh->name.data, wh->name.len, &got) != NGX_OK)
-        {
-            return "no token in the query";
-        }
-        break;
-
-    default: /* NGX_HTTP_HRIS_WH_IN_HEADER */
-        h = ngx_http_hris_wh_header(r, &wh->name);
-
-        if (ctx->token.len || h == NULL || h->len < wh->prefix.len
-            || ngx_strncasecmp(h->data, wh->prefix.data, wh->prefix.len)
-               != 0)
-        {
-            return "no token in the header";
-        }
-
-        got.data = h->data + wh->prefix.len;
-        got.len = h->len - wh->prefix.len;
-        break;
-    }
-
-    return ngx_http_hris_wh_equal(&got, secret) ? NULL : "a wrong token";
-}
-
-
-static const char *
-ngx_http_hris_wh_hmac(ngx_http_request_t *r, ngx_http_hris_webhooks_t *wh,
-    ngx_str_t *secret, ngx_str_t *body)
-{
-    u_char                   *text, *p, mac[EVP_MAX_MD_SIZE], want[64],
-                              hex[64];
-    size_t                    len;
-    time_t                    ts;
-    ngx_str_t                *h, *sig;
-    ngx_uint_t                i;
-    unsigned int              maclen;
-    ngx_http_hris_wh_part_t  *part;
-
-    if (wh->timestamp.len) {
-        h = ngx_http_hris_wh_header(r, &wh->timestamp);
-        ts = h && h->len <= 12 ? ngx_atotm(h->data, h->len) : NGX_ERROR;
-
-        if (ts == NGX_ERROR) {
-            return "no timestamp";
-        }
-
-        if (ts < ngx_time() - wh->tolerance
-            || ts > ngx_time() + wh->tolerance)
-        {
-            return "a stale timestamp";
-        }
-    }
-
-    sig = ngx_http_hris_wh_header(r, &wh->name);
-
-    if (sig == NULL || sig->len != sizeof(want)) {
-        return "no signature";
-    }
-
-    /* hex either case; the comparison is with lower case */
-    ngx_strlow(want, sig->data, sizeof(want));
-
-    len = 0;
-    part = wh->parts.elts;
-
-    for (i = 0; i < wh->parts.nelts; i++) {
-        h = part[i].header.len ? ngx_http_hris_wh_header(r, &part[i].header)
-                               : body;
-        if (h == NULL) {
-            return "a signed header missing";
-        }
-
-        len += h->len;
-    }
-
-    text = ngx_pnalloc(r->pool, len + 1);
-    if (text == NULL) {
-        return "no memory";
-    }
-
-    p = text;
-
-    for (i = 0; i < wh->parts.nelts; i++) {
-        h = part[i].header.len ? ngx_http_hris_wh_header(r, &part[i].header)
-                               : body;
-        p = ngx_cpymem(p, h->data, h->len);
-    }
-
-    if (HMAC(EVP_sha256(), secret->data, (int) secret->len, text, len, mac,
-             &maclen)
-        == NULL
-        || maclen * 2 != sizeof(hex))
-    {
-        return "no HMAC";
-    }
-
-    ngx_hex_dump(hex, mac, maclen);
-
-    return CRYPTO_memcmp(hex, want, sizeof(want)) == 0 ? NULL
-                                                       : "a wrong signature";
-}
-
-
-/* Constant time whatever the lengths: the digests are compared. */
-
-static ngx_uint_t
-ngx_http_hris_wh_equal(ngx_str_t *a, ngx_str_t *b)
-{
-    u_char        da[32], db[32];
-    unsigned int  len;
-
-    if (EVP_Digest(a->data, a->len, da, &len, EVP_sha256(), NULL) != 1
-        || EVP_Digest(b->data, b->len, db, &len, EVP_sha256(), NULL) != 1)
-    {
-        return 0;
-    }
-
-    return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
-}
-
-
-static ngx_str_t *
-ngx_http_hris_wh_header(ngx_http_request_t *r, ngx_str_t *name)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-        {
-            return &h[i].value;
-        }
-    }
-}
-
-
 /*
- * Whether this delivery is new. The key: the account and the provider's
- * event id (of a single event), or the account and the raw body.
+ * What makes a delivery the same: the account and the provider's event id
+ * (of a single event), or the account and the raw body.
  */
 
 static ngx_int_t
-ngx_http_hris_wh_first(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
-    json_t *body, ngx_str_t *text)
+ngx_http_hris_wh_digest(ngx_http_hris_wh_ctx_t *ctx, ngx_str_t *text)
 {
-    u_char                     digest[32];
     char                       id[256];
     unsigned int               len;
     EVP_MD_CTX                *md;
     ngx_uint_t                 ok;
+    ngx_http_hris_account_t   *acc = ctx->account;
     ngx_http_hris_webhooks_t  *wh = acc->table->webhooks;
 
     md = EVP_MD_CTX_new();
@@ -677,9 +617,9 @@ ngx_http_hris_wh_first(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
     ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
          && EVP_DigestUpdate(md, acc->id.data, acc->id.len + 1) == 1;
 
-    if (wh->event_id && !json_is_array(body)
-        && ngx_http_hris_wh_text(ngx_http_hris_path_get(wh->event_id, body,
-                                                        NULL),
+    if (wh->event_id && ctx->list == NULL
+        && ngx_http_hris_wh_text(ngx_http_hris_path_get(wh->event_id,
+                                                        ctx->body, NULL),
                                  id, sizeof(id))
            == NGX_OK)
     {
@@ -691,15 +631,11 @@ ngx_http_hris_wh_first(ngx_http_request_t *r, ngx_http_hris_account_t *acc,
              && EVP_DigestUpdate(md, text->data, text->len) == 1;
     }
 
-    ok = ok && EVP_DigestFinal_ex(md, digest, &len) == 1;
+    ok = ok && EVP_DigestFinal_ex(md, ctx->digest, &len) == 1;
 
     EVP_MD_CTX_free(md);
 
-    if (!ok) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_hris_wh_seen(digest);
+    return ok ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -15,6 +15,7 @@ use JSON::PP;
 use Digest::SHA qw(hmac_sha256_hex);
 use lib 't/lib';
 use HRIS::Nginx;
+use HRIS::Redis;
 
 my $SECRET = '37387786e9cb3827cccabcaf8baca227';
 my $PTOKEN = 'personio-webhook-token-0123456789';
@@ -247,4 +248,33 @@ for my $s ($SECRET, $PTOKEN, $HTOKEN) {
 }
 
 $ng->stop;
+
+# --- a fleet: two gateways on one Redis drop a retry sent to the other -------
+
+{
+    my $rd = HRIS::Redis->start;
+    my @gw = map { HRIS::Nginx->start(accounts => $accounts,
+        http => 'hris_redis ' . $rd->url . ';',
+        server => 'location /webhooks/ { hris_webhooks; }') } 1 .. 2;
+    my $body = $json->encode(updated('300'));
+    my @res;
+    for my $g (@gw) {
+        local $ng = $g;
+        push @res, bamboo(undef, body => $body);
+    }
+    is($res[0]{status}, 200, 'gateway A takes the delivery');
+    is_deeply($res[0]{json}{result}, { received => 1, ignored => 0 }, 'and emits it');
+    is_deeply($res[1]{json}{result}, { received => 0, duplicate => JSON::PP::true },
+              'gateway B drops the retry (Redis SET NX)');
+    my $told = () = ($gw[0]->error_log . $gw[1]->error_log) =~ /hris event record\.updated [^\n]*employees 300/g;
+    is($told, 1, 'one event for the fleet');
+    like(join(' ', @{ $rd->cli('KEYS', 'hris:{acct:acme-bamboohr}:webhook:*') }), qr/webhook:[0-9a-f]{32}/,
+         'the digest is in Redis');
+    $rd->stop;
+    local $ng = $gw[0];
+    is(bamboo(updated('301'))->{status}, 200, 'Redis gone: the gateway still takes webhooks');
+    like($gw[0]->error_log, qr/Redis did not say whether a webhook/, 'and says so');
+    $_->stop for @gw;
+}
+
 done_testing;
