@@ -37,6 +37,19 @@ my $accounts = {
         { id => 'acme-peoplehr', tenant => 'acme', provider => 'peoplehr',
           credentials => { api_key => '7c9e6679-7425-40de-944b-e07fc1f90ae7',
                            webhook_token => $HTOKEN } },
+        # the generic mechanisms no table uses yet, through account overrides
+        { id => 'acme-peoplehr-q', tenant => 'acme', provider => 'peoplehr',
+          credentials => { api_key => '7c9e6679-7425-40de-944b-e07fc1f90ae7',
+                           webhook_token => $HTOKEN },
+          overrides => { 'webhooks.verify' => { type => 'token', in => 'query', name => 'token',
+                                                credential => 'webhook_token' } } },
+        { id => 'acme-personio-batch', tenant => 'acme', provider => 'personio',
+          credentials => { client_id => 'c', client_secret => 's', webhook_token => $PTOKEN },
+          overrides => { 'webhooks.verify.prefix' => 'Bearer ', 'webhooks.events' => '/events',
+                         'webhooks.event_id' => '/id' } },
+        { id => 'acme-personio-evid', tenant => 'acme', provider => 'personio',
+          credentials => { client_id => 'c', client_secret => 's', webhook_token => $PTOKEN },
+          overrides => { 'webhooks.event_id' => '/meta/event_id' } },
         { id => 'acme-clayhr', tenant => 'acme', provider => 'clayhr',
           context => { subdomain => 'acme', user_id => '123456' },
           credentials => { api_key => 'clayhr-sandbox-0123456789abcdef',
@@ -183,9 +196,12 @@ unlike(since($m), qr/hris event/, 'and not emitted');
 
 # --- Personio: the token in Authorization ---------------------------------------
 
-sub personio {
-    my ($token, $event) = @_;
-    return $ng->request('POST', '/webhooks/acme-personio', key => undef,
+sub personio { personio_to('acme-personio', $_[1], $_[0]) }
+
+sub personio_to {
+    my ($account, $event, $token) = @_;
+    $token //= $PTOKEN if @_ < 3;
+    return $ng->request('POST', "/webhooks/$account", key => undef,
         body => $json->encode($event),
         headers => { 'Content-Type' => 'application/json',
                      defined $token ? (Authorization => $token) : () });
@@ -239,6 +255,42 @@ is($ng->request('POST', "/webhooks/acme-peoplehr?token=$HTOKEN", key => undef,
                 body => '{"ActionId":18,"EmployeeId":"PW9"}')->{status}, 401,
    'the token in the query where the table wants the path: 401');
 unlike(since($m), qr/hris event/, 'no events for them');
+
+# --- the generic mechanisms: a query token, a scheme prefix, a batch, event ids ---
+
+$m = mark();
+$res = $ng->request('POST', "/webhooks/acme-peoplehr-q?token=$HTOKEN", key => undef,
+                    body => '{"ActionId":18,"EmployeeId":"PW9"}');
+is($res->{status}, 200, 'a token in the query where the table wants it: 200');
+like(since($m), qr/hris event record\.deleted .*account "acme-peoplehr-q", employees PW9/, 'deleted');
+is($ng->request('POST', "/webhooks/acme-peoplehr-q?token=x$HTOKEN", key => undef,
+                body => '{"ActionId":18,"EmployeeId":"PW8"}')->{status}, 401, 'a wrong query token: 401');
+
+my $batch = { events => [
+    { event_name => 'person.created', payload => { id => '501' } },
+    { event_name => 'person.updated', payload => { id => 502 } },
+    { event_name => 'attendance-period.created', payload => { id => 'x' } },
+] };
+$m = mark();
+$res = $ng->request('POST', '/webhooks/acme-personio-batch', key => undef, body => $json->encode($batch),
+                    headers => { Authorization => "Bearer $PTOKEN" });
+is($res->{status}, 200, 'a batch, the token after "Bearer ": 200');
+is_deeply($res->{json}{result}, { received => 2, ignored => 1 }, 'two events, one ignored');
+like(since($m), qr/record\.created .*employees 501/, 'one event for the first record');
+like(since($m), qr/record\.updated .*employees 502/, 'one for the second');
+is($ng->request('POST', '/webhooks/acme-personio-batch', key => undef, body => $json->encode($batch),
+                headers => { Authorization => $PTOKEN })->{status}, 401, 'without the prefix: 401');
+is($ng->request('POST', '/webhooks/acme-personio-batch', key => undef, body => '{"events": {}}',
+                headers => { Authorization => "Bearer $PTOKEN" })->{status}, 400,
+   'events not an array: 400');
+
+$m = mark();
+my %evid = (event_name => 'person.updated', payload => { id => '601' }, meta => { event_id => 'e-1' });
+is(personio_to('acme-personio-evid', { %evid, occurred_at => '1' })->{status}, 200, 'an event with an id');
+$res = personio_to('acme-personio-evid', { %evid, occurred_at => '2' });
+is_deeply($res->{json}{result}, { received => 0, duplicate => JSON::PP::true },
+          'the same event id in another body: a duplicate');
+is(scalar(() = since($m) =~ /employees 601/g), 1, 'told once');
 
 # --- no secret anywhere ---------------------------------------------------------------
 
