@@ -32,7 +32,7 @@ push @{ $acc->{accounts} }, {
 HRIS::OAuth::control($sb, '/_sandbox/oauth/revoke', { all => JSON::PP::true });
 
 my $PORT2 = HRIS::Nginx::free_port();
-my $ng = HRIS::Nginx->start(accounts => $acc, workers => 2, log_level => 'debug',
+our $ng = HRIS::Nginx->start(accounts => $acc, workers => 2, log_level => 'debug',
     # refused credentials are tried again after a second
     http => 'hris_allowed_urls ' . $sb->url . ";\n    hris_credentials_cooldown 1;",
     server => "listen 127.0.0.1:$PORT2 reuseport;\n"
