@@ -239,8 +239,9 @@ ngx_http_hris_webhooks_handler(ngx_http_request_t *r)
     }
 
     if (ctx->id.len == 0
-        || ngx_strlchr(ctx->token.data, ctx->token.data + ctx->token.len,
-                       '/'))
+        || (ctx->token.len
+            && ngx_strlchr(ctx->token.data, ctx->token.data + ctx->token.len,
+                           '/')))
     {
         /* metrics: webhook in */
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
