@@ -61,6 +61,19 @@ our $ng = HRIS::Nginx->start(accounts => $accounts,
     server => 'location /webhooks/ { hris_webhooks; }');
 my $json = JSON::PP->new->canonical;
 
+# every answer, searched for secrets at the end
+my @ANSWERS;
+{
+    no warnings 'redefine';
+    my $orig = \&HRIS::Nginx::request;
+    *HRIS::Nginx::request = sub {
+        my $res = $orig->(@_);
+        push @ANSWERS, join("\n", map { "$_: $res->{headers}{$_}" } keys %{ $res->{headers} })
+                       . "\n" . ($res->{body} // '');
+        return $res;
+    };
+}
+
 # the error log's size before a request: what it logs comes after
 sub mark { length $ng->error_log }
 sub since { substr $ng->error_log, $_[0] }
@@ -297,6 +310,7 @@ is(scalar(() = since($m) =~ /employees 601/g), 1, 'told once');
 my $log = $ng->error_log;
 for my $s ($SECRET, $PTOKEN, $HTOKEN) {
     unlike($log, qr/\Q$s\E/, 'no secret or token in the error log');
+    ok(!grep({ index($_, $s) >= 0 } @ANSWERS), 'nor in any of ' . @ANSWERS . ' answers');
 }
 
 $ng->stop;
