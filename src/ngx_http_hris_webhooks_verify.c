@@ -109,8 +109,8 @@ ngx_http_hris_wh_hmac(ngx_http_request_t *r, ngx_http_hris_webhooks_t *wh,
     part = wh->parts.elts;
 
     for (i = 0; i < wh->parts.nelts; i++) {
-        h = part[i].header.len ? ngx_http_hris_webhooks_header(r, &part[i].header)
-                               : body;
+        h = part[i].header.len
+            ? ngx_http_hris_webhooks_header(r, &part[i].header) : body;
         if (h == NULL) {
             return "a signed header missing";
         }
@@ -126,8 +126,8 @@ ngx_http_hris_wh_hmac(ngx_http_request_t *r, ngx_http_hris_webhooks_t *wh,
     p = text;
 
     for (i = 0; i < wh->parts.nelts; i++) {
-        h = part[i].header.len ? ngx_http_hris_webhooks_header(r, &part[i].header)
-                               : body;
+        h = part[i].header.len
+            ? ngx_http_hris_webhooks_header(r, &part[i].header) : body;
         p = ngx_cpymem(p, h->data, h->len);
     }
 
