@@ -18,6 +18,7 @@
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_redis.h"
 #include "ngx_http_hris_idem.h"
+#include "ngx_http_hris_webhooks.h"
 
 
 static void *ngx_http_hris_create_main_conf(ngx_conf_t *cf);
@@ -31,6 +32,8 @@ static char *ngx_http_hris_proxy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_hris_webhooks(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_hris_connect_url_check(ngx_conf_t *cf,
@@ -39,6 +42,7 @@ static ngx_int_t ngx_http_hris_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_hris_unified_content(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_proxy_content(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_admin_content(ngx_http_request_t *r);
+static ngx_int_t ngx_http_hris_webhooks_content(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_connect_content(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_unread_body(ngx_http_request_t *r,
     ngx_int_t rc);
@@ -163,6 +167,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
     { ngx_string("hris_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_hris_admin,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("hris_webhooks"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_hris_webhooks,
       0,
       0,
       NULL },
@@ -571,6 +582,17 @@ ngx_http_hris_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_hris_webhooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    if (ngx_http_hris_webhooks_conf(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_hris_set_handler(cf, ngx_http_hris_webhooks_content);
+}
+
+
+static char *
 ngx_http_hris_connect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_core_loc_conf_t   *clcf;
@@ -622,6 +644,13 @@ ngx_http_hris_admin_content(ngx_http_request_t *r)
     ngx_http_hris_observe(r, NGX_HTTP_HRIS_API_ADMIN);
 
     return ngx_http_hris_unread_body(r, ngx_http_hris_admin_handler(r));
+}
+
+
+static ngx_int_t
+ngx_http_hris_webhooks_content(ngx_http_request_t *r)
+{
+    return ngx_http_hris_unread_body(r, ngx_http_hris_webhooks_handler(r));
 }
 
 

@@ -376,6 +376,8 @@ typedef struct {
     ngx_array_t                  error_paths;    /* ngx_http_hris_path_t */
 
     ngx_http_hris_resource_t   **resources;   /* by schema index, or NULL */
+    void                        *webhooks;    /* ngx_http_hris_webhooks_t,
+                                                 or NULL: none */
     json_t                      *root;        /* the JSON, overridden */
 } ngx_http_hris_table_t;
 
@@ -624,6 +626,9 @@ ngx_int_t ngx_http_hris_account_list(ngx_http_request_t *r,
 ngx_int_t ngx_http_hris_store_change(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant, ngx_str_t *id,
     json_t *account, ngx_http_hris_store_op_e op);
+void ngx_http_hris_account_event(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *id, ngx_str_t *provider, const char *type,
+    const char *reason, ngx_log_t *log);
 
 /* ngx_http_hris_url.c */
 ngx_int_t ngx_http_hris_url_parse(ngx_str_t *in, ngx_uint_t prefix,
@@ -725,7 +730,7 @@ void ngx_http_hris_shm_forget(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 void ngx_http_hris_token_fail(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
-void ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf,
+ngx_uint_t ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *base);
 void ngx_http_hris_token_drop(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *token);
@@ -751,8 +756,10 @@ ngx_int_t ngx_http_hris_creds_refuse(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *creds, time_t until, ngx_uint_t status);
 ngx_int_t ngx_http_hris_creds_refused(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *creds, time_t *until, ngx_uint_t *status);
-void ngx_http_hris_creds_clear(ngx_http_hris_main_conf_t *hmcf,
+ngx_uint_t ngx_http_hris_creds_clear(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *creds);
+ngx_uint_t ngx_http_hris_creds_reset(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id);
 ngx_uint_t ngx_http_hris_link_used(ngx_http_hris_main_conf_t *hmcf,
     u_char *hash);
 ngx_int_t ngx_http_hris_link_claim(ngx_http_hris_main_conf_t *hmcf,

@@ -196,9 +196,19 @@ ngx_http_hris_admin_delete(ngx_http_request_t *r, ngx_str_t *tenant,
     ngx_str_t *id)
 {
     ngx_int_t                   rc;
+    ngx_str_t                   provider;
+    ngx_http_hris_account_t    *acc;
     ngx_http_hris_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    /* the provider, for the event: the account is gone afterwards */
+    acc = ngx_http_hris_account_get(r, hmcf, id);
+    ngx_str_null(&provider);
+
+    if (acc) {
+        provider = acc->provider;
+    }
 
     rc = ngx_http_hris_store_change(r, hmcf, tenant, id, NULL,
                                     NGX_HTTP_HRIS_STORE_DELETE);
@@ -211,6 +221,10 @@ ngx_http_hris_admin_delete(ngx_http_request_t *r, ngx_str_t *tenant,
                    NULL, "the account could not be deleted: see the error "
                    "log");
     }
+
+    ngx_http_hris_account_event(hmcf, tenant, id, &provider,
+                                "integrated_account.deleted", NULL,
+                                r->connection->log);
 
     return ngx_http_hris_admin_send(r, NGX_HTTP_OK,
                                     json_pack("{s:s%}", "id", id->data,
@@ -324,6 +338,13 @@ ngx_http_hris_admin_write(ngx_http_request_t *r,
         return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                    NULL, "the account could not be stored: see the error "
                    "log");
+    }
+
+    if (ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE) {
+        ngx_http_hris_account_event(hmcf, &ctx->tenant, &id,
+                                    &checked.provider,
+                                    "integrated_account.created", NULL,
+                                    r->connection->log);
     }
 
     return ngx_http_hris_admin_send(r, ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE

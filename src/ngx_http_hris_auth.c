@@ -130,7 +130,15 @@ ngx_http_hris_gate_refused_check(ngx_http_hris_gate_t *g)
     }
 
     if (ngx_memcmp(creds, refused, sizeof(creds)) != 0) {
-        ngx_http_hris_creds_clear(g->hmcf, &g->account->id, refused);
+        /* new credentials (the accounts file, reloaded): tried again */
+        if (ngx_http_hris_creds_clear(g->hmcf, &g->account->id, refused)) {
+            ngx_http_hris_account_event(g->hmcf, &g->account->tenant,
+                                        &g->account->id,
+                                        &g->account->table->name,
+                                        "integrated_account.reactivated",
+                                        NULL, g->request->connection->log);
+        }
+
         return NGX_OK;
     }
 
@@ -168,16 +176,29 @@ void
 ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
     ngx_uint_t status)
 {
-    time_t  cooldown = g->hmcf->credentials_cooldown;
-    u_char  creds[16];
+    time_t     cooldown = g->hmcf->credentials_cooldown;
+    u_char     creds[16];
+    ngx_int_t  rc;
 
     if (cooldown == 0
-        || ngx_http_hris_creds_hash(g->account, creds) != NGX_OK
-        || ngx_http_hris_creds_refuse(g->hmcf, &g->account->id, creds,
-                                      ngx_time() + cooldown, status)
-           != NGX_OK)
+        || ngx_http_hris_creds_hash(g->account, creds) != NGX_OK)
     {
         return;
+    }
+
+    rc = ngx_http_hris_creds_refuse(g->hmcf, &g->account->id, creds,
+                                    ngx_time() + cooldown, status);
+    if (rc == NGX_ERROR) {
+        return;
+    }
+
+    /* the first refusal since the account was (re)connected: told once */
+    if (rc == NGX_DONE) {
+        ngx_http_hris_account_event(g->hmcf, &g->account->tenant,
+                                    &g->account->id, &g->account->table->name,
+                                    "integrated_account.needs_reauth",
+                                    "credentials_rejected",
+                                    g->request->connection->log);
     }
 
     ngx_log_error(NGX_LOG_WARN, g->request->connection->log, 0,
@@ -698,8 +719,17 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
             }
 
             if (reauth) {
-                (void) ngx_http_hris_refresh_set(g->hmcf, &g->account->id,
-                                                 NULL, 1);
+                /* of the workers that see the refusal, one tells */
+                if (ngx_http_hris_refresh_set(g->hmcf, &g->account->id,
+                                              NULL, 1)
+                    == NGX_DONE)
+                {
+                    ngx_http_hris_account_event(g->hmcf, &g->account->tenant,
+                        &g->account->id, &g->account->table->name,
+                        "integrated_account.needs_reauth", "refresh_refused",
+                        r->connection->log);
+                }
+
                 ngx_http_hris_state_save(g->hmcf, r->pool,
                                          r->connection->log);
                 ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,

@@ -728,7 +728,10 @@ ngx_int_t
 ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
     json_t *account)
 {
+    json_t                     *v;
     ngx_int_t                   rc;
+    ngx_str_t                   provider;
+    ngx_uint_t                  existed;
     ngx_http_hris_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
@@ -753,6 +756,9 @@ ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
                                           "temporarily_unavailable");
     }
 
+    /* a new account, or new credentials for one (store.c tells those) */
+    existed = ngx_http_hris_account_get(r, hmcf, &link->id) != NULL;
+
     rc = ngx_http_hris_store_change(r, hmcf, &link->tenant, &link->id,
                                     account, NGX_HTTP_HRIS_STORE_UPSERT);
 
@@ -766,6 +772,16 @@ ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
 
     if (rc != NGX_OK) {
         return ngx_http_hris_connect_back(r, link, 0, "server_error");
+    }
+
+    if (!existed) {
+        v = json_object_get(account, "provider");
+        provider.data = (u_char *) json_string_value(v);
+        provider.len = json_string_length(v);
+
+        ngx_http_hris_account_event(hmcf, &link->tenant, &link->id,
+                                    &provider, "integrated_account.created",
+                                    NULL, r->connection->log);
     }
 
     return ngx_http_hris_connect_back(r, link,

@@ -131,15 +131,21 @@ static char  ngx_http_hris_fleet_commit_lua[] =
     "end\n"
     "return ok\n";
 
-/* ARGV: owner, refresh token refused, base */
+/*
+ * ARGV: owner, refresh token refused, base. "reauth_first" to the one
+ * caller that marks the account (its event is told once for the fleet),
+ * "reauth" when it was marked already, "changed" when the token rotated.
+ */
 static ngx_http_hris_redis_script_t  ngx_http_hris_fleet_refused_script;
 static char  ngx_http_hris_fleet_refused_lua[] =
     "local h = redis.call('HMGET', KEYS[1], 'base', 'rt')\n"
     "local r = 'changed'\n"
     "if h[1] == ARGV[3] and (h[2] or '') == ARGV[2] then\n"
-    "  redis.call('HSET', KEYS[1], 'reauth', '1')\n"
-    "  redis.call('HDEL', KEYS[1], 'at', 'until')\n"
     "  r = 'reauth'\n"
+    "  if redis.call('HSET', KEYS[1], 'reauth', '1') == 1 then\n"
+    "    r = 'reauth_first'\n"
+    "  end\n"
+    "  redis.call('HDEL', KEYS[1], 'at', 'until')\n"
     "end\n"
     "if redis.call('GET', KEYS[2]) == ARGV[1] then\n"
     "  redis.call('DEL', KEYS[2])\n"
@@ -570,8 +576,16 @@ ngx_http_hris_fleet_refused_reply(ngx_http_hris_redis_status_e status,
         return;
     }
 
-    if (reply->str.len == 6 && ngx_strncmp(reply->str.data, "reauth", 6) == 0)
+    if (reply->str.len >= 6 && ngx_strncmp(reply->str.data, "reauth", 6) == 0)
     {
+        /* "reauth_first": this gateway set the fleet's mark, and tells */
+        if (reply->str.len > 6) {
+            ngx_http_hris_account_event(g->hmcf, &g->account->tenant,
+                &g->account->id, &g->account->table->name,
+                "integrated_account.needs_reauth", "refresh_refused",
+                g->request->connection->log);
+        }
+
         (void) ngx_http_hris_refresh_set(g->hmcf, &g->account->id, NULL, 1);
         ngx_log_error(NGX_LOG_WARN, g->request->connection->log, 0,
                       "hris: integrated account \"%V\" needs "

@@ -94,6 +94,7 @@ typedef struct {
     u_char                    base[32];     /* what it descends from */
     unsigned                  has_base:1;
     unsigned                  needs_reauth:1;
+    unsigned                  creds_reauth:1;  /* told: refused for good */
     size_t                    id_len;
     u_char                    id[1];
 } ngx_http_hris_shm_node_t;
@@ -958,10 +959,11 @@ ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
  * grant no longer apply, nor does the state file's entry for it.
  */
 
-void
+ngx_uint_t
 ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     u_char *base)
 {
+    ngx_uint_t                 lifted = 0;
     ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
     ngx_http_hris_shm_node_t  *n;
 
@@ -992,10 +994,13 @@ ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
         n->refresh_size = 0;
         n->expires = 0;
         n->has_base = 0;
+        lifted = n->needs_reauth;
         n->needs_reauth = 0;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return lifted;
 }
 
 
@@ -1296,7 +1301,11 @@ ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
 }
 
 
-/* A rotated refresh token (or none: the old one stays), or needs-reauth. */
+/*
+ * A rotated refresh token (or none: the old one stays), or needs-reauth:
+ * NGX_DONE tells the one caller that set the mark (of every worker that
+ * saw the refusal), so that the account's event is emitted once.
+ */
 
 ngx_int_t
 ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
@@ -1318,6 +1327,7 @@ ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     rc = NGX_OK;
 
     if (needs_reauth) {
+        rc = n->needs_reauth ? NGX_OK : NGX_DONE;
         n->needs_reauth = 1;
 
         if (n->token) {
@@ -1342,13 +1352,17 @@ ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
 /*
  * The provider refused the account's credentials (a hash of them in
  * creds): until "until", calls with the same credentials are answered
- * without the provider. NGX_ERROR: the zone is full.
+ * without the provider. NGX_DONE: the account was not marked refused for
+ * good yet (its event is the caller's to emit); the mark stays until
+ * ngx_http_hris_creds_reset() or ngx_http_hris_creds_clear(). NGX_ERROR:
+ * the zone is full.
  */
 
 ngx_int_t
 ngx_http_hris_creds_refuse(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     u_char *creds, time_t until, ngx_uint_t status)
 {
+    ngx_int_t                  rc;
     ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
     ngx_http_hris_shm_node_t  *n;
 
@@ -1364,9 +1378,12 @@ ngx_http_hris_creds_refuse(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     n->refused_status = status;
     ngx_memcpy(n->refused_creds, creds, sizeof(n->refused_creds));
 
+    rc = n->creds_reauth ? NGX_OK : NGX_DONE;
+    n->creds_reauth = 1;
+
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -1404,12 +1421,16 @@ ngx_http_hris_creds_refused(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
 }
 
 
-/* The credentials changed (creds: the refused ones): the mark goes. */
+/*
+ * The credentials changed (creds: the refused ones): the mark goes. 1
+ * tells the one caller that lifted a refused-for-good mark.
+ */
 
-void
+ngx_uint_t
 ngx_http_hris_creds_clear(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     u_char *creds)
 {
+    ngx_uint_t                 lifted = 0;
     ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
     ngx_http_hris_shm_node_t  *n;
 
@@ -1421,9 +1442,42 @@ ngx_http_hris_creds_clear(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
              == 0)
     {
         n->refused_until = 0;
+        lifted = n->creds_reauth;
+        n->creds_reauth = 0;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return lifted;
+}
+
+
+/*
+ * New credentials were stored for the account (administration API,
+ * connect flow): a refusal mark goes, whatever credentials it was for. 1
+ * tells the one caller that lifted a refused-for-good mark.
+ */
+
+ngx_uint_t
+ngx_http_hris_creds_reset(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
+{
+    ngx_uint_t                 lifted = 0;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_node_t  *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_hris_shm_node(ctx, id, 0);
+
+    if (n) {
+        n->refused_until = 0;
+        lifted = n->creds_reauth;
+        n->creds_reauth = 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return lifted;
 }
 
 

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_events.h"
 
 
 #define NGX_HTTP_HRIS_STORE_TRIES  16
@@ -50,7 +51,7 @@ static ngx_int_t ngx_http_hris_store_hold(ngx_http_request_t *r,
 static void ngx_http_hris_store_release(void *data);
 static void ngx_http_hris_store_log_writer(ngx_log_t *log, ngx_uint_t level,
     u_char *buf, size_t len);
-static void ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf,
+static ngx_uint_t ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, json_t *account);
 static ngx_int_t ngx_http_hris_store_overrides(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, json_t *js, ngx_str_t *err);
@@ -573,8 +574,8 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
     char                     *dump;
     json_t                   *all, *cur, *t;
     ngx_int_t                 rc;
-    ngx_str_t                 text, owner;
-    ngx_uint_t                gen, tries, present;
+    ngx_str_t                 text, owner, provider;
+    ngx_uint_t                gen, tries, present, renewed;
     ngx_http_hris_account_t  *file;
 
     file = ngx_http_hris_account_find(hmcf, id);
@@ -622,6 +623,12 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
             return NGX_DECLINED;
         }
 
+        /* new credentials for an account there already: a reactivation? */
+        t = json_is_object(cur) ? cur : (file ? file->source : NULL);
+        renewed = present && account
+                  && !json_equal(json_object_get(t, "credentials"),
+                                 json_object_get(account, "credentials"));
+
         if (op != NGX_HTTP_HRIS_STORE_DELETE) {
             rc = json_object_setn(all, (char *) id->data, id->len, account);
 
@@ -647,7 +654,22 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
         free(dump);
 
         if (rc == NGX_OK) {
-            ngx_http_hris_store_rebase(hmcf, id, account);
+            /*
+             * the zone's marks go: the one worker that lifts a needs-reauth
+             * mark (of a refused refresh, or refused credentials) says so
+             */
+            if ((ngx_http_hris_store_rebase(hmcf, id, account)
+                 | (renewed ? ngx_http_hris_creds_reset(hmcf, id) : 0))
+                && renewed)
+            {
+                t = json_object_get(account, "provider");
+                provider.data = (u_char *) json_string_value(t);
+                provider.len = json_string_length(t);
+
+                ngx_http_hris_account_event(hmcf, tenant, id, &provider,
+                                            "integrated_account.reactivated",
+                                            NULL, r->connection->log);
+            }
 
             /* and every gateway on the same Redis */
             ngx_http_hris_accounts_publish(hmcf, r->pool, id,
@@ -682,7 +704,7 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
  * deleted account: everything
  */
 
-static void
+static ngx_uint_t
 ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     json_t *account)
 {
@@ -693,14 +715,14 @@ ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     /* deleted: its tokens, rate window and marks go from the zone */
     if (account == NULL) {
         ngx_http_hris_shm_forget(hmcf, id);
-        return;
+        return 0;
     }
 
     v = json_object_get(json_object_get(account, "credentials"),
                         "refresh_token");
 
     if (!json_is_string(v)) {
-        return;
+        return 0;
     }
 
     /* as ngx_http_hris_state_account() derives it from the configuration */
@@ -708,7 +730,49 @@ ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     EVP_Digest(json_string_value(v), json_string_length(v), base, &len,
                EVP_sha256(), NULL);
 
-    ngx_http_hris_token_rebase(hmcf, id, base);
+    return ngx_http_hris_token_rebase(hmcf, id, base);
+}
+
+
+/*
+ * An integrated_account.* event (CONTRACT section 8): data
+ * {integrated_account_id, provider} and, for needs_reauth, a reason.
+ */
+
+void
+ngx_http_hris_account_event(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *id, ngx_str_t *provider, const char *type,
+    const char *reason, ngx_log_t *log)
+{
+    json_t  *data;
+
+    data = json_pack("{s:s%,s:s%}", "integrated_account_id", id->data,
+                     id->len, "provider", provider->data, provider->len);
+
+    if (data && reason
+        && json_object_set_new(data, "reason", json_string(reason)) != 0)
+    {
+        json_decref(data);
+        data = NULL;
+    }
+
+    if (data == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no memory for the event "
+                      "%s of integrated account \"%V\"", type, id);
+        return;
+    }
+
+#if (NGX_DEBUG)
+    if (log->log_level & NGX_LOG_DEBUG_HTTP) {
+        char  *text = json_dumps(data, JSON_COMPACT|JSON_SORT_KEYS);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0, "hris account event %s: %s",
+                       type, text ? text : "");
+        free(text);
+    }
+#endif
+
+    ngx_http_hris_event_emit(hmcf, tenant, type, data, log);
 }
 
 

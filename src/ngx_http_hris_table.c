@@ -45,7 +45,7 @@ static ngx_int_t ngx_http_hris_tpl_context_check(ngx_http_hris_tc_t *tc,
 static const char  *ngx_http_hris_table_keys[] = {
     "base_url", "token_url", "context", "headers", "auth", "errors",
     "rate_limit", "resources", "description", "connect", "allowed_urls",
-    NULL
+    "webhooks", NULL
 };
 
 
@@ -302,6 +302,9 @@ ngx_http_hris_table_compile(ngx_http_hris_tc_t *tc, json_t *root)
         || ngx_http_hris_auth_compile(tc, json_object_get(root, "auth"))
            != NGX_OK
         || ngx_http_hris_connect_compile(tc, json_object_get(root, "connect"))
+           != NGX_OK
+        || ngx_http_hris_webhooks_compile(tc,
+                                          json_object_get(root, "webhooks"))
            != NGX_OK)
     {
         return NGX_ERROR;

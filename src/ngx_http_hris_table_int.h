@@ -35,6 +35,8 @@ ngx_int_t ngx_http_hris_writes_compile(ngx_http_hris_tc_t *tc,
     ngx_http_hris_resource_t *res);
 ngx_int_t ngx_http_hris_auth_compile(ngx_http_hris_tc_t *tc, json_t *js);
 ngx_int_t ngx_http_hris_connect_compile(ngx_http_hris_tc_t *tc, json_t *js);
+/* the "webhooks" section, or none (js NULL): ngx_http_hris_webhooks.h */
+ngx_int_t ngx_http_hris_webhooks_compile(ngx_http_hris_tc_t *tc, json_t *js);
 ngx_int_t ngx_http_hris_body_errors_compile(ngx_http_hris_tc_t *tc,
     json_t *js);
 ngx_int_t ngx_http_hris_rate_compile(ngx_http_hris_tc_t *tc, json_t *js,

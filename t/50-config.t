@@ -178,6 +178,41 @@ config_fails('an oauth2 connect flow without authorize_url', $TABLE, qr/connect\
 edit_table(sub { $_[0]{connect}{sso} = {} });
 config_fails('an unknown connect key', $TABLE, qr/connect: unknown key "sso"/);
 
+# the "webhooks" section (mappings/README.md): provider webhooks in
+for my $c (
+    [ 'webhooks not an object', sub { $_[0]{webhooks} = [] }, qr/webhooks: must be an object/ ],
+    [ 'an unknown webhooks key', sub { $_[0]{webhooks}{sign} = 1 }, qr/webhooks: unknown key "sign"/ ],
+    [ 'webhooks without verify', sub { delete $_[0]{webhooks}{verify} },
+      qr/webhooks\.verify: is required/ ],
+    [ 'an unknown verify type', sub { $_[0]{webhooks}{verify}{type} = 'rsa' },
+      qr/webhooks\.verify\.type: must be "hmac" or "token"/ ],
+    [ 'an hmac algorithm the gateway lacks', sub { $_[0]{webhooks}{verify}{algorithm} = 'md5' },
+      qr/webhooks\.verify\.algorithm: must be "sha256"/ ],
+    [ 'a signed part that is neither body nor header', sub { $_[0]{webhooks}{verify}{signed} = ['body', 'query:x'] },
+      qr/webhooks\.verify\.signed: part 1 must be "body" or "header:<name>"/ ],
+    [ 'a tolerance of 0', sub { $_[0]{webhooks}{verify}{tolerance} = 0 },
+      qr/webhooks\.verify\.tolerance: must be the seconds/ ],
+    [ 'a credential name with a space', sub { $_[0]{webhooks}{verify}{credential} = 'web hook' },
+      qr/webhooks\.verify\.credential: "web hook" has a character/ ],
+    [ 'a token in an unknown place', sub { $_[0]{webhooks}{verify} = { type => 'token', in => 'cookie', credential => 'webhook_token' } },
+      qr/webhooks\.verify\.in: must be "header", "query" or "path"/ ],
+    [ 'no event pointer', sub { delete $_[0]{webhooks}{event} }, qr/webhooks\.event: is required/ ],
+    [ 'an id that is no JSON pointer', sub { $_[0]{webhooks}{id} = 'data.employeeId' },
+      qr/webhooks\.id: "data\.employeeId" is not a JSON pointer/ ],
+    [ 'an event for an unknown resource', sub { $_[0]{webhooks}{map}{'employee.created'}{resource} = 'staff' },
+      qr/webhooks\.map\.employee\.created: unknown resource "staff"/ ],
+    [ 'an unknown action', sub { $_[0]{webhooks}{map}{'employee.created'}{action} = 'hired' },
+      qr/webhooks\.map\.employee\.created: action must be "created", "updated" or "deleted"/ ],
+    [ 'an event without a record id anywhere', sub { delete $_[0]{webhooks}{id} },
+      qr/webhooks\.map\.employee\.\w+: says nowhere where the record id is/ ],
+    [ 'fields naming no unified field', sub { $_[0]{webhooks}{fields}{firstName} = 1 },
+      qr/webhooks\.fields: "firstName" must name a unified field/ ],
+) {
+    my ($name, $edit, $re) = @$c;
+    edit_table($edit);
+    config_fails($name, $TABLE, $re);
+}
+
 edit_table(sub { $_[0]{resources}{timeoff_requests}{list}{filters}{start_date}{pattern} = '(' });
 config_fails('bad filter pattern', $TABLE,
              qr/resources\.timeoff_requests\.list\.filters\.start_date/);

@@ -121,6 +121,13 @@ sub new_link { my ($body, %o) = @_; api('POST', '/admin/connect_links', json => 
 sub admin_get { api('GET', "/admin/accounts/$_[0]", @_[1 .. $#_]) }
 sub employees { api('GET', "/unified/hris/employees?integrated_account_id=$_[0]&limit=5") }
 
+# how many times the events module told an event of an account (CONTRACT
+# section 8; for now it logs each at "info")
+sub told {
+    my ($type, $id) = @_;
+    return scalar(() = $ng->error_log =~ /hris event \Q$type\E for tenant "acme", account "\Q$id\E"/g);
+}
+
 sub ok_list {
     my ($res) = @_;
     return $res->{status} == 200 && ref $res->{json}{result} eq 'ARRAY'
@@ -366,6 +373,7 @@ is($back, $REDIRECT, 'to the redirect_uri');
 is_deeply($bq, { integrated_account_id => 'acme-new', status => 'connected' },
           'with integrated_account_id and status=connected');
 is(code_exchanges(), 1, 'one authorization_code exchange at the sandbox');
+is(told('integrated_account.created', 'acme-new'), 1, 'integrated_account.created told');
 
 $res = employees('acme-new');
 ok(ok_list($res), 'the connected account works through /unified') or diag $res->{body};
@@ -479,6 +487,7 @@ is_deeply($d->{context}, { subdomain => 'acme', user_id => $CLAY_USER }, 'admin:
 is($d->{base_url}, $cl->url, 'admin: the link\'s base_url');
 is($d->{tenant}, 'acme', 'admin: the link creator\'s tenant');
 is($d->{status}, 'ok', 'admin: status ok');
+is(told('integrated_account.created', 'acme-clay-form'), 1, 'a form connect: created told');
 
 # context given in the link: the form asks only for the key
 $res = new_link({ integrated_account_id => 'acme-clay-form2', provider => 'clayhr', method => 'form',
@@ -515,6 +524,9 @@ is($bq->{status}, 'connected', 'status=connected');
 is(code_exchanges(), $before + 1, 'one more exchange');
 is(admin_get('acme-new')->{json}{result}{status}, 'ok', 'status ok again');
 ok(ok_list(employees('acme-new')), '/unified 200 again');
+is(told('integrated_account.needs_reauth', 'acme-new'), 1, 'the revoked grant: needs_reauth told');
+is(told('integrated_account.reactivated', 'acme-new'), 1, 'connected again: reactivated told');
+is(told('integrated_account.created', 'acme-new'), 1, 'not created a second time');
 
 # -- no secret in any answer ------------------------------------------------------------------
 

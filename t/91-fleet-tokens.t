@@ -135,6 +135,10 @@ my $n = refreshes($sb2);
 $r = $D->unified('employees/4');
 is($r->{status}, 401, 'the other gateway knows it without a call');
 is(refreshes($sb2), $n, 'and sends no refresh');
+$C->unified('employees/4') for 1 .. 2;
+my $told = () = ($C->error_log . $D->error_log)
+    =~ /hris event integrated_account\.needs_reauth for tenant "acme", account "acme-bamboohr"/g;
+is($told, 1, 'integrated_account.needs_reauth told once for the fleet (the script\'s reply)');
 $C->stop; $D->stop;
 
 # --- one-time tokens echoed by the provider: the fleet follows them -------
