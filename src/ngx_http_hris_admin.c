@@ -20,6 +20,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_events.h"
 
 
 typedef enum {
@@ -71,6 +72,13 @@ ngx_http_hris_admin_handler(ngx_http_request_t *r)
 
     ngx_http_hris_subpath(r, &rest);
 
+    /* webhook subscriptions: ngx_http_hris_webhooks_admin.c */
+    if (rest.len >= 8 && ngx_strncmp(rest.data, "webhooks", 8) == 0
+        && (rest.len == 8 || rest.data[8] == '/'))
+    {
+        return ngx_http_hris_webhooks_admin(r, &tenant, &rest);
+    }
+
     accounts = rest.len >= 8 && ngx_strncmp(rest.data, "accounts", 8) == 0
                && (rest.len == 8 || rest.data[8] == '/');
 
@@ -80,8 +88,8 @@ ngx_http_hris_admin_handler(ngx_http_request_t *r)
     {
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
                    "unknown path \"%V\": the administration API serves "
-                   "accounts, accounts/{id} and connect_links below this "
-                   "location", &r->uri);
+                   "accounts, accounts/{id}, connect_links, webhooks and "
+                   "webhooks/{id} below this location", &r->uri);
     }
 
     id.data = rest.data + 9;
@@ -196,9 +204,15 @@ ngx_http_hris_admin_delete(ngx_http_request_t *r, ngx_str_t *tenant,
     ngx_str_t *id)
 {
     ngx_int_t                   rc;
+    ngx_str_t                   provider;
+    ngx_http_hris_account_t    *acc;
     ngx_http_hris_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    /* for the event: the account is gone after the change */
+    acc = ngx_http_hris_account_get(r, hmcf, id);
+    provider = acc ? acc->provider : (ngx_str_t) ngx_null_string;
 
     rc = ngx_http_hris_store_change(r, hmcf, tenant, id, NULL,
                                     NGX_HTTP_HRIS_STORE_DELETE);
@@ -211,6 +225,11 @@ ngx_http_hris_admin_delete(ngx_http_request_t *r, ngx_str_t *tenant,
                    NULL, "the account could not be deleted: see the error "
                    "log");
     }
+
+    ngx_http_hris_event_emit(hmcf, tenant, "integrated_account.deleted",
+        json_pack("{s:s%,s:s%}", "integrated_account_id", id->data, id->len,
+                  "provider", provider.data ? (char *) provider.data : "",
+                  provider.len), r->connection->log);
 
     return ngx_http_hris_admin_send(r, NGX_HTTP_OK,
                                     json_pack("{s:s%}", "id", id->data,
@@ -324,6 +343,14 @@ ngx_http_hris_admin_write(ngx_http_request_t *r,
         return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                    NULL, "the account could not be stored: see the error "
                    "log");
+    }
+
+    if (ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE) {
+        ngx_http_hris_event_emit(hmcf, &ctx->tenant,
+            "integrated_account.created",
+            json_pack("{s:s%,s:s%}", "integrated_account_id", id.data,
+                      id.len, "provider", checked.provider.data,
+                      checked.provider.len), r->connection->log);
     }
 
     return ngx_http_hris_admin_send(r, ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE
