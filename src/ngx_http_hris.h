@@ -16,6 +16,7 @@
 #include <ngx_thread_pool.h>
 #endif
 
+#include "ngx_http_hris_file.h"
 #include "ngx_http_hris_map.h"
 #include "ngx_http_hris_parse.h"
 #include "ngx_http_hris_template.h"
@@ -447,6 +448,7 @@ typedef struct {
     ngx_uint_t                   key_new;     /* made, not yet written */
     json_t                      *state;       /* the file, as read */
     ngx_uint_t                   state_serial;  /* its last write's */
+    ngx_http_hris_file_t         state_out;     /* its writer */
     void                        *thread_pool;
     u_char                       secrets_key[32];
     ngx_uint_t                   has_secrets_key;

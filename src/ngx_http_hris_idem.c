@@ -75,7 +75,7 @@ typedef struct {
     ngx_slab_pool_t             *shpool;
     ngx_str_t                    file;
     json_t                      *initial;     /* the file, as read */
-    void                        *thread_pool;
+    ngx_http_hris_file_t         out;         /* its writer */
 } ngx_http_hris_idem_conf_t;
 
 
@@ -139,15 +139,6 @@ static char  ngx_http_hris_idem_release_lua[] =
 static ngx_uint_t  ngx_http_hris_idem_scripts_ready;
 
 
-typedef struct {
-    ngx_http_hris_idem_conf_t   *conf;
-    ngx_str_t                    path;
-    char                        *text;
-    ngx_uint_t                   serial;
-    ngx_pid_t                    pid;
-    ngx_err_t                    err;
-    const char                  *what;
-} ngx_http_hris_idem_write_t;
 
 
 static ngx_int_t ngx_http_hris_idem_zone_init(ngx_shm_zone_t *zone,
@@ -190,12 +181,9 @@ static void ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf,
     ngx_log_t *log);
 static char *ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
     ngx_uint_t *serial);
-static void ngx_http_hris_idem_file_write(void *data, ngx_log_t *log);
-static void ngx_http_hris_idem_file_done(ngx_http_hris_idem_conf_t *conf,
-    ngx_http_hris_idem_write_t *w, ngx_log_t *log);
-#if (NGX_THREADS)
-static void ngx_http_hris_idem_file_written(ngx_event_t *ev);
-#endif
+static void ngx_http_hris_idem_writer_free(ngx_http_hris_idem_conf_t *conf);
+static void ngx_http_hris_idem_file_done(ngx_http_hris_file_t *file,
+    ngx_uint_t serial, ngx_err_t err, const char *what, ngx_log_t *log);
 
 
 /* the answer kept for a request whose write went out and never answered */
@@ -244,11 +232,15 @@ ngx_http_hris_idem_init_conf(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
     }
 
 #if (NGX_THREADS)
-    conf->thread_pool = ngx_thread_pool_add(cf, &pool);
-    if (conf->thread_pool == NULL) {
+    conf->out.thread_pool = ngx_thread_pool_add(cf, &pool);
+    if (conf->out.thread_pool == NULL) {
         return NGX_ERROR;
     }
 #endif
+
+    conf->out.path = conf->file;
+    conf->out.done = ngx_http_hris_idem_file_done;
+    conf->out.data = conf;
 
     if (conf->file.len
         && !(ngx_file_info(conf->file.data, &fi) == NGX_FILE_ERROR
@@ -1273,10 +1265,6 @@ ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
 {
     char                        *text;
     ngx_uint_t                   serial;
-    ngx_http_hris_idem_write_t  *w;
-#if (NGX_THREADS)
-    ngx_thread_task_t           *task;
-#endif
 
     if (conf->file.len == 0) {
         return;
@@ -1310,50 +1298,11 @@ ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
         return;
     }
 
-#if (NGX_THREADS)
-    task = ngx_calloc(sizeof(ngx_thread_task_t)
-                      + sizeof(ngx_http_hris_idem_write_t), log);
-    if (task == NULL) {
-        free(text);
-        ngx_http_hris_idem_file_done(conf, NULL, log);
-        return;
+    if (ngx_http_hris_file_write(&conf->out, text, serial, log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no memory to write the "
+                      "Idempotency-Key answers to \"%V\"", &conf->file);
+        ngx_http_hris_idem_writer_free(conf);
     }
-
-    w = (ngx_http_hris_idem_write_t *) (task + 1);
-    task->ctx = w;
-    task->handler = ngx_http_hris_idem_file_write;
-    task->event.handler = ngx_http_hris_idem_file_written;
-    task->event.data = task;
-    task->event.log = ngx_cycle->log;
-#else
-    w = ngx_calloc(sizeof(ngx_http_hris_idem_write_t), log);
-    if (w == NULL) {
-        free(text);
-        return;
-    }
-#endif
-
-    w->conf = conf;
-    w->path = conf->file;
-    w->text = text;
-    w->serial = serial;
-    w->pid = ngx_pid;
-
-#if (NGX_THREADS)
-    if (ngx_thread_task_post(conf->thread_pool, task) == NGX_OK) {
-        return;
-    }
-#endif
-
-    /* without threads: written at once */
-    ngx_http_hris_idem_file_write(w, log);
-    ngx_http_hris_idem_file_done(conf, w, log);
-    free(w->text);
-#if (NGX_THREADS)
-    ngx_free(task);
-#else
-    ngx_free(w);
-#endif
 }
 
 
@@ -1415,76 +1364,32 @@ ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
 }
 
 
-/* In a pool thread: file system calls only. */
-
-static void
-ngx_http_hris_idem_file_write(void *data, ngx_log_t *log)
-{
-    size_t                       len;
-    ngx_fd_t                     fd;
-    ngx_http_hris_idem_write_t  *w = data;
-    u_char                       tmp[NGX_MAX_PATH];
-
-    len = ngx_strlen(w->text);
-
-    if (ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P%Z", &w->path, w->pid)
-        == tmp + sizeof(tmp) - 1)
-    {
-        w->what = "naming the temporary file of";
-        w->err = NGX_ENAMETOOLONG;
-        return;
-    }
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-    if (fd == NGX_INVALID_FILE) {
-        w->what = "opening the temporary file of";
-        w->err = ngx_errno;
-        return;
-    }
-
-    if (ngx_write_fd(fd, w->text, len) != (ssize_t) len || fsync(fd) != 0) {
-        w->what = "writing";
-        w->err = ngx_errno;
-        ngx_close_file(fd);
-        ngx_delete_file(tmp);
-        return;
-    }
-
-    ngx_close_file(fd);
-
-    if (ngx_rename_file(tmp, w->path.data) == NGX_FILE_ERROR) {
-        w->what = "renaming over";
-        w->err = ngx_errno;
-        ngx_delete_file(tmp);
-    }
-}
-
-
 /* In the worker: the writer's mark let go, and a newer snapshot written */
 
 static void
-ngx_http_hris_idem_file_done(ngx_http_hris_idem_conf_t *conf,
-    ngx_http_hris_idem_write_t *w, ngx_log_t *log)
+ngx_http_hris_idem_file_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
+    ngx_err_t err, const char *what, ngx_log_t *log)
 {
-    ngx_uint_t  again;
+    ngx_uint_t                  again;
+    ngx_http_hris_idem_conf_t  *conf = file->data;
 
-    if (w && w->err) {
-        ngx_log_error(NGX_LOG_ERR, log, w->err, "hris: %s \"%V\" failed: "
+    if (err) {
+        ngx_log_error(NGX_LOG_ERR, log, err, "hris: %s \"%V\" failed: "
                       "the Idempotency-Key answers kept since the last "
-                      "write would not survive a restart", w->what, &w->path);
+                      "write would not survive a restart", what, &file->path);
     }
 
     ngx_shmtx_lock(&conf->shpool->mutex);
 
-    if (w && !w->err && w->serial > conf->sh->written) {
-        conf->sh->written = w->serial;
+    if (!err && serial > conf->sh->written) {
+        conf->sh->written = serial;
     }
 
     if (conf->sh->writer == ngx_pid) {
         conf->sh->writer = 0;
     }
 
-    again = (w && !w->err && conf->sh->written < conf->sh->serial);
+    again = (!err && conf->sh->written < conf->sh->serial);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -1494,18 +1399,16 @@ ngx_http_hris_idem_file_done(ngx_http_hris_idem_conf_t *conf,
 }
 
 
-#if (NGX_THREADS)
+/* a write that could not start: another may */
 
 static void
-ngx_http_hris_idem_file_written(ngx_event_t *ev)
+ngx_http_hris_idem_writer_free(ngx_http_hris_idem_conf_t *conf)
 {
-    ngx_thread_task_t           *task = ev->data;
-    ngx_http_hris_idem_write_t  *w = task->ctx;
+    ngx_shmtx_lock(&conf->shpool->mutex);
 
-    ngx_http_hris_idem_file_done(w->conf, w, ev->log);
+    if (conf->sh->writer == ngx_pid) {
+        conf->sh->writer = 0;
+    }
 
-    free(w->text);
-    ngx_free(task);
+    ngx_shmtx_unlock(&conf->shpool->mutex);
 }
-
-#endif

@@ -24,7 +24,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <sys/file.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -35,32 +34,13 @@
 #define NGX_HTTP_HRIS_STATE_RETRY_MAX  60000
 
 
-typedef struct {
-    ngx_http_hris_main_conf_t  *hmcf;
-    ngx_str_t                   path;
-    char                       *text;
-    ngx_uint_t                  serial;     /* of the snapshot */
-    ngx_pid_t                   pid;
-    ngx_err_t                   err;
-    const char                 *what;
-} ngx_http_hris_state_write_t;
-
-
 static ngx_int_t ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_log_t *log);
-static void ngx_http_hris_state_done(ngx_http_hris_state_write_t *w,
-    ngx_log_t *log);
+static void ngx_http_hris_state_done(ngx_http_hris_file_t *file,
+    ngx_uint_t serial, ngx_err_t err, const char *what, ngx_log_t *log);
 static ngx_msec_t ngx_http_hris_state_retry_next(void);
 static void ngx_http_hris_state_failed(ngx_http_hris_main_conf_t *hmcf);
 static void ngx_http_hris_state_retry(ngx_event_t *ev);
-static void ngx_http_hris_state_write(void *data, ngx_log_t *log);
-static void ngx_http_hris_state_replace(ngx_http_hris_state_write_t *w,
-    u_char *tmp);
-static ngx_uint_t ngx_http_hris_state_serial(ngx_pool_t *pool,
-    ngx_str_t *path);
-#if (NGX_THREADS)
-static void ngx_http_hris_state_written(ngx_event_t *ev);
-#endif
 static time_t ngx_http_hris_parse_time(ngx_str_t *s);
 
 
@@ -93,8 +73,14 @@ ngx_http_hris_state_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
     }
 #endif
 
-    hmcf->state_serial = ngx_http_hris_state_serial(cf->pool,
-                                                    &hmcf->state_file);
+    hmcf->state_out.path = hmcf->state_file;
+    hmcf->state_out.thread_pool = hmcf->thread_pool;
+    hmcf->state_out.done = ngx_http_hris_state_done;
+    hmcf->state_out.data = hmcf;
+    hmcf->state_out.ordered = 1;
+
+    hmcf->state_serial = ngx_http_hris_file_serial(cf->pool,
+                                                   &hmcf->state_file);
 
     /* no file yet is a fresh start */
     if (ngx_file_info(hmcf->state_file.data, &fi) == NGX_FILE_ERROR
@@ -241,10 +227,6 @@ ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     const char                   *id, *keys[] = { "refresh_token",
                                                    "access_token" };
     ngx_uint_t                    i;
-    ngx_http_hris_state_write_t  *w;
-#if (NGX_THREADS)
-    ngx_thread_task_t            *task;
-#endif
 
     if (ngx_http_hris_shm_snapshot(hmcf, pool, &all, &links, &atext, &serial)
         != NGX_OK)
@@ -289,64 +271,17 @@ ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         return NGX_ERROR;
     }
 
-#if (NGX_THREADS)
-    task = ngx_calloc(sizeof(ngx_thread_task_t)
-                      + sizeof(ngx_http_hris_state_write_t), log);
-    if (task == NULL) {
-        free(text);
-        return NGX_ERROR;
-    }
-
-    w = (ngx_http_hris_state_write_t *) (task + 1);
-    task->ctx = w;
-    task->handler = ngx_http_hris_state_write;
-    task->event.handler = ngx_http_hris_state_written;
-    task->event.data = task;
-    /* the task may end after the connection that asked for it */
-    task->event.log = ngx_cycle->log;
-#else
-    w = ngx_calloc(sizeof(ngx_http_hris_state_write_t), log);
-    if (w == NULL) {
-        free(text);
-        return NGX_ERROR;
-    }
-#endif
-
-    w->hmcf = hmcf;
-    w->path = hmcf->state_file;
-    w->text = text;
-    w->serial = serial;
-    w->pid = ngx_pid;
-
-#if (NGX_THREADS)
-    if (ngx_thread_task_post(hmcf->thread_pool, task) == NGX_OK) {
-        return NGX_OK;
-    }
-
-    ngx_log_error(NGX_LOG_ALERT, log, 0, "hris: the state file is written "
-                  "in this worker: the thread pool refused the task");
-#endif
-
-    /* without threads: a small file, written at once */
-    ngx_http_hris_state_write(w, log);
-    ngx_http_hris_state_done(w, log);
-    free(w->text);
-#if (NGX_THREADS)
-    ngx_free(task);
-#else
-    ngx_free(w);
-#endif
-
-    return NGX_OK;
+    return ngx_http_hris_file_write(&hmcf->state_out, text, serial, log);
 }
 
 
 /* In the worker again: the outcome said, a failure tried again later. */
 
 static void
-ngx_http_hris_state_done(ngx_http_hris_state_write_t *w, ngx_log_t *log)
+ngx_http_hris_state_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
+    ngx_err_t err, const char *what, ngx_log_t *log)
 {
-    if (w->err == 0) {
+    if (err == 0) {
         /* this snapshot, or a newer one, is in the file */
         ngx_http_hris_state_retry_delay = 0;
 
@@ -357,11 +292,11 @@ ngx_http_hris_state_done(ngx_http_hris_state_write_t *w, ngx_log_t *log)
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, log, w->err, "hris: %s \"%V\" failed: the "
-                  "state is written again in %M ms", w->what, &w->path,
-                  ngx_http_hris_state_retry_next());
+    ngx_log_error(NGX_LOG_ERR, log, err, "hris: %s the state file \"%V\" "
+                  "failed: the state is written again in %M ms", what,
+                  &file->path, ngx_http_hris_state_retry_next());
 
-    ngx_http_hris_state_failed(w->hmcf);
+    ngx_http_hris_state_failed(file->data);
 }
 
 
@@ -410,158 +345,6 @@ ngx_http_hris_state_retry(ngx_event_t *ev)
 
     ngx_destroy_pool(pool);
 }
-
-
-/*
- * In a pool thread: no nginx calls but file system ones, no logging. The
- * snapshot goes to a file of its own, then over the state file under the
- * lock file, and only when it is newer than the one there.
- */
-
-static void
-ngx_http_hris_state_write(void *data, ngx_log_t *log)
-{
-    size_t                        len;
-    ngx_fd_t                      fd;
-    ngx_http_hris_state_write_t  *w = data;
-    u_char                        tmp[NGX_MAX_PATH];
-
-    len = ngx_strlen(w->text);
-
-    if (ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P.%ui%Z", &w->path, w->pid,
-                     w->serial)
-        == tmp + sizeof(tmp) - 1)
-    {
-        w->what = "naming the temporary state file";
-        w->err = NGX_ENAMETOOLONG;
-        return;
-    }
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-    if (fd == NGX_INVALID_FILE) {
-        w->what = "opening the temporary state file for";
-        w->err = ngx_errno;
-        return;
-    }
-
-    if (ngx_write_fd(fd, w->text, len) != (ssize_t) len || fsync(fd) != 0) {
-        w->what = "writing the state file";
-        w->err = ngx_errno;
-        ngx_close_file(fd);
-        ngx_delete_file(tmp);
-        return;
-    }
-
-    ngx_close_file(fd);
-
-    ngx_http_hris_state_replace(w, tmp);
-}
-
-
-/* rename is atomic: readers see the old file or the new one */
-
-static void
-ngx_http_hris_state_replace(ngx_http_hris_state_write_t *w, u_char *tmp)
-{
-    u_char      lock[NGX_MAX_PATH], buf[NGX_INT_T_LEN + 1];
-    ssize_t     n;
-    ngx_fd_t    fd;
-    ngx_int_t   last;
-
-    ngx_snprintf(lock, sizeof(lock) - 1, "%V.lock%Z", &w->path);
-
-    fd = ngx_open_file(lock, NGX_FILE_RDWR, NGX_FILE_CREATE_OR_OPEN, 0600);
-    if (fd == NGX_INVALID_FILE || flock(fd, LOCK_EX) != 0) {
-        w->what = "locking";
-        w->err = ngx_errno;
-        if (fd != NGX_INVALID_FILE) {
-            ngx_close_file(fd);
-        }
-        ngx_delete_file(tmp);
-        return;
-    }
-
-    n = pread(fd, buf, NGX_INT_T_LEN, 0);
-    last = (n > 0) ? ngx_atoi(buf, ngx_strlchr(buf, buf + n, '\n')
-                                   ? (size_t) (ngx_strlchr(buf, buf + n, '\n')
-                                               - buf)
-                                   : (size_t) n)
-                   : 0;
-
-    if (last != NGX_ERROR && (ngx_uint_t) last >= w->serial) {
-        /* a newer snapshot is there already */
-        ngx_delete_file(tmp);
-
-    } else if (ngx_rename_file(tmp, w->path.data) == NGX_FILE_ERROR) {
-        w->what = "renaming over the state file";
-        w->err = ngx_errno;
-        ngx_delete_file(tmp);
-
-    } else {
-        n = ngx_sprintf(buf, "%ui\n", w->serial) - buf;
-
-        if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, n, 0) != n) {
-            w->what = "writing the number of the state file's snapshot to";
-            w->err = ngx_errno;
-        }
-    }
-
-    (void) flock(fd, LOCK_UN);
-    ngx_close_file(fd);
-}
-
-
-/* The number of the snapshot in the state file (its lock file says). */
-
-static ngx_uint_t
-ngx_http_hris_state_serial(ngx_pool_t *pool, ngx_str_t *path)
-{
-    u_char     buf[NGX_INT_T_LEN + 1], *name, *nl;
-    ssize_t    n;
-    ngx_fd_t   fd;
-    ngx_int_t  last;
-
-    name = ngx_pnalloc(pool, path->len + sizeof(".lock"));
-    if (name == NULL) {
-        return 0;
-    }
-
-    ngx_sprintf(name, "%V.lock%Z", path);
-
-    fd = ngx_open_file(name, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        return 0;
-    }
-
-    n = ngx_read_fd(fd, buf, NGX_INT_T_LEN);
-    ngx_close_file(fd);
-
-    if (n <= 0) {
-        return 0;
-    }
-
-    nl = ngx_strlchr(buf, buf + n, '\n');
-    last = ngx_atoi(buf, nl ? (size_t) (nl - buf) : (size_t) n);
-
-    return last == NGX_ERROR ? 0 : (ngx_uint_t) last;
-}
-
-
-#if (NGX_THREADS)
-
-static void
-ngx_http_hris_state_written(ngx_event_t *ev)
-{
-    ngx_thread_task_t            *task = ev->data;
-    ngx_http_hris_state_write_t  *w = task->ctx;
-
-    ngx_http_hris_state_done(w, ev->log);
-
-    free(w->text);
-    ngx_free(task);
-}
-
-#endif
 
 
 /* expires_at: seconds since the epoch, or RFC 3339 */
