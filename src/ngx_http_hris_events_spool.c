@@ -3,15 +3,13 @@
  * subscriptions and undelivered events, so that they survive a restart
  * (a reload keeps the zone itself). Read when nginx reads its
  * configuration; written whole after each change, by one worker at a
- * time, through nginx's thread pool (a temporary file renamed over the
- * old one, mode 0600), as idempotency.json is.
+ * time, through the state directory's writer (ngx_http_hris_file.c: the
+ * thread pool, a temporary file renamed over the old one, mode 0600), as
+ * idempotency.json is.
  *
  * Secrets are sealed with hris_secrets_key when it is set; without it
  * they are written as they are, in a directory only the workers' user
  * reads (mode 0700), like the run-time accounts of state.json.
- *
- * The file is written by ngx_http_hris_wh_spool_write() alone, so that
- * it can move to the shared snapshot-file writer unchanged.
  */
 
 #include <ngx_config.h>
@@ -20,35 +18,23 @@
 #include <openssl/crypto.h>
 
 #include "ngx_http_hris_webhooks.h"
+#include "ngx_http_hris_file.h"
 
 
 #define NGX_HTTP_HRIS_WH_FILE    "webhooks.json"
 #define NGX_HTTP_HRIS_WH_WRITER  10             /* s: a writer that died */
 
 
-typedef struct {
-    ngx_http_hris_wh_conf_t     *conf;
-    ngx_str_t                    path;
-    char                        *text;
-    ngx_uint_t                   serial;
-    ngx_pid_t                    pid;
-    ngx_err_t                    err;
-    const char                  *what;
-} ngx_http_hris_wh_write_t;
-
-
 static ngx_int_t ngx_http_hris_wh_spool_open(ngx_conf_t *cf,
     ngx_http_hris_wh_conf_t *conf);
 static char *ngx_http_hris_wh_snapshot(ngx_http_hris_wh_conf_t *conf,
     ngx_pool_t *pool, ngx_uint_t *serial);
-static void ngx_http_hris_wh_spool_write(ngx_http_hris_wh_conf_t *conf,
-    char *text, ngx_uint_t serial, ngx_log_t *log);
-static void ngx_http_hris_wh_file_write(void *data, ngx_log_t *log);
-static void ngx_http_hris_wh_file_done(ngx_http_hris_wh_write_t *w,
-    ngx_log_t *log);
-#if (NGX_THREADS)
-static void ngx_http_hris_wh_file_written(ngx_event_t *ev);
-#endif
+static void ngx_http_hris_wh_file_done(ngx_http_hris_file_t *file,
+    ngx_uint_t serial, ngx_err_t err, const char *what, ngx_log_t *log);
+static void ngx_http_hris_wh_writer_free(ngx_http_hris_wh_conf_t *conf);
+static ngx_uint_t ngx_http_hris_wh_spool_due_locked(
+    ngx_http_hris_wh_conf_t *conf);
+static ngx_uint_t ngx_http_hris_wh_spool_due(ngx_http_hris_wh_conf_t *conf);
 
 
 ngx_int_t
@@ -75,11 +61,25 @@ ngx_http_hris_wh_spool_read(ngx_conf_t *cf, ngx_http_hris_wh_conf_t *conf)
     }
 
 #if (NGX_THREADS)
-    conf->thread_pool = ngx_thread_pool_add(cf, &pool);
-    if (conf->thread_pool == NULL) {
+    conf->out.thread_pool = ngx_thread_pool_add(cf, &pool);
+    if (conf->out.thread_pool == NULL) {
         return NGX_ERROR;
     }
 #endif
+
+    conf->out.path = conf->file;
+    conf->out.done = ngx_http_hris_wh_file_done;
+    conf->out.data = conf;
+
+    /*
+     * Numbered snapshots: a worker's last write as it exits (below) may
+     * run alongside another's; the older never replaces the newer, and
+     * the numbers go on from the file's over a restart.
+     */
+    conf->out.ordered = 1;
+    conf->serial = conf->file.len ? ngx_http_hris_file_serial(cf->pool,
+                                                              &conf->file)
+                                  : 0;
 
     if (conf->file.len == 0
         || (ngx_file_info(conf->file.data, &fi) == NGX_FILE_ERROR
@@ -171,10 +171,11 @@ ngx_http_hris_wh_spool_save(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
     ngx_pool_t  *pool;
     ngx_uint_t   serial;
 
-    if (conf->file.len == 0) {
+    if (conf->file.len == 0 || !ngx_http_hris_wh_spool_due(conf)) {
         return;
     }
 
+    /* for the sealed secrets */
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
         return;
@@ -182,10 +183,7 @@ ngx_http_hris_wh_spool_save(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
 
     ngx_shmtx_lock(&conf->shpool->mutex);
 
-    if (conf->sh->written >= conf->sh->serial
-        || (conf->sh->writer
-            && conf->sh->writing + NGX_HTTP_HRIS_WH_WRITER > ngx_time()))
-    {
+    if (!ngx_http_hris_wh_spool_due_locked(conf)) {
         ngx_shmtx_unlock(&conf->shpool->mutex);
         ngx_destroy_pool(pool);
         return;
@@ -210,7 +208,79 @@ ngx_http_hris_wh_spool_save(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
         return;
     }
 
-    ngx_http_hris_wh_spool_write(conf, text, serial, log);
+    if (ngx_http_hris_file_write(&conf->out, text, serial, log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no memory to write the "
+                      "webhooks to \"%V\"", &conf->file);
+        ngx_http_hris_wh_writer_free(conf);
+    }
+}
+
+
+/*
+ * A worker exits: what changed since the file was last written (a write
+ * skipped while another was under way) is written now, in the worker:
+ * the thread pool is gone by now, and nothing else waits for it.
+ */
+
+void
+ngx_http_hris_wh_spool_exit(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
+{
+    char                  *text;
+    ngx_pool_t            *pool;
+    ngx_uint_t             serial;
+    ngx_http_hris_file_t   now;
+
+    if (conf->file.len == 0 || conf->sh == NULL) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    text = (conf->sh->written < conf->sh->serial)
+           ? ngx_http_hris_wh_snapshot(conf, pool, &serial) : NULL;
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    ngx_destroy_pool(pool);
+
+    if (text == NULL) {
+        return;
+    }
+
+    now = conf->out;
+    now.thread_pool = NULL;
+    now.done = NULL;
+
+    (void) ngx_http_hris_file_write(&now, text, serial, log);
+}
+
+
+/* a change not in the file yet, and no live writer */
+
+static ngx_uint_t
+ngx_http_hris_wh_spool_due_locked(ngx_http_hris_wh_conf_t *conf)
+{
+    return conf->sh->written < conf->sh->serial
+           && !(conf->sh->writer
+                && conf->sh->writing + NGX_HTTP_HRIS_WH_WRITER > ngx_time());
+}
+
+
+static ngx_uint_t
+ngx_http_hris_wh_spool_due(ngx_http_hris_wh_conf_t *conf)
+{
+    ngx_uint_t  due;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+    due = ngx_http_hris_wh_spool_due_locked(conf);
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return due;
 }
 
 
@@ -300,141 +370,50 @@ failed:
 }
 
 
-/*
- * The one place the spool is written: a snapshot (malloc'ed text, taken
- * over) goes to the file through the thread pool.
- */
-
 static void
-ngx_http_hris_wh_spool_write(ngx_http_hris_wh_conf_t *conf, char *text,
-    ngx_uint_t serial, ngx_log_t *log)
+ngx_http_hris_wh_writer_free(ngx_http_hris_wh_conf_t *conf)
 {
-    ngx_http_hris_wh_write_t  *w;
-#if (NGX_THREADS)
-    ngx_thread_task_t         *task;
+    ngx_shmtx_lock(&conf->shpool->mutex);
 
-    task = ngx_calloc(sizeof(ngx_thread_task_t)
-                      + sizeof(ngx_http_hris_wh_write_t), log);
-    if (task == NULL) {
-        free(text);
-        ngx_http_hris_wh_file_done(NULL, log);
-        return;
+    if (conf->sh->writer == ngx_pid) {
+        conf->sh->writer = 0;
     }
 
-    w = (ngx_http_hris_wh_write_t *) (task + 1);
-    task->ctx = w;
-    task->handler = ngx_http_hris_wh_file_write;
-    task->event.handler = ngx_http_hris_wh_file_written;
-    task->event.data = task;
-    task->event.log = ngx_cycle->log;
-#else
-    w = ngx_calloc(sizeof(ngx_http_hris_wh_write_t), log);
-    if (w == NULL) {
-        free(text);
-        return;
-    }
-#endif
-
-    w->conf = conf;
-    w->path = conf->file;
-    w->text = text;
-    w->serial = serial;
-    w->pid = ngx_pid;
-
-#if (NGX_THREADS)
-    if (ngx_thread_task_post(conf->thread_pool, task) == NGX_OK) {
-        return;
-    }
-#endif
-
-    /* without threads: written at once */
-    ngx_http_hris_wh_file_write(w, log);
-    ngx_http_hris_wh_file_done(w, log);
-    free(w->text);
-#if (NGX_THREADS)
-    ngx_free(task);
-#else
-    ngx_free(w);
-#endif
-}
-
-
-/* In a pool thread: file system calls only. */
-
-static void
-ngx_http_hris_wh_file_write(void *data, ngx_log_t *log)
-{
-    size_t                     len;
-    ngx_fd_t                   fd;
-    ngx_http_hris_wh_write_t  *w = data;
-    u_char                     tmp[NGX_MAX_PATH];
-
-    len = ngx_strlen(w->text);
-
-    if (ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P%Z", &w->path, w->pid)
-        == tmp + sizeof(tmp) - 1)
-    {
-        w->what = "naming the temporary file of";
-        w->err = NGX_ENAMETOOLONG;
-        return;
-    }
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-    if (fd == NGX_INVALID_FILE) {
-        w->what = "opening the temporary file of";
-        w->err = ngx_errno;
-        return;
-    }
-
-    if (ngx_write_fd(fd, w->text, len) != (ssize_t) len || fsync(fd) != 0) {
-        w->what = "writing";
-        w->err = ngx_errno;
-        ngx_close_file(fd);
-        ngx_delete_file(tmp);
-        return;
-    }
-
-    ngx_close_file(fd);
-
-    if (ngx_rename_file(tmp, w->path.data) == NGX_FILE_ERROR) {
-        w->what = "renaming over";
-        w->err = ngx_errno;
-        ngx_delete_file(tmp);
-    }
+    ngx_shmtx_unlock(&conf->shpool->mutex);
 }
 
 
 /* In the worker: the writer's mark let go, and a newer snapshot written */
 
 static void
-ngx_http_hris_wh_file_done(ngx_http_hris_wh_write_t *w, ngx_log_t *log)
+ngx_http_hris_wh_file_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
+    ngx_err_t err, const char *what, ngx_log_t *log)
 {
     ngx_uint_t                again;
-    ngx_http_hris_wh_conf_t  *conf;
+    ngx_http_hris_wh_conf_t  *conf = file->data;
 
-    conf = w ? w->conf : ngx_http_hris_wh_conf();
-    if (conf == NULL || conf->sh == NULL) {
+    if (conf->sh == NULL) {
         return;
     }
 
-    if (w && w->err) {
-        ngx_log_error(NGX_LOG_ERR, log, w->err, "hris: %s \"%V\" failed: "
+    if (err) {
+        ngx_log_error(NGX_LOG_ERR, log, err, "hris: %s \"%V\" failed: "
                       "the webhook subscriptions and events changed since "
                       "the last write would not survive a restart",
-                      w->what, &w->path);
+                      what, &file->path);
     }
 
     ngx_shmtx_lock(&conf->shpool->mutex);
 
-    if (w && !w->err && w->serial > conf->sh->written) {
-        conf->sh->written = w->serial;
+    if (!err && serial > conf->sh->written) {
+        conf->sh->written = serial;
     }
 
     if (conf->sh->writer == ngx_pid) {
         conf->sh->writer = 0;
     }
 
-    again = (w && !w->err && conf->sh->written < conf->sh->serial);
+    again = (!err && conf->sh->written < conf->sh->serial);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -442,20 +421,3 @@ ngx_http_hris_wh_file_done(ngx_http_hris_wh_write_t *w, ngx_log_t *log)
         ngx_http_hris_wh_spool_save(conf, log);
     }
 }
-
-
-#if (NGX_THREADS)
-
-static void
-ngx_http_hris_wh_file_written(ngx_event_t *ev)
-{
-    ngx_thread_task_t         *task = ev->data;
-    ngx_http_hris_wh_write_t  *w = task->ctx;
-
-    ngx_http_hris_wh_file_done(w, ev->log);
-
-    free(w->text);
-    ngx_free(task);
-}
-
-#endif

@@ -1,9 +1,11 @@
 /*
  * Webhooks out (CONTRACT section 8): the module's internals shared by
  *
- *   ngx_http_hris_events.c           the zone: subscriptions, the queue of
- *                                    deliveries, emit, claim and settle;
- *                                    the directives (a module of its own)
+ *   ngx_http_hris_webhooks_conf.c    the directives and the zone (a
+ *                                    module of its own), helpers
+ *   ngx_http_hris_events.c           what the zone holds: subscriptions,
+ *                                    the queue of deliveries, emit, claim
+ *                                    and settle
  *   ngx_http_hris_events_spool.c     the zone's spool file in the state
  *                                    directory (webhooks.json)
  *   ngx_http_hris_webhooks_admin.c   /admin/webhooks: subscriptions
@@ -26,6 +28,7 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_upstream.h"
+#include "ngx_http_hris_file.h"
 
 
 #define NGX_HTTP_HRIS_WH_ID_LEN        27   /* "wh_" + 24 */
@@ -36,6 +39,7 @@
 #define NGX_HTTP_HRIS_WH_TENANT_QUEUE  1000 /* undelivered, per tenant */
 #define NGX_HTTP_HRIS_WH_BODY_MAX      16384
 #define NGX_HTTP_HRIS_WH_DELAYS_MAX    16
+#define NGX_HTTP_HRIS_WH_RA_MAX        86400 /* s: Retry-After honoured */
 
 
 /* a subscription, in the zone */
@@ -90,7 +94,8 @@ typedef struct {
     ngx_http_hris_upstream_conf_t  upstream;
     ngx_str_t                    file;        /* the spool, or empty */
     json_t                      *initial;     /* the file, as read */
-    void                        *thread_pool;
+    ngx_http_hris_file_t         out;         /* the spool's writer */
+    ngx_uint_t                   serial;      /* the file's, as read */
     ngx_http_hris_main_conf_t   *hmcf;
     ngx_uint_t                   enabled;     /* the gateway is configured */
 } ngx_http_hris_wh_conf_t;
@@ -111,12 +116,14 @@ typedef struct {
 extern ngx_module_t  ngx_http_hris_events_module;
 
 
-/* ngx_http_hris_events.c */
+/* ngx_http_hris_webhooks_conf.c */
 ngx_http_hris_wh_conf_t *ngx_http_hris_wh_conf(void);
 uint64_t ngx_http_hris_wh_now(void);
 void ngx_http_hris_wh_random_id(u_char *out, const char *prefix,
     size_t len);
 ngx_uint_t ngx_http_hris_wh_type_known(const char *type, size_t len);
+
+/* ngx_http_hris_events.c */
 ngx_int_t ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant, u_char *id, ngx_str_t *url, ngx_str_t *events,
     ngx_str_t *secret, time_t created, ngx_log_t *log);
@@ -136,6 +143,8 @@ ngx_int_t ngx_http_hris_wh_seed(ngx_http_hris_wh_conf_t *conf,
 ngx_int_t ngx_http_hris_wh_spool_read(ngx_conf_t *cf,
     ngx_http_hris_wh_conf_t *conf);
 void ngx_http_hris_wh_spool_save(ngx_http_hris_wh_conf_t *conf,
+    ngx_log_t *log);
+void ngx_http_hris_wh_spool_exit(ngx_http_hris_wh_conf_t *conf,
     ngx_log_t *log);
 
 /* ngx_http_hris_webhooks_admin.c */

@@ -42,7 +42,7 @@ static void ngx_http_hris_wh_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_wh_create(ngx_http_request_t *r,
     ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant, json_t *body);
 static ngx_int_t ngx_http_hris_wh_events(ngx_http_request_t *r,
-    json_t *events, ngx_str_t *out);
+    json_t *events, ngx_str_t *out, ngx_int_t *rc);
 static ngx_int_t ngx_http_hris_wh_secret(ngx_pool_t *pool, ngx_str_t *out);
 
 
@@ -234,9 +234,8 @@ ngx_http_hris_wh_create(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
 
     events = json_object_get(body, "events");
 
-    rc = ngx_http_hris_wh_events(r, events, &types);
-    if (rc != NGX_OK) {
-        return rc;
+    if (ngx_http_hris_wh_events(r, events, &types, &rc) != NGX_OK) {
+        return rc;      /* the 400 sent, or the 500 to send */
     }
 
     if (ngx_http_hris_wh_secret(r->pool, &secret) != NGX_OK) {
@@ -274,11 +273,14 @@ ngx_http_hris_wh_create(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
 }
 
 
-/* "events": an array of "*" or known type names, into "a,b,c" */
+/*
+ * "events": an array of "*" or known type names, into "a,b,c". NGX_ERROR:
+ * refused (*rc: what sending the 400 returned) or no memory (*rc: 500).
+ */
 
 static ngx_int_t
 ngx_http_hris_wh_events(ngx_http_request_t *r, json_t *events,
-    ngx_str_t *out)
+    ngx_str_t *out, ngx_int_t *rc)
 {
     u_char      *p;
     size_t       i, len;
@@ -288,10 +290,11 @@ ngx_http_hris_wh_events(ngx_http_request_t *r, json_t *events,
     if (!json_is_array(events) || json_array_size(events) == 0
         || json_array_size(events) > NGX_HTTP_HRIS_WH_EVENTS_MAX)
     {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST,
-                   json_pack("{s:s}", "field", "events"),
-                   "\"events\" must be an array of 1 to %d event types, or "
-                   "[\"*\"] for all", NGX_HTTP_HRIS_WH_EVENTS_MAX);
+        *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST,
+                  json_pack("{s:s}", "field", "events"),
+                  "\"events\" must be an array of 1 to %d event types, or "
+                  "[\"*\"] for all", NGX_HTTP_HRIS_WH_EVENTS_MAX);
+        return NGX_ERROR;
     }
 
     len = 0;
@@ -303,13 +306,14 @@ ngx_http_hris_wh_events(ngx_http_request_t *r, json_t *events,
             || !(ngx_strcmp(type, "*") == 0
                  || ngx_http_hris_wh_type_known(type, json_string_length(v))))
         {
-            return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST,
-                       json_pack("{s:s,s:O}", "field", "events", "value", v),
-                       "unknown event type %s%s%s: use \"*\" or "
-                       "integrated_account.created, .deleted, "
-                       ".needs_reauth, .reactivated, record.created, "
-                       ".updated, .deleted", type ? "\"" : "",
-                       type ? type : "(not a string)", type ? "\"" : "");
+            *rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST,
+                      json_pack("{s:s,s:O}", "field", "events", "value", v),
+                      "unknown event type %s%s%s: use \"*\" or "
+                      "integrated_account.created, .deleted, "
+                      ".needs_reauth, .reactivated, record.created, "
+                      ".updated, .deleted", type ? "\"" : "",
+                      type ? type : "(not a string)", type ? "\"" : "");
+            return NGX_ERROR;
         }
 
         len += json_string_length(v) + 1;
@@ -317,7 +321,8 @@ ngx_http_hris_wh_events(ngx_http_request_t *r, json_t *events,
 
     out->data = ngx_pnalloc(r->pool, len);
     if (out->data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     p = out->data;
