@@ -16,6 +16,7 @@ use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64 decode_base64);
 use Time::HiRes qw(time sleep);
 use Sys::Hostname ();
+use File::Temp ();
 use lib 't/lib';
 use HRIS::Sandbox;
 use HRIS::Nginx;
@@ -33,7 +34,7 @@ my $acc = HRIS::Nginx::accounts_for(clayhr => $cl);
 my $HTTP = "hris_allowed_urls $RX;\n"
          . "    hris_webhook_retry_delays 1s 1s 2s 60s 60s;\n"
          . "    hris_webhook_timeout 2s;";
-my $ng = HRIS::Nginx->start(accounts => $acc, workers => 2, http => $HTTP,
+our $ng = HRIS::Nginx->start(accounts => $acc, workers => 2, http => $HTTP,
                             server => 'location /admin/ { hris_admin; }');
 
 sub call {
@@ -333,5 +334,30 @@ for my $s (@SECRETS) {
 }
 
 $ng->stop;
+
+# -- with hris_secrets_key, the spool holds the secrets sealed ---------------------
+
+{
+    my $kdir = File::Temp::tempdir(CLEANUP => 1);
+    HRIS::Nginx::write_file("$kdir/hris.key", Digest::SHA::sha256_hex(rand() . time . $$) . "\n");
+    my $sealed = HRIS::Nginx->start(accounts => $acc, http => "$HTTP\n    hris_secrets_key $kdir/hris.key;",
+                                    server => 'location /admin/ { hris_admin; }');
+    local $ng = $sealed;
+    my $s = subscribe("$RX/sealed", ['integrated_account.created'])->{json}{result};
+    ok($s && $s->{secret}, 'a subscription with hris_secrets_key');
+    push @SECRETS, $s->{secret};
+    $sealed->stop;
+    my $file = $sealed->dir . '/hris_state/webhooks.json';
+    my $text = do { local (@ARGV, $/) = $file; <> } // '';
+    (my $raw = $s->{secret}) =~ s/^whsec_//;
+    like($text, qr/"secret":"sealed:v1:/, 'the secret is sealed in webhooks.json');
+    unlike($text, qr/\Q$raw\E/, 'and not there in the clear');
+    $sealed->start;
+    make_account();
+    my ($d) = at('/sealed', 1);
+    ok($d && verified($d, $s->{secret}), 'opened again after a restart: the delivery verifies');
+    $sealed->stop;
+    unlike($sealed->error_log, qr/\Q$raw\E/, 'no secret in its error log');
+}
 $rx->stop;
 done_testing;
