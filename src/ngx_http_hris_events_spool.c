@@ -227,7 +227,7 @@ ngx_http_hris_wh_spool_exit(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
 {
     char                  *text;
     ngx_pool_t            *pool;
-    ngx_uint_t             serial;
+    ngx_uint_t             serial = 0;
     ngx_http_hris_file_t   now;
 
     if (conf->file.len == 0 || conf->sh == NULL) {
