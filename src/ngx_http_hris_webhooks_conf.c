@@ -355,7 +355,9 @@ ngx_http_hris_wh_now(void)
 void
 ngx_http_hris_wh_random_id(u_char *out, const char *prefix, size_t len)
 {
+    long       r;
     size_t     plen;
+    uint64_t   now;
     u_char     raw[24];
     ngx_str_t  src, dst;
     u_char     enc[32];
@@ -364,9 +366,12 @@ ngx_http_hris_wh_random_id(u_char *out, const char *prefix, size_t len)
 
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
         /* not expected; ids need only be unique, not secret */
+        now = ngx_http_hris_wh_now();
+        r = ngx_random();
         ngx_memzero(raw, sizeof(raw));
-        *(ngx_uint_t *) raw = ngx_random();
-        *(uint64_t *) (raw + 8) = ngx_http_hris_wh_now();
+        ngx_memcpy(raw, &r, sizeof(r));
+        ngx_memcpy(raw + 8, &now, sizeof(now));
+        ngx_memcpy(raw + 16, &ngx_pid, sizeof(ngx_pid));
     }
 
     src.data = raw;
