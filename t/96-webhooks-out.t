@@ -359,5 +359,17 @@ $ng->stop;
     $sealed->stop;
     unlike($sealed->error_log, qr/\Q$raw\E/, 'no secret in its error log');
 }
+# -- the directives, checked by nginx -t --------------------------------------------
+
+for my $case (['hris_webhook_retry_delays 5s 0s;', qr/invalid delay "0s"/],
+              ['hris_webhook_retry_delays 5s soon;', qr/invalid delay "soon"/],
+              ['hris_webhook_retry_delays ' . join(' ', ('1s') x 17) . ';', qr/at most 16/],
+              ['hris_webhook_zone_size 4k;', qr/hris_webhook_zone_size" must be at least/]) {
+    my $t = HRIS::Nginx->prepare(accounts => $acc, http => $case->[0]);
+    my ($rc, $out) = $t->test_config;
+    isnt($rc, 0, "nginx -t refuses $case->[0]");
+    like($out, $case->[1], 'and says why');
+}
+
 $rx->stop;
 done_testing;
