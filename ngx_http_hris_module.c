@@ -18,7 +18,7 @@
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_redis.h"
 #include "ngx_http_hris_idem.h"
-#include "ngx_http_hris_webhooks.h"
+#include "ngx_http_hris_webhooks_in.h"
 
 
 static void *ngx_http_hris_create_main_conf(ngx_conf_t *cf);

@@ -561,6 +561,8 @@ ngx_array_t *ngx_http_hris_credentials(ngx_http_request_t *r,
 
 ngx_int_t ngx_http_hris_secret_seal(ngx_pool_t *pool, u_char *key,
     ngx_str_t *in, ngx_str_t *out);
+ngx_int_t ngx_http_hris_secret_unseal(ngx_pool_t *pool,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *in, ngx_str_t *out);
 ngx_int_t ngx_http_hris_secret_value(ngx_http_request_t *r,
     ngx_str_t *value, ngx_str_t *out);
 
@@ -636,6 +638,8 @@ ngx_int_t ngx_http_hris_url_parse(ngx_str_t *in, ngx_uint_t prefix,
 ngx_int_t ngx_http_hris_url_allowed(ngx_pool_t *pool,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_table_t *table,
     ngx_array_t *context, ngx_str_t *url);
+ngx_uint_t ngx_http_hris_url_listed(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *url);
 ngx_int_t ngx_http_hris_link_url_allowed(ngx_http_request_t *r,
     ngx_http_hris_table_t *table, json_t *context, json_t *url);
 const char *ngx_http_hris_account_urls(ngx_pool_t *pool,

@@ -20,6 +20,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_events.h"
 
 
 typedef enum {
@@ -71,6 +72,13 @@ ngx_http_hris_admin_handler(ngx_http_request_t *r)
 
     ngx_http_hris_subpath(r, &rest);
 
+    /* webhook subscriptions: ngx_http_hris_webhooks_admin.c */
+    if (rest.len >= 8 && ngx_strncmp(rest.data, "webhooks", 8) == 0
+        && (rest.len == 8 || rest.data[8] == '/'))
+    {
+        return ngx_http_hris_webhooks_admin(r, &tenant, &rest);
+    }
+
     accounts = rest.len >= 8 && ngx_strncmp(rest.data, "accounts", 8) == 0
                && (rest.len == 8 || rest.data[8] == '/');
 
@@ -80,8 +88,8 @@ ngx_http_hris_admin_handler(ngx_http_request_t *r)
     {
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
                    "unknown path \"%V\": the administration API serves "
-                   "accounts, accounts/{id} and connect_links below this "
-                   "location", &r->uri);
+                   "accounts, accounts/{id}, connect_links, webhooks and "
+                   "webhooks/{id} below this location", &r->uri);
     }
 
     id.data = rest.data + 9;

@@ -1,23 +1,58 @@
 /*
- * Events: queued for the tenant's subscriptions (see events.h).
+ * Events (see events.h) and the zone that keeps webhook subscriptions and
+ * undelivered events (see webhooks.h): a shared memory zone of its own,
+ * "hris_webhooks" (hris_webhook_zone_size), so that a tenant flooding it
+ * cannot take the memory of tokens or Idempotency-Keys, and each tenant
+ * may hold at most NGX_HTTP_HRIS_WH_TENANT_QUEUE undelivered events so
+ * that one tenant's dead receiver cannot take the others' room. A
+ * reload keeps the zone; webhooks.json in the state directory carries it
+ * over a restart (ngx_http_hris_events_spool.c). The zone and the
+ * directives are set up in ngx_http_hris_webhooks_conf.c.
  *
- * For now an event is only said in the error log at the "info" level,
- * with its type and account: the queue and its delivery come next.
+ * Every function here that is not static takes the zone's lock itself;
+ * the static ones expect it held.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_hris.h"
 #include "ngx_http_hris_events.h"
+#include "ngx_http_hris_webhooks.h"
+
+
+static ngx_uint_t ngx_http_hris_wh_matches(ngx_http_hris_wh_sub_t *s,
+    const char *type);
+static ngx_uint_t ngx_http_hris_wh_queued(ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *tenant);
+static ngx_int_t ngx_http_hris_wh_dlv_add(ngx_http_hris_wh_conf_t *conf,
+    u_char *evt, u_char *sub, ngx_str_t *tenant, ngx_str_t *body,
+    time_t created, uint64_t due, ngx_uint_t attempts);
+static void ngx_http_hris_wh_dlv_free(ngx_http_hris_wh_conf_t *conf,
+    ngx_http_hris_wh_dlv_t *d);
+static ngx_http_hris_wh_sub_t *ngx_http_hris_wh_sub_find(
+    ngx_http_hris_wh_conf_t *conf, u_char *id, size_t len);
+static void ngx_http_hris_wh_sub_free(ngx_http_hris_wh_conf_t *conf,
+    ngx_http_hris_wh_sub_t *s);
+static ngx_int_t ngx_http_hris_wh_str(ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *dst, u_char *src, size_t len);
 
 
 void
 ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
     const char *type, json_t *data, ngx_log_t *log)
 {
-    const char  *id, *resource, *rid;
+    char                     *text;
+    u_char                    evt[NGX_HTTP_HRIS_EVT_ID_LEN];
+    u_char                    ts[sizeof("1970-01-01T00:00:00Z")];
+    json_t                   *event;
+    ngx_tm_t                  tm;
+    ngx_str_t                 body;
+    ngx_uint_t                queued, full, nomem;
+    const char               *id, *resource, *rid;
+    ngx_queue_t              *q;
+    ngx_http_hris_wh_sub_t   *s;
+    ngx_http_hris_wh_conf_t  *conf;
 
     id = json_string_value(json_object_get(data, "integrated_account_id"));
     resource = json_string_value(json_object_get(data, "resource"));
@@ -28,5 +63,713 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
                   resource ? ", " : "", resource ? resource : "",
                   rid ? " " : "", rid ? rid : "");
 
-    json_decref(data);
+    conf = ngx_http_hris_wh_conf();
+
+    if (conf == NULL || conf->sh == NULL) {
+        json_decref(data);
+        return;
+    }
+
+    ngx_http_hris_wh_random_id(evt, "evt_", NGX_HTTP_HRIS_EVT_ID_LEN);
+    ngx_gmtime(ngx_time(), &tm);
+    ngx_sprintf(ts, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z", tm.ngx_tm_year,
+                tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    /* takes data's reference */
+    event = json_pack("{s:s#,s:s,s:s,s:o}", "id", evt,
+                      (int) NGX_HTTP_HRIS_EVT_ID_LEN, "type", type,
+                      "timestamp", ts, "data", data);
+    text = event ? json_dumps(event, JSON_COMPACT) : NULL;
+    json_decref(event);
+
+    if (text == NULL || ngx_strlen(text) > NGX_HTTP_HRIS_WH_BODY_MAX) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %s for tenant "
+                      "\"%V\" not queued: %s", type, tenant,
+                      text ? "its data is too large" : "no memory");
+        free(text);
+        return;
+    }
+
+    body.data = (u_char *) text;
+    body.len = ngx_strlen(text);
+    queued = 0;
+    full = 0;
+    nomem = 0;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    for (q = ngx_queue_head(&conf->sh->subs);
+         q != ngx_queue_sentinel(&conf->sh->subs);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_hris_wh_sub_t, queue);
+
+        if (!ngx_http_hris_str_eq(&s->tenant, tenant)
+            || !ngx_http_hris_wh_matches(s, type))
+        {
+            continue;
+        }
+
+        if (ngx_http_hris_wh_queued(conf, tenant)
+            >= NGX_HTTP_HRIS_WH_TENANT_QUEUE)
+        {
+            full++;
+            continue;
+        }
+
+        if (ngx_http_hris_wh_dlv_add(conf, evt, s->id, tenant, &body,
+                                     ngx_time(), ngx_http_hris_wh_now(), 0)
+            != NGX_OK)
+        {
+            nomem++;
+            continue;
+        }
+
+        /* metrics: event */
+        queued++;
+    }
+
+    conf->sh->dropped += full + nomem;
+
+    if (queued) {
+        conf->sh->serial++;
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    free(text);
+
+    if (full || nomem) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s (%s) not queued "
+                      "for %ui subscription(s) of tenant \"%V\": %s",
+                      (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, evt, type,
+                      full + nomem, tenant,
+                      full ? "the tenant has too many undelivered events"
+                           : "the zone is full: raise "
+                             "\"hris_webhook_zone_size\"");
+    }
+
+    if (queued) {
+        ngx_http_hris_wh_spool_save(conf, log);
+    }
+}
+
+
+/* s->events: "*" or type names, separated by "," */
+
+static ngx_uint_t
+ngx_http_hris_wh_matches(ngx_http_hris_wh_sub_t *s, const char *type)
+{
+    size_t   len, tlen;
+    u_char  *p, *last, *comma;
+
+    p = s->events.data;
+    last = p + s->events.len;
+    tlen = ngx_strlen(type);
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        len = (comma ? comma : last) - p;
+
+        if ((len == 1 && *p == '*')
+            || (len == tlen && ngx_strncmp(p, type, len) == 0))
+        {
+            return 1;
+        }
+
+        p += len + 1;
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_hris_wh_queued(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant)
+{
+    ngx_uint_t               n;
+    ngx_queue_t             *q;
+    ngx_http_hris_wh_dlv_t  *d;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&conf->sh->dlvs);
+         q != ngx_queue_sentinel(&conf->sh->dlvs);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_hris_wh_dlv_t, queue);
+        n += ngx_http_hris_str_eq(&d->tenant, tenant);
+    }
+
+    return n;
+}
+
+
+static ngx_int_t
+ngx_http_hris_wh_str(ngx_http_hris_wh_conf_t *conf, ngx_str_t *dst,
+    u_char *src, size_t len)
+{
+    dst->data = ngx_slab_alloc_locked(conf->shpool, len ? len : 1);
+    if (dst->data == NULL) {
+        dst->len = 0;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src, len);
+    dst->len = len;
+
+    return NGX_OK;
+}
+
+
+/* the lock is held */
+
+static ngx_int_t
+ngx_http_hris_wh_dlv_add(ngx_http_hris_wh_conf_t *conf, u_char *evt,
+    u_char *sub, ngx_str_t *tenant, ngx_str_t *body, time_t created,
+    uint64_t due, ngx_uint_t attempts)
+{
+    ngx_http_hris_wh_dlv_t  *d;
+
+    d = ngx_slab_calloc_locked(conf->shpool, sizeof(ngx_http_hris_wh_dlv_t));
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_wh_str(conf, &d->tenant, tenant->data, tenant->len)
+        != NGX_OK
+        || ngx_http_hris_wh_str(conf, &d->body, body->data, body->len)
+           != NGX_OK)
+    {
+        ngx_http_hris_wh_dlv_free(conf, d);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(d->evt, evt, NGX_HTTP_HRIS_EVT_ID_LEN);
+    ngx_memcpy(d->sub, sub, NGX_HTTP_HRIS_WH_ID_LEN);
+    d->created = created;
+    d->due = due;
+    d->attempts = attempts;
+
+    ngx_queue_insert_tail(&conf->sh->dlvs, &d->queue);
+    conf->sh->ndlvs++;
+
+    return NGX_OK;
+}
+
+
+/* the lock is held; d may not be in the queue yet */
+
+static void
+ngx_http_hris_wh_dlv_free(ngx_http_hris_wh_conf_t *conf,
+    ngx_http_hris_wh_dlv_t *d)
+{
+    if (d->queue.next) {
+        ngx_queue_remove(&d->queue);
+        conf->sh->ndlvs--;
+    }
+
+    if (d->tenant.data) {
+        ngx_slab_free_locked(conf->shpool, d->tenant.data);
+    }
+
+    if (d->body.data) {
+        ngx_slab_free_locked(conf->shpool, d->body.data);
+    }
+
+    ngx_slab_free_locked(conf->shpool, d);
+}
+
+
+static ngx_http_hris_wh_sub_t *
+ngx_http_hris_wh_sub_find(ngx_http_hris_wh_conf_t *conf, u_char *id,
+    size_t len)
+{
+    ngx_queue_t             *q;
+    ngx_http_hris_wh_sub_t  *s;
+
+    if (len != NGX_HTTP_HRIS_WH_ID_LEN) {
+        return NULL;
+    }
+
+    for (q = ngx_queue_head(&conf->sh->subs);
+         q != ngx_queue_sentinel(&conf->sh->subs);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_hris_wh_sub_t, queue);
+
+        if (ngx_memcmp(s->id, id, len) == 0) {
+            return s;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the subscription and its undelivered events; the lock is held */
+
+static void
+ngx_http_hris_wh_sub_free(ngx_http_hris_wh_conf_t *conf,
+    ngx_http_hris_wh_sub_t *s)
+{
+    ngx_queue_t             *q, *next;
+    ngx_http_hris_wh_dlv_t  *d;
+
+    for (q = ngx_queue_head(&conf->sh->dlvs);
+         q != ngx_queue_sentinel(&conf->sh->dlvs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        d = ngx_queue_data(q, ngx_http_hris_wh_dlv_t, queue);
+
+        if (ngx_memcmp(d->sub, s->id, NGX_HTTP_HRIS_WH_ID_LEN) == 0) {
+            ngx_http_hris_wh_dlv_free(conf, d);
+        }
+    }
+
+    if (s->queue.next) {
+        ngx_queue_remove(&s->queue);
+    }
+
+    if (s->tenant.data) {
+        ngx_slab_free_locked(conf->shpool, s->tenant.data);
+    }
+
+    if (s->url.data) {
+        ngx_slab_free_locked(conf->shpool, s->url.data);
+    }
+
+    if (s->events.data) {
+        ngx_slab_free_locked(conf->shpool, s->events.data);
+    }
+
+    ngx_memzero(s->secret, sizeof(s->secret));
+    ngx_slab_free_locked(conf->shpool, s);
+}
+
+
+/*
+ * A subscription (events: type names separated by ","). NGX_DECLINED:
+ * the tenant has as many as it may; NGX_ERROR: no room.
+ */
+
+ngx_int_t
+ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
+    u_char *id, ngx_str_t *url, ngx_str_t *events, ngx_str_t *secret,
+    time_t created, ngx_log_t *log)
+{
+    ngx_uint_t               n;
+    ngx_queue_t             *q;
+    ngx_http_hris_wh_sub_t  *s;
+
+    if (secret->len > NGX_HTTP_HRIS_WH_SECRET_MAX) {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    n = 0;
+
+    for (q = ngx_queue_head(&conf->sh->subs);
+         q != ngx_queue_sentinel(&conf->sh->subs);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_hris_wh_sub_t, queue);
+        n += ngx_http_hris_str_eq(&s->tenant, tenant);
+    }
+
+    if (n >= NGX_HTTP_HRIS_WH_TENANT_SUBS
+        || ngx_http_hris_wh_sub_find(conf, id, NGX_HTTP_HRIS_WH_ID_LEN))
+    {
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    s = ngx_slab_calloc_locked(conf->shpool, sizeof(ngx_http_hris_wh_sub_t));
+
+    if (s == NULL
+        || ngx_http_hris_wh_str(conf, &s->tenant, tenant->data, tenant->len)
+           != NGX_OK
+        || ngx_http_hris_wh_str(conf, &s->url, url->data, url->len) != NGX_OK
+        || ngx_http_hris_wh_str(conf, &s->events, events->data, events->len)
+           != NGX_OK)
+    {
+        if (s) {
+            ngx_http_hris_wh_sub_free(conf, s);
+        }
+
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no room for a webhook "
+                      "subscription: raise \"hris_webhook_zone_size\"");
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->id, id, NGX_HTTP_HRIS_WH_ID_LEN);
+    ngx_memcpy(s->secret, secret->data, secret->len);
+    s->secret_len = secret->len;
+    s->created = created;
+
+    ngx_queue_insert_tail(&conf->sh->subs, &s->queue);
+    conf->sh->serial++;
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* NGX_DECLINED: no such subscription of this tenant */
+
+ngx_int_t
+ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
+    ngx_str_t *id)
+{
+    ngx_http_hris_wh_sub_t  *s;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    s = ngx_http_hris_wh_sub_find(conf, id->data, id->len);
+
+    if (s == NULL || !ngx_http_hris_str_eq(&s->tenant, tenant)) {
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    ngx_http_hris_wh_sub_free(conf, s);
+    conf->sh->serial++;
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* the tenant's subscriptions, without their secrets */
+
+json_t *
+ngx_http_hris_wh_sub_list(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant)
+{
+    json_t                  *list, *one, *events;
+    u_char                  *p, *last, *comma;
+    ngx_queue_t             *q;
+    ngx_http_hris_wh_sub_t  *s;
+
+    list = json_array();
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    for (q = ngx_queue_head(&conf->sh->subs);
+         list && q != ngx_queue_sentinel(&conf->sh->subs);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_hris_wh_sub_t, queue);
+
+        if (!ngx_http_hris_str_eq(&s->tenant, tenant)) {
+            continue;
+        }
+
+        events = json_array();
+        p = s->events.data;
+        last = p + s->events.len;
+
+        while (events && p < last) {
+            comma = ngx_strlchr(p, last, ',');
+            json_array_append_new(events,
+                                  json_stringn((char *) p,
+                                               (comma ? comma : last) - p));
+            p = (comma ? comma : last) + 1;
+        }
+
+        one = json_pack("{s:s#,s:s#,s:o?}", "id", s->id,
+                        (int) NGX_HTTP_HRIS_WH_ID_LEN, "url", s->url.data,
+                        (int) s->url.len, "events", events);
+
+        if (one == NULL || json_array_append_new(list, one) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return list;
+}
+
+
+/*
+ * Up to max deliveries that are due and not leased by a live worker, for
+ * this worker: leased until they can no longer be under way.
+ */
+
+ngx_uint_t
+ngx_http_hris_wh_claim(ngx_http_hris_wh_conf_t *conf, ngx_pool_t *pool,
+    ngx_uint_t max, ngx_http_hris_wh_claim_t **out)
+{
+    uint64_t                   now;
+    ngx_uint_t                 n;
+    ngx_queue_t               *q, *next;
+    ngx_http_hris_wh_sub_t    *s;
+    ngx_http_hris_wh_dlv_t    *d;
+    ngx_http_hris_wh_claim_t  *c;
+
+    now = ngx_http_hris_wh_now();
+    n = 0;
+
+    c = ngx_pcalloc(pool, max * sizeof(ngx_http_hris_wh_claim_t));
+    if (c == NULL) {
+        return 0;
+    }
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    for (q = ngx_queue_head(&conf->sh->dlvs);
+         n < max && q != ngx_queue_sentinel(&conf->sh->dlvs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        d = ngx_queue_data(q, ngx_http_hris_wh_dlv_t, queue);
+
+        if (d->due > now || (d->lease_pid && d->lease_until > now)) {
+            continue;
+        }
+
+        s = ngx_http_hris_wh_sub_find(conf, d->sub, NGX_HTTP_HRIS_WH_ID_LEN);
+        if (s == NULL) {
+            ngx_http_hris_wh_dlv_free(conf, d);
+            continue;
+        }
+
+        c[n].tenant.data = ngx_pstrdup(pool, &d->tenant);
+        c[n].url.data = ngx_pnalloc(pool, s->url.len + 1);
+        c[n].secret.data = ngx_pnalloc(pool, s->secret_len);
+        c[n].body.data = ngx_pstrdup(pool, &d->body);
+
+        if (c[n].tenant.data == NULL || c[n].url.data == NULL
+            || c[n].secret.data == NULL || c[n].body.data == NULL)
+        {
+            break;
+        }
+
+        c[n].tenant.len = d->tenant.len;
+        c[n].body.len = d->body.len;
+        ngx_memcpy(c[n].url.data, s->url.data, s->url.len);
+        c[n].url.data[s->url.len] = '\0';
+        c[n].url.len = s->url.len;
+        ngx_memcpy(c[n].secret.data, s->secret, s->secret_len);
+        c[n].secret.len = s->secret_len;
+        ngx_memcpy(c[n].evt, d->evt, NGX_HTTP_HRIS_EVT_ID_LEN);
+        ngx_memcpy(c[n].sub, d->sub, NGX_HTTP_HRIS_WH_ID_LEN);
+        c[n].attempts = d->attempts;
+
+        d->lease_pid = ngx_pid;
+        d->lease_until = now + conf->timeout + 30000;
+        n++;
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    *out = c;
+
+    return n;
+}
+
+
+/*
+ * What came of an attempt: status 0 when no answer came, retry_after in
+ * seconds or -1. 2xx: delivered; 410: the subscription ends; else the
+ * next attempt after the schedule's next delay (with jitter, and no
+ * sooner than Retry-After), or the event is given up after the last.
+ */
+
+void
+ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
+    ngx_http_hris_wh_claim_t *c, ngx_uint_t status, time_t retry_after,
+    ngx_log_t *log)
+{
+    uint64_t                 now, delay;
+    ngx_uint_t               gone, given_up;
+    ngx_msec_t              *delays;
+    ngx_queue_t             *q;
+    ngx_http_hris_wh_sub_t  *s;
+    ngx_http_hris_wh_dlv_t  *d;
+
+    now = ngx_http_hris_wh_now();
+    delays = conf->delays->elts;
+    gone = 0;
+    given_up = 0;
+    delay = 0;
+    d = NULL;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    for (q = ngx_queue_head(&conf->sh->dlvs);
+         q != ngx_queue_sentinel(&conf->sh->dlvs);
+         q = ngx_queue_next(q))
+    {
+        d = ngx_queue_data(q, ngx_http_hris_wh_dlv_t, queue);
+
+        if (ngx_memcmp(d->evt, c->evt, NGX_HTTP_HRIS_EVT_ID_LEN) == 0
+            && ngx_memcmp(d->sub, c->sub, NGX_HTTP_HRIS_WH_ID_LEN) == 0)
+        {
+            break;
+        }
+
+        d = NULL;
+    }
+
+    if (d == NULL) {
+        /* the subscription was deleted meanwhile */
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+        return;
+    }
+
+    if (status >= 200 && status < 300) {
+        ngx_http_hris_wh_dlv_free(conf, d);
+
+    } else if (status == 410) {
+        s = ngx_http_hris_wh_sub_find(conf, c->sub, NGX_HTTP_HRIS_WH_ID_LEN);
+        if (s) {
+            ngx_http_hris_wh_sub_free(conf, s);
+        }
+        gone = 1;
+
+    } else if (d->attempts + 1 > conf->delays->nelts) {
+        ngx_http_hris_wh_dlv_free(conf, d);
+        given_up = 1;
+
+    } else {
+        delay = delays[d->attempts];
+        delay += ngx_random() % (delay / 5 + 1);      /* jitter: +0-20% */
+
+        if (retry_after > 0) {
+            retry_after = ngx_min(retry_after, NGX_HTTP_HRIS_WH_RA_MAX);
+            delay = ngx_max(delay, (uint64_t) retry_after * 1000);
+        }
+
+        d->attempts++;
+        d->due = now + delay;
+        d->lease_pid = 0;
+    }
+
+    conf->sh->serial++;
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    if (gone) {
+        ngx_log_error(NGX_LOG_WARN, log, 0, "hris: webhook %*s of tenant "
+                      "\"%V\" answered 410 Gone: the subscription ends",
+                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant);
+
+    } else if (given_up) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s for webhook %*s "
+                      "of tenant \"%V\" given up after %ui attempts",
+                      (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, c->evt,
+                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant,
+                      c->attempts + 1);
+
+    } else if (delay) {
+        ngx_log_error(NGX_LOG_WARN, log, 0, "hris: event %*s for webhook "
+                      "%*s of tenant \"%V\": attempt %ui got %ui, next in "
+                      "%uL ms", (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, c->evt,
+                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant,
+                      c->attempts + 1, status, delay);
+    }
+
+    ngx_http_hris_wh_spool_save(conf, log);
+}
+
+
+/* a string member of a spool entry; 0 when missing */
+
+static ngx_uint_t
+ngx_http_hris_wh_jstr(json_t *e, const char *key, ngx_str_t *out)
+{
+    json_t  *v;
+
+    v = json_object_get(e, key);
+    out->data = (u_char *) json_string_value(v);
+    out->len = out->data ? json_string_length(v) : 0;
+
+    return out->data != NULL;
+}
+
+
+/* The spool file's subscriptions and events into a new zone. */
+
+ngx_int_t
+ngx_http_hris_wh_seed(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
+{
+    json_t     *e;
+    size_t      i;
+    ngx_str_t   tenant, url, events, secret, body, evt, sub;
+    ngx_uint_t  n;
+
+    n = 0;
+
+    json_array_foreach(json_object_get(conf->initial, "subscriptions"), i, e)
+    {
+        if (!ngx_http_hris_wh_jstr(e, "tenant", &tenant)
+            || !ngx_http_hris_wh_jstr(e, "url", &url)
+            || !ngx_http_hris_wh_jstr(e, "events", &events)
+            || !ngx_http_hris_wh_jstr(e, "secret", &secret)
+            || !ngx_http_hris_wh_jstr(e, "id", &sub)
+            || sub.len != NGX_HTTP_HRIS_WH_ID_LEN)
+        {
+            ngx_log_error(NGX_LOG_WARN, log, 0, "hris: %V: subscription %uz "
+                          "is not one: left out", &conf->file, i);
+            continue;
+        }
+
+        if (ngx_http_hris_wh_sub_add(conf, &tenant, sub.data, &url, &events,
+                &secret,
+                (time_t) json_integer_value(json_object_get(e, "created")),
+                log) == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    json_array_foreach(json_object_get(conf->initial, "events"), i, e) {
+        if (!ngx_http_hris_wh_jstr(e, "id", &evt)
+            || !ngx_http_hris_wh_jstr(e, "sub", &sub)
+            || !ngx_http_hris_wh_jstr(e, "tenant", &tenant)
+            || !ngx_http_hris_wh_jstr(e, "body", &body)
+            || evt.len != NGX_HTTP_HRIS_EVT_ID_LEN
+            || !ngx_http_hris_wh_sub_find(conf, sub.data, sub.len))
+        {
+            continue;
+        }
+
+        if (ngx_http_hris_wh_dlv_add(conf, evt.data, sub.data, &tenant, &body,
+                (time_t) json_integer_value(json_object_get(e, "created")),
+                (uint64_t) json_integer_value(json_object_get(e, "due")),
+                (ngx_uint_t) json_integer_value(json_object_get(e,
+                                                               "attempts")))
+            != NGX_OK)
+        {
+            ngx_shmtx_unlock(&conf->shpool->mutex);
+            ngx_log_error(NGX_LOG_EMERG, log, 0, "hris: %V holds more "
+                          "undelivered events than fit in the zone: raise "
+                          "\"hris_webhook_zone_size\"", &conf->file);
+            return NGX_ERROR;
+        }
+
+        n++;
+    }
+
+    conf->sh->written = conf->sh->serial;
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    if (n) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "hris: %ui undelivered events "
+                      "kept from %V", n, &conf->file);
+    }
+
+    return NGX_OK;
 }

@@ -15,6 +15,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_http.h>
 #include <jansson.h>
 
 #include "ngx_http_hris.h"
@@ -28,6 +29,13 @@
  */
 void ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *tenant, const char *type, json_t *data, ngx_log_t *log);
+
+/*
+ * The administration API's webhooks (rest: "webhooks" or "webhooks/{id}"
+ * below the hris_admin location), for the tenant of the request's key.
+ */
+ngx_int_t ngx_http_hris_webhooks_admin(ngx_http_request_t *r,
+    ngx_str_t *tenant, ngx_str_t *rest);
 
 
 #endif /* _NGX_HTTP_HRIS_EVENTS_H_INCLUDED_ */

@@ -373,6 +373,29 @@ ngx_http_hris_secret_seal(ngx_pool_t *pool, u_char *key, ngx_str_t *in,
 }
 
 
+/*
+ * A value opened outside any request (a webhook secret read from the
+ * state directory): NGX_DECLINED when it is sealed and no key is set or
+ * it does not open with it. The caller zeroes what it no longer needs.
+ */
+
+ngx_int_t
+ngx_http_hris_secret_unseal(ngx_pool_t *pool, ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *in, ngx_str_t *out)
+{
+    if (!ngx_http_hris_is_sealed(in)) {
+        *out = *in;
+        return NGX_OK;
+    }
+
+    if (!hmcf->has_secrets_key) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_hris_secret_open(pool, hmcf->secrets_key, in, out);
+}
+
+
 /* One value for this request: opened when sealed, zeroed with the pool. */
 
 ngx_int_t

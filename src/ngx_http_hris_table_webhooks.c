@@ -10,7 +10,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris_table_int.h"
-#include "ngx_http_hris_webhooks.h"
+#include "ngx_http_hris_webhooks_in.h"
 
 
 #define NGX_HTTP_HRIS_WH_NAME_MAX     128

@@ -365,7 +365,7 @@ ngx_http_hris_watch_failed(ngx_http_hris_curl_t *hc, CURL *easy,
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+    ngx_log_error(NGX_LOG_ERR, call->log, 0,
                   "hris: cannot watch the connection to \"%V\", the call "
                   "fails", ngx_http_hris_call_host(call));
 
@@ -547,7 +547,6 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
     long                 status;
     ngx_uint_t           retry;
     ngx_msec_t           delay;
-    ngx_http_request_t  *r = call->request;
 
     status = 0;
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -604,7 +603,7 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
                                        : curl_easy_strerror(cc));
         call->error.len = ngx_strlen(call->error.data);
 
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
                       "hris: upstream call to \"%V\" failed (attempt %ui): %V",
                       ngx_http_hris_call_host(call), call->attempts,
                       &call->error);
@@ -618,11 +617,14 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
 
     retry = (ngx_http_hris_call_should_retry(call, &delay) == NGX_OK);
 
-    /* each try counts: metrics, $hris_upstream_status */
-    ngx_http_hris_observe_try(call, ngx_http_hris_call_time(call), retry);
+    /* each try counts: metrics, $hris_upstream_status (a request's) */
+    if (call->request) {
+        ngx_http_hris_observe_try(call, ngx_http_hris_call_time(call),
+                                  retry);
+    }
 
     if (retry) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, call->log, 0,
                       "hris: retrying upstream call to \"%V\" in %M ms "
                       "(status %ui, attempt %ui)",
                       ngx_http_hris_call_host(call), delay, call->status,
@@ -782,8 +784,15 @@ ngx_http_hris_call_complete(ngx_http_hris_call_t *call)
     ngx_connection_t    *c;
     ngx_http_request_t  *r = call->request;
 
-    c = r->connection;
     call->done = 1;
+
+    if (r == NULL) {
+        /* a background call (ngx_http_hris_call_create_bg()) */
+        call->handler(call);
+        return;
+    }
+
+    c = r->connection;
 
     ngx_http_set_log_request(c->log, r);
 
@@ -815,21 +824,44 @@ ngx_http_hris_call_t *
 ngx_http_hris_call_create(ngx_http_request_t *r,
     ngx_http_hris_upstream_conf_t *conf)
 {
-    ngx_pool_cleanup_t    *cln;
     ngx_http_hris_call_t  *call;
 
-    if (ngx_http_hris_curl.multi == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "hris: upstream client is not initialized");
-        return NULL;
-    }
-
-    call = ngx_pcalloc(r->pool, sizeof(ngx_http_hris_call_t));
+    call = ngx_http_hris_call_create_bg(r->pool, r->connection->log, conf);
     if (call == NULL) {
         return NULL;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
+    call->request = r;
+    call->retry_ev.data = r->connection;
+
+    return call;
+}
+
+
+/*
+ * A call that belongs to no client request (a webhook delivery): its
+ * memory is the pool's, and destroying the pool ends it.
+ */
+
+ngx_http_hris_call_t *
+ngx_http_hris_call_create_bg(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_http_hris_upstream_conf_t *conf)
+{
+    ngx_pool_cleanup_t    *cln;
+    ngx_http_hris_call_t  *call;
+
+    if (ngx_http_hris_curl.multi == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "hris: upstream client is not initialized");
+        return NULL;
+    }
+
+    call = ngx_pcalloc(pool, sizeof(ngx_http_hris_call_t));
+    if (call == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(pool, 0);
     if (cln == NULL) {
         return NULL;
     }
@@ -843,7 +875,8 @@ ngx_http_hris_call_create(ngx_http_request_t *r,
     cln->handler = ngx_http_hris_call_cleanup;
     cln->data = call;
 
-    call->request = r;
+    call->pool = pool;
+    call->log = log;
     call->conf = conf;
     call->retry = 1;
     call->idempotent = NGX_CONF_UNSET;
@@ -851,8 +884,8 @@ ngx_http_hris_call_create(ngx_http_request_t *r,
     ngx_str_set(&call->method, "GET");
 
     call->retry_ev.handler = ngx_http_hris_retry_handler;
-    call->retry_ev.data = r->connection;
-    call->retry_ev.log = r->connection->log;
+    call->retry_ev.data = call;
+    call->retry_ev.log = log;
 
     return call;
 }
@@ -869,13 +902,13 @@ ngx_http_hris_call_header(ngx_http_hris_call_t *call, ngx_str_t *name,
     if (!ngx_http_hris_value_safe(name->data, name->len)
         || !ngx_http_hris_header_safe(value->data, value->len))
     {
-        ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
                       "hris: header \"%V\" holds a control character: not "
                       "sent", name);
         return NGX_ERROR;
     }
 
-    line = ngx_pnalloc(call->request->pool, name->len + value->len + 3);
+    line = ngx_pnalloc(call->pool, name->len + value->len + 3);
     if (line == NULL) {
         return NGX_ERROR;
     }
@@ -996,7 +1029,7 @@ ngx_http_hris_call_setup(ngx_http_hris_call_t *call)
     }
 
     /* W3C trace context, when the client sent one */
-    if (ngx_http_hris_trace_headers(call) != NGX_OK) {
+    if (call->request && ngx_http_hris_trace_headers(call) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1015,7 +1048,7 @@ ngx_http_hris_call_add(ngx_http_hris_call_t *call)
 
     mc = curl_multi_add_handle(ngx_http_hris_curl.multi, call->easy);
     if (mc != CURLM_OK) {
-        ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
                       "hris: curl_multi_add_handle() failed: %s",
                       curl_multi_strerror(mc));
         return NGX_ERROR;
@@ -1142,7 +1175,7 @@ ngx_http_hris_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t                 n;
     ngx_keyval_t          *kv;
     ngx_http_hris_call_t  *call = userdata;
-    ngx_pool_t            *pool = call->request->pool;
+    ngx_pool_t            *pool = call->pool;
 
     n = size * nmemb;
     p = (u_char *) ptr;
@@ -1258,7 +1291,7 @@ ngx_http_hris_call_host(ngx_http_hris_call_t *call)
     u_char      *p, *end, *host;
     ngx_str_t   *s;
 
-    s = ngx_palloc(call->request->pool, sizeof(ngx_str_t));
+    s = ngx_palloc(call->pool, sizeof(ngx_str_t));
     if (s == NULL) {
         static ngx_str_t  unknown = ngx_string("?");
         return &unknown;

@@ -45,7 +45,9 @@ typedef struct {
 
 
 struct ngx_http_hris_call_s {
-    ngx_http_request_t            *request;
+    ngx_http_request_t            *request;    /* or NULL: a background call */
+    ngx_pool_t                    *pool;       /* the request's, or its own */
+    ngx_log_t                     *log;
     ngx_http_hris_upstream_conf_t *conf;
 
     /* the call, set before ngx_http_hris_call_start() */
@@ -97,6 +99,8 @@ void ngx_http_hris_upstream_exit_process(ngx_cycle_t *cycle);
 
 ngx_http_hris_call_t *ngx_http_hris_call_create(ngx_http_request_t *r,
     ngx_http_hris_upstream_conf_t *conf);
+ngx_http_hris_call_t *ngx_http_hris_call_create_bg(ngx_pool_t *pool,
+    ngx_log_t *log, ngx_http_hris_upstream_conf_t *conf);
 ngx_int_t ngx_http_hris_call_header(ngx_http_hris_call_t *call,
     ngx_str_t *name, ngx_str_t *value);
 ngx_int_t ngx_http_hris_call_start(ngx_http_hris_call_t *call);

@@ -319,6 +319,36 @@ ngx_http_hris_url_allowed(ngx_pool_t *pool, ngx_http_hris_main_conf_t *hmcf,
 
 
 /*
+ * Whether url falls under a prefix of hris_allowed_urls: the operator's
+ * word for URLs a tenant may use beyond public hosts (a webhook's
+ * receiver on loopback or a private network).
+ */
+
+ngx_uint_t
+ngx_http_hris_url_listed(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *url)
+{
+    ngx_uint_t            i;
+    ngx_http_hris_url_t   u, *a;
+
+    if (hmcf->allowed_urls == NULL
+        || ngx_http_hris_url_parse(url, 0, &u) != NGX_OK)
+    {
+        return 0;
+    }
+
+    a = hmcf->allowed_urls->elts;
+
+    for (i = 0; i < hmcf->allowed_urls->nelts; i++) {
+        if (ngx_http_hris_url_under(&a[i], &u, 0)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * The table's own hosts for this context: its base_url and token_url (the
  * latter with the table's base URL, never the account's: a tenant's URL
  * must not allow itself), and its "allowed_urls" prefixes.

@@ -1,13 +1,20 @@
 /*
- * Provider webhooks in (CONTRACT section 8): a mapping table's "webhooks"
- * section, compiled (ngx_http_hris_table_webhooks.c), and the location
- * that receives them (ngx_http_hris_webhooks_in.c, "hris_webhooks").
+ * Webhooks out (CONTRACT section 8): the module's internals shared by
  *
- * Everything provider-specific is the table's: how a request is verified
- * (an HMAC over parts of the request, or a token in a header, the path or
- * the query, compared with a credential of the account), where the events
- * are in the body, their names, and where each one's record id and
- * changed fields are. See mappings/README.md, "webhooks".
+ *   ngx_http_hris_webhooks_conf.c    the directives and the zone (a
+ *                                    module of its own), helpers
+ *   ngx_http_hris_events.c           what the zone holds: subscriptions,
+ *                                    the queue of deliveries, emit, claim
+ *                                    and settle
+ *   ngx_http_hris_events_spool.c     the zone's spool file in the state
+ *                                    directory (webhooks.json)
+ *   ngx_http_hris_webhooks_admin.c   /admin/webhooks: subscriptions
+ *   ngx_http_hris_webhooks_deliver.c the workers' delivery timer
+ *
+ * An event is fanned out when it is emitted: one delivery per matching
+ * subscription, each with its own attempts and schedule, so that a slow
+ * or gone receiver never holds back another one's events, and a 410 or
+ * a deletion drops exactly that subscription's deliveries.
  */
 
 #ifndef _NGX_HTTP_HRIS_WEBHOOKS_H_INCLUDED_
@@ -17,70 +24,137 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <jansson.h>
 
 #include "ngx_http_hris.h"
-#include "ngx_http_hris_map.h"
+#include "ngx_http_hris_upstream.h"
+#include "ngx_http_hris_file.h"
 
 
-typedef enum {
-    NGX_HTTP_HRIS_WH_HMAC = 0,        /* a signature header */
-    NGX_HTTP_HRIS_WH_TOKEN            /* a shared token */
-} ngx_http_hris_wh_verify_e;
+#define NGX_HTTP_HRIS_WH_ID_LEN        27   /* "wh_" + 24 */
+#define NGX_HTTP_HRIS_EVT_ID_LEN       28   /* "evt_" + 24 */
+#define NGX_HTTP_HRIS_WH_SECRET_MAX    64
+#define NGX_HTTP_HRIS_WH_URL_MAX       2048
+#define NGX_HTTP_HRIS_WH_TENANT_SUBS   16   /* subscriptions per tenant */
+#define NGX_HTTP_HRIS_WH_TENANT_QUEUE  1000 /* undelivered, per tenant */
+#define NGX_HTTP_HRIS_WH_BODY_MAX      16384
+#define NGX_HTTP_HRIS_WH_DELAYS_MAX    16
+#define NGX_HTTP_HRIS_WH_RA_MAX        86400 /* s: Retry-After honoured */
 
 
-typedef enum {
-    NGX_HTTP_HRIS_WH_IN_HEADER = 0,
-    NGX_HTTP_HRIS_WH_IN_PATH,         /* /webhooks/{id}/{token} */
-    NGX_HTTP_HRIS_WH_IN_QUERY
-} ngx_http_hris_wh_in_e;
-
-
-/* A part of the signed text: the raw body, or a header's value. */
+/* a subscription, in the zone */
 typedef struct {
-    ngx_str_t                    header;      /* empty: the body */
-} ngx_http_hris_wh_part_t;
+    ngx_queue_t                  queue;
+    u_char                       id[NGX_HTTP_HRIS_WH_ID_LEN];
+    u_char                       secret[NGX_HTTP_HRIS_WH_SECRET_MAX];
+    size_t                       secret_len;
+    ngx_str_t                    tenant;      /* in the zone */
+    ngx_str_t                    url;         /* in the zone */
+    ngx_str_t                    events;      /* JSON array text */
+    time_t                       created;
+} ngx_http_hris_wh_sub_t;
 
 
-/* What a provider's event name becomes. */
+/* one event for one subscription, in the zone */
 typedef struct {
-    ngx_str_t                    name;        /* the provider's */
-    const char                  *type;        /* "record.updated", ... */
-    ngx_str_t                    resource;    /* unified, null-terminated */
-    ngx_http_hris_path_t        *id;          /* or the section's */
-    ngx_http_hris_path_t        *changed;     /* or the section's, or NULL */
-} ngx_http_hris_wh_event_t;
+    ngx_queue_t                  queue;
+    u_char                       evt[NGX_HTTP_HRIS_EVT_ID_LEN];
+    u_char                       sub[NGX_HTTP_HRIS_WH_ID_LEN];
+    ngx_str_t                    tenant;      /* in the zone */
+    ngx_str_t                    body;        /* what is signed and sent */
+    time_t                       created;
+    uint64_t                     due;         /* ms since the epoch */
+    ngx_uint_t                   attempts;
+    ngx_pid_t                    lease_pid;   /* a worker sends it */
+    uint64_t                     lease_until; /* ms */
+} ngx_http_hris_wh_dlv_t;
 
 
 typedef struct {
-    ngx_http_hris_wh_verify_e    verify;
-    ngx_http_hris_wh_in_e        in;          /* for a token */
-    ngx_str_t                    credential;  /* the account's, by name */
-    ngx_str_t                    name;        /* header or query argument */
-    ngx_str_t                    prefix;      /* before a header's token */
-    ngx_array_t                  parts;       /* ngx_http_hris_wh_part_t */
-    ngx_str_t                    timestamp;   /* header, or empty */
-    time_t                       tolerance;   /* seconds, either way */
-
-    ngx_http_hris_path_t        *events;      /* the array, or NULL: one */
-    ngx_http_hris_path_t         event;       /* the event's name */
-    ngx_http_hris_path_t        *event_id;    /* the provider's, or NULL */
-    ngx_http_hris_path_t        *id;          /* the record's, default */
-    ngx_http_hris_path_t        *changed;     /* changed fields, default */
-    json_t                      *fields;      /* provider name -> unified */
-    ngx_array_t                  map;         /* ngx_http_hris_wh_event_t */
-} ngx_http_hris_webhooks_t;
+    uint32_t                     magic;
+    uint32_t                     layout;
+    ngx_queue_t                  subs;
+    ngx_queue_t                  dlvs;        /* oldest first */
+    ngx_uint_t                   ndlvs;
+    ngx_uint_t                   dropped;     /* queue full: not queued */
+    ngx_uint_t                   serial;      /* changes so far */
+    ngx_uint_t                   written;     /* the file's serial */
+    ngx_pid_t                    writer;
+    time_t                       writing;
+} ngx_http_hris_wh_sh_t;
 
 
-/* webhooks_in.c */
-ngx_int_t ngx_http_hris_webhooks_conf(ngx_conf_t *cf);
+typedef struct {
+    ngx_http_hris_wh_sh_t       *sh;
+    ngx_slab_pool_t             *shpool;
+    size_t                       size;        /* hris_webhook_zone_size */
+    ngx_msec_t                   timeout;     /* hris_webhook_timeout */
+    ngx_array_t                 *delays;      /* ngx_msec_t: retry delays */
+    ngx_uint_t                   concurrency; /* deliveries per worker */
+    ngx_http_hris_upstream_conf_t  upstream;
+    ngx_str_t                    file;        /* the spool, or empty */
+    json_t                      *initial;     /* the file, as read */
+    ngx_http_hris_file_t         out;         /* the spool's writer */
+    ngx_uint_t                   serial;      /* the file's, as read */
+    ngx_http_hris_main_conf_t   *hmcf;
+    ngx_uint_t                   enabled;     /* the gateway is configured */
+} ngx_http_hris_wh_conf_t;
 
-/* webhooks_verify.c: NULL when the request verifies, or what failed */
-const char *ngx_http_hris_webhooks_verify(ngx_http_request_t *r,
-    ngx_http_hris_webhooks_t *wh, ngx_str_t *token, ngx_str_t *secret,
-    ngx_str_t *body);
-ngx_str_t *ngx_http_hris_webhooks_header(ngx_http_request_t *r,
-    ngx_str_t *name);
-ngx_int_t ngx_http_hris_webhooks_handler(ngx_http_request_t *r);
+
+/* what a worker took to send (in its delivery's pool) */
+typedef struct {
+    u_char                       evt[NGX_HTTP_HRIS_EVT_ID_LEN];
+    u_char                       sub[NGX_HTTP_HRIS_WH_ID_LEN];
+    ngx_str_t                    tenant;
+    ngx_str_t                    url;
+    ngx_str_t                    secret;
+    ngx_str_t                    body;
+    ngx_uint_t                   attempts;    /* before this one */
+} ngx_http_hris_wh_claim_t;
+
+
+extern ngx_module_t  ngx_http_hris_events_module;
+
+
+/* ngx_http_hris_webhooks_conf.c */
+ngx_http_hris_wh_conf_t *ngx_http_hris_wh_conf(void);
+uint64_t ngx_http_hris_wh_now(void);
+void ngx_http_hris_wh_random_id(u_char *out, const char *prefix,
+    size_t len);
+ngx_uint_t ngx_http_hris_wh_type_known(const char *type, size_t len);
+
+/* ngx_http_hris_events.c */
+ngx_int_t ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *tenant, u_char *id, ngx_str_t *url, ngx_str_t *events,
+    ngx_str_t *secret, time_t created, ngx_log_t *log);
+ngx_int_t ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *tenant, ngx_str_t *id);
+json_t *ngx_http_hris_wh_sub_list(ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *tenant);
+ngx_uint_t ngx_http_hris_wh_claim(ngx_http_hris_wh_conf_t *conf,
+    ngx_pool_t *pool, ngx_uint_t max, ngx_http_hris_wh_claim_t **out);
+void ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
+    ngx_http_hris_wh_claim_t *c, ngx_uint_t status, time_t retry_after,
+    ngx_log_t *log);
+ngx_int_t ngx_http_hris_wh_seed(ngx_http_hris_wh_conf_t *conf,
+    ngx_log_t *log);
+
+/* ngx_http_hris_events_spool.c */
+ngx_int_t ngx_http_hris_wh_spool_read(ngx_conf_t *cf,
+    ngx_http_hris_wh_conf_t *conf);
+void ngx_http_hris_wh_spool_save(ngx_http_hris_wh_conf_t *conf,
+    ngx_log_t *log);
+void ngx_http_hris_wh_spool_exit(ngx_http_hris_wh_conf_t *conf,
+    ngx_log_t *log);
+
+/* ngx_http_hris_webhooks_admin.c */
+ngx_int_t ngx_http_hris_wh_url_check(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *url);
+ngx_uint_t ngx_http_hris_wh_addr_public(struct sockaddr *sa);
+
+/* ngx_http_hris_webhooks_deliver.c */
+ngx_int_t ngx_http_hris_wh_deliver_init_process(ngx_cycle_t *cycle,
+    ngx_http_hris_wh_conf_t *conf);
 
 
 #endif /* _NGX_HTTP_HRIS_WEBHOOKS_H_INCLUDED_ */

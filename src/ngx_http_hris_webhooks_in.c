@@ -28,7 +28,7 @@
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_events.h"
 #include "ngx_http_hris_redis.h"
-#include "ngx_http_hris_webhooks.h"
+#include "ngx_http_hris_webhooks_in.h"
 
 
 #define NGX_HTTP_HRIS_WH_BODY_MAX     (1024 * 1024)

@@ -13,7 +13,7 @@
 #include <openssl/hmac.h>
 
 #include "ngx_http_hris.h"
-#include "ngx_http_hris_webhooks.h"
+#include "ngx_http_hris_webhooks_in.h"
 
 
 static const char *ngx_http_hris_wh_hmac(ngx_http_request_t *r,
