@@ -14,7 +14,7 @@
  * The same delivery twice (providers retry when an answer is slow or
  * lost) is answered 200 and emits nothing: a digest of the account and the
  * provider's event id (or the body) is remembered for a day in a zone of
- * this file's ("hris_webhooks", a fixed size: the oldest digests of a set
+ * this file's ("hris_webhooks_in", a fixed size: the oldest digests of a set
  * give way, so a flood can only make a duplicate pass, never block), or
  * with hris_redis in Redis (SET NX EX), so that a fleet emits it once.
  */
@@ -86,11 +86,11 @@ static json_t *ngx_http_hris_wh_changed(ngx_http_hris_webhooks_t *wh,
 static ngx_int_t ngx_http_hris_wh_text(json_t *v, char *buf, size_t size);
 
 
-static ngx_str_t  ngx_http_hris_wh_zone_name = ngx_string("hris_webhooks");
+static ngx_str_t  ngx_http_hris_wh_zone_name = ngx_string("hris_webhooks_in");
 static ngx_shm_zone_t  *ngx_http_hris_wh_zone;
 
 
-/* "hris_webhooks": the zone of deliveries seen (module.c sets the rest) */
+/* "hris_webhooks_in": the zone of deliveries seen (module.c sets the rest) */
 
 ngx_int_t
 ngx_http_hris_webhooks_conf(ngx_conf_t *cf)
