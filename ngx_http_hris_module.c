@@ -380,6 +380,7 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
         || ngx_http_hris_secrets_key_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_state_dir(cf, hmcf) != NGX_OK
         || ngx_http_hris_cursor_key_load(cf, hmcf) != NGX_OK
+        || ngx_http_hris_offload_init_conf(cf, hmcf) != NGX_OK
         || ngx_http_hris_state_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_accounts_load(cf, hmcf) != NGX_OK
         || ngx_http_hris_shm_add(cf, hmcf) != NGX_OK

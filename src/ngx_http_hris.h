@@ -566,6 +566,10 @@ ngx_int_t ngx_http_hris_secret_unseal(ngx_pool_t *pool,
 ngx_int_t ngx_http_hris_secret_value(ngx_http_request_t *r,
     ngx_str_t *value, ngx_str_t *out);
 
+/* ngx_http_hris_offload.c: the thread pool huge answers are parsed in */
+ngx_int_t ngx_http_hris_offload_init_conf(ngx_conf_t *cf,
+    ngx_http_hris_main_conf_t *hmcf);
+
 /* ngx_http_hris_state.c */
 ngx_int_t ngx_http_hris_state_load(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf);

@@ -193,8 +193,17 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
             &call->content_type);
     }
 
-    *body = ngx_http_hris_parse(call->resp, call->resp_len, &line, &column,
-                                &perr, spans);
+    if (call->parsed) {
+        /* by a thread: the same outcome, the tree owned by the walk */
+        *body = call->parsed_body;
+        line = call->parsed_line;
+        column = call->parsed_column;
+        perr = call->parsed_error;
+
+    } else {
+        *body = ngx_http_hris_parse(call->resp, call->resp_len, &line,
+                                    &column, &perr, spans);
+    }
 
     if (*body == NULL && ngx_strcmp(perr, NGX_HTTP_HRIS_PARSE_TOO_DEEP) == 0) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,

@@ -69,7 +69,6 @@ ngx_http_hris_unified_handler(ngx_http_request_t *r)
     }
 
     ctx->request = r;
-    ctx->spans.pool = r->pool;
     ctx->hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
     ctx->hlcf = ngx_http_get_module_loc_conf(r, ngx_http_hris_module);
 
@@ -531,7 +530,7 @@ ngx_http_hris_unified_finish(ngx_http_hris_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, &ctx->spans);
+    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, ctx->spans);
 }
 
 
@@ -602,7 +601,7 @@ ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, &ctx->spans);
+    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, ctx->spans);
 }
 
 

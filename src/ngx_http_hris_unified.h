@@ -74,7 +74,10 @@ typedef struct {
     json_t                     *found;      /* get: the record */
     ngx_array_t                 values;     /* for_each: ngx_str_t */
     ngx_array_t                 parents;    /* for_each: json_t * */
-    ngx_http_hris_spans_t       spans;      /* provider bytes per object */
+    ngx_http_hris_spans_t      *spans;      /* provider bytes per object */
+    ngx_pool_t                 *heap;       /* trees and spans of the walk
+                                               (ngx_http_hris_offload.c) */
+    size_t                      heap_bytes; /* answers parsed into it */
     uint64_t                   *cover;      /* field coverage counters,
                                                or NULL (metrics.c) */
     ngx_uint_t                  batch;      /* field batch of the call */
@@ -118,6 +121,18 @@ typedef struct {
 
 /* ngx_http_hris_walk.c */
 ngx_int_t ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx);
+
+/*
+ * ngx_http_hris_offload.c: an answer this large is parsed, and the trees
+ * of a request that read that much freed, by a thread (about 1.5 ms of
+ * parsing on the event loop at most)
+ */
+#define NGX_HTTP_HRIS_OFFLOAD_SIZE  (256 * 1024)
+
+ngx_int_t ngx_http_hris_heap_create(ngx_http_hris_ctx_t *ctx);
+ngx_int_t ngx_http_hris_offload_parse(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_call_t *call, ngx_http_hris_spans_t *spans,
+    ngx_http_hris_call_handler_pt handler);
 
 /* ngx_http_hris_batch.c */
 ngx_array_t *ngx_http_hris_batch_query(ngx_http_hris_ctx_t *ctx,

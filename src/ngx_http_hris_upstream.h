@@ -78,6 +78,17 @@ struct ngx_http_hris_call_s {
     ngx_uint_t                     unknown;      /* may have been carried
                                                     out, no answer came */
 
+    /*
+     * resp read into JSON already, by a thread (ngx_http_hris_offload.c):
+     * ngx_http_hris_upstream_json() takes this outcome instead of parsing;
+     * the tree belongs to the walk's heap
+     */
+    json_t                        *parsed_body;
+    int                            parsed_line;
+    int                            parsed_column;
+    const char                    *parsed_error;
+    unsigned                       parsed:1;
+
     /* private */
     CURL                          *easy;
     struct curl_slist             *slist;

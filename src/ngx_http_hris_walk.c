@@ -27,6 +27,7 @@ static ngx_int_t ngx_http_hris_walk_url(ngx_http_hris_ctx_t *ctx,
 static ngx_int_t ngx_http_hris_walk_body(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_call_t *call, ngx_http_hris_tpl_vars_t *vars);
 static void ngx_http_hris_walk_done(ngx_http_hris_call_t *call);
+static void ngx_http_hris_walk_parsed(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
@@ -70,7 +71,8 @@ ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx)
     ngx_http_request_t        *r = ctx->request;
     ngx_http_hris_for_each_t  *fe = ctx->op->for_each;
 
-    if (ngx_http_hris_gate_init(&ctx->gate, r, ctx->account) != NGX_OK
+    if (ngx_http_hris_heap_create(ctx) != NGX_OK
+        || ngx_http_hris_gate_init(&ctx->gate, r, ctx->account) != NGX_OK
         || ngx_array_init(&ctx->values, r->pool, 16, sizeof(ngx_str_t))
            != NGX_OK
         || ngx_array_init(&ctx->parents, r->pool, 16, sizeof(json_t *))
@@ -415,16 +417,38 @@ ngx_http_hris_walk_done(ngx_http_hris_call_t *call)
 }
 
 
+/* A huge answer was parsed by a thread: the walk goes on from there. */
+
+static void
+ngx_http_hris_walk_parsed(ngx_http_hris_call_t *call)
+{
+    ngx_int_t             rc;
+    ngx_http_hris_ctx_t  *ctx = call->data;
+
+    rc = ngx_http_hris_walk_answer(ctx, call);
+
+    if (rc != NGX_HTTP_HRIS_PENDING) {
+        ngx_http_finalize_request(ctx->request, rc);
+    }
+}
+
+
+/*
+ * An answer arrived: checked, parsed (a huge one by a thread, which
+ * comes back here with call->parsed set), then its records taken.
+ */
+
 static ngx_int_t
 ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_call_t *call)
 {
-    json_t              *body;
-    ngx_int_t            rc;
-    ngx_uint_t           i, empty, raw, *st;
-    ngx_array_t          recs;
-    ngx_http_request_t  *r = ctx->request;
-    ngx_http_hris_op_t  *op = ctx->call_op;
+    json_t                 *body;
+    ngx_int_t               rc;
+    ngx_uint_t              i, empty, raw, *st;
+    ngx_array_t             recs;
+    ngx_http_request_t     *r = ctx->request;
+    ngx_http_hris_op_t     *op = ctx->call_op;
+    ngx_http_hris_spans_t  *spans;
 
     empty = 0;
     body = NULL;
@@ -455,16 +479,33 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
          * the spans serve remote_data only; records merged from field
          * batches are not the provider's bytes of any one answer
          */
-        rc = ngx_http_hris_upstream_json(r, call, &body,
-                                         (ctx->remote_data && !op->batches)
-                                         ? &ctx->spans : NULL);
+        spans = (ctx->remote_data && !op->batches) ? ctx->spans : NULL;
+
+        if (!call->parsed) {
+            rc = ngx_http_hris_offload_parse(ctx, call, spans,
+                                             ngx_http_hris_walk_parsed);
+            if (rc == NGX_OK) {
+                return NGX_HTTP_HRIS_PENDING;
+            }
+
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        rc = ngx_http_hris_upstream_json(r, call, &body, spans);
         if (body == NULL) {
             return rc;
         }
 
-        if (ngx_http_hris_json_cleanup(r->pool, body) != NGX_OK) {
-            json_decref(body);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        /* the heap holds the trees (a thread's parse put it there) */
+        if (!call->parsed) {
+            ctx->heap_bytes += call->resp_len;
+
+            if (ngx_http_hris_json_cleanup(ctx->heap, body) != NGX_OK) {
+                json_decref(body);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
 
         /* the error answer it sends usually returns NGX_OK */
