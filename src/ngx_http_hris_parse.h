@@ -40,6 +40,9 @@ typedef struct {
 #define NGX_HTTP_HRIS_PARSE_TOO_DEEP   "maximum parsing depth reached"
 
 
+extern const u_char  ngx_http_hris_json_plain[256];
+
+
 json_t *ngx_http_hris_parse(const u_char *data, size_t len, int *line,
     int *column, const char **error, ngx_http_hris_spans_t *spans);
 ngx_int_t ngx_http_hris_span_get(ngx_http_hris_spans_t *spans, json_t *v,
