@@ -53,6 +53,8 @@ struct ngx_http_hris_arena_s {
 
 
 static void *ngx_http_hris_arena_malloc(size_t size);
+static void *ngx_http_hris_arena_more(ngx_http_hris_arena_t *a, size_t size)
+    __attribute__((noinline));
 static void ngx_http_hris_arena_free(void *p);
 static ngx_int_t ngx_http_hris_arena_grow(ngx_http_hris_arena_t *a);
 static void ngx_http_hris_arena_release(void *data);
@@ -173,6 +175,8 @@ ngx_http_hris_arena_leave(ngx_http_hris_arena_t *prev)
 }
 
 
+/* called for every node: the common case calls nothing */
+
 static void *
 ngx_http_hris_arena_malloc(size_t size)
 {
@@ -185,9 +189,23 @@ ngx_http_hris_arena_malloc(size_t size)
 
     size = ngx_align(size, sizeof(void *));
 
-    if ((size_t) (a->end - a->pos) < size
-        && ngx_http_hris_arena_grow(a) != NGX_OK)
-    {
+    if ((size_t) (a->end - a->pos) < size) {
+        return ngx_http_hris_arena_more(a, size);
+    }
+
+    p = a->pos;
+    a->pos += size;
+
+    return p;
+}
+
+
+static void *
+ngx_http_hris_arena_more(ngx_http_hris_arena_t *a, size_t size)
+{
+    void  *p;
+
+    if (ngx_http_hris_arena_grow(a) != NGX_OK) {
         return malloc(size);
     }
 

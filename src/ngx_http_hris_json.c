@@ -199,8 +199,17 @@ ngx_http_hris_jw_string(ngx_http_hris_jw_t *w, const u_char *s, size_t n)
         d = w->b->last;
         *d++ = '"';
 
-        for (i = 0; i < n; i++) {
-            c = s[i];
+        i = 0;
+
+        while (i < n) {
+            if (n - i >= 8 && ngx_http_hris_json_plain8(s + i)) {
+                ngx_memcpy(d, s + i, 8);
+                d += 8;
+                i += 8;
+                continue;
+            }
+
+            c = s[i++];
 
             if (ngx_http_hris_json_plain[c]) {
                 *d++ = c;

@@ -399,6 +399,10 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
 
     p = ++ps->p;
 
+    while (ps->end - p >= 8 && ngx_http_hris_json_plain8(p)) {
+        p += 8;
+    }
+
     while (p < ps->end && ngx_http_hris_json_plain[*p]) {
         p++;
     }
@@ -444,6 +448,10 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
 
     for ( ;; ) {
         run = p;
+
+        while (ps->end - p >= 8 && ngx_http_hris_json_plain8(p)) {
+            p += 8;
+        }
 
         while (p < ps->end && ngx_http_hris_json_plain[*p]) {
             p++;
