@@ -14,7 +14,8 @@
  * window it is malloc(), and free() tells the two kinds apart by address:
  * chunks are aligned to their size, and a table of the live chunks is
  * consulted, so a block from malloc() is still given to free(), whenever
- * and wherever it was allocated. Only trees that die with the request may
+ * and wherever it was allocated. Released chunks are kept for the next
+ * arena, up to NGX_HTTP_HRIS_ARENA_SPARE. Only trees that die with the request may
  * be built inside a window: a window is opened around the parse of a
  * provider's answer (the tree lives until the request's pool goes) and
  * around the mapping of a record read that way (its result joins a
@@ -34,6 +35,14 @@
 
 /* larger blocks (long strings, big arrays) still come from malloc() */
 #define NGX_HTTP_HRIS_ARENA_BIG    (NGX_HTTP_HRIS_ARENA_CHUNK / 8)
+
+/*
+ * Chunks a released arena leaves for the next one (4 MB): a chunk given
+ * back to malloc() after each request came back as fresh pages (an
+ * aligned 64 KB block is mmap()ed, or the heap's top is trimmed), and the
+ * kernel's page faults cost more than the arena saved.
+ */
+#define NGX_HTTP_HRIS_ARENA_SPARE  64
 
 
 typedef struct ngx_http_hris_arena_chunk_s  ngx_http_hris_arena_chunk_t;
@@ -65,6 +74,9 @@ static void ngx_http_hris_chunks_remove(uintptr_t id);
 
 static ngx_http_hris_arena_t  *ngx_http_hris_arena_current;
 static ngx_uint_t              ngx_http_hris_arena_hooked;
+
+static ngx_http_hris_arena_chunk_t  *ngx_http_hris_arena_spare;
+static ngx_uint_t                    ngx_http_hris_arena_nspare;
 
 /* the live chunks: open addressing on the chunk's number, 0 is free */
 static uintptr_t              *ngx_http_hris_chunks;
@@ -240,10 +252,18 @@ ngx_http_hris_arena_grow(ngx_http_hris_arena_t *a)
 {
     ngx_http_hris_arena_chunk_t  *c;
 
-    c = ngx_memalign(NGX_HTTP_HRIS_ARENA_CHUNK, NGX_HTTP_HRIS_ARENA_CHUNK,
-                     a->log);
-    if (c == NULL) {
-        return NGX_ERROR;
+    c = ngx_http_hris_arena_spare;
+
+    if (c) {
+        ngx_http_hris_arena_spare = c->next;
+        ngx_http_hris_arena_nspare--;
+
+    } else {
+        c = ngx_memalign(NGX_HTTP_HRIS_ARENA_CHUNK,
+                         NGX_HTTP_HRIS_ARENA_CHUNK, a->log);
+        if (c == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     if (ngx_http_hris_chunks_add(ngx_http_hris_chunk_id(c)) != NGX_OK) {
@@ -275,12 +295,46 @@ ngx_http_hris_arena_release(void *data)
     for (c = a->chunks; c; c = next) {
         next = c->next;
         ngx_http_hris_chunks_remove(ngx_http_hris_chunk_id(c));
+
+        if (ngx_http_hris_arena_nspare < NGX_HTTP_HRIS_ARENA_SPARE) {
+            c->next = ngx_http_hris_arena_spare;
+            ngx_http_hris_arena_spare = c;
+            ngx_http_hris_arena_nspare++;
+            continue;
+        }
+
         ngx_free(c);
     }
 
     a->chunks = NULL;
     a->pos = NULL;
     a->end = NULL;
+}
+
+
+/*
+ * Frees the spare chunks and the table, when no arena is left (the unit
+ * test's exit, which valgrind checks for leaks).
+ */
+
+void
+ngx_http_hris_arena_done(void)
+{
+    ngx_http_hris_arena_chunk_t  *c;
+
+    while (ngx_http_hris_arena_spare) {
+        c = ngx_http_hris_arena_spare;
+        ngx_http_hris_arena_spare = c->next;
+        ngx_free(c);
+    }
+
+    ngx_http_hris_arena_nspare = 0;
+
+    if (ngx_http_hris_chunks_used == 0) {
+        free(ngx_http_hris_chunks);
+        ngx_http_hris_chunks = NULL;
+        ngx_http_hris_chunks_size = 0;
+    }
 }
 
 
@@ -353,13 +407,7 @@ ngx_http_hris_chunks_remove(uintptr_t id)
 
     ngx_http_hris_chunks[i] = 0;
 
-    if (--ngx_http_hris_chunks_used == 0) {
-        /* no request holds an arena: nothing to keep */
-        free(ngx_http_hris_chunks);
-        ngx_http_hris_chunks = NULL;
-        ngx_http_hris_chunks_size = 0;
-        return;
-    }
+    ngx_http_hris_chunks_used--;
 
     for (j = (i + 1) & mask; ngx_http_hris_chunks[j]; j = (j + 1) & mask) {
         k = ngx_http_hris_chunk_slot(ngx_http_hris_chunks[j]);

@@ -18,6 +18,7 @@ ngx_http_hris_arena_t *ngx_http_hris_arena_get(ngx_pool_t *pool);
 ngx_http_hris_arena_t *ngx_http_hris_arena_of(const void *p);
 ngx_http_hris_arena_t *ngx_http_hris_arena_enter(ngx_http_hris_arena_t *a);
 void ngx_http_hris_arena_leave(ngx_http_hris_arena_t *prev);
+void ngx_http_hris_arena_done(void);
 
 
 #endif /* _NGX_HTTP_HRIS_ARENA_H_INCLUDED_ */
