@@ -82,6 +82,7 @@ static ngx_uint_t                    ngx_http_hris_arena_nspare;
 static uintptr_t              *ngx_http_hris_chunks;
 static ngx_uint_t              ngx_http_hris_chunks_size;   /* power of 2 */
 static ngx_uint_t              ngx_http_hris_chunks_used;
+static uintptr_t               ngx_http_hris_chunks_last;   /* a live one */
 
 
 #define ngx_http_hris_chunk_id(p)                                            \
@@ -231,15 +232,24 @@ ngx_http_hris_arena_more(ngx_http_hris_arena_t *a, size_t size)
 static void
 ngx_http_hris_arena_free(void *p)
 {
+    uintptr_t  id;
+
     if (p == NULL) {
         return;
     }
 
+    id = ngx_http_hris_chunk_id(p);
+
+    /* a tree's nodes lie together: most often the chunk of the last one */
+    if (id == ngx_http_hris_chunks_last) {
+        return;
+    }
+
     if (ngx_http_hris_chunks_used
-        && ngx_http_hris_chunks[ngx_http_hris_chunks_find(
-               ngx_http_hris_chunk_id(p))])
+        && ngx_http_hris_chunks[ngx_http_hris_chunks_find(id)])
     {
         /* an arena's block: it goes with its pool */
+        ngx_http_hris_chunks_last = id;
         return;
     }
 
@@ -406,8 +416,11 @@ ngx_http_hris_chunks_remove(uintptr_t id)
     }
 
     ngx_http_hris_chunks[i] = 0;
-
     ngx_http_hris_chunks_used--;
+
+    if (ngx_http_hris_chunks_last == id) {
+        ngx_http_hris_chunks_last = 0;
+    }
 
     for (j = (i + 1) & mask; ngx_http_hris_chunks[j]; j = (j + 1) & mask) {
         k = ngx_http_hris_chunk_slot(ngx_http_hris_chunks[j]);

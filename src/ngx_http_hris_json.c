@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v,
     ngx_uint_t depth);
 static ngx_int_t ngx_http_hris_jw_string(ngx_http_hris_jw_t *w,
     const u_char *s, size_t n);
+static ngx_int_t ngx_http_hris_jw_string_runs(ngx_http_hris_jw_t *w,
+    const u_char *s, size_t n);
 static ngx_int_t ngx_http_hris_jw_bytes(ngx_http_hris_jw_t *w,
     const u_char *p, size_t n);
 static ngx_int_t ngx_http_hris_jw_real(ngx_http_hris_jw_t *w, double d);
@@ -185,8 +187,8 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
 static ngx_int_t
 ngx_http_hris_jw_string(ngx_http_hris_jw_t *w, const u_char *s, size_t n)
 {
-    u_char  c, *d, esc[6];
-    size_t  i, run, room;
+    u_char  c, *d;
+    size_t  i, room;
 
     /*
      * the buffer holds the string even if every byte is escaped (6 bytes
@@ -227,7 +229,18 @@ ngx_http_hris_jw_string(ngx_http_hris_jw_t *w, const u_char *s, size_t n)
         return NGX_OK;
     }
 
-    /* near a buffer's end: runs of plain bytes, then each escape */
+    return ngx_http_hris_jw_string_runs(w, s, n);
+}
+
+
+/* near a buffer's end: runs of plain bytes, then each escape */
+
+static ngx_int_t
+ngx_http_hris_jw_string_runs(ngx_http_hris_jw_t *w, const u_char *s,
+    size_t n)
+{
+    u_char  c, esc[6];
+    size_t  i, run;
 
     if (ngx_http_hris_jw_char(w, '"') != NGX_OK) {
         return NGX_ERROR;
