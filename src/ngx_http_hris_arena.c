@@ -25,6 +25,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <pthread.h>
 #include <jansson.h>
 
 #include "ngx_http_hris_arena.h"
@@ -75,6 +76,18 @@ static void ngx_http_hris_chunks_remove(uintptr_t id);
 static ngx_http_hris_arena_t  *ngx_http_hris_arena_current;
 static ngx_uint_t              ngx_http_hris_arena_hooked;
 
+/*
+ * The worker's event-loop thread, the only one that uses arenas: a thread
+ * of the pool (a huge answer parsed there) allocates with malloc() and
+ * frees with free() whatever window the event loop has open meanwhile,
+ * and never reads the table of chunks, which only this thread changes.
+ * So a tree built in an arena must not be released by another thread.
+ */
+static pthread_t               ngx_http_hris_arena_thread;
+
+#define ngx_http_hris_arena_here()                                           \
+    pthread_equal(pthread_self(), ngx_http_hris_arena_thread)
+
 static ngx_http_hris_arena_chunk_t  *ngx_http_hris_arena_spare;
 static ngx_uint_t                    ngx_http_hris_arena_nspare;
 
@@ -111,6 +124,7 @@ ngx_http_hris_arena_get(ngx_pool_t *pool)
     }
 
     if (!ngx_http_hris_arena_hooked) {
+        ngx_http_hris_arena_thread = pthread_self();
         json_set_alloc_funcs(ngx_http_hris_arena_malloc,
                              ngx_http_hris_arena_free);
         ngx_http_hris_arena_hooked = 1;
@@ -152,7 +166,9 @@ ngx_http_hris_arena_of(const void *p)
 {
     uintptr_t  id;
 
-    if (p == NULL || ngx_http_hris_chunks_used == 0) {
+    if (p == NULL || ngx_http_hris_chunks_used == 0
+        || !ngx_http_hris_arena_here())
+    {
         return NULL;
     }
 
@@ -196,7 +212,9 @@ ngx_http_hris_arena_malloc(size_t size)
     void                   *p;
     ngx_http_hris_arena_t  *a = ngx_http_hris_arena_current;
 
-    if (a == NULL || size > NGX_HTTP_HRIS_ARENA_BIG) {
+    if (a == NULL || size > NGX_HTTP_HRIS_ARENA_BIG
+        || !ngx_http_hris_arena_here())
+    {
         return malloc(size);
     }
 
@@ -235,6 +253,11 @@ ngx_http_hris_arena_free(void *p)
     uintptr_t  id;
 
     if (p == NULL) {
+        return;
+    }
+
+    if (!ngx_http_hris_arena_here()) {
+        free(p);
         return;
     }
 

@@ -13,6 +13,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <pthread.h>
 
 #include "ngx_http_hris_arena.h"
 #include "ngx_http_hris_parse.h"
@@ -242,11 +243,70 @@ many_pools(void)
 }
 
 
+static void *
+parse_elsewhere(void *data)
+{
+    return json_loads(data, 0, NULL);
+}
+
+
+static void *
+free_elsewhere(void *data)
+{
+    json_decref(data);
+    return NULL;
+}
+
+
+/*
+ * Another thread (nginx's thread pool parsing a huge answer) while the
+ * event loop has a window open: its nodes come from malloc(), and it
+ * frees them with free()
+ */
+
+static void
+other_thread(void)
+{
+    char                   *text;
+    void                   *ret;
+    json_t                 *mine, *theirs;
+    pthread_t               t;
+    ngx_pool_t             *pool;
+    ngx_http_hris_arena_t  *prev;
+
+    text = page(300, 7);
+    pool = ngx_create_pool(1024, NULL);
+
+    prev = ngx_http_hris_arena_enter(ngx_http_hris_arena_get(pool));
+    mine = json_pack("{s:s}", "in", "the window");
+
+    pthread_create(&t, NULL, parse_elsewhere, text);
+    pthread_join(t, &ret);
+    theirs = ret;
+
+    ngx_http_hris_arena_leave(prev);
+
+    ok(ngx_http_hris_arena_of(mine) != NULL
+       && theirs && ngx_http_hris_arena_of(theirs) == NULL
+       && ngx_http_hris_arena_of(json_object_get(theirs, "employees"))
+          == NULL,
+       "a thread's tree, read while a window is open, is malloc()'s");
+
+    pthread_create(&t, NULL, free_elsewhere, theirs);
+    pthread_join(t, NULL);
+
+    json_decref(mine);
+    free(text);
+    ngx_destroy_pool(pool);
+}
+
+
 int
 main(void)
 {
     one_pool();
     many_pools();
+    other_thread();
 
     /* the spare chunks and the table: valgrind finds no leak */
     ngx_http_hris_arena_done();
