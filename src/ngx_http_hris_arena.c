@@ -25,7 +25,6 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <pthread.h>
 #include <jansson.h>
 
 #include "ngx_http_hris_arena.h"
@@ -73,20 +72,27 @@ static ngx_uint_t ngx_http_hris_chunks_find(uintptr_t id);
 static void ngx_http_hris_chunks_remove(uintptr_t id);
 
 
-static ngx_http_hris_arena_t  *ngx_http_hris_arena_current;
 static ngx_uint_t              ngx_http_hris_arena_hooked;
 
 /*
- * The worker's event-loop thread, the only one that uses arenas: a thread
- * of the pool (a huge answer parsed there) allocates with malloc() and
- * frees with free() whatever window the event loop has open meanwhile,
- * and never reads the table of chunks, which only this thread changes.
- * So a tree built in an arena must not be released by another thread.
+ * Per thread: the worker's event-loop thread, the only one that uses
+ * arenas, has "mine" set; a thread of the pool (a huge answer parsed
+ * there) allocates with malloc() and frees with free() whatever window
+ * the event loop has open meanwhile, and never reads the table of chunks,
+ * which only the event loop's thread changes. So a tree built in an arena
+ * must not be released by another thread. initial-exec: a thread-local
+ * read is then one instruction (the hooks run for every node), at the
+ * price of a few bytes of the static TLS that glibc reserves for modules
+ * loaded with dlopen().
  */
-static pthread_t               ngx_http_hris_arena_thread;
+#define NGX_HTTP_HRIS_ARENA_TLS  __attribute__((tls_model("initial-exec")))
 
-#define ngx_http_hris_arena_here()                                           \
-    pthread_equal(pthread_self(), ngx_http_hris_arena_thread)
+static __thread ngx_http_hris_arena_t  *ngx_http_hris_arena_current
+    NGX_HTTP_HRIS_ARENA_TLS;
+static __thread ngx_uint_t              ngx_http_hris_arena_mine
+    NGX_HTTP_HRIS_ARENA_TLS;
+
+#define ngx_http_hris_arena_here()  ngx_http_hris_arena_mine
 
 static ngx_http_hris_arena_chunk_t  *ngx_http_hris_arena_spare;
 static ngx_uint_t                    ngx_http_hris_arena_nspare;
@@ -124,7 +130,7 @@ ngx_http_hris_arena_get(ngx_pool_t *pool)
     }
 
     if (!ngx_http_hris_arena_hooked) {
-        ngx_http_hris_arena_thread = pthread_self();
+        ngx_http_hris_arena_mine = 1;
         json_set_alloc_funcs(ngx_http_hris_arena_malloc,
                              ngx_http_hris_arena_free);
         ngx_http_hris_arena_hooked = 1;
@@ -212,9 +218,8 @@ ngx_http_hris_arena_malloc(size_t size)
     void                   *p;
     ngx_http_hris_arena_t  *a = ngx_http_hris_arena_current;
 
-    if (a == NULL || size > NGX_HTTP_HRIS_ARENA_BIG
-        || !ngx_http_hris_arena_here())
-    {
+    /* another thread's current arena is always NULL */
+    if (a == NULL || size > NGX_HTTP_HRIS_ARENA_BIG) {
         return malloc(size);
     }
 
