@@ -44,9 +44,32 @@ static ngx_int_t ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v,
     ngx_uint_t depth);
 static ngx_int_t ngx_http_hris_jw_string(ngx_http_hris_jw_t *w,
     const u_char *s, size_t n);
+static ngx_int_t ngx_http_hris_jw_string_runs(ngx_http_hris_jw_t *w,
+    const u_char *s, size_t n);
 static ngx_int_t ngx_http_hris_jw_bytes(ngx_http_hris_jw_t *w,
     const u_char *p, size_t n);
 static ngx_int_t ngx_http_hris_jw_real(ngx_http_hris_jw_t *w, double d);
+static u_char *ngx_http_hris_jw_escape(u_char *d, u_char c);
+
+
+/* the room left in the buffer being written */
+#define ngx_http_hris_jw_room(w)                                             \
+    ((w)->b ? (size_t) ((w)->b->end - (w)->b->last) : 0)
+
+
+/* one byte of punctuation: most often, room is there */
+
+static ngx_inline ngx_int_t
+ngx_http_hris_jw_char(ngx_http_hris_jw_t *w, u_char c)
+{
+    if (ngx_http_hris_jw_room(w)) {
+        *w->b->last++ = c;
+        w->total++;
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_jw_bytes(w, &c, 1);
+}
 
 
 /* Writes v as compact JSON into a chain of pool buffers. */
@@ -93,7 +116,7 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
             return ngx_http_hris_jw_bytes(w, raw, n);
         }
 
-        if (ngx_http_hris_jw_bytes(w, (u_char *) "{", 1) != NGX_OK) {
+        if (ngx_http_hris_jw_char(w, '{') != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -103,11 +126,11 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
         {
             key = json_object_iter_key(it);
 
-            if ((i && ngx_http_hris_jw_bytes(w, (u_char *) ",", 1) != NGX_OK)
+            if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
                 || ngx_http_hris_jw_string(w, (u_char *) key,
                                            json_object_iter_key_len(it))
                    != NGX_OK
-                || ngx_http_hris_jw_bytes(w, (u_char *) ":", 1) != NGX_OK
+                || ngx_http_hris_jw_char(w, ':') != NGX_OK
                 || ngx_http_hris_jw_value(w, json_object_iter_value(it),
                                           depth + 1)
                    != NGX_OK)
@@ -116,17 +139,17 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
             }
         }
 
-        return ngx_http_hris_jw_bytes(w, (u_char *) "}", 1);
+        return ngx_http_hris_jw_char(w, '}');
 
     case JSON_ARRAY:
-        if (ngx_http_hris_jw_bytes(w, (u_char *) "[", 1) != NGX_OK) {
+        if (ngx_http_hris_jw_char(w, '[') != NGX_OK) {
             return NGX_ERROR;
         }
 
         n = json_array_size(v);
 
         for (i = 0; i < n; i++) {
-            if ((i && ngx_http_hris_jw_bytes(w, (u_char *) ",", 1) != NGX_OK)
+            if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
                 || ngx_http_hris_jw_value(w, json_array_get(v, i), depth + 1)
                    != NGX_OK)
             {
@@ -134,7 +157,7 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
             }
         }
 
-        return ngx_http_hris_jw_bytes(w, (u_char *) "]", 1);
+        return ngx_http_hris_jw_char(w, ']');
 
     case JSON_STRING:
         return ngx_http_hris_jw_string(w, (u_char *) json_string_value(v),
@@ -164,11 +187,62 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
 static ngx_int_t
 ngx_http_hris_jw_string(ngx_http_hris_jw_t *w, const u_char *s, size_t n)
 {
-    u_char         c, esc[6];
-    size_t         i, run, elen;
-    static u_char  hex[] = "0123456789abcdef";
+    u_char  c, *d;
+    size_t  i, room;
 
-    if (ngx_http_hris_jw_bytes(w, (u_char *) "\"", 1) != NGX_OK) {
+    /*
+     * the buffer holds the string even if every byte is escaped (6 bytes
+     * each), as it does for nearly every string: written in one pass
+     */
+
+    room = ngx_http_hris_jw_room(w);
+
+    if (room >= 2 && (room - 2) / 6 >= n) {
+        d = w->b->last;
+        *d++ = '"';
+
+        i = 0;
+
+        while (i < n) {
+            if (n - i >= 8 && ngx_http_hris_json_plain8(s + i)) {
+                ngx_memcpy(d, s + i, 8);
+                d += 8;
+                i += 8;
+                continue;
+            }
+
+            c = s[i++];
+
+            if (ngx_http_hris_json_plain[c]) {
+                *d++ = c;
+
+            } else {
+                d = ngx_http_hris_jw_escape(d, c);
+            }
+        }
+
+        *d++ = '"';
+
+        w->total += d - w->b->last;
+        w->b->last = d;
+
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_jw_string_runs(w, s, n);
+}
+
+
+/* near a buffer's end: runs of plain bytes, then each escape */
+
+static ngx_int_t
+ngx_http_hris_jw_string_runs(ngx_http_hris_jw_t *w, const u_char *s,
+    size_t n)
+{
+    u_char  c, esc[6];
+    size_t  i, run;
+
+    if (ngx_http_hris_jw_char(w, '"') != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -177,35 +251,15 @@ ngx_http_hris_jw_string(ngx_http_hris_jw_t *w, const u_char *s, size_t n)
     for (i = 0; i < n; i++) {
         c = s[i];
 
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (ngx_http_hris_json_plain[c]) {
             continue;
         }
 
-        if (ngx_http_hris_jw_bytes(w, s + run, i - run) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        esc[0] = '\\';
-        elen = 2;
-
-        switch (c) {
-        case '"':  esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            elen = 6;
-        }
-
-        if (ngx_http_hris_jw_bytes(w, esc, elen) != NGX_OK) {
+        if (ngx_http_hris_jw_bytes(w, s + run, i - run) != NGX_OK
+            || ngx_http_hris_jw_bytes(w, esc,
+                                      ngx_http_hris_jw_escape(esc, c) - esc)
+               != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -216,7 +270,36 @@ ngx_http_hris_jw_string(ngx_http_hris_jw_t *w, const u_char *s, size_t n)
         return NGX_ERROR;
     }
 
-    return ngx_http_hris_jw_bytes(w, (u_char *) "\"", 1);
+    return ngx_http_hris_jw_char(w, '"');
+}
+
+
+/* the escape of a byte that is not plain: 2 or 6 bytes at d */
+
+static u_char *
+ngx_http_hris_jw_escape(u_char *d, u_char c)
+{
+    static u_char  hex[] = "0123456789abcdef";
+
+    *d++ = '\\';
+
+    switch (c) {
+    case '"':  *d++ = '"'; break;
+    case '\\': *d++ = '\\'; break;
+    case '\b': *d++ = 'b'; break;
+    case '\f': *d++ = 'f'; break;
+    case '\n': *d++ = 'n'; break;
+    case '\r': *d++ = 'r'; break;
+    case '\t': *d++ = 't'; break;
+    default:
+        *d++ = 'u';
+        *d++ = '0';
+        *d++ = '0';
+        *d++ = hex[c >> 4];
+        *d++ = hex[c & 0xf];
+    }
+
+    return d;
 }
 
 

@@ -141,8 +141,12 @@ ngx_http_hris_heap_release(void *data)
     ngx_pool_t          **heap;
     ngx_thread_task_t    *task;
 
+    /*
+     * a tree parsed on the event loop has its nodes in the request's
+     * arena (arena.c): it must die on this thread, before the arena does
+     */
     if (ctx->heap_bytes >= NGX_HTTP_HRIS_OFFLOAD_SIZE
-        && ctx->hmcf->thread_pool)
+        && !ctx->heap_arena && ctx->hmcf->thread_pool)
     {
         /* the request's pool goes: the task is the worker's */
         task = ngx_calloc(sizeof(ngx_thread_task_t) + sizeof(ngx_pool_t *),

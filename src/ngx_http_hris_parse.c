@@ -52,6 +52,30 @@ static void ngx_http_hris_spans_release(void *data);
 static ngx_int_t ngx_http_hris_hex4(const u_char *p, uint32_t *c);
 
 
+/*
+ * The bytes a JSON string holds as they are: not '"', '\\' nor a control
+ * character (the reader's runs, and the writer's, ngx_http_hris_json.c).
+ */
+const u_char  ngx_http_hris_json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+};
+
+
 #define ngx_http_hris_skip_ws(ps)                                            \
     while ((ps)->p < (ps)->end                                               \
            && (*(ps)->p == ' ' || *(ps)->p == '\n' || *(ps)->p == '\r'      \
@@ -219,13 +243,23 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
             goto failed;
         }
 
-        /* the key is in ps->buf or the input: copy it before the value */
-        key = malloc(klen + 1);
-        if (key == NULL) {
-            goto failed;
+        /*
+         * a key with escapes was unescaped into ps->buf, which the value
+         * may reuse: copy it first; any other key lies in the input, and
+         * jansson copies it (with its length) when it is set
+         */
+        key = NULL;
+
+        if (k == ps->buf) {
+            key = malloc(klen + 1);
+            if (key == NULL) {
+                goto failed;
+            }
+
+            ngx_memcpy(key, k, klen);
+            key[klen] = '\0';
+            k = (u_char *) key;
         }
-        ngx_memcpy(key, k, klen);
-        key[klen] = '\0';
 
         ngx_http_hris_skip_ws(ps);
 
@@ -240,7 +274,8 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
 
         v = ngx_http_hris_parse_value(ps);
         if (v == NULL
-            || json_object_setn_new_nocheck(obj, key, klen, v) != 0)
+            || json_object_setn_new_nocheck(obj, (const char *) k, klen, v)
+               != 0)
         {
             free(key);
             goto failed;
@@ -364,7 +399,11 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
 
     p = ++ps->p;
 
-    while (p < ps->end && *p != '"' && *p != '\\' && *p >= 0x20) {
+    while (ps->end - p >= 8 && ngx_http_hris_json_plain8(p)) {
+        p += 8;
+    }
+
+    while (p < ps->end && ngx_http_hris_json_plain[*p]) {
         p++;
     }
 
@@ -410,7 +449,11 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
     for ( ;; ) {
         run = p;
 
-        while (p < ps->end && *p != '"' && *p != '\\' && *p >= 0x20) {
+        while (ps->end - p >= 8 && ngx_http_hris_json_plain8(p)) {
+            p += 8;
+        }
+
+        while (p < ps->end && ngx_http_hris_json_plain[*p]) {
             p++;
         }
 
@@ -645,10 +688,27 @@ ngx_http_hris_utf8_valid(const u_char *p, size_t n)
 {
     u_char         c;
     uint32_t       cp;
+    uint64_t       word;
     ngx_uint_t     more, i;
     const u_char  *end = p + n;
 
     while (p < end) {
+
+        /* ASCII, most of an answer: eight bytes at a time */
+        while (end - p >= 8) {
+            ngx_memcpy(&word, p, 8);
+
+            if (word & 0x8080808080808080ULL) {
+                break;
+            }
+
+            p += 8;
+        }
+
+        if (p == end) {
+            break;
+        }
+
         c = *p++;
 
         if (c < 0x80) {

@@ -40,6 +40,35 @@ typedef struct {
 #define NGX_HTTP_HRIS_PARSE_TOO_DEEP   "maximum parsing depth reached"
 
 
+extern const u_char  ngx_http_hris_json_plain[256];
+
+
+/*
+ * Whether the 8 bytes at p are all plain (ngx_http_hris_json_plain):
+ * none is '"' (0x22) or '\\' (0x5c), none below 0x20. A byte that equals
+ * c turns to zero in x ^ c; (v - 0x01..) & ~v & 0x80.. has a high bit set
+ * wherever v has a zero byte (and, by the borrow, possibly above it,
+ * never where all bytes below are nonzero), and (x - 0x20..) & ~x the
+ * same for bytes below 0x20: no bit set means no such byte.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_hris_json_plain8(const u_char *p)
+{
+    uint64_t  x, q, b;
+
+    ngx_memcpy(&x, p, 8);
+
+    q = x ^ 0x2222222222222222ULL;
+    b = x ^ 0x5c5c5c5c5c5c5c5cULL;
+
+    return ((((q - 0x0101010101010101ULL) & ~q)
+             | ((b - 0x0101010101010101ULL) & ~b)
+             | ((x - 0x2020202020202020ULL) & ~x))
+            & 0x8080808080808080ULL) == 0;
+}
+
+
 json_t *ngx_http_hris_parse(const u_char *data, size_t len, int *line,
     int *column, const char **error, ngx_http_hris_spans_t *spans);
 ngx_int_t ngx_http_hris_span_get(ngx_http_hris_spans_t *spans, json_t *v,

@@ -10,6 +10,7 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_idem.h"
+#include "ngx_http_hris_arena.h"
 
 
 static void ngx_http_hris_json_decref(void *data);
@@ -166,9 +167,10 @@ ngx_int_t
 ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
     json_t **body, ngx_http_hris_spans_t *spans)
 {
-    int            line, column;
-    const char    *perr;
-    ngx_str_t     *host;
+    int                     line, column;
+    const char             *perr;
+    ngx_str_t              *host;
+    ngx_http_hris_arena_t  *arena;
 
     host = ngx_http_hris_call_host(call);
     *body = NULL;
@@ -201,8 +203,13 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
         perr = call->parsed_error;
 
     } else {
+        /* the tree dies with the request: its nodes come from the arena */
+        arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_get(r->pool));
+
         *body = ngx_http_hris_parse(call->resp, call->resp_len, &line,
                                     &column, &perr, spans);
+
+        ngx_http_hris_arena_leave(arena);
     }
 
     if (*body == NULL && ngx_strcmp(perr, NGX_HTTP_HRIS_PARSE_TOO_DEEP) == 0) {

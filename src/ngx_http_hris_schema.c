@@ -9,6 +9,11 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris_table_int.h"
+#include "ngx_http_hris_arena.h"
+
+
+static json_t *ngx_http_hris_record_map_fields(ngx_array_t *fields,
+    json_t *record, json_t *parent, ngx_uint_t remote_data, uint64_t *cover);
 
 
 /* mappings/schema.json: {"resources": {name: {"fields": {f: type}}}} */
@@ -132,6 +137,30 @@ ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *name)
 json_t *
 ngx_http_hris_record_map(ngx_array_t *fields, json_t *record, json_t *parent,
     ngx_uint_t remote_data, uint64_t *cover)
+{
+    json_t                 *out;
+    ngx_http_hris_arena_t  *arena;
+
+    /*
+     * a record read from a provider's answer lies in its request's arena
+     * (ngx_http_hris_upstream_json()); what is mapped from it joins that
+     * request's answer and dies with it: its nodes come from there too
+     */
+
+    arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_of(record));
+
+    out = ngx_http_hris_record_map_fields(fields, record, parent,
+                                          remote_data, cover);
+
+    ngx_http_hris_arena_leave(arena);
+
+    return out;
+}
+
+
+static json_t *
+ngx_http_hris_record_map_fields(ngx_array_t *fields, json_t *record,
+    json_t *parent, ngx_uint_t remote_data, uint64_t *cover)
 {
     json_t                 *out, *v;
     ngx_uint_t              i;

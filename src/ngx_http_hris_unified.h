@@ -78,6 +78,8 @@ typedef struct {
     ngx_pool_t                 *heap;       /* trees and spans of the walk
                                                (ngx_http_hris_offload.c) */
     size_t                      heap_bytes; /* answers parsed into it */
+    ngx_uint_t                  heap_arena; /* a tree of it is the
+                                               arena's: freed here */
     uint64_t                   *cover;      /* field coverage counters,
                                                or NULL (metrics.c) */
     ngx_uint_t                  batch;      /* field batch of the call */

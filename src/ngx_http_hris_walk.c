@@ -501,6 +501,7 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
         /* the heap holds the trees (a thread's parse put it there) */
         if (!call->parsed) {
             ctx->heap_bytes += call->resp_len;
+            ctx->heap_arena = 1;
 
             if (ngx_http_hris_json_cleanup(ctx->heap, body) != NGX_OK) {
                 json_decref(body);

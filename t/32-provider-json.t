@@ -113,5 +113,31 @@ answer_with('{"data":[{"id":"2","firstName":{"a":{"b":1}},"firstName":"last",'
     }
 }
 
+# strings that need escapes, written by the module's own JSON writer
+# (remote_data=false: every string is written, none copied): each escape
+# as json_dumps() writes it, in short strings and in strings longer than
+# a sixth of the writer's 32 KB buffers (written in runs, not in one
+# pass), and across buffers' ends (the lengths vary)
+{
+    my $odd = qq(q"b\\s/\x01\x1f\x7f\b\f\n\r\t\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80);
+    my %esc = ('"' => '\\"', '\\' => '\\\\', "\b" => '\\b', "\f" => '\\f',
+               "\n" => '\\n', "\r" => '\\r', "\t" => '\\t');
+    my $written = sub {
+        join '', map { $esc{$_} // (ord($_) < 0x20 ? sprintf('\\u%04x', ord $_) : $_) }
+                 split //, $_[0];
+    };
+    my $bytes = JSON::PP->new->ascii(0)->latin1(1);    # the bytes as they are
+    my @names = map { $odd . ('x' x ($_ * 37 % 301)) . $odd } 0 .. 97;
+    push @names, ($odd x 700) . 'end', 'z' . ($odd x 1500);
+    answer_with($bytes->encode({ data => [ map { { id => "$_", firstName => $names[$_],
+                                                   lastName => 'L' } } 0 .. $#names ] }));
+    my $res = employees(remote_data => 'false', limit => 100);
+    my @got = map { $_->{first_name} } @{ $res->{json}{result} // [] };
+    is(scalar @got, scalar @names, 'every record of escaped strings is there');
+    is_deeply(\@got, \@names, 'each string reads back as the provider sent it');
+    my $misses = grep { index($res->{body}, '"' . $written->($_) . '"') < 0 } @names;
+    is($misses, 0, 'each is escaped as json_dumps() escapes it');
+}
+
 $ng->stop;
 done_testing();

@@ -244,12 +244,63 @@ gen(char **p, char *end, int depth)
 }
 
 
+/*
+ * The eight-byte test of plain string bytes against the byte table: every
+ * byte value at every position among plain bytes of all kinds, and every
+ * pair of bytes that are not plain (the borrow of one must not hide the
+ * other, nor flag a plain word).
+ */
+
+static int
+plain8_ok(void)
+{
+    int     b, c, i, k;
+    u_char  w[8];
+    static const u_char  fill[] = { 'a', 0x20, 0x21, 0x23, 0x5b, 0x5d,
+                                    0x7f, 0x80, 0xff };
+
+    for (k = 0; k < (int) sizeof(fill); k++) {
+        for (b = 0; b < 256; b++) {
+            for (i = 0; i < 8; i++) {
+                memset(w, fill[k], 8);
+                w[i] = (u_char) b;
+
+                if (!ngx_http_hris_json_plain8(w) != !ngx_http_hris_json_plain[b]) {
+                    return 0;
+                }
+            }
+        }
+    }
+
+    for (b = 0; b < 256; b++) {
+        for (c = 0; c < 256; c++) {
+            if (ngx_http_hris_json_plain[b] && ngx_http_hris_json_plain[c]) {
+                continue;
+            }
+
+            for (i = 0; i < 7; i++) {
+                memset(w, 'a', 8);
+                w[i] = (u_char) b;
+                w[i + 1] = (u_char) c;
+
+                if (ngx_http_hris_json_plain8(w)) {
+                    return 0;
+                }
+            }
+        }
+    }
+
+    return 1;
+}
+
+
 int
 main(void)
 {
     int     i, j;
     char    doc[8192], *p;
     size_t  len;
+
 
     for (i = 0; cases[i]; i++) {
         check("case", cases[i], strlen(cases[i]));
@@ -291,7 +342,11 @@ main(void)
 
     printf("ok %d - the reader agrees with json_loadb() on %d inputs\n",
            tests + 1, tests);
-    printf("1..%d\n", tests + 1);
 
-    return failed ? 1 : 0;
+    i = plain8_ok();
+    printf("%sok %d - eight bytes at once: plain exactly as byte by byte\n",
+           i ? "" : "not ", tests + 2);
+    printf("1..%d\n", tests + 2);
+
+    return (failed || !i) ? 1 : 0;
 }

@@ -127,6 +127,15 @@ ngx_pool_cleanup_add(ngx_pool_t *p, size_t size)
 }
 
 
+void *
+ngx_memalign(size_t alignment, size_t size, ngx_log_t *log)
+{
+    void  *p;
+
+    return posix_memalign(&p, alignment, size) == 0 ? p : NULL;
+}
+
+
 /* %s %V %*s %c %d %i %ui %uz %L %Z %%: what the module's messages use */
 
 u_char *
