@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_metrics.h"
 
 
 #define NGX_HTTP_HRIS_STATE_RETRY_MIN  1000     /* ms */
@@ -225,6 +226,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
                       "could not be written: no memory for its snapshot",
                       &hmcf->state_file);
+        ngx_http_hris_metrics_state_error(NGX_HTTP_HRIS_STORE_FILE);
         ngx_http_hris_state_failed(hmcf);
     }
 }
@@ -360,6 +362,7 @@ ngx_http_hris_state_done(ngx_http_hris_state_write_t *w, ngx_log_t *log)
     ngx_log_error(NGX_LOG_ERR, log, w->err, "hris: %s \"%V\" failed: the "
                   "state is written again in %M ms", w->what, &w->path,
                   ngx_http_hris_state_retry_next());
+    ngx_http_hris_metrics_state_error(NGX_HTTP_HRIS_STORE_FILE);
 
     ngx_http_hris_state_failed(w->hmcf);
 }
