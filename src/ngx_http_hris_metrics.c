@@ -826,8 +826,10 @@ ngx_http_hris_metrics_log(ngx_http_request_t *r)
 
     ngx_http_hris_metrics_add(key);
 
-    /* an account the request resolved (a provider's): never a client's
-     * guess, which would make labels of anything */
+    /*
+     * an account the request resolved (it has a provider): never a
+     * client's guess, which would make labels of anything
+     */
     if (mcf->account_label && req->account.len && req->provider >= 0
         && status >= 100 && status < 600)
     {
