@@ -161,7 +161,7 @@ test-asan: asan-deps $(ASAN_MODULE) $(SEAL)
 # build/fuzz/NAME_fuzz FILE; keep it in fuzz/corpus/NAME once fixed).
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := $(BUILD)/fuzz
-FUZZ_TARGETS := parse resp cursor template expr
+FUZZ_TARGETS := parse resp cursor template expr admin link
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%_fuzz)
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
@@ -179,6 +179,15 @@ FUZZ_SRCS_cursor := src/ngx_http_hris_cursor.c fuzz/base64.c
 FUZZ_LIBS_cursor := -lcrypto
 FUZZ_SRCS_template := src/ngx_http_hris_template.c
 FUZZ_SRCS_expr   := $(addprefix src/ngx_http_hris_,map.c eval.c convert.c path.c)
+# the administration API's checks: the account's compile and the link's
+# making, around one table made by hand (fuzz/admin_stubs.c)
+FUZZ_SRCS_admin  := $(addprefix src/ngx_http_hris_,store.c accounts.c \
+                        template.c url.c secret.c) fuzz/admin_stubs.c \
+                    fuzz/base64.c
+FUZZ_LIBS_admin  := -lcrypto
+FUZZ_SRCS_link   := $(FUZZ_SRCS_admin) src/ngx_http_hris_connect_link.c \
+                    src/ngx_http_hris_cursor.c
+FUZZ_LIBS_link   := -lcrypto
 
 # (a second expansion: each target's own sources as prerequisites)
 .SECONDEXPANSION:

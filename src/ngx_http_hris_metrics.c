@@ -31,6 +31,8 @@
 /* the keys of the hash: metric, api, provider, resource, status */
 #define NGX_HTTP_HRIS_M_REQUESTS      1
 #define NGX_HTTP_HRIS_M_UPSTREAM      2
+/* with hris_metrics_account_label: status class, 48 bits of the id's hash */
+#define NGX_HTTP_HRIS_M_ACCOUNT       3
 
 #define ngx_http_hris_mkey(m, api, prov, res, status)                        \
     (((uint64_t) (m) << 56) | ((uint64_t) (api) << 48)                       \
@@ -58,6 +60,26 @@
 #define NGX_HTTP_HRIS_ROW_TOKEN       (NGX_HTTP_HRIS_ROW_RETRIES + 1)
 #define NGX_HTTP_HRIS_ROW_COVER       (NGX_HTTP_HRIS_ROW_TOKEN + 3)
 
+/*
+ * After the rows, the counters that belong to no provider: state store
+ * errors (file, redis), Redis commands (ok, error, unreachable), events
+ * by type (the seven of CONTRACT section 8, then "other"), webhook
+ * deliveries by result, provider webhooks received by status class.
+ */
+#define NGX_HTTP_HRIS_G_STATE         0
+#define NGX_HTTP_HRIS_G_REDIS         (NGX_HTTP_HRIS_G_STATE + 2)
+#define NGX_HTTP_HRIS_G_EVENTS        (NGX_HTTP_HRIS_G_REDIS + 3)
+#define NGX_HTTP_HRIS_G_DELIVERY      (NGX_HTTP_HRIS_G_EVENTS + 8)
+#define NGX_HTTP_HRIS_G_WEBHOOK_IN    (NGX_HTTP_HRIS_G_DELIVERY + 6)
+#define NGX_HTTP_HRIS_G_COUNT         (NGX_HTTP_HRIS_G_WEBHOOK_IN + 6)
+
+/* the dense counters: a row per provider and "none", then the globals */
+#define ngx_http_hris_metrics_ndense(mcf)                                    \
+    (((mcf)->providers + 1) * (mcf)->row + NGX_HTTP_HRIS_G_COUNT)
+
+/* accounts the hash makes room for besides the accounts file's */
+#define NGX_HTTP_HRIS_M_ACCOUNTS_EXTRA  1024
+
 /* a line's fixed part, its label values aside */
 #define NGX_HTTP_HRIS_M_LINE          256
 
@@ -82,6 +104,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                   enabled;     /* a location says hris_metrics */
+    ngx_flag_t                   account_label;
     ngx_shm_zone_t              *zone;
     ngx_http_hris_mshm_t        *sh;
     ngx_http_hris_main_conf_t   *hmcf;
@@ -138,6 +161,18 @@ static void ngx_http_hris_metrics_add(uint64_t key);
 static ngx_uint_t ngx_http_hris_metrics_hash(uint64_t key);
 static ngx_int_t ngx_http_hris_metrics_log(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_hris_metrics_slot(ngx_http_hris_req_t *req);
+static uint64_t ngx_http_hris_metrics_account_hash(ngx_str_t *id);
+static void ngx_http_hris_metrics_global(ngx_uint_t i);
+static ngx_int_t ngx_http_hris_metrics_write_accounts(
+    ngx_http_hris_mout_t *out, ngx_http_hris_metrics_conf_t *mcf,
+    ngx_array_t *entries);
+static ngx_int_t ngx_http_hris_metrics_write_global(ngx_http_hris_mout_t *out,
+    uint64_t *g);
+static ngx_int_t ngx_http_hris_metrics_write_list(ngx_http_hris_mout_t *out,
+    const char *name, const char *help, const char *label,
+    const char **values, ngx_uint_t n, ngx_uint_t always, uint64_t *c);
+static int ngx_libc_cdecl ngx_http_hris_metrics_name_cmp(const void *a,
+    const void *b);
 static ngx_int_t ngx_http_hris_metrics_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_metrics_snapshot(ngx_http_request_t *r,
     ngx_http_hris_metrics_conf_t *mcf, ngx_array_t *entries,
@@ -170,6 +205,13 @@ static ngx_command_t  ngx_http_hris_metrics_commands[] = {
       ngx_http_hris_metrics_directive,
       0,
       0,
+      NULL },
+
+    { ngx_string("hris_metrics_account_label"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_metrics_conf_t, account_label),
       NULL },
 
       ngx_null_command
@@ -225,6 +267,28 @@ static const char  *ngx_http_hris_bucket_le[NGX_HTTP_HRIS_M_BUCKETS] = {
     "5", "10", "30", "+Inf"
 };
 
+static const char  *ngx_http_hris_store_names[] = { "file", "redis" };
+
+static const char  *ngx_http_hris_redis_results[] = {
+    "ok", "error", "unreachable"
+};
+
+/* CONTRACT section 8's event types; anything else is "other" */
+static const char  *ngx_http_hris_event_types[] = {
+    "integrated_account.created", "integrated_account.deleted",
+    "integrated_account.needs_reauth", "integrated_account.reactivated",
+    "record.created", "record.updated", "record.deleted", "other"
+};
+
+/* a 410 ends a subscription: apart from the other 4xx */
+static const char  *ngx_http_hris_delivery_results[] = {
+    "2xx", "4xx", "5xx", "410", "no_answer", "other"
+};
+
+static const char  *ngx_http_hris_status_classes[] = {
+    "1xx", "2xx", "3xx", "4xx", "5xx", "other"
+};
+
 static ngx_str_t  ngx_http_hris_none = ngx_string("none");
 static ngx_str_t  ngx_http_hris_unknown = ngx_string("unknown");
 
@@ -256,6 +320,8 @@ ngx_http_hris_metrics_create_conf(ngx_conf_t *cf)
      *     mcf->enabled = 0;
      *     mcf->zone = NULL;
      */
+
+    mcf->account_label = NGX_CONF_UNSET;
 
     return mcf;
 }
@@ -303,6 +369,9 @@ ngx_http_hris_metrics_postconf(ngx_conf_t *cf)
                                              ngx_http_hris_metrics_module);
     mcf->hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_hris_module);
 
+    /* off: account ids are as many as tenants make, a label each */
+    ngx_conf_init_value(mcf->account_label, 0);
+
     if (!mcf->enabled || mcf->hmcf->tables.nelts == 0) {
         return NGX_OK;
     }
@@ -313,7 +382,7 @@ ngx_http_hris_metrics_postconf(ngx_conf_t *cf)
 
     size = sizeof(ngx_http_hris_mshm_t)
            + mcf->capacity * sizeof(ngx_http_hris_mentry_t)
-           + (mcf->providers + 1) * mcf->row * sizeof(uint64_t);
+           + ngx_http_hris_metrics_ndense(mcf) * sizeof(uint64_t);
 
     /* the slab allocator's own pages, and its rounding */
     size = ngx_align(size, ngx_pagesize) + 8 * ngx_pagesize;
@@ -405,6 +474,12 @@ ngx_http_hris_metrics_layout(ngx_conf_t *cf,
     expected = ((mcf->providers + 1) * (mcf->resources + 2 + 3) + 1)
                * NGX_HTTP_HRIS_M_STATUSES;
 
+    /* five status classes per account; beyond the room, counted dropped */
+    if (mcf->account_label) {
+        expected += (hmcf->accounts.nelts + NGX_HTTP_HRIS_M_ACCOUNTS_EXTRA)
+                    * 5;
+    }
+
     for (mcf->capacity = 1024; mcf->capacity < 2 * expected;
          mcf->capacity *= 2)
     {
@@ -413,6 +488,8 @@ ngx_http_hris_metrics_layout(ngx_conf_t *cf,
 
     ngx_crc32_update(&crc, (u_char *) &mcf->capacity, sizeof(ngx_uint_t));
     ngx_crc32_update(&crc, (u_char *) &mcf->row, sizeof(ngx_uint_t));
+    n = NGX_HTTP_HRIS_G_COUNT;
+    ngx_crc32_update(&crc, (u_char *) &n, sizeof(ngx_uint_t));
     ngx_crc32_final(crc);
 
     mcf->layout = crc;
@@ -490,7 +567,7 @@ ngx_http_hris_metrics_alloc(ngx_slab_pool_t *shpool,
     size_t  esize, dsize;
 
     esize = mcf->capacity * sizeof(ngx_http_hris_mentry_t);
-    dsize = (mcf->providers + 1) * mcf->row * sizeof(uint64_t);
+    dsize = ngx_http_hris_metrics_ndense(mcf) * sizeof(uint64_t);
 
     sh->entries = ngx_slab_alloc_locked(shpool, esize);
     sh->dense = ngx_slab_alloc_locked(shpool, dsize);
@@ -535,7 +612,7 @@ ngx_http_hris_metrics_init_process(ngx_cycle_t *cycle)
 
     w->mcf = mcf;
     w->capacity = mcf->capacity;
-    w->ndense = (mcf->providers + 1) * mcf->row;
+    w->ndense = ngx_http_hris_metrics_ndense(mcf);
 
     w->entries = ngx_pcalloc(cycle->pool,
                              w->capacity * sizeof(ngx_http_hris_mentry_t));
@@ -749,7 +826,30 @@ ngx_http_hris_metrics_log(ngx_http_request_t *r)
 
     ngx_http_hris_metrics_add(key);
 
+    /*
+     * an account the request resolved (it has a provider): never a
+     * client's guess, which would make labels of anything
+     */
+    if (mcf->account_label && req->account.len && req->provider >= 0
+        && status >= 100 && status < 600)
+    {
+        ngx_http_hris_metrics_add(ngx_http_hris_mkey(NGX_HTTP_HRIS_M_ACCOUNT,
+            status / 100, 0, 0, 0)
+            | ngx_http_hris_metrics_account_hash(&req->account));
+    }
+
     return NGX_OK;
+}
+
+
+/* 48 bits of an account id's hash: the id is found again at a scrape */
+
+static uint64_t
+ngx_http_hris_metrics_account_hash(ngx_str_t *id)
+{
+    return (((uint64_t) ngx_crc32_long(id->data, id->len)) << 16
+            ^ (uint64_t) ngx_murmur_hash2(id->data, id->len))
+           & 0xffffffffffffULL;
 }
 
 
@@ -827,6 +927,100 @@ ngx_http_hris_metrics_count_try(ngx_http_hris_req_t *req, ngx_uint_t status,
     if (retrying) {
         row[NGX_HTTP_HRIS_ROW_RETRIES]++;
     }
+}
+
+
+/* a counter of no provider's (NGX_HTTP_HRIS_G_*) */
+
+static void
+ngx_http_hris_metrics_global(ngx_uint_t i)
+{
+    ngx_http_hris_mworker_t  *w = &ngx_http_hris_mw;
+
+    if (w->entries == NULL) {
+        return;
+    }
+
+    w->dense[(w->mcf->providers + 1) * w->mcf->row + i]++;
+}
+
+
+/* A state store failed: the file not written, the Redis connection lost. */
+
+void
+ngx_http_hris_metrics_state_error(ngx_uint_t store)
+{
+    ngx_http_hris_metrics_global(NGX_HTTP_HRIS_G_STATE
+                                 + (store == NGX_HTTP_HRIS_STORE_REDIS));
+}
+
+
+/* A Redis command ended: NGX_HTTP_HRIS_REDIS_CMD_{OK,ERROR,UNREACHABLE}. */
+
+void
+ngx_http_hris_metrics_redis(ngx_uint_t result)
+{
+    ngx_http_hris_metrics_global(NGX_HTTP_HRIS_G_REDIS + ngx_min(result, 2));
+}
+
+
+/* An event was emitted; a type not in the contract counts as "other". */
+
+void
+ngx_http_hris_metrics_event(const char *type)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < 7; i++) {
+        if (type && ngx_strcmp(type, ngx_http_hris_event_types[i]) == 0) {
+            break;
+        }
+    }
+
+    ngx_http_hris_metrics_global(NGX_HTTP_HRIS_G_EVENTS + i);
+}
+
+
+/* One try to deliver an event: the subscriber's status, 0 for none. */
+
+void
+ngx_http_hris_metrics_delivery(ngx_uint_t status)
+{
+    ngx_uint_t  i;
+
+    if (status == 0) {
+        i = 4;
+
+    } else if (status == 410) {
+        i = 3;
+
+    } else if (status >= 200 && status < 300) {
+        i = 0;
+
+    } else if (status >= 400 && status < 500) {
+        i = 1;
+
+    } else if (status >= 500 && status < 600) {
+        i = 2;
+
+    } else {
+        i = 5;
+    }
+
+    ngx_http_hris_metrics_global(NGX_HTTP_HRIS_G_DELIVERY + i);
+}
+
+
+/* A provider's webhook was answered with this status. */
+
+void
+ngx_http_hris_metrics_webhook_in(ngx_uint_t status)
+{
+    ngx_uint_t  i;
+
+    i = (status >= 100 && status < 600) ? status / 100 - 1 : 5;
+
+    ngx_http_hris_metrics_global(NGX_HTTP_HRIS_G_WEBHOOK_IN + i);
 }
 
 
@@ -1004,7 +1198,7 @@ ngx_http_hris_metrics_snapshot(ngx_http_request_t *r,
     ngx_http_hris_mshm_t    *sh = mcf->sh;
     ngx_http_hris_mentry_t  *e, *copy;
 
-    dsize = (mcf->providers + 1) * mcf->row * sizeof(uint64_t);
+    dsize = ngx_http_hris_metrics_ndense(mcf) * sizeof(uint64_t);
 
     if (ngx_array_init(entries, r->pool, mcf->capacity / 4 * 3 + 1,
                        sizeof(ngx_http_hris_mentry_t))
@@ -1125,6 +1319,12 @@ ngx_http_hris_metrics_write(ngx_http_hris_mout_t *out,
                                    e[i].value);
     }
 
+    if (mcf->account_label
+        && ngx_http_hris_metrics_write_accounts(out, mcf, entries) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     p = ngx_http_hris_metrics_head(out, "hris_upstream_requests_total",
             "counter", "Requests sent to providers, each try of a call on "
             "its own, by provider and HTTP status (502 or 504 when no "
@@ -1188,6 +1388,13 @@ ngx_http_hris_metrics_write(ngx_http_hris_mout_t *out,
     }
 
     if (ngx_http_hris_metrics_write_cover(out, mcf, dense) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_metrics_write_global(out,
+            dense + (mcf->providers + 1) * mcf->row)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1418,6 +1625,208 @@ ngx_http_hris_metrics_write_cover(ngx_http_hris_mout_t *out,
                 }
             }
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * hris_account_requests_total (hris_metrics_account_label on): the hashes
+ * counted, named again by the accounts known now; those of accounts gone
+ * since are summed under account="".
+ */
+
+typedef struct {
+    uint64_t                     hash;
+    ngx_str_t                   *id;
+} ngx_http_hris_mname_t;
+
+
+static int ngx_libc_cdecl
+ngx_http_hris_metrics_name_cmp(const void *a, const void *b)
+{
+    const ngx_http_hris_mname_t  *x = a, *y = b;
+
+    return (x->hash < y->hash) ? -1 : (x->hash > y->hash);
+}
+
+
+static ngx_int_t
+ngx_http_hris_metrics_write_accounts(ngx_http_hris_mout_t *out,
+    ngx_http_hris_metrics_conf_t *mcf, ngx_array_t *entries)
+{
+    u_char                    *p;
+    uint64_t                   k, gone[5];
+    ngx_str_t                  empty = ngx_null_string;
+    ngx_uint_t                 i, n;
+    ngx_array_t                list;
+    ngx_http_hris_mname_t     *names, key, *found;
+    ngx_http_hris_mentry_t    *e;
+    ngx_http_hris_account_t  **acc;
+
+    if (ngx_http_hris_account_list(out->request, mcf->hmcf, &list)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    names = ngx_palloc(out->request->pool,
+                       (list.nelts + 1) * sizeof(ngx_http_hris_mname_t));
+    if (names == NULL) {
+        return NGX_ERROR;
+    }
+
+    acc = list.elts;
+
+    for (i = 0; i < list.nelts; i++) {
+        names[i].hash = ngx_http_hris_metrics_account_hash(&acc[i]->id);
+        names[i].id = &acc[i]->id;
+    }
+
+    ngx_qsort(names, list.nelts, sizeof(ngx_http_hris_mname_t),
+              ngx_http_hris_metrics_name_cmp);
+
+    p = ngx_http_hris_metrics_head(out, "hris_account_requests_total",
+            "counter", "Requests the gateway answered for an integrated "
+            "account, by account and status class (account=\"\": "
+            "accounts deleted since).");
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* an id may be as long as the longest label: more room per line */
+    out->line += 2 * 128;
+
+    ngx_memzero(gone, sizeof(gone));
+    e = entries->elts;
+
+    for (i = 0; i < entries->nelts; i++) {
+        k = e[i].key;
+
+        if ((k >> 56) != NGX_HTTP_HRIS_M_ACCOUNT) {
+            continue;
+        }
+
+        n = ngx_http_hris_mkey_api(k) - 1;
+        key.hash = k & 0xffffffffffffULL;
+
+        found = bsearch(&key, names, list.nelts,
+                        sizeof(ngx_http_hris_mname_t),
+                        ngx_http_hris_metrics_name_cmp);
+
+        if (found == NULL || n > 4) {
+            gone[ngx_min(n, 4)] += e[i].value;
+            continue;
+        }
+
+        p = ngx_http_hris_metrics_room(out);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(p, "hris_account_requests_total{account=\"",
+                       sizeof("hris_account_requests_total{account=\"") - 1);
+        p = ngx_http_hris_metrics_esc(p, found->id);
+        out->b->last = ngx_sprintf(p, "\",status=\"%s\"} %uL\n",
+                                   ngx_http_hris_status_classes[n],
+                                   e[i].value);
+    }
+
+    for (n = 0; n < 5; n++) {
+        if (gone[n] == 0) {
+            continue;
+        }
+
+        p = ngx_http_hris_metrics_room(out);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(p, "hris_account_requests_total{account=\"",
+                       sizeof("hris_account_requests_total{account=\"") - 1);
+        p = ngx_http_hris_metrics_esc(p, &empty);
+        out->b->last = ngx_sprintf(p, "\",status=\"%s\"} %uL\n",
+                                   ngx_http_hris_status_classes[n], gone[n]);
+    }
+
+    out->line -= 2 * 128;
+
+    return NGX_OK;
+}
+
+
+/*
+ * One counter family of labels in a fixed list; those in "always" show
+ * at zero too (a rate from the first scrape on), the rest when counted.
+ */
+
+static ngx_int_t
+ngx_http_hris_metrics_write_list(ngx_http_hris_mout_t *out, const char *name,
+    const char *help, const char *label, const char **values, ngx_uint_t n,
+    ngx_uint_t always, uint64_t *c)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    p = ngx_http_hris_metrics_head(out, name, "counter", help);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (c[i] == 0 && !(always & (1 << i))) {
+            continue;
+        }
+
+        p = ngx_http_hris_metrics_room(out);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        out->b->last = ngx_sprintf(p, "%s{%s=\"%s\"} %uL\n", name, label,
+                                   values[i], c[i]);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the counters of no provider */
+
+static ngx_int_t
+ngx_http_hris_metrics_write_global(ngx_http_hris_mout_t *out, uint64_t *g)
+{
+    if (ngx_http_hris_metrics_write_list(out, "hris_state_errors_total",
+            "Failures of the state store: the state file not written "
+            "(store=\"file\"), the connection to Redis lost or refused "
+            "(store=\"redis\").", "store", ngx_http_hris_store_names, 2,
+            0x3, g + NGX_HTTP_HRIS_G_STATE)
+        != NGX_OK
+        || ngx_http_hris_metrics_write_list(out, "hris_redis_commands_total",
+            "Commands sent to Redis, by result (ok; error: an error reply; "
+            "unreachable: no connection, or it was lost).", "result",
+            ngx_http_hris_redis_results, 3, 0x7, g + NGX_HTTP_HRIS_G_REDIS)
+           != NGX_OK
+        || ngx_http_hris_metrics_write_list(out, "hris_events_total",
+            "Events emitted, by type.", "type", ngx_http_hris_event_types, 8,
+            0x7f, g + NGX_HTTP_HRIS_G_EVENTS)
+           != NGX_OK
+        || ngx_http_hris_metrics_write_list(out,
+            "hris_webhook_deliveries_total", "Tries to deliver an event to "
+            "a subscription, by result: the subscriber's status class, 410 "
+            "(which ends the subscription), no_answer (none in time).",
+            "result", ngx_http_hris_delivery_results, 6, 0x1f,
+            g + NGX_HTTP_HRIS_G_DELIVERY)
+           != NGX_OK
+        || ngx_http_hris_metrics_write_list(out,
+            "hris_webhooks_received_total", "Provider webhooks received, by "
+            "the status class the gateway answered them with (401: not "
+            "verified).", "status", ngx_http_hris_status_classes, 6, 0x1a,
+            g + NGX_HTTP_HRIS_G_WEBHOOK_IN)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;

@@ -53,11 +53,27 @@ typedef struct {
 extern ngx_module_t  ngx_http_hris_metrics_module;
 
 
+/* state stores, and what became of a Redis command, for the metrics */
+#define NGX_HTTP_HRIS_STORE_FILE         0
+#define NGX_HTTP_HRIS_STORE_REDIS        1
+
+#define NGX_HTTP_HRIS_REDIS_CMD_OK           0
+#define NGX_HTTP_HRIS_REDIS_CMD_ERROR        1
+#define NGX_HTTP_HRIS_REDIS_CMD_UNREACHABLE  2
+
+
 /* ngx_http_hris_metrics.c */
 ngx_int_t ngx_http_hris_metrics_provider(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *name);
 void ngx_http_hris_metrics_count_try(ngx_http_hris_req_t *req,
     ngx_uint_t status, uint64_t us, ngx_uint_t retrying);
+
+/* counters of no request: nothing happens where metrics are off */
+void ngx_http_hris_metrics_state_error(ngx_uint_t store);
+void ngx_http_hris_metrics_redis(ngx_uint_t result);
+void ngx_http_hris_metrics_event(const char *type);
+void ngx_http_hris_metrics_delivery(ngx_uint_t status);
+void ngx_http_hris_metrics_webhook_in(ngx_uint_t status);
 
 /* ngx_http_hris_trace.c */
 ngx_uint_t ngx_http_hris_trace_parse(ngx_http_request_t *r,

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris_redis.h"
+#include "ngx_http_hris_metrics.h"
 
 
 #define NGX_HTTP_HRIS_REDIS_PORT         6379
@@ -864,6 +865,7 @@ ngx_http_hris_redis_fail(ngx_http_hris_redis_t *rd,
     }
 
     rd->failures++;
+    ngx_http_hris_metrics_state_error(NGX_HTTP_HRIS_STORE_REDIS);
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
@@ -909,6 +911,8 @@ ngx_http_hris_redis_deliver_handler(ngx_event_t *ev)
         }
 
         ngx_http_hris_redis_cmd_free(cmd);
+
+        ngx_http_hris_metrics_redis(NGX_HTTP_HRIS_REDIS_CMD_UNREACHABLE);
 
         if (handler) {
             handler(status, NULL, data);
@@ -1256,6 +1260,10 @@ ngx_http_hris_redis_dispatch(ngx_http_hris_redis_t *rd,
     }
 
     ngx_http_hris_redis_cmd_free(cmd);
+
+    ngx_http_hris_metrics_redis(reply->type == NGX_HTTP_HRIS_REDIS_ERROR
+                                ? NGX_HTTP_HRIS_REDIS_CMD_ERROR
+                                : NGX_HTTP_HRIS_REDIS_CMD_OK);
 
     if (handler) {
         handler(NGX_HTTP_HRIS_REDIS_REPLY, reply, data);

@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_metrics.h"
 
 
 #define NGX_HTTP_HRIS_STATE_RETRY_MIN  1000     /* ms */
@@ -211,6 +212,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
                       "could not be written: no memory for its snapshot",
                       &hmcf->state_file);
+        ngx_http_hris_metrics_state_error(NGX_HTTP_HRIS_STORE_FILE);
         ngx_http_hris_state_failed(hmcf);
     }
 }
@@ -295,6 +297,7 @@ ngx_http_hris_state_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
     ngx_log_error(NGX_LOG_ERR, log, err, "hris: %s the state file \"%V\" "
                   "failed: the state is written again in %M ms", what,
                   &file->path, ngx_http_hris_state_retry_next());
+    ngx_http_hris_metrics_state_error(NGX_HTTP_HRIS_STORE_FILE);
 
     ngx_http_hris_state_failed(file->data);
 }

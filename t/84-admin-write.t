@@ -504,7 +504,7 @@ unlike($ng->error_log, qr/\Q$CLAY_KEY\E|\Q$WRONG_KEY\E|bamboo-client-secret/,
 
 SKIP: {
     my $seal = HRIS::Nginx::root() . '/build/hris-seal';
-    skip 'build/hris-seal is not built', 7 unless -x $seal;
+    skip 'build/hris-seal is not built', 10 unless -x $seal;
     my $key = "$dir/hris.key";
     system("$seal --new-key > $key") == 0 or die;
     my $sealed_state = "$dir/sealed-state.json";
@@ -525,8 +525,15 @@ SKIP: {
     is(patch('acme-sealed', { credentials => { api_key => $CLAY_KEY } })->{status}, 200,
        'and PATCH its key');
     ok(ok_list(employees('acme-sealed')), 'it works');
+    # a credential sent as a JSON number is a credential all the same
+    my $pin = 918273645546;
+    $res = create({ %$clay2, id => 'acme-sealed-pin',
+                    credentials => { api_key => $CLAY_KEY, pin => $pin } });
+    is($res->{status}, 201, 'create with a number as a credential') or diag $res->{body};
+    ok(ok_list(employees('acme-sealed-pin')), 'it works');
     $ng2->stop;
     my $t = read_state($sealed_state);
+    unlike($t, qr/\Q$pin\E/, 'the number is sealed too, not kept in clear');
     like($t, qr/acme-sealed/, 'the state file holds the account');
     like($t, qr/sealed:v1:/, 'with a sealed credential');
     unlike($t, qr/\Q$CLAY_KEY\E|\Q$sealed_key\E/, 'and no credential in clear');

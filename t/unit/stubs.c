@@ -136,7 +136,10 @@ ngx_memalign(size_t alignment, size_t size, ngx_log_t *log)
 }
 
 
-/* %s %V %*s %c %d %i %ui %uz %L %Z %%: what the module's messages use */
+/*
+ * %s %V %*s %c %d %i %ui %uz %L %Z %%: what the module's messages use;
+ * %d with a width, zero-padded or not ("%02d", "%4d"), as dates need
+ */
 
 u_char *
 ngx_vslprintf(u_char *buf, u_char *last, const char *fmt, va_list args)
@@ -145,7 +148,7 @@ ngx_vslprintf(u_char *buf, u_char *last, const char *fmt, va_list args)
     size_t      len;
     u_char     *s;
     ngx_str_t  *v;
-    ngx_uint_t  star, unsig;
+    ngx_uint_t  star, unsig, zero, width;
 
     while (*fmt && buf < last) {
 
@@ -163,6 +166,13 @@ ngx_vslprintf(u_char *buf, u_char *last, const char *fmt, va_list args)
         if (*fmt == '*') {
             star = 1;
             fmt++;
+        }
+
+        zero = (*fmt == '0');
+        width = 0;
+
+        while (*fmt >= '0' && *fmt <= '9' && width < 20) {
+            width = width * 10 + (*fmt++ - '0');
         }
 
         if (*fmt == 'u') {
@@ -197,8 +207,10 @@ ngx_vslprintf(u_char *buf, u_char *last, const char *fmt, va_list args)
             break;
 
         case 'd':
-            len = snprintf(num, sizeof(num), unsig ? "%u" : "%d",
-                           va_arg(args, int));
+            len = snprintf(num, sizeof(num),
+                           unsig ? (zero ? "%0*u" : "%*u")
+                                 : (zero ? "%0*d" : "%*d"),
+                           (int) width, va_arg(args, int));
             s = (u_char *) num;
             break;
 
@@ -237,7 +249,9 @@ ngx_vslprintf(u_char *buf, u_char *last, const char *fmt, va_list args)
             len = last - buf;
         }
 
-        buf = ngx_cpymem(buf, s, len);
+        if (len) {
+            buf = ngx_cpymem(buf, s, len);
+        }
     }
 
     return buf;
