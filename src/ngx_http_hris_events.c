@@ -18,6 +18,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris_events.h"
+#include "ngx_http_hris_metrics.h"
 #include "ngx_http_hris_webhooks.h"
 
 
@@ -62,6 +63,8 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
                   "account \"%s\"%s%s%s%s", type, tenant, id ? id : "",
                   resource ? ", " : "", resource ? resource : "",
                   rid ? " " : "", rid ? rid : "");
+
+    ngx_http_hris_metrics_event(type);
 
     conf = ngx_http_hris_wh_conf();
 
@@ -126,7 +129,6 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
             continue;
         }
 
-        /* metrics: event */
         queued++;
     }
 

@@ -25,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "ngx_http_hris_webhooks.h"
+#include "ngx_http_hris_metrics.h"
 
 
 #define NGX_HTTP_HRIS_WH_TICK  1000         /* ms between claims */
@@ -327,7 +328,7 @@ ngx_http_hris_wh_end(ngx_http_hris_wh_delivery_t *d, ngx_uint_t status,
 {
     ngx_http_hris_wh_claim_t  *c = d->claim;
 
-    /* metrics: delivery */
+    ngx_http_hris_metrics_delivery(status);
 
     if (status >= 200 && status < 300) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0, "hris: event %*s "

@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_metrics.h"
 #include "ngx_http_hris_events.h"
 #include "ngx_http_hris_redis.h"
 #include "ngx_http_hris_webhooks_in.h"
@@ -220,7 +221,7 @@ ngx_http_hris_webhooks_handler(ngx_http_request_t *r)
     }
 
     if (r->method != NGX_HTTP_POST) {
-        /* metrics: webhook in */
+        ngx_http_hris_metrics_webhook_in(NGX_HTTP_NOT_ALLOWED);
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
                    "method %V is not allowed: a provider POSTs its webhooks "
                    "to {location}/{integrated_account_id}", &r->method_name);
@@ -243,14 +244,15 @@ ngx_http_hris_webhooks_handler(ngx_http_request_t *r)
             && ngx_strlchr(ctx->token.data, ctx->token.data + ctx->token.len,
                            '/')))
     {
-        /* metrics: webhook in */
+        ngx_http_hris_metrics_webhook_in(NGX_HTTP_NOT_FOUND);
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
                    "unknown path \"%V\": a provider POSTs its webhooks to "
                    "{location}/{integrated_account_id}", &r->uri);
     }
 
     if (r->headers_in.content_length_n > NGX_HTTP_HRIS_WH_BODY_MAX) {
-        /* metrics: webhook in */
+        ngx_http_hris_metrics_webhook_in(
+            NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
         return ngx_http_hris_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                    NULL, "a webhook body may hold %d bytes at most",
                    NGX_HTTP_HRIS_WH_BODY_MAX);
@@ -284,7 +286,8 @@ ngx_http_hris_wh_body(ngx_http_request_t *r)
     }
 
     if (body.len > NGX_HTTP_HRIS_WH_BODY_MAX) {
-        /* metrics: webhook in */
+        ngx_http_hris_metrics_webhook_in(
+            NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
         rc = ngx_http_hris_send_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                  NULL, "a webhook body may hold %d bytes at most",
                  NGX_HTTP_HRIS_WH_BODY_MAX);
@@ -360,7 +363,7 @@ ngx_http_hris_wh_receive(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
     js = json_loadb((char *) body->data, body->len, 0, &jerr);
     if (js == NULL || ngx_http_hris_json_cleanup(r->pool, js) != NGX_OK) {
         json_decref(js);
-        /* metrics: webhook in */
+        ngx_http_hris_metrics_webhook_in(NGX_HTTP_BAD_REQUEST);
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                    "the webhook body is not JSON: %s", jerr.text);
     }
@@ -371,7 +374,7 @@ ngx_http_hris_wh_receive(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
                        || json_array_size(list)
                           > NGX_HTTP_HRIS_WH_EVENTS_MAX))
     {
-        /* metrics: webhook in */
+        ngx_http_hris_metrics_webhook_in(NGX_HTTP_BAD_REQUEST);
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                    "the webhook body must hold an array of at most %d "
                    "events where the provider's mapping table says",
@@ -405,7 +408,7 @@ ngx_http_hris_wh_events(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
     ngx_uint_t   received, ignored;
 
     if (seen == NGX_DECLINED) {
-        /* metrics: webhook in */
+        ngx_http_hris_metrics_webhook_in(NGX_HTTP_OK);
         return ngx_http_hris_send_json(r, NGX_HTTP_OK,
                    json_pack("{s:{s:i,s:b}}", "result", "received", 0,
                              "duplicate", 1), NULL);
@@ -429,7 +432,7 @@ ngx_http_hris_wh_events(ngx_http_request_t *r, ngx_http_hris_wh_ctx_t *ctx,
         }
     }
 
-    /* metrics: webhook in */
+    ngx_http_hris_metrics_webhook_in(NGX_HTTP_OK);
     return ngx_http_hris_send_json(r, NGX_HTTP_OK,
                json_pack("{s:{s:I,s:I}}", "result",
                          "received", (json_int_t) received,
@@ -586,7 +589,7 @@ ngx_http_hris_wh_refuse(ngx_http_request_t *r, ngx_str_t *id,
                   "hris: a webhook for integrated account \"%V\" was "
                   "refused: %s", id, why);
 
-    /* metrics: webhook in */
+    ngx_http_hris_metrics_webhook_in(NGX_HTTP_UNAUTHORIZED);
     return ngx_http_hris_send_error(r, NGX_HTTP_UNAUTHORIZED, NULL,
                "the webhook was not verified: give the provider this URL "
                "with the integrated account's id, and the account the "

@@ -31,7 +31,8 @@ our $ng = HRIS::Nginx->start(
     accounts => HRIS::Nginx::accounts_for(bamboohr => $sb),
     http => "hris_allowed_urls $RX;\n    hris_webhook_retry_delays 1s 2s;",
     server => "location /admin/ { hris_admin; }\n"
-            . "    location /webhooks/ { hris_webhooks; }");
+            . "    location /webhooks/ { hris_webhooks; }\n"
+            . "    location = /metrics { hris_metrics; }");
 
 my $http = HTTP::Tiny->new(timeout => 10);
 
@@ -138,7 +139,31 @@ sleep 1;
 my @other = grep { $_->{path} eq '/globex' } $rx->requests;
 is(scalar(@other), 0, "the other tenant's app got none of it");
 
-# 6. No secret in the error log.
+# 6. /metrics counts the events, the deliveries and the webhook received
+# (the other worker's counts are folded in within a second).
+sub metric {
+    my ($name, $label, $value) = @_;
+    my $text = $ng->get('/metrics', key => undef)->{body} // '';
+    my $n = 0;
+    $n += $1 while $text =~ /^\Q$name\E\{[^}]*\Q$label="$value"\E[^}]*\} (\d+)$/mg;
+    return $n;
+}
+my %want = (
+    'hris_events_total type record.updated' => 1,
+    'hris_events_total type integrated_account.created' => 1,
+    'hris_webhook_deliveries_total result 2xx' => 2,
+    'hris_webhooks_received_total status 2xx' => 1,
+);
+for my $w (sort keys %want) {
+    my $deadline = time + 5;
+    my $got = 0;
+    while (($got = metric(split ' ', $w)) < $want{$w} && time < $deadline) {
+        sleep 0.3;
+    }
+    cmp_ok($got, '>=', $want{$w}, "/metrics: $w >= $want{$w}");
+}
+
+# 7. No secret in the error log.
 my $log = $ng->error_log;
 unlike($log, qr/\Q$key\E/, 'the provider key is not logged');
 my ($b64) = $secret =~ /^whsec_(.+)/;
