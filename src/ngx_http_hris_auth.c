@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_fleet_links.h"
 
 
 #define NGX_HTTP_HRIS_TOKEN_POLL   20      /* ms between looks at the zone */
@@ -185,6 +186,12 @@ ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
                   "account \"%V\" (upstream %ui): they are not sent again "
                   "for %T s (hris_credentials_cooldown) unless they change",
                   &g->account->id, status, cooldown);
+
+    /* with hris_redis: for the whole fleet */
+    if (g->hmcf->redis) {
+        ngx_http_hris_fleet_cooldown_publish(g->hmcf, &g->account->id, creds,
+                                             ngx_time() + cooldown, status);
+    }
 }
 
 
