@@ -22,7 +22,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
-#include "ngx_http_hris_fleet_links.h"
+#include "ngx_http_hris_state_if.h"
 
 
 #define NGX_HTTP_HRIS_TOKEN_POLL   20      /* ms between looks at the zone */
@@ -174,8 +174,8 @@ ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
 
     if (cooldown == 0
         || ngx_http_hris_creds_hash(g->account, creds) != NGX_OK
-        || ngx_http_hris_creds_refuse(g->hmcf, &g->account->id, creds,
-                                      ngx_time() + cooldown, status)
+        || ngx_http_hris_state_cooldown_set(g->hmcf, &g->account->id, creds,
+                                            ngx_time() + cooldown, status)
            != NGX_OK)
     {
         return;
@@ -186,12 +186,6 @@ ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
                   "account \"%V\" (upstream %ui): they are not sent again "
                   "for %T s (hris_credentials_cooldown) unless they change",
                   &g->account->id, status, cooldown);
-
-    /* with hris_redis: for the whole fleet */
-    if (g->hmcf->redis) {
-        ngx_http_hris_fleet_cooldown_publish(g->hmcf, &g->account->id, creds,
-                                             ngx_time() + cooldown, status);
-    }
 }
 
 

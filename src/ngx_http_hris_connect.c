@@ -31,6 +31,7 @@
 
 #include "ngx_http_hris_connect.h"
 #include "ngx_http_hris_fleet_links.h"
+#include "ngx_http_hris_state_if.h"
 
 
 #define NGX_HTTP_HRIS_STATE_TTL       900      /* from link to callback */
@@ -67,8 +68,7 @@ static ngx_int_t ngx_http_hris_link_gone(ngx_http_request_t *r,
 static void ngx_http_hris_connect_claimed(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
 static ngx_int_t ngx_http_hris_connect_commit(ngx_http_request_t *r,
-    ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc,
-    ngx_uint_t *stored);
+    ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc);
 static ngx_int_t ngx_http_hris_connect_unstored(ngx_http_request_t *r,
     ngx_http_hris_link_t *link);
 
@@ -782,25 +782,26 @@ ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
      * so that of two completions at once one wins; given back when the
      * account could not be stored.
      */
-    if (hmcf->redis) {
-        sv = ngx_palloc(r->pool, sizeof(ngx_http_hris_connect_saving_t));
-        if (sv == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        sv->link = *link;
-        sv->account = account;
-
-        rc = ngx_http_hris_fleet_link_claim(r, link->hash, link->expires,
-                                            ngx_http_hris_connect_claimed, sv);
-
-        return (rc == NGX_DONE) ? NGX_DONE
-                                : ngx_http_hris_connect_unstored(r, link);
+    sv = ngx_palloc(r->pool, sizeof(ngx_http_hris_connect_saving_t));
+    if (sv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_hris_link_claim(hmcf, link->hash, link->expires);
+    sv->link = *link;
+    sv->account = account;
 
-    return ngx_http_hris_connect_commit(r, link, account, rc, NULL);
+    rc = ngx_http_hris_state_link_claim(r, link->hash, link->expires,
+                                        ngx_http_hris_connect_claimed, sv);
+
+    if (rc == NGX_DONE) {
+        return NGX_DONE;
+    }
+
+    if (hmcf->redis) {
+        return ngx_http_hris_connect_unstored(r, link);
+    }
+
+    return ngx_http_hris_connect_commit(r, link, account, rc);
 }
 
 
@@ -813,7 +814,6 @@ ngx_http_hris_connect_claimed(ngx_http_request_t *r, void *data,
     ngx_http_hris_connect_saving_t  *sv = data;
 
     ngx_int_t                   local;
-    ngx_uint_t                  stored;
     ngx_http_hris_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
@@ -837,32 +837,20 @@ ngx_http_hris_connect_claimed(ngx_http_request_t *r, void *data,
         local = NGX_OK;
     }
 
-    rc = ngx_http_hris_connect_commit(r, &sv->link, sv->account, local,
-                                      &stored);
-
-    if (!stored) {
-        /* the account was not stored: the link may be used again */
-        ngx_http_hris_fleet_link_release(hmcf, sv->link.hash);
-    }
-
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, ngx_http_hris_connect_commit(r, &sv->link,
+                                     sv->account, local));
 }
 
 
-/* rc: the zone's claim of the link; *stored: whether the account was. */
+/* rc: the zone's claim of the link. */
 
 static ngx_int_t
 ngx_http_hris_connect_commit(ngx_http_request_t *r,
-    ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc,
-    ngx_uint_t *stored)
+    ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc)
 {
     ngx_http_hris_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
-
-    if (stored) {
-        *stored = 0;
-    }
 
     if (rc == NGX_DECLINED) {
         return ngx_http_hris_link_gone(r, link);
@@ -881,7 +869,8 @@ ngx_http_hris_connect_commit(ngx_http_request_t *r,
                                     account, NGX_HTTP_HRIS_STORE_UPSERT);
 
     if (rc != NGX_OK) {
-        ngx_http_hris_link_release(hmcf, link->hash);
+        /* not stored: the link may be used again (for the fleet too) */
+        ngx_http_hris_state_link_release(hmcf, link->hash);
     }
 
     if (rc == NGX_DECLINED) {
@@ -890,10 +879,6 @@ ngx_http_hris_connect_commit(ngx_http_request_t *r,
 
     if (rc != NGX_OK) {
         return ngx_http_hris_connect_back(r, link, 0, "server_error");
-    }
-
-    if (stored) {
-        *stored = 1;
     }
 
     return ngx_http_hris_connect_back(r, link,

@@ -20,8 +20,11 @@
  * is short and it holds nothing that could not be had again (see
  * ngx_http_hris_shm_evictable()); used links go when they expire.
  *
- * This file is the one place that knows the store is shared memory: a
- * fleet would put Redis behind the same calls.
+ * The zone is split by concern: this file (the zone, its nodes, room),
+ * ngx_http_hris_shm_token.c, _shm_rate.c, _shm_link.c, _shm_accounts.c;
+ * the layout is in ngx_http_hris_shm.h. It is the embedded backend of
+ * the state interface (ngx_http_hris_state_if.h maps what Redis answers
+ * instead with hris_redis).
  */
 
 #include <ngx_config.h>
