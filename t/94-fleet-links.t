@@ -4,6 +4,8 @@
 #  - a connect link completed through gateway A is refused (410) through
 #    gateway B, before or after B opened it, and stays usable when its
 #    completion failed; two completions at once through A and B: one wins;
+#    an OAuth2 callback reaching B after A connected the link is refused
+#    before its code is exchanged;
 #  - credentials the provider refused through A are not sent by B either
 #    during hris_credentials_cooldown (B answers 401 credentials_rejected
 #    without calling the provider), and new credentials lift it;
@@ -38,6 +40,12 @@ my $LOCATIONS = 'location /admin/ { hris_admin; } location /connect/ { hris_conn
 my $acc = HRIS::Nginx::accounts_for(clayhr => $cl, bamboohr => $bb);
 $_->{credentials}{api_key} = 'wrong-bamboo-key-5d1c9e' for grep { $_->{id} eq 'acme-bamboohr' }
     @{ $acc->{accounts} };
+$acc->{oauth_apps} = [ {
+    tenant => 'acme', provider => 'bamboohr',
+    client_id => 'sandbox-bamboohr-client', client_secret => 'sandbox-bamboohr-secret',
+    authorize_url => $bb->url . '/authorize.php?request=authorize',
+    token_url => $bb->url . '/token.php?request=token', base_url => $bb->url,
+} ];
 
 sub gateway {
     return HRIS::Nginx->start(accounts => $acc, workers => 2,
@@ -138,6 +146,38 @@ my %by;
 $by{$_}++ for @answers;
 is_deeply(\%by, { 303 => 1, 410 => 5 }, 'six posts at once through A and B: one 303, five 410')
     or diag explain \@answers;
+
+# OAuth2: a link opened twice at A; the first visit connects through A; the
+# second visit's callback, reaching B, is refused before its code is exchanged
+{
+    my $r = api($A, 'POST', '/admin/connect_links',
+                { integrated_account_id => 'acme-fleet-oauth', provider => 'bamboohr',
+                  redirect_uri => $REDIRECT, context => { subdomain => 'acme' } });
+    is($r->{status}, 201, 'an OAuth2 link through A') or diag $r->{body};
+    my $url = $r->{json}{result}{url} // 'x';
+    my @flows = map {
+        my $g = $http->request('GET', $url);
+        my ($cookie) = map { /^(hris_connect=[^;]*)/ ? $1 : () }
+                       (ref $g->{headers}{'set-cookie'} ? @{ $g->{headers}{'set-cookie'} }
+                                                         : ($g->{headers}{'set-cookie'} // ()));
+        { status => $g->{status}, location => $g->{headers}{location}, cookie => $cookie }
+    } 1 .. 2;
+    is(join(' ', map { $_->{status} } @flows), '302 302', 'opened twice at A');
+    my $callback = sub {      # through the sandbox's authorize page, back to $ng
+        my ($flow, $ng) = @_;
+        my $a = $http->get($flow->{location} // 'http://127.0.0.1:1/');
+        my $cb = ($a->{headers}{location} // '') =~ s{^http://127\.0\.0\.1:\d+}{$ng->url}er;
+        return $http->request('GET', $cb, { headers => { Cookie => $flow->{cookie} // '' } });
+    };
+    my $exchanges = sub { $bb->stats->{by_path}{'/token.php#authorization_code'} // 0 };
+    $r = $callback->($flows[0], $A);
+    like($r->{headers}{location} // '', qr/status=connected/, 'the first visit connects through A')
+        or diag "$r->{status} $r->{content}";
+    my $before = $exchanges->();
+    $r = $callback->($flows[1], $B);
+    is($r->{status}, 410, 'the second visit\'s callback through B: 410') or diag "$r->{status} $r->{content}";
+    is($exchanges->(), $before, 'its code was not exchanged');
+}
 
 # -- a cool-down holds for the fleet ----------------------------------------------------
 
