@@ -169,15 +169,19 @@ void
 ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
     ngx_uint_t status)
 {
-    time_t  cooldown = g->hmcf->credentials_cooldown;
-    u_char  creds[16];
+    time_t     cooldown = g->hmcf->credentials_cooldown;
+    u_char     creds[16];
+    ngx_int_t  rc;
 
     if (cooldown == 0
-        || ngx_http_hris_creds_hash(g->account, creds) != NGX_OK
-        || ngx_http_hris_state_cooldown_set(g->hmcf, &g->account->id, creds,
-                                            ngx_time() + cooldown, status)
-           != NGX_OK)
+        || ngx_http_hris_creds_hash(g->account, creds) != NGX_OK)
     {
+        return;
+    }
+
+    rc = ngx_http_hris_state_cooldown_set(g->hmcf, &g->account->id, creds,
+                                          ngx_time() + cooldown, status);
+    if (rc == NGX_ERROR) {
         return;
     }
 

@@ -529,7 +529,7 @@ ngx_http_hris_cool_merge(ngx_http_hris_cool_sync_t *cs, ngx_str_t *id,
     if (until > ngx_time()
         && ngx_http_hris_creds_refuse(cs->hmcf, id, creds, until,
                                       (ngx_uint_t) status)
-           != NGX_OK)
+           == NGX_ERROR)
     {
         ngx_log_error(NGX_LOG_WARN, cs->log, 0, "hris: no room in the "
                       "shared memory zone for the fleet's cool-down of "

@@ -44,9 +44,11 @@ ngx_int_t
 ngx_http_hris_state_cooldown_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *creds, time_t until, ngx_uint_t status)
 {
-    if (ngx_http_hris_creds_refuse(hmcf, id, creds, until, status)
-        != NGX_OK)
-    {
+    ngx_int_t  rc;
+
+    /* what the zone says (NGX_OK, or any other success it tells) */
+    rc = ngx_http_hris_creds_refuse(hmcf, id, creds, until, status);
+    if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
@@ -54,5 +56,5 @@ ngx_http_hris_state_cooldown_set(ngx_http_hris_main_conf_t *hmcf,
         ngx_http_hris_fleet_cooldown_publish(hmcf, id, creds, until, status);
     }
 
-    return NGX_OK;
+    return rc;
 }

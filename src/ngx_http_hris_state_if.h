@@ -93,7 +93,8 @@ void ngx_http_hris_state_link_release(ngx_http_hris_main_conf_t *hmcf,
 /*
  * Credentials the provider refused (a digest of them in creds) are not
  * sent again until "until": in this gateway's zone, and with Redis, for
- * the fleet. NGX_ERROR: the zone is full.
+ * the fleet. What ngx_http_hris_creds_refuse() returns; NGX_ERROR: the
+ * zone is full.
  */
 ngx_int_t ngx_http_hris_state_cooldown_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *creds, time_t until, ngx_uint_t status);
