@@ -19,6 +19,7 @@
 #include "ngx_http_hris_redis.h"
 #include "ngx_http_hris_idem.h"
 #include "ngx_http_hris_webhooks_in.h"
+#include "ngx_http_hris_fleet_links.h"
 
 
 static void *ngx_http_hris_create_main_conf(ngx_conf_t *cf);
@@ -747,6 +748,10 @@ ngx_http_hris_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_http_hris_cursor_key_init_process(cycle, hmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_hris_fleet_cooldown_init_process(cycle, hmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

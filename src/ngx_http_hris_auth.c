@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_state_if.h"
 
 
 #define NGX_HTTP_HRIS_TOKEN_POLL   20      /* ms between looks at the zone */
@@ -186,8 +187,8 @@ ngx_http_hris_gate_credentials_refused(ngx_http_hris_gate_t *g,
         return;
     }
 
-    rc = ngx_http_hris_creds_refuse(g->hmcf, &g->account->id, creds,
-                                    ngx_time() + cooldown, status);
+    rc = ngx_http_hris_state_cooldown_set(g->hmcf, &g->account->id, creds,
+                                          ngx_time() + cooldown, status);
     if (rc == NGX_ERROR) {
         return;
     }

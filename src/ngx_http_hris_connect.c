@@ -30,6 +30,8 @@
 #include <openssl/rand.h>
 
 #include "ngx_http_hris_connect.h"
+#include "ngx_http_hris_fleet_links.h"
+#include "ngx_http_hris_state_if.h"
 
 
 #define NGX_HTTP_HRIS_STATE_TTL       900      /* from link to callback */
@@ -63,6 +65,19 @@ static void ngx_http_hris_sha256_hex(ngx_str_t *in, u_char *hex);
 static ngx_int_t ngx_http_hris_link_hash(json_t *link, u_char *hash);
 static ngx_int_t ngx_http_hris_link_gone(ngx_http_request_t *r,
     ngx_http_hris_link_t *link);
+static void ngx_http_hris_connect_claimed(ngx_http_request_t *r, void *data,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_hris_connect_commit(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc);
+static ngx_int_t ngx_http_hris_connect_unstored(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link);
+
+
+/* a completion waiting for the fleet's claim of its link */
+typedef struct {
+    ngx_http_hris_link_t         link;
+    json_t                      *account;
+} ngx_http_hris_connect_saving_t;
 
 
 ngx_int_t
@@ -71,6 +86,7 @@ ngx_http_hris_connect_handler(ngx_http_request_t *r)
     ngx_int_t                   rc;
     ngx_str_t                   rest;
     ngx_http_hris_link_t        link;
+    ngx_http_hris_main_conf_t   *hmcf;
     ngx_http_hris_connect_ctx_t  *ctx;
 
     /* links and states are sealed: with hris_redis, by the fleet's key */
@@ -114,11 +130,26 @@ ngx_http_hris_connect_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    /* opened as often as needed, until it connects its account */
-    if (ngx_http_hris_link_used(ngx_http_get_module_main_conf(r,
-                                    ngx_http_hris_module),
-                                link.hash))
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    /*
+     * with hris_redis: used through another gateway? Asked once, when the
+     * link is opened (a form's post is answered by the fleet's claim, and
+     * its body must be read before the request waits for anything)
+     */
+    if (hmcf->redis && r->method == NGX_HTTP_GET
+        && !ngx_http_hris_link_used(hmcf, link.hash))
     {
+        rc = ngx_http_hris_fleet_link_check(r, link.hash, link.expires,
+                                            ngx_http_hris_connect_handler);
+        if (rc != NGX_OK) {
+            return (rc == NGX_DONE) ? NGX_DONE
+                                    : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /* opened as often as needed, until it connects its account */
+    if (ngx_http_hris_link_used(hmcf, link.hash)) {
         return ngx_http_hris_link_gone(r, &link);
     }
 
@@ -436,6 +467,17 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
                    "link again in this one");
     }
 
+    /* with hris_redis: completed through another gateway? (asked once) */
+    if (hmcf->redis && !ngx_http_hris_link_used(hmcf, ctx->link.hash)) {
+        rc = ngx_http_hris_fleet_link_check(r, ctx->link.hash,
+                                            ctx->link.expires,
+                                            ngx_http_hris_connect_handler);
+        if (rc != NGX_OK) {
+            return (rc == NGX_DONE) ? NGX_DONE
+                                    : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     /* another visit completed the link meanwhile: no code is exchanged */
     if (ngx_http_hris_link_used(hmcf, ctx->link.hash)) {
         return ngx_http_hris_link_gone(r, &ctx->link);
@@ -728,20 +770,90 @@ ngx_int_t
 ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
     json_t *account)
 {
+    ngx_int_t                        rc;
+    ngx_http_hris_main_conf_t       *hmcf;
+    ngx_http_hris_connect_saving_t  *sv;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    /*
+     * The link is used from here: claimed for every worker (and with
+     * hris_redis, for every gateway first) before the account is stored,
+     * so that of two completions at once one wins; given back when the
+     * account could not be stored.
+     */
+    sv = ngx_palloc(r->pool, sizeof(ngx_http_hris_connect_saving_t));
+    if (sv == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sv->link = *link;
+    sv->account = account;
+
+    rc = ngx_http_hris_state_link_claim(r, link->hash, link->expires,
+                                        ngx_http_hris_connect_claimed, sv);
+
+    if (rc == NGX_DONE) {
+        return NGX_DONE;
+    }
+
+    if (hmcf->redis) {
+        return ngx_http_hris_connect_unstored(r, link);
+    }
+
+    return ngx_http_hris_connect_commit(r, link, account, rc);
+}
+
+
+/* The fleet's answer (ngx_http_hris_fleet_links.c): then as one gateway. */
+
+static void
+ngx_http_hris_connect_claimed(ngx_http_request_t *r, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_hris_connect_saving_t  *sv = data;
+
+    ngx_int_t                   local;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    if (rc == NGX_ABORT) {
+        ngx_http_finalize_request(r,
+                                  ngx_http_hris_connect_unstored(r, &sv->link));
+        return;
+    }
+
+    /* this gateway remembers it too: its pages say "used" without asking */
+    local = ngx_http_hris_link_claim(hmcf, sv->link.hash, sv->link.expires);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_finalize_request(r, ngx_http_hris_link_gone(r, &sv->link));
+        return;
+    }
+
+    /* the fleet's claim holds even when the zone could not note it */
+    if (local == NGX_BUSY || local == NGX_ERROR) {
+        local = NGX_OK;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_hris_connect_commit(r, &sv->link,
+                                     sv->account, local));
+}
+
+
+/* rc: the zone's claim of the link. */
+
+static ngx_int_t
+ngx_http_hris_connect_commit(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc)
+{
     json_t                     *v;
-    ngx_int_t                   rc;
     ngx_str_t                   provider;
     ngx_uint_t                  existed;
     ngx_http_hris_main_conf_t  *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
-
-    /*
-     * The link is used from here: claimed for every worker before the
-     * account is stored, so that of two completions at once one wins;
-     * given back when the account could not be stored.
-     */
-    rc = ngx_http_hris_link_claim(hmcf, link->hash, link->expires);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_hris_link_gone(r, link);
@@ -763,7 +875,8 @@ ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
                                     account, NGX_HTTP_HRIS_STORE_UPSERT);
 
     if (rc != NGX_OK) {
-        ngx_http_hris_link_release(hmcf, link->hash);
+        /* not stored: the link may be used again (for the fleet too) */
+        ngx_http_hris_state_link_release(hmcf, link->hash);
     }
 
     if (rc == NGX_DECLINED) {
@@ -788,6 +901,34 @@ ngx_http_hris_connect_save(ngx_http_request_t *r, ngx_http_hris_link_t *link,
                                       r->method == NGX_HTTP_POST
                                       ? NGX_HTTP_SEE_OTHER
                                       : NGX_HTTP_MOVED_TEMPORARILY, NULL);
+}
+
+
+/* The fleet's store could not say whether the link was used: 503. */
+
+static ngx_int_t
+ngx_http_hris_connect_unstored(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link)
+{
+    ngx_str_t                   retry = ngx_string("1");
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "hris: connect \"%V\": the state store (hris_redis %V) "
+                  "cannot be used now: the account was not stored",
+                  &link->id, ngx_http_hris_fleet_store_name(hmcf));
+
+    if (ngx_http_hris_header_out(r, "Retry-After", &retry) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_hris_connect_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+               link, "Try again in a moment",
+               "the state store (hris_redis %V) cannot be used now, so the "
+               "account was not saved: the link still works, try again in "
+               "a moment", ngx_http_hris_fleet_store_name(hmcf));
 }
 
 

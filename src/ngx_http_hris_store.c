@@ -5,10 +5,15 @@
  * {"<id>": account, or null for a deleted file account}, persisted in
  * the state file. An entry replaces the file's account of the same id.
  *
- * Each worker compiles the changes into its own "generation" the first
- * time it looks an account up after the zone's generation number moved.
- * Requests hold a reference on the generation their account came from,
- * so a change never frees an account under a request that uses it.
+ * Each worker makes its own "generation" (the changes sorted by id) the
+ * first time it looks an account up after the zone's generation number
+ * moved. An account is compiled once, into an entry of its own (a pool
+ * and a reference count): a new generation takes the previous one's
+ * entry of each id whose JSON did not change, and compiles only those
+ * that did, so a change costs one compile, not one per account (the
+ * zone's text is still read whole). Requests hold a reference on the
+ * entry of their account (or, for a list, on the generation), so a
+ * change never frees an account under a request that uses it.
  */
 
 #include <ngx_config.h>
@@ -23,9 +28,18 @@
 #define NGX_HTTP_HRIS_STORE_TRIES  16
 
 
+/* one run-time account, compiled once */
 typedef struct {
     ngx_pool_t                  *pool;
-    ngx_array_t                  accounts;    /* sorted; deleted: no table */
+    ngx_uint_t                   refs;        /* generations, requests */
+    json_t                      *json;        /* as the zone has it */
+    ngx_http_hris_account_t      acc;         /* deleted: no table */
+} ngx_http_hris_store_entry_t;
+
+
+typedef struct {
+    ngx_pool_t                  *pool;
+    ngx_array_t                  entries;     /* of entry *, sorted by id */
     ngx_uint_t                   gen;
     ngx_uint_t                   refs;
     unsigned                     old:1;
@@ -45,10 +59,21 @@ typedef struct {
 static ngx_http_hris_store_gen_t *ngx_http_hris_store_current(
     ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log);
 static ngx_http_hris_store_gen_t *ngx_http_hris_store_build(
-    ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log);
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_store_gen_t *prev,
+    ngx_log_t *log);
+static ngx_http_hris_store_entry_t *ngx_http_hris_store_entry(
+    ngx_http_hris_main_conf_t *hmcf, const char *id, json_t *js,
+    ngx_log_t *log);
+static ngx_http_hris_store_entry_t *ngx_http_hris_store_find(
+    ngx_http_hris_store_gen_t *g, ngx_str_t *id);
+static void ngx_http_hris_store_gen_free(ngx_http_hris_store_gen_t *g);
 static ngx_int_t ngx_http_hris_store_hold(ngx_http_request_t *r,
     ngx_http_hris_store_gen_t *g);
 static void ngx_http_hris_store_release(void *data);
+static ngx_int_t ngx_http_hris_store_hold_entry(ngx_http_request_t *r,
+    ngx_http_hris_store_entry_t *e);
+static void ngx_http_hris_store_release_entry(void *data);
+static void ngx_http_hris_store_unref(ngx_http_hris_store_entry_t *e);
 static void ngx_http_hris_store_log_writer(ngx_log_t *log, ngx_uint_t level,
     u_char *buf, size_t len);
 static ngx_uint_t ngx_http_hris_store_rebase(ngx_http_hris_main_conf_t *hmcf,
@@ -59,7 +84,7 @@ static ngx_int_t ngx_http_hris_store_text(ngx_pool_t *pool, json_t *v,
     ngx_str_t *s);
 static ngx_uint_t ngx_http_hris_store_override_ok(const char *key,
     json_t *v);
-static int ngx_http_hris_store_cmp(const void *a, const void *b);
+static int ngx_http_hris_store_entry_cmp(const void *a, const void *b);
 static int ngx_http_hris_store_ptr_cmp(const void *a, const void *b);
 
 
@@ -513,26 +538,20 @@ ngx_http_hris_account_t *
 ngx_http_hris_account_get(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
 {
-    ngx_http_hris_account_t     key, *acc;
-    ngx_http_hris_store_gen_t  *g;
+    ngx_http_hris_store_gen_t    *g;
+    ngx_http_hris_store_entry_t  *e;
 
     g = ngx_http_hris_store_current(hmcf, r->connection->log);
+    e = g ? ngx_http_hris_store_find(g, id) : NULL;
 
-    if (g) {
-        key.id = *id;
-        acc = bsearch(&key, g->accounts.elts, g->accounts.nelts,
-                      sizeof(ngx_http_hris_account_t),
-                      ngx_http_hris_store_cmp);
-
-        if (acc) {
-            if (acc->table == NULL
-                || ngx_http_hris_store_hold(r, g) != NGX_OK)
-            {
-                return NULL;
-            }
-
-            return acc;
+    if (e) {
+        if (e->acc.table == NULL
+            || ngx_http_hris_store_hold_entry(r, e) != NGX_OK)
+        {
+            return NULL;
         }
+
+        return &e->acc;
     }
 
     return ngx_http_hris_account_find(hmcf, id);
@@ -545,9 +564,10 @@ ngx_int_t
 ngx_http_hris_account_list(ngx_http_request_t *r,
     ngx_http_hris_main_conf_t *hmcf, ngx_array_t *out)
 {
-    ngx_uint_t                  i;
-    ngx_http_hris_account_t    *acc, **p, key;
-    ngx_http_hris_store_gen_t  *g;
+    ngx_uint_t                     i;
+    ngx_http_hris_account_t       *acc, **p;
+    ngx_http_hris_store_gen_t     *g;
+    ngx_http_hris_store_entry_t  **e;
 
     if (ngx_array_init(out, r->pool, hmcf->accounts.nelts + 8,
                        sizeof(ngx_http_hris_account_t *))
@@ -565,12 +585,7 @@ ngx_http_hris_account_list(ngx_http_request_t *r,
     acc = hmcf->accounts.elts;
 
     for (i = 0; i < hmcf->accounts.nelts; i++) {
-        key.id = acc[i].id;
-
-        if (g && bsearch(&key, g->accounts.elts, g->accounts.nelts,
-                         sizeof(ngx_http_hris_account_t),
-                         ngx_http_hris_store_cmp))
-        {
+        if (g && ngx_http_hris_store_find(g, &acc[i].id)) {
             continue;
         }
 
@@ -581,10 +596,10 @@ ngx_http_hris_account_list(ngx_http_request_t *r,
         *p = &acc[i];
     }
 
-    acc = g ? g->accounts.elts : NULL;
+    e = g ? g->entries.elts : NULL;
 
-    for (i = 0; g && i < g->accounts.nelts; i++) {
-        if (acc[i].table == NULL) {
+    for (i = 0; g && i < g->entries.nelts; i++) {
+        if (e[i]->acc.table == NULL) {
             continue;
         }
 
@@ -592,7 +607,7 @@ ngx_http_hris_account_list(ngx_http_request_t *r,
         if (p == NULL) {
             return NGX_ERROR;
         }
-        *p = &acc[i];
+        *p = &e[i]->acc;
     }
 
     ngx_qsort(out->elts, out->nelts, sizeof(ngx_http_hris_account_t *),
@@ -833,7 +848,7 @@ ngx_http_hris_store_current(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
         return old;
     }
 
-    g = ngx_http_hris_store_build(hmcf, log);
+    g = ngx_http_hris_store_build(hmcf, old, log);
     if (g == NULL) {
         /* the previous generation is better than none */
         return old;
@@ -843,7 +858,7 @@ ngx_http_hris_store_current(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
         old->old = 1;
 
         if (old->refs == 0) {
-            ngx_destroy_pool(old->pool);
+            ngx_http_hris_store_gen_free(old);
         }
     }
 
@@ -853,18 +868,25 @@ ngx_http_hris_store_current(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
 }
 
 
+/*
+ * The zone's accounts as a new generation: the entries of prev whose JSON
+ * is the same are taken as they are, the others compiled.
+ */
+
 static ngx_http_hris_store_gen_t *
-ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
+ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_store_gen_t *prev, ngx_log_t *log)
 {
-    json_t                     *all, *js;
-    ngx_str_t                   text, err;
-    ngx_pool_t                 *pool;
-    const char                 *id;
-    ngx_http_hris_account_t    *acc;
-    ngx_http_hris_store_gen_t  *g;
+    json_t                        *all, *js;
+    ngx_str_t                      text, name;
+    ngx_uint_t                     compiled;
+    ngx_pool_t                    *pool;
+    const char                    *id;
+    ngx_http_hris_store_gen_t     *g;
+    ngx_http_hris_store_entry_t   *e, **p;
 
     /* it outlives the connection that made it: the cycle's log, not its */
-    pool = ngx_create_pool(16384, ngx_cycle->log);
+    pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
         return NULL;
     }
@@ -874,7 +896,8 @@ ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
         || ngx_http_hris_shm_accounts_get(hmcf, pool, &text, &g->gen)
            != NGX_OK)
     {
-        goto failed;
+        ngx_destroy_pool(pool);
+        return NULL;
     }
 
     g->pool = pool;
@@ -882,56 +905,166 @@ ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
     all = json_loadb((char *) text.data, text.len, 0, NULL);
     if (all == NULL || ngx_http_hris_json_cleanup(pool, all) != NGX_OK) {
         json_decref(all);
-        goto failed;
+        ngx_destroy_pool(pool);
+        return NULL;
     }
 
-    if (ngx_array_init(&g->accounts, pool, ngx_max(json_object_size(all), 1),
-                       sizeof(ngx_http_hris_account_t))
+    if (ngx_array_init(&g->entries, pool, ngx_max(json_object_size(all), 1),
+                       sizeof(ngx_http_hris_store_entry_t *))
         != NGX_OK)
     {
-        goto failed;
+        ngx_destroy_pool(pool);
+        return NULL;
     }
+
+    compiled = 0;
 
     json_object_foreach(all, id, js) {
-        acc = ngx_array_push(&g->accounts);
-        if (acc == NULL) {
+        name.data = (u_char *) id;
+        name.len = ngx_strlen(id);
+
+        e = prev ? ngx_http_hris_store_find(prev, &name) : NULL;
+
+        if (e && json_equal(e->json, js)) {
+            e->refs++;
+
+        } else {
+            e = ngx_http_hris_store_entry(hmcf, id, js, log);
+            if (e == NULL) {
+                goto failed;
+            }
+
+            compiled++;
+        }
+
+        p = ngx_array_push(&g->entries);
+        if (p == NULL) {
+            ngx_http_hris_store_unref(e);
             goto failed;
         }
 
-        if (json_is_object(js)
-            && ngx_http_hris_store_compile(hmcf, pool, js, acc, &err)
-               == NGX_OK)
-        {
-            continue;
-        }
-
-        if (json_is_object(js)) {
-            /* e.g. its mapping table went away with a reload */
-            ngx_log_error(NGX_LOG_ERR, log, 0, "hris: run-time account "
-                          "\"%s\" is left out: %V", id, &err);
-        }
-
-        /* deleted, or unusable: either way no account of that id */
-        ngx_memzero(acc, sizeof(ngx_http_hris_account_t));
-        acc->id.len = ngx_strlen(id);
-        acc->id.data = ngx_pnalloc(pool, acc->id.len);
-        if (acc->id.data == NULL) {
-            goto failed;
-        }
-        ngx_memcpy(acc->id.data, id, acc->id.len);
+        *p = e;
     }
 
-    ngx_qsort(g->accounts.elts, g->accounts.nelts,
-              sizeof(ngx_http_hris_account_t), ngx_http_hris_store_cmp);
+    ngx_qsort(g->entries.elts, g->entries.nelts,
+              sizeof(ngx_http_hris_store_entry_t *),
+              ngx_http_hris_store_entry_cmp);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "hris: run-time accounts, generation %ui: %ui of %ui "
+                   "compiled", g->gen, compiled, g->entries.nelts);
 
     return g;
 
 failed:
 
-    ngx_destroy_pool(pool);
+    ngx_http_hris_store_gen_free(g);
     return NULL;
 }
 
+
+/* One account compiled into a pool of its own (one reference: the caller). */
+
+static ngx_http_hris_store_entry_t *
+ngx_http_hris_store_entry(ngx_http_hris_main_conf_t *hmcf, const char *id,
+    json_t *js, ngx_log_t *log)
+{
+    ngx_str_t                     err;
+    ngx_pool_t                   *pool;
+    ngx_http_hris_store_entry_t  *e;
+
+    /* small: an account takes a few blocks, thousands of them add up */
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    e = ngx_pcalloc(pool, sizeof(ngx_http_hris_store_entry_t));
+    if (e == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    /* kept for the next generation's comparison (and what compile keeps) */
+    if (ngx_http_hris_json_cleanup(pool, json_incref(js)) != NGX_OK) {
+        json_decref(js);
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    e->pool = pool;
+    e->refs = 1;
+    e->json = js;
+
+    if (json_is_object(js)
+        && ngx_http_hris_store_compile(hmcf, pool, js, &e->acc, &err)
+           == NGX_OK)
+    {
+        return e;
+    }
+
+    if (json_is_object(js)) {
+        /* e.g. its mapping table went away with a reload */
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: run-time account "
+                      "\"%s\" is left out: %V", id, &err);
+    }
+
+    /* deleted, or unusable: either way no account of that id */
+    ngx_memzero(&e->acc, sizeof(ngx_http_hris_account_t));
+    e->acc.id.len = ngx_strlen(id);
+    e->acc.id.data = ngx_pnalloc(pool, e->acc.id.len);
+    if (e->acc.id.data == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+    ngx_memcpy(e->acc.id.data, id, e->acc.id.len);
+
+    return e;
+}
+
+
+static ngx_http_hris_store_entry_t *
+ngx_http_hris_store_find(ngx_http_hris_store_gen_t *g, ngx_str_t *id)
+{
+    ngx_http_hris_store_entry_t   key, *k, **e;
+
+    key.acc.id = *id;
+    k = &key;
+
+    e = bsearch(&k, g->entries.elts, g->entries.nelts,
+                sizeof(ngx_http_hris_store_entry_t *),
+                ngx_http_hris_store_entry_cmp);
+
+    return e ? *e : NULL;
+}
+
+
+static void
+ngx_http_hris_store_gen_free(ngx_http_hris_store_gen_t *g)
+{
+    ngx_uint_t                     i;
+    ngx_http_hris_store_entry_t  **e;
+
+    e = g->entries.elts;
+
+    for (i = 0; i < g->entries.nelts; i++) {
+        ngx_http_hris_store_unref(e[i]);
+    }
+
+    ngx_destroy_pool(g->pool);
+}
+
+
+static void
+ngx_http_hris_store_unref(ngx_http_hris_store_entry_t *e)
+{
+    if (--e->refs == 0) {
+        ngx_destroy_pool(e->pool);
+    }
+}
+
+
+/* a list: every account of the generation stays until the request ends */
 
 static ngx_int_t
 ngx_http_hris_store_hold(ngx_http_request_t *r, ngx_http_hris_store_gen_t *g)
@@ -957,23 +1090,59 @@ ngx_http_hris_store_release(void *data)
     ngx_http_hris_store_gen_t  *g = data;
 
     if (--g->refs == 0 && g->old) {
-        ngx_destroy_pool(g->pool);
+        ngx_http_hris_store_gen_free(g);
     }
 }
 
 
-static int
-ngx_http_hris_store_cmp(const void *a, const void *b)
-{
-    const ngx_http_hris_account_t  *x = a, *y = b;
+/* one account: it stays until the request ends, whatever changes */
 
-    return ngx_memn2cmp(x->id.data, y->id.data, x->id.len, y->id.len);
+static ngx_int_t
+ngx_http_hris_store_hold_entry(ngx_http_request_t *r,
+    ngx_http_hris_store_entry_t *e)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_hris_store_release_entry;
+    cln->data = e;
+    e->refs++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hris_store_release_entry(void *data)
+{
+    ngx_http_hris_store_unref(data);
+}
+
+
+static int
+ngx_http_hris_store_entry_cmp(const void *a, const void *b)
+{
+    const ngx_http_hris_store_entry_t  *x, *y;
+
+    x = *(ngx_http_hris_store_entry_t **) a;
+    y = *(ngx_http_hris_store_entry_t **) b;
+
+    return ngx_memn2cmp(x->acc.id.data, y->acc.id.data, x->acc.id.len,
+                        y->acc.id.len);
 }
 
 
 static int
 ngx_http_hris_store_ptr_cmp(const void *a, const void *b)
 {
-    return ngx_http_hris_store_cmp(*(ngx_http_hris_account_t **) a,
-                                   *(ngx_http_hris_account_t **) b);
+    const ngx_http_hris_account_t  *x, *y;
+
+    x = *(ngx_http_hris_account_t **) a;
+    y = *(ngx_http_hris_account_t **) b;
+
+    return ngx_memn2cmp(x->id.data, y->id.data, x->id.len, y->id.len);
 }
