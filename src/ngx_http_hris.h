@@ -407,6 +407,9 @@ typedef struct {
     const char                  *refused_url; /* run-time: a URL of it the
                                                  operator does not allow */
     unsigned                     runtime:1;   /* not the accounts file's */
+    unsigned                     base_checked:1;  /* in this worker: its
+                                                     refresh token against
+                                                     the zone's (auth.c) */
 } ngx_http_hris_account_t;
 
 
@@ -738,6 +741,8 @@ void ngx_http_hris_shm_forget(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 void ngx_http_hris_token_fail(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
+ngx_uint_t ngx_http_hris_token_reconfigured(
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id, u_char *base);
 ngx_uint_t ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *base);
 void ngx_http_hris_token_drop(ngx_http_hris_main_conf_t *hmcf,

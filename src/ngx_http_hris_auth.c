@@ -35,6 +35,7 @@ static ngx_int_t ngx_http_hris_creds_hash(ngx_http_hris_account_t *acc,
     u_char *out);
 static ngx_int_t ngx_http_hris_gate_full(ngx_http_hris_gate_t *g,
     const char *what);
+static void ngx_http_hris_gate_reconfigured(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_token(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g);
 static void ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call);
@@ -254,6 +255,36 @@ ngx_http_hris_creds_hash(ngx_http_hris_account_t *acc, u_char *out)
 }
 
 
+/*
+ * Once per worker and account: an accounts file reloaded with a new
+ * refresh token lifts the mark the zone holds for the old one (the fleet's
+ * script does the same in Redis), and the account is told reactivated.
+ */
+
+static void
+ngx_http_hris_gate_reconfigured(ngx_http_hris_gate_t *g)
+{
+    ngx_http_hris_account_t  *acc = g->account;
+
+    if (acc->base_checked || acc->runtime
+        || !acc->auth->token->has_refresh)
+    {
+        return;
+    }
+
+    acc->base_checked = 1;
+
+    if (ngx_http_hris_token_reconfigured(g->hmcf, &acc->id,
+                                         acc->refresh_base))
+    {
+        ngx_http_hris_account_event(g->hmcf, &acc->tenant, &acc->id,
+                                    &acc->table->name,
+                                    "integrated_account.reactivated", NULL,
+                                    g->request->connection->log);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
 {
@@ -268,6 +299,8 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
     if (g->hmcf->redis) {
         return ngx_http_hris_fleet_token(g);
     }
+
+    ngx_http_hris_gate_reconfigured(g);
 
     rc = ngx_http_hris_token_get(g->hmcf, &g->account->id, g->request->pool,
                                  0, &g->token);

@@ -241,6 +241,47 @@ ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
 }
 
 
+/*
+ * The accounts file now gives the account another refresh token than the
+ * one its needs-reauth mark was made for (a reload): the mark and the
+ * access token go; refresh_get() starts over from the configured token.
+ * 1 when a mark was lifted. Unlike token_rebase(), the state file's entry
+ * (saved) stays: it is dropped when the configuration takes it up.
+ */
+
+ngx_uint_t
+ngx_http_hris_token_reconfigured(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, u_char *base)
+{
+    ngx_uint_t                 lifted = 0;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_node_t  *n;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    n = ngx_http_hris_shm_node(ctx, id, 0);
+
+    if (n && n->needs_reauth && n->has_base
+        && ngx_memcmp(n->base, base, 32) != 0)
+    {
+        if (n->token) {
+            ngx_slab_free_locked(ctx->shpool, n->token);
+        }
+
+        n->token = NULL;
+        n->token_len = 0;
+        n->token_size = 0;
+        n->expires = 0;
+        n->needs_reauth = 0;
+        lifted = 1;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return lifted;
+}
+
+
 /* The exchange failed: let the next request try again. */
 
 void

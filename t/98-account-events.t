@@ -29,6 +29,13 @@ push @{ $acc->{accounts} }, {
     context => { subdomain => 'acme' }, credentials => { api_key => $WRONG_KEY },
     base_url => $sb->url . '/api/gateway.php/acme',
 };
+# acme-file-oauth: a second OAuth account of the accounts file, its grant
+# revoked too; given a new grant by the file and a reload further down
+my $tok3 = HRIS::OAuth::grant($sb);
+push @{ $acc->{accounts} }, {
+    %{ $acc->{accounts}[0] }, id => 'acme-file-oauth',
+    credentials => HRIS::OAuth::credentials($tok3, expires_at => time - 60),
+};
 HRIS::OAuth::control($sb, '/_sandbox/oauth/revoke', { all => JSON::PP::true });
 
 my $PORT2 = HRIS::Nginx::free_port();
@@ -143,6 +150,31 @@ is_deeply(data_of('integrated_account.deleted', $m),
           { integrated_account_id => 'acme-new', provider => 'bamboohr' }, 'its data');
 is(admin('DELETE', 'accounts/acme-new')->{status}, 404, 'deleted again: 404');
 is(events('integrated_account.deleted', 'acme-new', $m), 1, 'and no event');
+
+# --- reactivated: the accounts file gives a marked account a new grant ----------
+
+$m = length $ng->error_log;
+is($ng->unified('employees', account => 'acme-file-oauth')->{status}, 401,
+   'a file account whose grant was revoked: 401');
+is(events('integrated_account.needs_reauth', 'acme-file-oauth', $m), 1, 'needs_reauth');
+
+my $tok4 = HRIS::OAuth::grant($sb);
+$_->{id} eq 'acme-file-oauth'
+    and $_->{credentials} = HRIS::OAuth::credentials($tok4, expires_at => time - 60)
+    for @{ $acc->{accounts} };
+open my $fh, '>', $ng->dir . '/accounts.json' or die $!;
+print $fh $J->encode($acc);
+close $fh;
+$ng->reload;
+my $st = 0;
+for (1 .. 20) {
+    $st = $ng->unified('employees/4', account => 'acme-file-oauth')->{status};
+    last if $st == 200;
+    sleep 0.25;
+}
+is($st, 200, 'the file reloaded with a new refresh token: the account works again');
+is(events('integrated_account.reactivated', 'acme-file-oauth', $m), 1,
+   'reactivated, once');
 
 $ng->stop;
 unlike($ng->error_log, qr/\[(alert|crit|emerg)\]/, 'no alerts');
