@@ -161,7 +161,8 @@ test-asan: asan-deps $(ASAN_MODULE) $(SEAL)
 # build/fuzz/NAME_fuzz FILE; keep it in fuzz/corpus/NAME once fixed).
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   := $(BUILD)/fuzz
-FUZZ_TARGETS := parse resp cursor template expr admin link
+FUZZ_TARGETS := parse resp cursor template expr admin link webhook \
+                webhook_events
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%_fuzz)
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
@@ -188,6 +189,13 @@ FUZZ_LIBS_admin  := -lcrypto
 FUZZ_SRCS_link   := $(FUZZ_SRCS_admin) src/ngx_http_hris_connect_link.c \
                     src/ngx_http_hris_cursor.c
 FUZZ_LIBS_link   := -lcrypto
+# a provider's webhook POST against the three ways a table verifies one
+FUZZ_SRCS_webhook := src/ngx_http_hris_webhooks_verify.c fuzz/webhook_stubs.c
+FUZZ_LIBS_webhook := -lcrypto
+# the event reader of webhooks_in.c, whose file the target includes
+FUZZ_SRCS_webhook_events := src/ngx_http_hris_path.c fuzz/webhook_stubs.c \
+                            src/ngx_http_hris_webhooks_verify.c
+FUZZ_LIBS_webhook_events := -lcrypto
 
 # (a second expansion: each target's own sources as prerequisites)
 .SECONDEXPANSION:
@@ -195,6 +203,8 @@ $(FUZZ_BUILD)/%_fuzz: fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $(FUZZ_STUBS) $(FUZZ_HDRS)
 	mkdir -p $(FUZZ_BUILD)
 	$(ASAN_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_STUBS) \
 	    $(FUZZ_LIBS) $(FUZZ_LIBS_$*)
+
+$(FUZZ_BUILD)/webhook_events_fuzz: src/ngx_http_hris_webhooks_in.c
 
 fuzz-build: asan-deps $(FUZZ_BINS)
 

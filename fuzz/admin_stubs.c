@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_events.h"
 #include "admin_stubs.h"
 
 
@@ -357,7 +358,26 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 }
 
 
+/* no shared zone: no credentials' marks to clear */
+
+ngx_uint_t
+ngx_http_hris_creds_reset(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
+{
+    return 0;
+}
+
+
+/* no event queue: the call takes the data's reference, as the real one */
+
 void
+ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
+    const char *type, json_t *data, ngx_log_t *log)
+{
+    json_decref(data);
+}
+
+
+ngx_uint_t
 ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     u_char *base)
 {
