@@ -18,6 +18,7 @@ use HRIS::Sandbox;
 use HRIS::Nginx;
 use HRIS::Redis;
 use HRIS::Receiver;
+use File::Temp ();
 
 my $J = JSON::PP->new->canonical;
 my $GLOBEX = $HRIS::Nginx::OTHER_KEY;
@@ -28,9 +29,15 @@ my $rx = HRIS::Receiver->start;
 my $RX = $rx->url;
 my $acc = HRIS::Nginx::accounts_for(clayhr => $cl);
 
+# the fleet's secrets key: subscriptions' secrets are sealed in Redis
+my $kdir = File::Temp::tempdir(CLEANUP => 1);
+my $KEY = "$kdir/hris.key";
+system(HRIS::Nginx::root() . "/build/hris-seal --new-key > $KEY") == 0 or die "hris-seal\n";
+
 sub gateway {
     return HRIS::Nginx->start(accounts => $acc, workers => 2,
         http => 'hris_redis ' . $rd->url . ";\n    hris_allowed_urls $RX;\n"
+              . "    hris_secrets_key $KEY;\n"
               . "    hris_webhook_retry_delays 1s 1s;\n    hris_webhook_timeout 2s;",
         server => 'location /admin/ { hris_admin; }');
 }
@@ -121,6 +128,7 @@ is(call($A, 'GET', '/admin/webhooks')->{json}{result_count}, 1,
 
 my $v = $rd->cli('HGET', 'hris:{webhooks}:subs', $s1->{id});
 ok(defined $v && $J->decode($v)->{tenant}, 'held in Redis');
+unlike($v // '', qr/\Q$s1->{secret}\E|whsec_/, '... its secret sealed there');
 
 # -- B emits, the subscription made through A receives -----------------------------
 
