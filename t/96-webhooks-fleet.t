@@ -162,6 +162,19 @@ is(scalar(grep { index($_->{body}, "\"$a2\"") >= 0 } at('/acme', 99, 0)), 0,
 is(scalar(at('/globex', 99, 0)), 0, "another tenant's subscription got none of acme's events");
 is(scalar($rd->cli('HLEN', 'hris:{webhooks}:subs')), 2, 'Redis holds the two left');
 
+# -- a 410 at the gateway that delivers ends the subscription for the fleet -------
+
+$rx->plan_for('/gone', '410');
+my $s3 = subscribe($A, '/gone');
+is($s3->{status}, 201, 'a subscription through A whose receiver answers 410');
+$s3 = $s3->{json}{result};
+listed($B, $s3->{id}, 1);
+my $a4 = make_account($B);
+is(scalar(grep { index($_->{body}, "\"$a4\"") >= 0 } at('/gone', 1)), 1, 'B delivered to it once');
+$res = listed($A, $s3->{id}, 0);
+ok(!grep({ $_->{id} eq $s3->{id} } @{ $res->{json}{result} }), 'the 410 at B ended it at A too');
+is($rd->cli('HEXISTS', 'hris:{webhooks}:subs', $s3->{id}), 0, '... and in Redis');
+
 # -- Redis down --------------------------------------------------------------------
 
 $rd->stop;
