@@ -289,8 +289,12 @@ ngx_http_hris_wh_stored(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
         rc = ngx_http_hris_wh_sub_add(conf, tenant, id, url, types, secret,
                                       ngx_time(), r->connection->log);
 
-        /* in the fleet's store: a full zone here is mended by the poll */
-        if (rc == NGX_DECLINED && ngx_http_hris_wh_fleet_on(conf)) {
+        /*
+         * Redis holds it, and other gateways deliver to it: the tenant
+         * must get its secret (no room here is logged, and the poll
+         * tries again)
+         */
+        if (rc != NGX_OK && ngx_http_hris_wh_fleet_on(conf)) {
             rc = NGX_OK;
         }
     }
