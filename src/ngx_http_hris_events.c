@@ -449,6 +449,46 @@ ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
 }
 
 
+/*
+ * Ends every subscription keep() does not want (keep is called with the
+ * lock held: a lookup only). Returns how many ended.
+ */
+
+ngx_uint_t
+ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
+    ngx_uint_t (*keep)(u_char *id, void *data), void *data)
+{
+    ngx_uint_t               n;
+    ngx_queue_t             *q, *next;
+    ngx_http_hris_wh_sub_t  *s;
+
+    n = 0;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    for (q = ngx_queue_head(&conf->sh->subs);
+         q != ngx_queue_sentinel(&conf->sh->subs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        s = ngx_queue_data(q, ngx_http_hris_wh_sub_t, queue);
+
+        if (!keep(s->id, data)) {
+            ngx_http_hris_wh_sub_free(conf, s);
+            n++;
+        }
+    }
+
+    if (n) {
+        conf->sh->serial++;
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return n;
+}
+
+
 /* the tenant's subscriptions, without their secrets */
 
 json_t *
@@ -664,6 +704,9 @@ ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
         ngx_log_error(NGX_LOG_WARN, log, 0, "hris: webhook %*s of tenant "
                       "\"%V\" answered 410 Gone: the subscription ends",
                       (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant);
+
+        /* with hris_redis: for every gateway of the fleet */
+        ngx_http_hris_wh_fleet_gone(conf, c->sub, &c->tenant);
 
     } else if (given_up) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s for webhook %*s "

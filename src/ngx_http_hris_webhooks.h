@@ -10,6 +10,8 @@
  *                                    directory (webhooks.json)
  *   ngx_http_hris_webhooks_admin.c   /admin/webhooks: subscriptions
  *   ngx_http_hris_webhooks_deliver.c the workers' delivery timer
+ *   ngx_http_hris_webhooks_fleet.c   with hris_redis: the fleet's
+ *                                    subscriptions, mirrored into the zone
  *
  * An event is fanned out when it is emitted: one delivery per matching
  * subscription, each with its own attempts and schedule, so that a slow
@@ -131,6 +133,8 @@ ngx_int_t ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant, ngx_str_t *id);
 json_t *ngx_http_hris_wh_sub_list(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant);
+ngx_uint_t ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
+    ngx_uint_t (*keep)(u_char *id, void *data), void *data);
 ngx_uint_t ngx_http_hris_wh_claim(ngx_http_hris_wh_conf_t *conf,
     ngx_pool_t *pool, ngx_uint_t max, ngx_http_hris_wh_claim_t **out);
 void ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
@@ -151,6 +155,23 @@ void ngx_http_hris_wh_spool_exit(ngx_http_hris_wh_conf_t *conf,
 ngx_int_t ngx_http_hris_wh_url_check(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *url);
 ngx_uint_t ngx_http_hris_wh_addr_public(struct sockaddr *sa);
+ngx_int_t ngx_http_hris_wh_stored(ngx_http_request_t *r,
+    ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant, u_char *id,
+    ngx_str_t *url, ngx_str_t *types, ngx_str_t *secret, ngx_int_t rc);
+ngx_int_t ngx_http_hris_wh_removed(ngx_http_request_t *r,
+    ngx_http_hris_wh_conf_t *conf, ngx_str_t *id, ngx_int_t rc);
+
+/* ngx_http_hris_webhooks_fleet.c: subscriptions in hris_redis */
+ngx_int_t ngx_http_hris_wh_fleet_init_process(ngx_cycle_t *cycle,
+    ngx_http_hris_wh_conf_t *conf);
+ngx_uint_t ngx_http_hris_wh_fleet_on(ngx_http_hris_wh_conf_t *conf);
+ngx_int_t ngx_http_hris_wh_fleet_create(ngx_http_request_t *r,
+    ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant, u_char *id,
+    ngx_str_t *url, ngx_str_t *events, ngx_str_t *secret);
+ngx_int_t ngx_http_hris_wh_fleet_delete(ngx_http_request_t *r,
+    ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant, ngx_str_t *id);
+void ngx_http_hris_wh_fleet_gone(ngx_http_hris_wh_conf_t *conf, u_char *id,
+    ngx_str_t *tenant);
 
 /* ngx_http_hris_webhooks_deliver.c */
 ngx_int_t ngx_http_hris_wh_deliver_init_process(ngx_cycle_t *cycle,

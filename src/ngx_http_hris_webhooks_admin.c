@@ -127,7 +127,24 @@ static ngx_int_t
 ngx_http_hris_wh_delete(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant, ngx_str_t *id)
 {
-    if (ngx_http_hris_wh_sub_delete(conf, tenant, id) != NGX_OK) {
+    /* with hris_redis: out of the fleet's store first */
+    if (ngx_http_hris_wh_fleet_on(conf)) {
+        return ngx_http_hris_wh_fleet_delete(r, conf, tenant, id);
+    }
+
+    return ngx_http_hris_wh_removed(r, conf, id,
+                                    ngx_http_hris_wh_sub_delete(conf, tenant,
+                                                                id));
+}
+
+
+/* the answer to a DELETE; rc: NGX_OK, or NGX_DECLINED when none was */
+
+ngx_int_t
+ngx_http_hris_wh_removed(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *id, ngx_int_t rc)
+{
+    if (rc != NGX_OK) {
         /* another tenant's subscription is reported like a missing one */
         return ngx_http_hris_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
                    "no webhook subscription \"%V\": GET webhooks lists "
@@ -244,8 +261,43 @@ ngx_http_hris_wh_create(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
 
     ngx_http_hris_wh_random_id(id, "wh_", NGX_HTTP_HRIS_WH_ID_LEN);
 
-    rc = ngx_http_hris_wh_sub_add(conf, tenant, id, &url, &types, &secret,
-                                  ngx_time(), r->connection->log);
+    /* with hris_redis: into the fleet's store first, then this zone */
+    if (ngx_http_hris_wh_fleet_on(conf)) {
+        return ngx_http_hris_wh_fleet_create(r, conf, tenant, id, &url,
+                                             &types, &secret);
+    }
+
+    return ngx_http_hris_wh_stored(r, conf, tenant, id, &url, &types,
+                                   &secret, NGX_OK);
+}
+
+
+/*
+ * The answer to a POST. rc: NGX_OK, store it in this zone; NGX_DECLINED,
+ * the fleet's store refused it (the tenant's cap).
+ */
+
+ngx_int_t
+ngx_http_hris_wh_stored(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *tenant, u_char *id, ngx_str_t *url, ngx_str_t *types,
+    ngx_str_t *secret, ngx_int_t rc)
+{
+    u_char   *p, *last, *comma;
+    json_t   *events;
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_hris_wh_sub_add(conf, tenant, id, url, types, secret,
+                                      ngx_time(), r->connection->log);
+
+        /*
+         * Redis holds it, and other gateways deliver to it: the tenant
+         * must get its secret (no room here is logged, and the poll
+         * tries again)
+         */
+        if (rc != NGX_OK && ngx_http_hris_wh_fleet_on(conf)) {
+            rc = NGX_OK;
+        }
+    }
 
     if (rc == NGX_DECLINED) {
         return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT, NULL,
@@ -265,11 +317,32 @@ ngx_http_hris_wh_create(ngx_http_request_t *r, ngx_http_hris_wh_conf_t *conf,
                   "of tenant \"%V\" created", (size_t) NGX_HTTP_HRIS_WH_ID_LEN,
                   id, tenant);
 
+    /* "a,b,c" back into the array the tenant sent */
+    events = json_array();
+    p = types->data;
+    last = types->data + types->len;
+
+    while (events && p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        if (json_array_append_new(events,
+                                  json_stringn((char *) p, comma - p)) != 0)
+        {
+            json_decref(events);
+            events = NULL;
+        }
+
+        p = comma + 1;
+    }
+
     return ngx_http_hris_send_json(r, NGX_HTTP_CREATED,
-               json_pack("{s:{s:s#,s:s%,s:O,s:s%}}", "result",
+               json_pack("{s:{s:s#,s:s%,s:o,s:s%}}", "result",
                          "id", id, (int) NGX_HTTP_HRIS_WH_ID_LEN,
-                         "url", url.data, url.len, "events", events,
-                         "secret", secret.data, secret.len), NULL);
+                         "url", url->data, url->len, "events", events,
+                         "secret", secret->data, secret->len), NULL);
 }
 
 
