@@ -456,7 +456,8 @@ ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
 
 ngx_uint_t
 ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
-    ngx_uint_t (*keep)(u_char *id, void *data), void *data)
+    ngx_uint_t (*keep)(u_char *id, time_t created, void *data),
+    void *data)
 {
     ngx_uint_t               n;
     ngx_queue_t             *q, *next;
@@ -473,7 +474,7 @@ ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
         next = ngx_queue_next(q);
         s = ngx_queue_data(q, ngx_http_hris_wh_sub_t, queue);
 
-        if (!keep(s->id, data)) {
+        if (!keep(s->id, s->created, data)) {
             ngx_http_hris_wh_sub_free(conf, s);
             n++;
         }

@@ -134,7 +134,8 @@ ngx_int_t ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf,
 json_t *ngx_http_hris_wh_sub_list(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant);
 ngx_uint_t ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
-    ngx_uint_t (*keep)(u_char *id, void *data), void *data);
+    ngx_uint_t (*keep)(u_char *id, time_t created, void *data),
+    void *data);
 ngx_uint_t ngx_http_hris_wh_claim(ngx_http_hris_wh_conf_t *conf,
     ngx_pool_t *pool, ngx_uint_t max, ngx_http_hris_wh_claim_t **out);
 void ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,

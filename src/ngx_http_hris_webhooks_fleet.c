@@ -29,6 +29,14 @@
 #include "ngx_http_hris_redis.h"
 
 
+/* s: a subscription this young is kept by the mirror (see _held) */
+#define NGX_HTTP_HRIS_WH_FLEET_FRESH  2
+
+
+/* this worker kept a young subscription the hash did not hold (yet) */
+static ngx_uint_t  ngx_http_hris_wh_fleet_recheck;
+
+
 #define NGX_HTTP_HRIS_WH_POLL  500     /* ms */
 
 
@@ -64,7 +72,8 @@ static void ngx_http_hris_wh_fleet_all_reply(
     void *data);
 static ngx_int_t ngx_http_hris_wh_fleet_mirror(ngx_http_hris_wh_fleet_t *wf,
     ngx_http_hris_redis_reply_t *reply);
-static ngx_uint_t ngx_http_hris_wh_fleet_held(u_char *id, void *data);
+static ngx_uint_t ngx_http_hris_wh_fleet_held(u_char *id, time_t created,
+    void *data);
 static void ngx_http_hris_wh_fleet_created(
     ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
     void *data);
@@ -472,7 +481,7 @@ ngx_http_hris_wh_fleet_gen_reply(ngx_http_hris_redis_status_e status,
     }
 
     /* 0: the fleet never had a subscription (or Redis came back empty) */
-    if (n == wf->seen || n == 0) {
+    if ((n == wf->seen && !ngx_http_hris_wh_fleet_recheck) || n == 0) {
         wf->seen = n;
         return;
     }
@@ -600,6 +609,8 @@ ngx_http_hris_wh_fleet_mirror(ngx_http_hris_wh_fleet_t *wf,
         json_decref(o);
     }
 
+    ngx_http_hris_wh_fleet_recheck = 0;
+
     removed = ngx_http_hris_wh_sub_keep(wf->conf,
                                         ngx_http_hris_wh_fleet_held, reply);
 
@@ -616,14 +627,21 @@ ngx_http_hris_wh_fleet_mirror(ngx_http_hris_wh_fleet_t *wf,
 }
 
 
-/* whether Redis's hash (an HGETALL reply) holds the id; the lock is held */
+/*
+ * Whether Redis's hash (an HGETALL reply) holds the id; the lock is held.
+ * A subscription made in the last seconds is kept whatever the reply says:
+ * the reply may have been read before this gateway stored it in Redis
+ * (another worker's poll), and events emitted meanwhile must reach it;
+ * the hash is then read again at the next poll, changed or not.
+ */
 
 static ngx_uint_t
-ngx_http_hris_wh_fleet_held(u_char *id, void *data)
+ngx_http_hris_wh_fleet_held(u_char *id, time_t created, void *data)
 {
     ngx_http_hris_redis_reply_t  *reply = data;
 
     ngx_uint_t  i;
+
 
     for (i = 0; i + 1 < reply->nelts; i += 2) {
         if (reply->elts[i].str.len == NGX_HTTP_HRIS_WH_ID_LEN
@@ -632,6 +650,11 @@ ngx_http_hris_wh_fleet_held(u_char *id, void *data)
         {
             return 1;
         }
+    }
+
+    if (created + NGX_HTTP_HRIS_WH_FLEET_FRESH > ngx_time()) {
+        ngx_http_hris_wh_fleet_recheck = 1;
+        return 1;
     }
 
     return 0;
