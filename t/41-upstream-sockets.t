@@ -138,7 +138,11 @@ subtest 'worker_connections exhausted: only the calls without a slot fail' => su
     note('answers: ' . join(', ', map { "$_ x$seen{$_}" } sort keys %seen));
     ok($seen{200}, "some calls got a slot and were answered ($seen{200})");
     ok($seen{503}, 'the others failed on their own: 503 (' . ($seen{503} // 0) . ')');
-    is(($seen{200} // 0) + ($seen{503} // 0), 16, 'every request was answered');
+    # under ASan on a loaded machine a call can outlast hris_timeout
+    # waiting for its slot: a 504 of its own is an answer too, a hang not
+    is(scalar(grep { defined && /^(200|503|504)\z/ } @status), 16,
+       'every request was answered: 200, or 503/504 on its own')
+        or diag('answers: ' . join(', ', map { $_ // 'none' } @status));
     $sb->clear_faults;
 
     for my $try (1 .. 3) {
