@@ -28,32 +28,22 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_redis.h"
+#include "ngx_http_hris_fleet_mirror.h"
 
 
-#define NGX_HTTP_HRIS_ACCOUNTS_POLL  500     /* ms */
 #define NGX_HTTP_HRIS_ACCOUNTS_TRIES 8
 
 
 typedef struct {
-    ngx_http_hris_main_conf_t   *hmcf;
-    ngx_http_hris_redis_t       *rd;
-    ngx_event_t                  timer;
-    ngx_log_t                   *log;
-    int64_t                      seen;        /* the counter merged */
-    int64_t                      want;        /* the counter fetched */
-    unsigned                     busy:1;
+    ngx_http_hris_main_conf_t     *hmcf;
+    ngx_http_hris_redis_t         *rd;
+    ngx_log_t                     *log;
+    ngx_http_hris_fleet_mirror_t   mirror;     /* the changes hash's */
 } ngx_http_hris_accounts_sync_t;
 
 
-static void ngx_http_hris_accounts_poll(ngx_event_t *ev);
-static void ngx_http_hris_accounts_gen_reply(
-    ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
-    void *data);
-static void ngx_http_hris_accounts_all_reply(
-    ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
-    void *data);
 static ngx_int_t ngx_http_hris_accounts_merge(
-    ngx_http_hris_accounts_sync_t *as, ngx_http_hris_redis_reply_t *reply);
+    ngx_http_hris_fleet_mirror_t *m, ngx_http_hris_redis_reply_t *reply);
 static void ngx_http_hris_accounts_ignore(
     ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
     void *data);
@@ -92,19 +82,19 @@ ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
     as->hmcf = hmcf;
     as->rd = rcf->client;
     as->log = cycle->log;
-    as->seen = -1;
 
-    as->timer.handler = ngx_http_hris_accounts_poll;
-    as->timer.data = as;
-    as->timer.log = cycle->log;
-    as->timer.cancelable = 1;      /* a graceful quit does not wait for it */
+    as->mirror.hmcf = hmcf;
+    as->mirror.counter = ngx_http_hris_accounts_gen;
+    as->mirror.hash = ngx_http_hris_accounts_changes;
+    as->mirror.merge = ngx_http_hris_accounts_merge;
+    as->mirror.data = as;
 
     ngx_http_hris_redis_script_init(&ngx_http_hris_accounts_publish_script,
                                     ngx_http_hris_accounts_publish_lua);
 
     ngx_http_hris_accounts_sync = as;
 
-    ngx_add_timer(&as->timer, 1);
+    ngx_http_hris_fleet_mirror_start(&as->mirror, cycle);
 
     return NGX_OK;
 }
@@ -160,113 +150,19 @@ ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
 }
 
 
-static void
-ngx_http_hris_accounts_poll(ngx_event_t *ev)
-{
-    ngx_str_t                       argv[2];
-    ngx_http_hris_accounts_sync_t  *as = ev->data;
-
-    if (ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
-    }
-
-    ngx_add_timer(&as->timer, NGX_HTTP_HRIS_ACCOUNTS_POLL);
-
-    if (as->busy) {
-        return;
-    }
-
-    ngx_str_set(&argv[0], "GET");
-    argv[1] = ngx_http_hris_accounts_gen;
-
-    if (ngx_http_hris_redis_command(as->rd, NULL, 2, argv,
-                                    ngx_http_hris_accounts_gen_reply, as)
-        != NULL)
-    {
-        as->busy = 1;
-    }
-}
-
-
-static void
-ngx_http_hris_accounts_gen_reply(ngx_http_hris_redis_status_e status,
-    ngx_http_hris_redis_reply_t *reply, void *data)
-{
-    ngx_http_hris_accounts_sync_t  *as = data;
-
-    ngx_str_t  argv[2];
-    ngx_int_t  n;
-
-    as->busy = 0;
-
-    if (status != NGX_HTTP_HRIS_REDIS_REPLY) {
-        return;
-    }
-
-    if (reply->type == NGX_HTTP_HRIS_REDIS_NIL) {
-        n = 0;
-
-    } else if (reply->type == NGX_HTTP_HRIS_REDIS_BULK) {
-        n = ngx_atoi(reply->str.data, reply->str.len);
-        if (n == NGX_ERROR) {
-            return;
-        }
-
-    } else {
-        return;
-    }
-
-    if (n == as->seen || n == 0) {
-        as->seen = n;
-        return;
-    }
-
-    as->want = n;
-
-    ngx_str_set(&argv[0], "HGETALL");
-    argv[1] = ngx_http_hris_accounts_changes;
-
-    if (ngx_http_hris_redis_command(as->rd, NULL, 2, argv,
-                                    ngx_http_hris_accounts_all_reply, as)
-        != NULL)
-    {
-        as->busy = 1;
-    }
-}
-
-
-static void
-ngx_http_hris_accounts_all_reply(ngx_http_hris_redis_status_e status,
-    ngx_http_hris_redis_reply_t *reply, void *data)
-{
-    ngx_http_hris_accounts_sync_t  *as = data;
-
-    as->busy = 0;
-
-    if (status != NGX_HTTP_HRIS_REDIS_REPLY
-        || reply->type != NGX_HTTP_HRIS_REDIS_ARRAY)
-    {
-        return;
-    }
-
-    if (ngx_http_hris_accounts_merge(as, reply) == NGX_OK) {
-        as->seen = as->want;
-    }
-}
-
-
 /* The fleet's changes into this gateway's zone (compare-and-set). */
 
 static ngx_int_t
-ngx_http_hris_accounts_merge(ngx_http_hris_accounts_sync_t *as,
+ngx_http_hris_accounts_merge(ngx_http_hris_fleet_mirror_t *m,
     ngx_http_hris_redis_reply_t *reply)
 {
-    char         *dump;
-    json_t       *all, *v, *old;
-    ngx_int_t     rc;
-    ngx_str_t     text, *id, *val;
-    ngx_uint_t    i, gen, tries, changed;
-    ngx_pool_t   *pool;
+    char                           *dump;
+    json_t                         *all, *v, *old;
+    ngx_int_t                       rc;
+    ngx_str_t                       text, *id, *val;
+    ngx_uint_t                      i, gen, tries, changed;
+    ngx_pool_t                     *pool;
+    ngx_http_hris_accounts_sync_t  *as = m->data;
 
     pool = ngx_create_pool(4096, as->log);
     if (pool == NULL) {

@@ -27,26 +27,17 @@
 
 #include "ngx_http_hris_webhooks.h"
 #include "ngx_http_hris_redis.h"
+#include "ngx_http_hris_fleet_mirror.h"
 
 
 /* s: a subscription this young is kept by the mirror (see _held) */
 #define NGX_HTTP_HRIS_WH_FLEET_FRESH  2
 
 
-/* this worker kept a young subscription the hash did not hold (yet) */
-static ngx_uint_t  ngx_http_hris_wh_fleet_recheck;
-
-
-#define NGX_HTTP_HRIS_WH_POLL  500     /* ms */
-
-
 typedef struct {
-    ngx_http_hris_wh_conf_t     *conf;
-    ngx_event_t                  timer;
-    ngx_log_t                   *log;
-    int64_t                      seen;        /* the counter mirrored */
-    int64_t                      want;        /* the counter fetched */
-    unsigned                     busy:1;
+    ngx_http_hris_wh_conf_t       *conf;
+    ngx_log_t                     *log;
+    ngx_http_hris_fleet_mirror_t   mirror;     /* the subscriptions' hash */
 } ngx_http_hris_wh_fleet_t;
 
 
@@ -63,15 +54,8 @@ typedef struct {
 } ngx_http_hris_wh_fleet_op_t;
 
 
-static void ngx_http_hris_wh_fleet_poll(ngx_event_t *ev);
-static void ngx_http_hris_wh_fleet_gen_reply(
-    ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
-    void *data);
-static void ngx_http_hris_wh_fleet_all_reply(
-    ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
-    void *data);
-static ngx_int_t ngx_http_hris_wh_fleet_mirror(ngx_http_hris_wh_fleet_t *wf,
-    ngx_http_hris_redis_reply_t *reply);
+static ngx_int_t ngx_http_hris_wh_fleet_mirror(
+    ngx_http_hris_fleet_mirror_t *m, ngx_http_hris_redis_reply_t *reply);
 static ngx_uint_t ngx_http_hris_wh_fleet_held(u_char *id, time_t created,
     void *data);
 static void ngx_http_hris_wh_fleet_created(
@@ -158,12 +142,12 @@ ngx_http_hris_wh_fleet_init_process(ngx_cycle_t *cycle,
 
     wf->conf = conf;
     wf->log = cycle->log;
-    wf->seen = -1;
 
-    wf->timer.handler = ngx_http_hris_wh_fleet_poll;
-    wf->timer.data = wf;
-    wf->timer.log = cycle->log;
-    wf->timer.cancelable = 1;
+    wf->mirror.hmcf = conf->hmcf;
+    wf->mirror.counter = ngx_http_hris_wh_fleet_gen;
+    wf->mirror.hash = ngx_http_hris_wh_fleet_subs;
+    wf->mirror.merge = ngx_http_hris_wh_fleet_mirror;
+    wf->mirror.data = wf;
 
     ngx_http_hris_redis_script_init(&ngx_http_hris_wh_fleet_add_script,
                                     ngx_http_hris_wh_fleet_add_lua);
@@ -172,8 +156,7 @@ ngx_http_hris_wh_fleet_init_process(ngx_cycle_t *cycle,
 
     ngx_http_hris_wh_fleet = wf;
 
-    /* the client is made by the main module's init_process: look later */
-    ngx_add_timer(&wf->timer, 1);
+    ngx_http_hris_fleet_mirror_start(&wf->mirror, cycle);
 
     return NGX_OK;
 }
@@ -418,109 +401,6 @@ ngx_http_hris_wh_fleet_gone(ngx_http_hris_wh_conf_t *conf, u_char *id,
 }
 
 
-static void
-ngx_http_hris_wh_fleet_poll(ngx_event_t *ev)
-{
-    ngx_str_t                  argv[2];
-    ngx_http_hris_redis_t     *rd;
-    ngx_http_hris_wh_fleet_t  *wf = ev->data;
-
-    if (ngx_exiting || ngx_quit || ngx_terminate) {
-        return;
-    }
-
-    rd = ngx_http_hris_wh_fleet_client(wf->conf);
-    if (rd == NULL) {
-        return;         /* not a worker that talks to Redis */
-    }
-
-    ngx_add_timer(&wf->timer, NGX_HTTP_HRIS_WH_POLL);
-
-    if (wf->busy) {
-        return;
-    }
-
-    ngx_str_set(&argv[0], "GET");
-    argv[1] = ngx_http_hris_wh_fleet_gen;
-
-    if (ngx_http_hris_redis_command(rd, NULL, 2, argv,
-                                    ngx_http_hris_wh_fleet_gen_reply, wf)
-        != NULL)
-    {
-        wf->busy = 1;
-    }
-}
-
-
-static void
-ngx_http_hris_wh_fleet_gen_reply(ngx_http_hris_redis_status_e status,
-    ngx_http_hris_redis_reply_t *reply, void *data)
-{
-    ngx_http_hris_wh_fleet_t  *wf = data;
-
-    ngx_str_t  argv[2];
-    ngx_int_t  n;
-
-    wf->busy = 0;
-
-    if (status != NGX_HTTP_HRIS_REDIS_REPLY) {
-        return;
-    }
-
-    if (reply->type == NGX_HTTP_HRIS_REDIS_NIL) {
-        n = 0;
-
-    } else if (reply->type == NGX_HTTP_HRIS_REDIS_BULK) {
-        n = ngx_atoi(reply->str.data, reply->str.len);
-        if (n == NGX_ERROR) {
-            return;
-        }
-
-    } else {
-        return;
-    }
-
-    /* 0: the fleet never had a subscription (or Redis came back empty) */
-    if ((n == wf->seen && !ngx_http_hris_wh_fleet_recheck) || n == 0) {
-        wf->seen = n;
-        return;
-    }
-
-    wf->want = n;
-
-    ngx_str_set(&argv[0], "HGETALL");
-    argv[1] = ngx_http_hris_wh_fleet_subs;
-
-    if (ngx_http_hris_redis_command(ngx_http_hris_wh_fleet_client(wf->conf),
-                                    NULL, 2, argv,
-                                    ngx_http_hris_wh_fleet_all_reply, wf)
-        != NULL)
-    {
-        wf->busy = 1;
-    }
-}
-
-
-static void
-ngx_http_hris_wh_fleet_all_reply(ngx_http_hris_redis_status_e status,
-    ngx_http_hris_redis_reply_t *reply, void *data)
-{
-    ngx_http_hris_wh_fleet_t  *wf = data;
-
-    wf->busy = 0;
-
-    if (status != NGX_HTTP_HRIS_REDIS_REPLY
-        || reply->type != NGX_HTTP_HRIS_REDIS_ARRAY)
-    {
-        return;
-    }
-
-    if (ngx_http_hris_wh_fleet_mirror(wf, reply) == NGX_OK) {
-        wf->seen = wf->want;
-    }
-}
-
-
 /* a string member of a subscription's JSON; 0 when missing */
 
 static ngx_uint_t
@@ -542,14 +422,15 @@ ngx_http_hris_wh_fleet_str(json_t *o, const char *key, ngx_str_t *out)
 /* The fleet's subscriptions into this gateway's zone, and only them. */
 
 static ngx_int_t
-ngx_http_hris_wh_fleet_mirror(ngx_http_hris_wh_fleet_t *wf,
+ngx_http_hris_wh_fleet_mirror(ngx_http_hris_fleet_mirror_t *m,
     ngx_http_hris_redis_reply_t *reply)
 {
-    json_t      *o, *created;
-    ngx_int_t    rc;
-    ngx_str_t   *id, *val, tenant, url, events, sealed, secret;
-    ngx_uint_t   i, added, removed;
-    ngx_pool_t  *pool;
+    json_t                    *o, *created;
+    ngx_int_t                  rc;
+    ngx_str_t                 *id, *val, tenant, url, events, sealed, secret;
+    ngx_uint_t                 i, added, removed;
+    ngx_pool_t                *pool;
+    ngx_http_hris_wh_fleet_t  *wf = m->data;
 
     pool = ngx_create_pool(4096, wf->log);
     if (pool == NULL) {
@@ -609,8 +490,6 @@ ngx_http_hris_wh_fleet_mirror(ngx_http_hris_wh_fleet_t *wf,
         json_decref(o);
     }
 
-    ngx_http_hris_wh_fleet_recheck = 0;
-
     removed = ngx_http_hris_wh_sub_keep(wf->conf,
                                         ngx_http_hris_wh_fleet_held, reply);
 
@@ -653,7 +532,7 @@ ngx_http_hris_wh_fleet_held(u_char *id, time_t created, void *data)
     }
 
     if (created + NGX_HTTP_HRIS_WH_FLEET_FRESH > ngx_time()) {
-        ngx_http_hris_wh_fleet_recheck = 1;
+        ngx_http_hris_wh_fleet->mirror.again = 1;
         return 1;
     }
 
