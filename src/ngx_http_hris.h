@@ -837,6 +837,7 @@ ngx_int_t ngx_http_hris_arg(ngx_http_request_t *r, const char *name,
     ngx_str_t *value);
 ngx_int_t ngx_http_hris_subpath(ngx_http_request_t *r, ngx_str_t *rest);
 ngx_int_t ngx_http_hris_request_body(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_hris_admin_json(ngx_http_request_t *r, json_t **body);
 ngx_int_t ngx_http_hris_call_status_error(ngx_http_request_t *r,
     ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
 ngx_int_t ngx_http_hris_upstream_json(ngx_http_request_t *r,

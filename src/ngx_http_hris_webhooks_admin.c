@@ -164,34 +164,15 @@ ngx_http_hris_wh_body(ngx_http_request_t *r)
 {
     json_t                        *body;
     ngx_int_t                      rc;
-    ngx_str_t                      text;
-    json_error_t                   jerr;
     ngx_http_hris_wh_conf_t       *conf;
     ngx_http_hris_wh_admin_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hris_events_module);
     conf = ngx_http_hris_wh_conf();
 
-    rc = ngx_http_hris_request_body(r, &text);
-    if (rc != NGX_OK || r->header_sent) {
+    rc = ngx_http_hris_admin_json(r, &body);
+    if (body == NULL) {
         ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    body = json_loadb((char *) text.data, text.len, 0, &jerr);
-
-    if (body == NULL || !json_is_object(body)) {
-        json_decref(body);
-        rc = ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                 "the body must be a JSON object (%s)",
-                 body ? "it is another JSON value" : jerr.text);
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    if (ngx_http_hris_json_cleanup(r->pool, body) != NGX_OK) {
-        json_decref(body);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
