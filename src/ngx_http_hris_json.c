@@ -7,8 +7,10 @@
  * string written here already passed jansson's parser or was built by
  * the gateway from such strings, so it is valid UTF-8; what remains is
  * escaping, done a run of plain bytes at a time. The output is what
- * json_dumps(JSON_COMPACT) writes, keys in insertion order, except that
- * an object the provider sent and nobody changed (remote_data) is
+ * json_dumps(JSON_COMPACT) writes, keys in insertion order (the same JSON,
+ * not quite the same bytes: \u001f where jansson writes \u001F, a real's
+ * exponent as printf() writes it, e+300 and e-08 for e300 and e-8), except
+ * that an object the provider sent and nobody changed (remote_data) is
  * copied as the provider's own bytes when the caller kept them (spans):
  * written once more it was the largest part of a list answer.
  */
