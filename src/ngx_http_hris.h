@@ -177,6 +177,7 @@ typedef struct {
 /* One unified output field and the expression that computes it. */
 typedef struct {
     ngx_str_t                    name;        /* null-terminated */
+    ngx_str_t                    key;         /* ,"name": escaped (record.h) */
     ngx_http_hris_expr_t        *expr;        /* NULL: not mapped */
     ngx_uint_t                   is_list;     /* unmapped value is [] */
 } ngx_http_hris_field_t;

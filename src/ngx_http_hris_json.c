@@ -7,8 +7,10 @@
  * string written here already passed jansson's parser or was built by
  * the gateway from such strings, so it is valid UTF-8; what remains is
  * escaping, done a run of plain bytes at a time. The output is what
- * json_dumps(JSON_COMPACT) writes, keys in insertion order, except that
- * an object the provider sent and nobody changed (remote_data) is
+ * json_dumps(JSON_COMPACT) writes, keys in insertion order (the same JSON,
+ * not quite the same bytes: \u001f where jansson writes \u001F, a real's
+ * exponent as printf() writes it, e+300 and e-08 for e300 and e-8), except
+ * that an object the provider sent and nobody changed (remote_data) is
  * copied as the provider's own bytes when the caller kept them (spans):
  * written once more it was the largest part of a list answer.
  */
@@ -18,6 +20,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_record.h"
 
 
 #define NGX_HTTP_HRIS_JSON_BUF    32768
@@ -37,11 +40,16 @@ typedef struct {
     ngx_buf_t     *b;
     size_t         total;
     ngx_http_hris_spans_t  *spans;
+    ngx_http_hris_records_t  *recs;
 } ngx_http_hris_jw_t;
 
 
 static ngx_int_t ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v,
     ngx_uint_t depth);
+static ngx_int_t ngx_http_hris_jw_records(ngx_http_hris_jw_t *w,
+    ngx_uint_t depth);
+static ngx_int_t ngx_http_hris_jw_record(ngx_http_hris_jw_t *w,
+    json_t **values, ngx_uint_t depth);
 static ngx_int_t ngx_http_hris_jw_string(ngx_http_hris_jw_t *w,
     const u_char *s, size_t n);
 static ngx_int_t ngx_http_hris_jw_string_runs(ngx_http_hris_jw_t *w,
@@ -72,11 +80,41 @@ ngx_http_hris_jw_char(ngx_http_hris_jw_t *w, u_char c)
 }
 
 
+/* n bytes that most often fit in the buffer being written */
+
+static ngx_inline ngx_int_t
+ngx_http_hris_jw_put(ngx_http_hris_jw_t *w, const u_char *p, size_t n)
+{
+    if (ngx_http_hris_jw_room(w) >= n) {
+        w->b->last = ngx_cpymem(w->b->last, p, n);
+        w->total += n;
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_jw_bytes(w, p, n);
+}
+
+
 /* Writes v as compact JSON into a chain of pool buffers. */
 
 ngx_int_t
 ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v,
     ngx_http_hris_spans_t *spans, ngx_chain_t **out, size_t *len)
+{
+    return ngx_http_hris_json_write_records(pool, v, spans, NULL, out, len);
+}
+
+
+/*
+ * The same, with unified records (ngx_http_hris_record.h) in place of
+ * the object recs->at of v: the bytes are those of the record as a
+ * jansson object, its keys in the schema's order.
+ */
+
+ngx_int_t
+ngx_http_hris_json_write_records(ngx_pool_t *pool, json_t *v,
+    ngx_http_hris_spans_t *spans, ngx_http_hris_records_t *recs,
+    ngx_chain_t **out, size_t *len)
 {
     ngx_http_hris_jw_t  w;
 
@@ -84,6 +122,7 @@ ngx_http_hris_json_write(ngx_pool_t *pool, json_t *v,
     w.pool = pool;
     w.last = &w.out;
     w.spans = spans;
+    w.recs = recs;
 
     if (ngx_http_hris_jw_value(&w, v, 0) != NGX_OK || w.out == NULL) {
         return NGX_ERROR;
@@ -112,6 +151,10 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
     switch (json_typeof(v)) {
 
     case JSON_OBJECT:
+        if (w->recs && v == w->recs->at) {
+            return ngx_http_hris_jw_records(w, depth);
+        }
+
         if (ngx_http_hris_span_get(w->spans, v, &raw, &n) == NGX_OK) {
             return ngx_http_hris_jw_bytes(w, raw, n);
         }
@@ -179,6 +222,116 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
     default:
         return ngx_http_hris_jw_bytes(w, (u_char *) "null", 4);
     }
+}
+
+
+/* the unified records: [{...},...], or one {...} */
+
+static ngx_int_t
+ngx_http_hris_jw_records(ngx_http_hris_jw_t *w, ngx_uint_t depth)
+{
+    ngx_uint_t                i;
+    ngx_http_hris_records_t  *recs = w->recs;
+
+    if (recs->single) {
+        return ngx_http_hris_jw_record(w, recs->records[0], depth);
+    }
+
+    if (ngx_http_hris_jw_char(w, '[') != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < recs->n; i++) {
+        if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
+            || ngx_http_hris_jw_record(w, recs->records[i], depth + 1)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_hris_jw_char(w, ']');
+}
+
+
+/* one record: each field's key as compiled (",\"name\":"), its value */
+
+static ngx_int_t
+ngx_http_hris_jw_record(ngx_http_hris_jw_t *w, json_t **values,
+    ngx_uint_t depth)
+{
+    ngx_uint_t              i, n;
+    ngx_http_hris_field_t  *f;
+
+    static u_char  remote[] = ",\"remote_data\":";
+
+    f = w->recs->fields->elts;
+    n = w->recs->fields->nelts;
+
+    if (ngx_http_hris_jw_char(w, '{') != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        /* the first key without its comma */
+        if (ngx_http_hris_jw_put(w, f[i].key.data + (i == 0),
+                                 f[i].key.len - (i == 0))
+            != NGX_OK
+            || ngx_http_hris_jw_value(w, values[i], depth + 1) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (values[n]
+        && (ngx_http_hris_jw_put(w, remote + (n == 0),
+                                 sizeof(remote) - 1 - (n == 0))
+            != NGX_OK
+            || ngx_http_hris_jw_value(w, values[n], depth + 1) != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_jw_char(w, '}');
+}
+
+
+/*
+ * A record's key as the writer puts it, compiled once: ,"name": (see
+ * ngx_http_hris_jw_record()).
+ */
+
+ngx_int_t
+ngx_http_hris_json_key(ngx_pool_t *pool, ngx_str_t *name, ngx_str_t *key)
+{
+    u_char  *p;
+    size_t   i;
+
+    /* every byte escaped at most to 6 */
+    p = ngx_pnalloc(pool, 4 + 6 * name->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->data = p;
+    *p++ = ',';
+    *p++ = '"';
+
+    for (i = 0; i < name->len; i++) {
+        if (ngx_http_hris_json_plain[name->data[i]]) {
+            *p++ = name->data[i];
+
+        } else {
+            p = ngx_http_hris_jw_escape(p, name->data[i]);
+        }
+    }
+
+    *p++ = '"';
+    *p++ = ':';
+
+    key->len = p - key->data;
+
+    return NGX_OK;
 }
 
 

@@ -11,6 +11,7 @@
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_idem.h"
 #include "ngx_http_hris_arena.h"
+#include "ngx_http_hris_record.h"
 
 
 static void ngx_http_hris_json_decref(void *data);
@@ -28,12 +29,24 @@ ngx_int_t
 ngx_http_hris_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body, ngx_http_hris_spans_t *spans)
 {
+    return ngx_http_hris_send_records(r, status, body, spans, NULL);
+}
+
+
+/* The same, with unified records in the body (ngx_http_hris_record.h). */
+
+ngx_int_t
+ngx_http_hris_send_records(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body, ngx_http_hris_spans_t *spans, ngx_http_hris_records_t *recs)
+{
     size_t        len;
     ngx_int_t     rc;
     ngx_chain_t  *out, *cl;
 
-    if (ngx_http_hris_json_write(r->pool, body, spans, &out, &len) != NGX_OK) {
-
+    if (ngx_http_hris_json_write_records(r->pool, body, spans, recs, &out,
+                                         &len)
+        != NGX_OK)
+    {
         /* our envelope still, not nginx's HTML page; an error's is small */
         if (status >= NGX_HTTP_SPECIAL_RESPONSE) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -10,10 +10,12 @@
 
 #include "ngx_http_hris_table_int.h"
 #include "ngx_http_hris_arena.h"
+#include "ngx_http_hris_record.h"
 
 
-static json_t *ngx_http_hris_record_map_fields(ngx_array_t *fields,
-    json_t *record, json_t *parent, ngx_uint_t remote_data, uint64_t *cover);
+static ngx_int_t ngx_http_hris_record_eval(ngx_array_t *fields,
+    json_t *record, json_t *parent, ngx_uint_t remote_data, uint64_t *cover,
+    json_t **values);
 
 
 /* mappings/schema.json: {"resources": {name: {"fields": {f: type}}}} */
@@ -86,6 +88,8 @@ ngx_http_hris_schema_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf)
             if (f == NULL
                 || ngx_http_hris_tc_str(cf->pool, fname, ngx_strlen(fname),
                                      &f->name)
+                   != NGX_OK
+                || ngx_http_hris_json_key(cf->pool, &f->name, &f->key)
                    != NGX_OK)
             {
                 return NGX_ERROR;
@@ -127,19 +131,27 @@ ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *name)
 
 
 /*
- * One upstream record to one unified record: every schema field in order,
- * unmapped ones as null (or [] for lists), then remote_data. cover, when
- * not NULL, counts the record ([0]) and each mapped field the provider's
- * record lacked ([1 + i]: its expression came out null), per worker (see
+ * One upstream record to one unified record (ngx_http_hris_record.h):
+ * every schema field in order, unmapped ones as null (or [] for lists),
+ * then remote_data (NULL without it), from pool. The caller owns the
+ * references: ngx_http_hris_record_release(). cover, when not NULL,
+ * counts the record ([0]) and each mapped field the provider's record
+ * lacked ([1 + i]: its expression came out null), per worker (see
  * ngx_http_hris_metrics_cover()).
  */
 
-json_t *
-ngx_http_hris_record_map(ngx_array_t *fields, json_t *record, json_t *parent,
-    ngx_uint_t remote_data, uint64_t *cover)
+json_t **
+ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
+    json_t *record, json_t *parent, ngx_uint_t remote_data, uint64_t *cover)
 {
-    json_t                 *out;
-    ngx_http_hris_arena_t  *arena;
+    json_t                 **values;
+    ngx_int_t                rc;
+    ngx_http_hris_arena_t   *arena;
+
+    values = ngx_palloc(pool, (fields->nelts + 1) * sizeof(json_t *));
+    if (values == NULL) {
+        return NULL;
+    }
 
     /*
      * a record read from a provider's answer lies in its request's arena
@@ -149,27 +161,23 @@ ngx_http_hris_record_map(ngx_array_t *fields, json_t *record, json_t *parent,
 
     arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_of(record));
 
-    out = ngx_http_hris_record_map_fields(fields, record, parent,
-                                          remote_data, cover);
+    rc = ngx_http_hris_record_eval(fields, record, parent, remote_data,
+                                   cover, values);
 
     ngx_http_hris_arena_leave(arena);
 
-    return out;
+    return (rc == NGX_OK) ? values : NULL;
 }
 
 
-static json_t *
-ngx_http_hris_record_map_fields(ngx_array_t *fields, json_t *record,
-    json_t *parent, ngx_uint_t remote_data, uint64_t *cover)
+static ngx_int_t
+ngx_http_hris_record_eval(ngx_array_t *fields, json_t *record,
+    json_t *parent, ngx_uint_t remote_data, uint64_t *cover,
+    json_t **values)
 {
-    json_t                 *out, *v;
+    json_t                 *v;
     ngx_uint_t              i;
     ngx_http_hris_field_t  *f;
-
-    out = json_object();
-    if (out == NULL) {
-        return NULL;
-    }
 
     f = fields->elts;
 
@@ -189,21 +197,91 @@ ngx_http_hris_record_map_fields(ngx_array_t *fields, json_t *record,
             v = f[i].is_list ? json_array() : json_null();
         }
 
-        if (v == NULL
-            || json_object_set_new_nocheck(out, (char *) f[i].name.data, v)
-               != 0)
-        {
-            json_decref(out);
-            return NULL;
+        if (v == NULL) {
+            while (i--) {
+                json_decref(values[i]);
+            }
+
+            return NGX_ERROR;
         }
+
+        values[i] = v;
     }
 
-    if (remote_data
-        && json_object_set_nocheck(out, "remote_data", record) != 0)
-    {
-        json_decref(out);
+    values[i] = remote_data ? json_incref(record) : NULL;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_hris_record_release(ngx_array_t *fields, json_t **values)
+{
+    ngx_uint_t  i;
+
+    /* json_decref() passes over remote_data's NULL */
+
+    for (i = 0; i <= fields->nelts; i++) {
+        json_decref(values[i]);
+    }
+}
+
+
+/*
+ * The same record as a jansson object, for the writes (ngx_http_hris_
+ * write.c): the key order is the schema's, as the list and get write it.
+ */
+
+json_t *
+ngx_http_hris_record_map(ngx_array_t *fields, json_t *record, json_t *parent,
+    ngx_uint_t remote_data, uint64_t *cover)
+{
+    json_t                 *out, **values;
+    ngx_uint_t              i, n;
+    ngx_http_hris_field_t  *f;
+    ngx_http_hris_arena_t  *arena;
+
+    n = fields->nelts;
+
+    values = ngx_alloc((n + 1) * sizeof(json_t *), ngx_cycle->log);
+    if (values == NULL) {
         return NULL;
     }
+
+    arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_of(record));
+
+    out = NULL;
+
+    if (ngx_http_hris_record_eval(fields, record, parent, remote_data, cover,
+                                  values)
+        == NGX_OK)
+    {
+        out = json_object();
+        f = fields->elts;
+
+        for (i = 0; out && i < n; i++) {
+            if (json_object_set_nocheck(out, (char *) f[i].name.data,
+                                        values[i])
+                != 0)
+            {
+                json_decref(out);
+                out = NULL;
+            }
+        }
+
+        if (out && values[n]
+            && json_object_set_nocheck(out, "remote_data", values[n]) != 0)
+        {
+            json_decref(out);
+            out = NULL;
+        }
+
+        ngx_http_hris_record_release(fields, values);
+    }
+
+    ngx_http_hris_arena_leave(arena);
+
+    ngx_free(values);
 
     return out;
 }

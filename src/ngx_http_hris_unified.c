@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris_unified.h"
+#include "ngx_http_hris_record.h"
 
 
 static ngx_int_t ngx_http_hris_unified_route(ngx_http_request_t *r,
@@ -513,35 +514,45 @@ ngx_http_hris_state_uint(json_t *state, const char *key)
 ngx_int_t
 ngx_http_hris_unified_finish(ngx_http_hris_ctx_t *ctx)
 {
-    json_t              *out;
-    ngx_http_request_t  *r = ctx->request;
+    json_t                   *out, *at;
+    ngx_int_t                 rc;
+    ngx_http_hris_records_t   recs;
 
     if (!ctx->is_get) {
         return ngx_http_hris_send_list(ctx);
     }
 
-    out = json_pack("{s:O}", "result", ctx->found);
+    /* the record is written where the answer holds "at" */
+    at = json_object();
+    out = json_pack("{s:o}", "result", at);
     if (out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_hris_json_cleanup(r->pool, out) != NGX_OK) {
-        json_decref(out);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    recs.at = at;
+    recs.fields = ctx->fields;
+    recs.records = &ctx->found;
+    recs.n = 1;
+    recs.single = 1;
 
-    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, ctx->spans);
+    /* the answer is written out before this returns */
+    rc = ngx_http_hris_send_records(ctx->request, NGX_HTTP_OK, out,
+                                    ctx->spans, &recs);
+    json_decref(out);
+
+    return rc;
 }
 
 
 static ngx_int_t
 ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx)
 {
-    json_t              *out, *state;
-    ngx_int_t            rc;
-    ngx_str_t            cursor;
-    ngx_http_request_t  *r = ctx->request;
-    ngx_http_hris_pos_t *pos = &ctx->pos;
+    json_t                   *out, *state, *at;
+    ngx_int_t                 rc;
+    ngx_str_t                 cursor;
+    ngx_http_request_t       *r = ctx->request;
+    ngx_http_hris_pos_t      *pos = &ctx->pos;
+    ngx_http_hris_records_t   recs;
 
     ngx_str_null(&cursor);
 
@@ -586,22 +597,28 @@ ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx)
         }
     }
 
-    out = json_pack("{s:O, s:o, s:I}", "result", ctx->result,
+    at = json_object();
+    out = json_pack("{s:o, s:o, s:I}", "result", at,
                     "next_cursor", cursor.len
                                    ? json_stringn((char *) cursor.data,
                                                   cursor.len)
                                    : json_null(),
-                    "result_count", (json_int_t) json_array_size(ctx->result));
+                    "result_count", (json_int_t) ctx->result.nelts);
     if (out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_hris_json_cleanup(r->pool, out) != NGX_OK) {
-        json_decref(out);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    recs.at = at;
+    recs.fields = ctx->fields;
+    recs.records = ctx->result.elts;
+    recs.n = ctx->result.nelts;
+    recs.single = 0;
 
-    return ngx_http_hris_send_json(r, NGX_HTTP_OK, out, ctx->spans);
+    /* the answer is written out before this returns */
+    rc = ngx_http_hris_send_records(r, NGX_HTTP_OK, out, ctx->spans, &recs);
+    json_decref(out);
+
+    return rc;
 }
 
 

@@ -70,8 +70,11 @@ typedef struct {
     ngx_uint_t                  calls;      /* upstream calls this page */
     ngx_uint_t                  total_calls; /* of this request */
     size_t                      total_bytes; /* provider answers read */
-    json_t                     *result;     /* records of this page */
-    json_t                     *found;      /* get: the record */
+    ngx_array_t                 result;     /* records of this page, or
+                                               the get's: json_t **
+                                               (record.h), held to the
+                                               pool's end */
+    json_t                    **found;      /* get: the record */
     ngx_array_t                 values;     /* for_each: ngx_str_t */
     ngx_array_t                 parents;    /* for_each: json_t * */
     ngx_http_hris_spans_t      *spans;      /* provider bytes per object */

@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris_unified.h"
+#include "ngx_http_hris_record.h"
 
 
 static ngx_int_t ngx_http_hris_walk_call(ngx_http_hris_ctx_t *ctx,
@@ -50,6 +51,9 @@ static ngx_int_t ngx_http_hris_walk_stuck(ngx_http_hris_ctx_t *ctx);
 static json_t *ngx_http_hris_walk_parent(ngx_http_hris_ctx_t *ctx);
 static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos);
+static json_t **ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_rec_t *e);
+static void ngx_http_hris_walk_release(void *data);
 
 
 #define ngx_http_hris_fetching_parents(ctx)                                  \
@@ -68,6 +72,7 @@ ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx)
     json_t                    *v;
     size_t                     i;
     ngx_str_t                 *s;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_request_t        *r = ctx->request;
     ngx_http_hris_for_each_t  *fe = ctx->op->for_each;
 
@@ -84,13 +89,18 @@ ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx)
     ctx->gate.handler = ngx_http_hris_walk_gated;
     ctx->gate.data = ctx;
 
-    ctx->result = json_array();
-    if (ctx->result == NULL
-        || ngx_http_hris_json_cleanup(r->pool, ctx->result) != NGX_OK)
+    /* the mapped records' values go with the pool, as the trees do */
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL
+        || ngx_array_init(&ctx->result, r->pool, ngx_max(ctx->limit, 1),
+                          sizeof(json_t **))
+           != NGX_OK)
     {
-        json_decref(ctx->result);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    cln->handler = ngx_http_hris_walk_release;
+    cln->data = ctx;
 
     if (fe == NULL) {
         return ngx_http_hris_walk_call(ctx, ctx->op);
@@ -558,13 +568,8 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
             return ngx_http_hris_not_found(ctx);
         }
 
-        ctx->found = ngx_http_hris_record_map(ctx->fields,
-                         ((ngx_http_hris_rec_t *) recs.elts)[0].record,
-                         ((ngx_http_hris_rec_t *) recs.elts)[0].parent,
-                         ctx->remote_data, ctx->cover);
-        if (ctx->found == NULL
-            || ngx_http_hris_json_cleanup(r->pool, ctx->found) != NGX_OK)
-        {
+        ctx->found = ngx_http_hris_walk_map(ctx, recs.elts);
+        if (ctx->found == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -805,21 +810,18 @@ static ngx_int_t
 ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
     ngx_array_t *recs, ngx_uint_t raw)
 {
-    json_t               *rec;
     ngx_int_t             rc;
     ngx_uint_t            i, from, room, to;
     ngx_http_hris_rec_t  *e;
     ngx_http_hris_op_t   *op = ctx->op;
 
     e = recs->elts;
-    room = ctx->limit - json_array_size(ctx->result);
+    room = ctx->limit - ctx->result.nelts;
     from = ngx_min(ctx->pos.skip, recs->nelts);
     to = ngx_min(from + room, recs->nelts);
 
     for (i = from; i < to; i++) {
-        rec = ngx_http_hris_record_map(ctx->fields, e[i].record, e[i].parent,
-                                       ctx->remote_data, ctx->cover);
-        if (rec == NULL || json_array_append_new(ctx->result, rec) != 0) {
+        if (ngx_http_hris_walk_map(ctx, &e[i]) == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -849,7 +851,7 @@ ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
         ctx->more = 1;
     }
 
-    if (!ctx->more || json_array_size(ctx->result) >= ctx->limit
+    if (!ctx->more || ctx->result.nelts >= ctx->limit
         || op->for_each == NULL || ctx->calls >= op->for_each->max_calls)
     {
         return ngx_http_hris_unified_finish(ctx);
@@ -868,7 +870,6 @@ ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
     json_t               *id;
     ngx_uint_t            i, found;
     ngx_http_hris_rec_t  *e;
-    ngx_http_request_t   *r = ctx->request;
 
     e = recs->elts;
 
@@ -885,13 +886,8 @@ ngx_http_hris_walk_find(ngx_http_hris_ctx_t *ctx, json_t *body,
         json_decref(id);
 
         if (found) {
-            ctx->found = ngx_http_hris_record_map(ctx->fields, e[i].record,
-                                                  e[i].parent,
-                                                  ctx->remote_data,
-                                                  ctx->cover);
-            if (ctx->found == NULL
-                || ngx_http_hris_json_cleanup(r->pool, ctx->found) != NGX_OK)
-            {
+            ctx->found = ngx_http_hris_walk_map(ctx, &e[i]);
+            if (ctx->found == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
@@ -1060,4 +1056,49 @@ ngx_http_hris_walk_stuck(ngx_http_hris_ctx_t *ctx)
                          "upstream_calls", (int) ctx->total_calls),
                "the provider answered with the same next-page cursor it was "
                "asked with: its pages do not advance");
+}
+
+
+/*
+ * A record mapped into the page (ngx_http_hris_record.h): its values'
+ * references are held until the request's pool goes.
+ */
+
+static json_t **
+ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx, ngx_http_hris_rec_t *e)
+{
+    json_t  **values, ***slot;
+
+    slot = ngx_array_push(&ctx->result);
+    if (slot == NULL) {
+        return NULL;
+    }
+
+    values = ngx_http_hris_record_values(ctx->request->pool, ctx->fields,
+                                         e->record, e->parent,
+                                         ctx->remote_data, ctx->cover);
+    if (values == NULL) {
+        ctx->result.nelts--;
+        return NULL;
+    }
+
+    *slot = values;
+
+    return values;
+}
+
+
+static void
+ngx_http_hris_walk_release(void *data)
+{
+    ngx_http_hris_ctx_t *ctx = data;
+
+    json_t      ***rec;
+    ngx_uint_t     i;
+
+    rec = ctx->result.elts;
+
+    for (i = 0; i < ctx->result.nelts; i++) {
+        ngx_http_hris_record_release(ctx->fields, rec[i]);
+    }
 }
