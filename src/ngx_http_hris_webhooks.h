@@ -212,6 +212,7 @@ ngx_int_t ngx_http_hris_wh_deliver_start(ngx_pool_t *pool,
 ngx_int_t ngx_http_hris_wh_queue_init_process(ngx_cycle_t *cycle,
     ngx_http_hris_wh_conf_t *conf);
 ngx_uint_t ngx_http_hris_wh_queue_on(ngx_http_hris_wh_conf_t *conf);
+void ngx_http_hris_wh_queue_exit_process(ngx_http_hris_wh_conf_t *conf);
 void ngx_http_hris_wh_queue_push(ngx_http_hris_wh_conf_t *conf,
     u_char *evt, const char *type, u_char *sub, ngx_str_t *tenant,
     ngx_str_t *body, ngx_log_t *log);

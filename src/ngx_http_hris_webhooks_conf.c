@@ -327,6 +327,7 @@ ngx_http_hris_events_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_hris_wh_queue_exit_process(conf);
     ngx_http_hris_wh_spool_exit(conf, cycle->log);
 }
 

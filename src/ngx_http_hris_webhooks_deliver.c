@@ -1,8 +1,9 @@
 /*
  * Webhook deliveries (CONTRACT section 8): a timer in each worker claims
- * due events from the zone (with hris_redis, the fleet's queue is claimed
- * by ngx_http_hris_webhooks_queue.c and sent from here too) (ngx_http_hris_wh_claim(): one worker per
- * event, under the zone's lock, with a lease that outlives the attempt)
+ * due events from the zone (ngx_http_hris_wh_claim(): one worker per
+ * event, under the zone's lock, with a lease that outlives the attempt;
+ * with hris_redis, ngx_http_hris_webhooks_queue.c claims the fleet's
+ * queue and hands its deliveries to ngx_http_hris_wh_deliver_start())
  * and posts them with the worker's curl multi handle, as calls of no
  * client request: each has a pool of its own, destroyed when it ends.
  * At most conf->concurrency deliveries run in a worker at a time.

@@ -56,12 +56,14 @@
 typedef struct {
     ngx_http_hris_wh_conf_t     *conf;
     ngx_event_t                  timer;
+    ngx_queue_t                  pushes;      /* on their way to Redis */
     unsigned                     busy:1;      /* a claim is on its way */
 } ngx_http_hris_wh_queue_t;
 
 
 /* an emit on its way to Redis: what the zone takes if Redis cannot */
 typedef struct {
+    ngx_queue_t                  queue;
     ngx_http_hris_wh_conf_t     *conf;
     u_char                       evt[NGX_HTTP_HRIS_EVT_ID_LEN];
     u_char                       sub[NGX_HTTP_HRIS_WH_ID_LEN];
@@ -214,6 +216,7 @@ ngx_http_hris_wh_queue_init_process(ngx_cycle_t *cycle,
                                     ngx_http_hris_wh_queue_retry_lua);
 
     wq->conf = conf;
+    ngx_queue_init(&wq->pushes);
     wq->timer.handler = ngx_http_hris_wh_queue_tick;
     wq->timer.data = wq;
     wq->timer.log = cycle->log;
@@ -289,6 +292,7 @@ ngx_http_hris_wh_queue_push(ngx_http_hris_wh_conf_t *conf, u_char *evt,
 
     json = ngx_http_hris_wh_queue_json(&c, 0);
     if (json == NULL) {
+        ngx_queue_insert_tail(&ngx_http_hris_wh_queue.pushes, &p->queue);
         ngx_http_hris_wh_queue_fallback(p, log);
         return;
     }
@@ -304,6 +308,8 @@ ngx_http_hris_wh_queue_push(ngx_http_hris_wh_conf_t *conf, u_char *evt,
     argv[5].data = cap;
     argv[5].len = ngx_sprintf(cap, "%d", NGX_HTTP_HRIS_WH_TENANT_QUEUE)
                   - cap;
+
+    ngx_queue_insert_tail(&ngx_http_hris_wh_queue.pushes, &p->queue);
 
     /* the command holds its own copy of the arguments */
     if (ngx_http_hris_redis_eval(ngx_http_hris_wh_queue_client(conf), NULL,
@@ -352,6 +358,7 @@ ngx_http_hris_wh_queue_pushed(ngx_http_hris_redis_status_e status,
         ngx_http_hris_wh_queue_claim(&ngx_http_hris_wh_queue);
     }
 
+    ngx_queue_remove(&p->queue);
     ngx_free(p);
 }
 
@@ -378,7 +385,37 @@ ngx_http_hris_wh_queue_fallback(ngx_http_hris_wh_push_t *p, ngx_log_t *log)
                       &rcf->name);
     }
 
+    ngx_queue_remove(&p->queue);
     ngx_free(p);
+}
+
+
+/*
+ * The worker exits: emits whose reply will never come are kept in the
+ * zone (and its spool) rather than lost; one Redis took already is then
+ * delivered twice, which at least once allows.
+ */
+
+void
+ngx_http_hris_wh_queue_exit_process(ngx_http_hris_wh_conf_t *conf)
+{
+    ngx_queue_t              *q;
+    ngx_http_hris_wh_push_t  *p;
+    ngx_http_hris_wh_queue_t *wq = &ngx_http_hris_wh_queue;
+
+    if (wq->conf != conf) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&wq->pushes)) {
+        q = ngx_queue_head(&wq->pushes);
+        p = ngx_queue_data(q, ngx_http_hris_wh_push_t, queue);
+
+        /* the command, if still queued, must not call back into p */
+        ngx_http_hris_wh_queue_fallback(p, ngx_cycle->log);
+    }
+
+    wq->conf = NULL;
 }
 
 
