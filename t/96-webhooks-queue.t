@@ -4,7 +4,8 @@
 # emitted them. An event emitted on gateway A whose receiver failed is
 # delivered by gateway B once A is stopped; with two gateways polling, each
 # event goes once per success; the tenant's cap of undelivered events holds
-# through Redis; an emit while Redis is down is queued on the gateway
+# through Redis; a gateway killed during an attempt leaves it to another
+# once its lease ends; an emit while Redis is down is queued on the gateway
 # (logged) and delivered, and the queue is used again once Redis is back.
 
 use strict;
@@ -108,8 +109,9 @@ $rx->plan_for('/q1', '503 3');
 my $a1 = make_account($A);
 ok(until_ok(sub { for_account('/q1', $a1) >= 1 }), 'the first attempt was made (503)');
 is($rd->cli('ZCARD', $Q), 1, 'the delivery waits in Redis');
-my $v = $rd->cli('HGET', $D, "$s1->{id}" . ($J->decode((for_account('/q1', $a1))[0]{body})->{id}));
-ok(defined $v && $J->decode($v)->{attempts} == 1, '... with its attempt counted');
+my $qid = $s1->{id} . $J->decode((for_account('/q1', $a1))[0]{body})->{id};
+ok(until_ok(sub { ($J->decode($rd->cli('HGET', $D, $qid) // '{}')->{attempts} // 0) == 1 }, 5),
+   '... with its attempt counted');
 
 $A->stop;
 
@@ -147,6 +149,27 @@ for my $a (@accts) {
     is(scalar keys %ids, 1, '... of one event');
 }
 ok(until_ok(sub { $rd->cli('HLEN', $D) == 0 }), 'Redis holds none left');
+
+
+# -- a gateway killed during an attempt: another one after the lease -----------
+
+my $E = gateway();
+listed($E, $s2->{id});
+my $t0 = time;
+$rx->plan_for('/q2', 'hang');
+my $dead = make_account($E);
+ok(until_ok(sub { for_account('/q2', $dead) >= 1 }), 'an attempt is under way (no answer yet)');
+{
+    # the master first (it would start new workers), then its workers
+    my $master = $E->{pid};
+    my @workers = grep { /^\d+$/ } split ' ', `pgrep -P $master`;
+    kill 'KILL', $master, @workers;
+    $E->stop;
+}
+ok(until_ok(sub { for_account('/q2', $dead) >= 2 }, 40),
+   'the gateway killed during the attempt: another one delivers the event');
+cmp_ok(time - $t0, '>=', 2 + 10 - 1, '... once its lease (timeout + 10 s) ended');
+ok(until_ok(sub { $rd->cli('HLEN', $D) == 0 }), '... and it left Redis');
 
 
 # -- the tenant's cap of undelivered events, through Redis -----------------------
