@@ -411,7 +411,10 @@ ngx_http_hris_wh_queue_exit_process(ngx_http_hris_wh_conf_t *conf)
         q = ngx_queue_head(&wq->pushes);
         p = ngx_queue_data(q, ngx_http_hris_wh_push_t, queue);
 
-        /* the command, if still queued, must not call back into p */
+        /*
+         * the Redis client's exit (the gateway module's, before ours)
+         * dropped its commands without calling their handlers
+         */
         ngx_http_hris_wh_queue_fallback(p, ngx_cycle->log);
     }
 
