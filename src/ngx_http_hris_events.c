@@ -542,6 +542,21 @@ ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
 }
 
 
+/* whether the zone holds any subscription (of any tenant) */
+
+ngx_uint_t
+ngx_http_hris_wh_sub_any(ngx_http_hris_wh_conf_t *conf)
+{
+    ngx_uint_t  any;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+    any = !ngx_queue_empty(&conf->sh->subs);
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return any;
+}
+
+
 /* NGX_DECLINED: no such subscription of this tenant */
 
 ngx_int_t

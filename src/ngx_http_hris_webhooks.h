@@ -145,6 +145,7 @@ ngx_int_t ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *secret, time_t created, ngx_log_t *log);
 ngx_int_t ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant, ngx_str_t *id);
+ngx_uint_t ngx_http_hris_wh_sub_any(ngx_http_hris_wh_conf_t *conf);
 json_t *ngx_http_hris_wh_sub_list(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant);
 ngx_uint_t ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,

@@ -24,7 +24,8 @@
  *          lease is still this claim's.
  *
  * Each worker claims every NGX_HTTP_HRIS_WH_QUEUE_POLL ms, and at once
- * after one of its emits was queued. The subscription's URL and secret
+ * after one of its emits was queued, while its zone holds any
+ * subscription. The subscription's URL and secret
  * come from the gateway's zone (the fleet's subscriptions are mirrored
  * there by ngx_http_hris_webhooks_fleet.c); a delivery whose subscription
  * the zone does not hold yet is left for a second later, and one whose
@@ -455,7 +456,13 @@ ngx_http_hris_wh_queue_claim(ngx_http_hris_wh_queue_t *wq)
     }
 
     room = ngx_http_hris_wh_deliver_room();
-    if (room == 0) {
+
+    /*
+     * A gateway that mirrors no subscription has nothing to deliver
+     * (a delivery's URL and secret are its subscription's): a fleet
+     * without webhooks sends Redis nothing.
+     */
+    if (room == 0 || !ngx_http_hris_wh_sub_any(wq->conf)) {
         return;
     }
 
