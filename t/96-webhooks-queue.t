@@ -172,6 +172,20 @@ cmp_ok(time - $t0, '>=', 2 + 10 - 1, '... once its lease (timeout + 10 s) ended'
 ok(until_ok(sub { $rd->cli('HLEN', $D) == 0 }), '... and it left Redis');
 
 
+# -- a subscription deleted with a delivery waiting: the delivery goes -----------
+
+my $s3 = subscribe($C, '/q3');
+listed($B, $s3->{id});
+$rx->plan_for('/q3', '503 3');
+my $del = make_account($C);
+ok(until_ok(sub { for_account('/q3', $del) >= 1 }), 'a delivery failed once, waits in Redis');
+is(call($B, 'DELETE', "/admin/webhooks/$s3->{id}")->{status}, 200,
+   'its subscription deleted through the other gateway');
+ok(until_ok(sub { $rd->cli('HLEN', $D) == 0 && $rd->cli('SCARD', $T) == 0 }, 20),
+   '... the delivery is dropped from Redis when it is due');
+is(scalar(for_account('/q3', $del)), 1, '... not attempted again');
+
+
 # -- the tenant's cap of undelivered events, through Redis -----------------------
 
 # the tenant holds 1000 undelivered deliveries already (made up here)
