@@ -37,6 +37,9 @@ static void ngx_http_hris_wh_sub_free(ngx_http_hris_wh_conf_t *conf,
     ngx_http_hris_wh_sub_t *s);
 static ngx_int_t ngx_http_hris_wh_str(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *dst, u_char *src, size_t len);
+static void ngx_http_hris_wh_emit_fleet(ngx_http_hris_wh_conf_t *conf,
+    u_char *evt, const char *type, ngx_str_t *tenant, ngx_str_t *body,
+    ngx_log_t *log);
 
 
 void
@@ -96,6 +99,14 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
 
     body.data = (u_char *) text;
     body.len = ngx_strlen(text);
+
+    if (ngx_http_hris_wh_queue_on(conf)) {
+        /* with hris_redis: into the fleet's queue */
+        ngx_http_hris_wh_emit_fleet(conf, evt, type, tenant, &body, log);
+        free(text);
+        return;
+    }
+
     queued = 0;
     full = 0;
     nomem = 0;
@@ -143,18 +154,126 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
     free(text);
 
     if (full || nomem) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s (%s) not queued "
-                      "for %ui subscription(s) of tenant \"%V\": %s",
-                      (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, evt, type,
-                      full + nomem, tenant,
-                      full ? "the tenant has too many undelivered events"
-                           : "the zone is full: raise "
-                             "\"hris_webhook_zone_size\"");
+        ngx_http_hris_wh_full(evt, type, full + nomem, tenant, full, log);
     }
 
     if (queued) {
         ngx_http_hris_wh_spool_save(conf, log);
     }
+}
+
+
+void
+ngx_http_hris_wh_full(u_char *evt, const char *type, ngx_uint_t n,
+    ngx_str_t *tenant, ngx_uint_t full, ngx_log_t *log)
+{
+    ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s (%s) not queued "
+                  "for %ui subscription(s) of tenant \"%V\": %s",
+                  (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, evt, type, n, tenant,
+                  full ? "the tenant has too many undelivered events"
+                       : "the zone is full: raise "
+                         "\"hris_webhook_zone_size\"");
+}
+
+
+/*
+ * With hris_redis: one delivery per matching subscription into the
+ * fleet's queue. The ids are copied out first: Redis is not called with
+ * the zone's lock held.
+ */
+
+static void
+ngx_http_hris_wh_emit_fleet(ngx_http_hris_wh_conf_t *conf, u_char *evt,
+    const char *type, ngx_str_t *tenant, ngx_str_t *body, ngx_log_t *log)
+{
+    ngx_uint_t               i, n;
+    ngx_queue_t             *q;
+    ngx_http_hris_wh_sub_t  *s;
+    u_char                   ids[NGX_HTTP_HRIS_WH_TENANT_SUBS]
+                                [NGX_HTTP_HRIS_WH_ID_LEN];
+
+    n = 0;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    for (q = ngx_queue_head(&conf->sh->subs);
+         n < NGX_HTTP_HRIS_WH_TENANT_SUBS
+         && q != ngx_queue_sentinel(&conf->sh->subs);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_hris_wh_sub_t, queue);
+
+        if (ngx_http_hris_str_eq(&s->tenant, tenant)
+            && ngx_http_hris_wh_matches(s, type))
+        {
+            ngx_memcpy(ids[n++], s->id, NGX_HTTP_HRIS_WH_ID_LEN);
+        }
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        ngx_http_hris_wh_queue_push(conf, evt, type, ids[i], tenant, body,
+                                    log);
+    }
+}
+
+
+/*
+ * One delivery into this gateway's zone, as an emit does: with hris_redis,
+ * when the fleet's queue cannot take it. NGX_DECLINED: not queued (the
+ * tenant's cap, no room, or the subscription ended meanwhile).
+ */
+
+ngx_int_t
+ngx_http_hris_wh_dlv_queue(ngx_http_hris_wh_conf_t *conf, u_char *evt,
+    u_char *sub, ngx_str_t *tenant, ngx_str_t *body, time_t created,
+    ngx_log_t *log)
+{
+    ngx_int_t  rc;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    if (ngx_http_hris_wh_sub_find(conf, sub, NGX_HTTP_HRIS_WH_ID_LEN)
+        == NULL)
+    {
+        rc = NGX_DECLINED;
+
+    } else if (ngx_http_hris_wh_queued(conf, tenant)
+               >= NGX_HTTP_HRIS_WH_TENANT_QUEUE)
+    {
+        conf->sh->dropped++;
+        rc = NGX_BUSY;
+
+    } else {
+        rc = ngx_http_hris_wh_dlv_add(conf, evt, sub, tenant, body, created,
+                                      ngx_http_hris_wh_now(), 0);
+        if (rc == NGX_OK) {
+            conf->sh->serial++;
+
+        } else {
+            conf->sh->dropped++;
+        }
+    }
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    if (rc == NGX_OK) {
+        ngx_http_hris_wh_spool_save(conf, log);
+        return NGX_OK;
+    }
+
+    if (rc != NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s for webhook %*s "
+                      "of tenant \"%V\" not queued on this gateway: %s",
+                      (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, evt,
+                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, sub, tenant,
+                      rc == NGX_BUSY
+                      ? "the tenant has too many undelivered events"
+                      : "the zone is full: raise \"hris_webhook_zone_size\"");
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -423,6 +542,21 @@ ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
 }
 
 
+/* whether the zone holds any subscription (of any tenant) */
+
+ngx_uint_t
+ngx_http_hris_wh_sub_any(ngx_http_hris_wh_conf_t *conf)
+{
+    ngx_uint_t  any;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+    any = !ngx_queue_empty(&conf->sh->subs);
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return any;
+}
+
+
 /* NGX_DECLINED: no such subscription of this tenant */
 
 ngx_int_t
@@ -606,6 +740,7 @@ ngx_http_hris_wh_claim(ngx_http_hris_wh_conf_t *conf, ngx_pool_t *pool,
         ngx_memcpy(c[n].evt, d->evt, NGX_HTTP_HRIS_EVT_ID_LEN);
         ngx_memcpy(c[n].sub, d->sub, NGX_HTTP_HRIS_WH_ID_LEN);
         c[n].attempts = d->attempts;
+        c[n].created = d->created;
 
         d->lease_pid = ngx_pid;
         d->lease_until = now + conf->timeout + 30000;
@@ -621,29 +756,97 @@ ngx_http_hris_wh_claim(ngx_http_hris_wh_conf_t *conf, ngx_pool_t *pool,
 
 
 /*
- * What came of an attempt: status 0 when no answer came, retry_after in
+ * What comes of an attempt: status 0 when no answer came, retry_after in
  * seconds or -1. 2xx: delivered; 410: the subscription ends; else the
  * next attempt after the schedule's next delay (with jitter, and no
- * sooner than Retry-After), or the event is given up after the last.
+ * sooner than Retry-After, *delay), or the event is given up after the
+ * last.
  */
+
+ngx_http_hris_wh_outcome_e
+ngx_http_hris_wh_outcome(ngx_http_hris_wh_conf_t *conf, ngx_uint_t attempts,
+    ngx_uint_t status, time_t retry_after, uint64_t *delay)
+{
+    ngx_msec_t  *delays;
+
+    *delay = 0;
+
+    if (status >= 200 && status < 300) {
+        return NGX_HTTP_HRIS_WH_DELIVERED;
+    }
+
+    if (status == 410) {
+        return NGX_HTTP_HRIS_WH_GONE;
+    }
+
+    if (attempts + 1 > conf->delays->nelts) {
+        return NGX_HTTP_HRIS_WH_GIVEN_UP;
+    }
+
+    delays = conf->delays->elts;
+
+    *delay = delays[attempts];
+    *delay += ngx_random() % (*delay / 5 + 1);      /* jitter: +0-20% */
+
+    if (retry_after > 0) {
+        retry_after = ngx_min(retry_after, NGX_HTTP_HRIS_WH_RA_MAX);
+        *delay = ngx_max(*delay, (uint64_t) retry_after * 1000);
+    }
+
+    return NGX_HTTP_HRIS_WH_RETRY;
+}
+
+
+/* the outcome said, once the queue has it */
+
+void
+ngx_http_hris_wh_settled(ngx_http_hris_wh_claim_t *c,
+    ngx_http_hris_wh_outcome_e outcome, ngx_uint_t status, uint64_t delay,
+    ngx_log_t *log)
+{
+    switch (outcome) {
+
+    case NGX_HTTP_HRIS_WH_GONE:
+        ngx_log_error(NGX_LOG_WARN, log, 0, "hris: webhook %*s of tenant "
+                      "\"%V\" answered 410 Gone: the subscription ends",
+                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant);
+        break;
+
+    case NGX_HTTP_HRIS_WH_GIVEN_UP:
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s for webhook %*s "
+                      "of tenant \"%V\" given up after %ui attempts",
+                      (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, c->evt,
+                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant,
+                      c->attempts + 1);
+        break;
+
+    case NGX_HTTP_HRIS_WH_RETRY:
+        ngx_log_error(NGX_LOG_WARN, log, 0, "hris: event %*s for webhook "
+                      "%*s of tenant \"%V\": attempt %ui got %ui, next in "
+                      "%uL ms", (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, c->evt,
+                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant,
+                      c->attempts + 1, status, delay);
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+/* An attempt's outcome into the zone. */
 
 void
 ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
     ngx_http_hris_wh_claim_t *c, ngx_uint_t status, time_t retry_after,
     ngx_log_t *log)
 {
-    uint64_t                 now, delay;
-    ngx_uint_t               gone, given_up;
-    ngx_msec_t              *delays;
-    ngx_queue_t             *q;
-    ngx_http_hris_wh_sub_t  *s;
-    ngx_http_hris_wh_dlv_t  *d;
+    uint64_t                     delay;
+    ngx_queue_t                 *q;
+    ngx_http_hris_wh_sub_t      *s;
+    ngx_http_hris_wh_dlv_t      *d;
+    ngx_http_hris_wh_outcome_e   outcome;
 
-    now = ngx_http_hris_wh_now();
-    delays = conf->delays->elts;
-    gone = 0;
-    given_up = 0;
-    delay = 0;
     d = NULL;
 
     ngx_shmtx_lock(&conf->shpool->mutex);
@@ -669,62 +872,81 @@ ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
         return;
     }
 
-    if (status >= 200 && status < 300) {
-        ngx_http_hris_wh_dlv_free(conf, d);
+    outcome = ngx_http_hris_wh_outcome(conf, d->attempts, status,
+                                       retry_after, &delay);
 
-    } else if (status == 410) {
+    switch (outcome) {
+
+    case NGX_HTTP_HRIS_WH_GONE:
         s = ngx_http_hris_wh_sub_find(conf, c->sub, NGX_HTTP_HRIS_WH_ID_LEN);
         if (s) {
             ngx_http_hris_wh_sub_free(conf, s);
         }
-        gone = 1;
+        break;
 
-    } else if (d->attempts + 1 > conf->delays->nelts) {
-        ngx_http_hris_wh_dlv_free(conf, d);
-        given_up = 1;
-
-    } else {
-        delay = delays[d->attempts];
-        delay += ngx_random() % (delay / 5 + 1);      /* jitter: +0-20% */
-
-        if (retry_after > 0) {
-            retry_after = ngx_min(retry_after, NGX_HTTP_HRIS_WH_RA_MAX);
-            delay = ngx_max(delay, (uint64_t) retry_after * 1000);
-        }
-
+    case NGX_HTTP_HRIS_WH_RETRY:
         d->attempts++;
-        d->due = now + delay;
+        d->due = ngx_http_hris_wh_now() + delay;
         d->lease_pid = 0;
+        break;
+
+    default:
+        ngx_http_hris_wh_dlv_free(conf, d);
+        break;
     }
 
     conf->sh->serial++;
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
-    if (gone) {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "hris: webhook %*s of tenant "
-                      "\"%V\" answered 410 Gone: the subscription ends",
-                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant);
+    ngx_http_hris_wh_settled(c, outcome, status, delay, log);
 
+    if (outcome == NGX_HTTP_HRIS_WH_GONE) {
         /* with hris_redis: for every gateway of the fleet */
         ngx_http_hris_wh_fleet_gone(conf, c->sub, &c->tenant);
-
-    } else if (given_up) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s for webhook %*s "
-                      "of tenant \"%V\" given up after %ui attempts",
-                      (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, c->evt,
-                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant,
-                      c->attempts + 1);
-
-    } else if (delay) {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "hris: event %*s for webhook "
-                      "%*s of tenant \"%V\": attempt %ui got %ui, next in "
-                      "%uL ms", (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, c->evt,
-                      (size_t) NGX_HTTP_HRIS_WH_ID_LEN, c->sub, &c->tenant,
-                      c->attempts + 1, status, delay);
     }
 
     ngx_http_hris_wh_spool_save(conf, log);
+}
+
+
+/*
+ * A delivery of the fleet's queue: its subscription's URL and secret from
+ * this zone. NGX_DECLINED: the zone does not hold the subscription.
+ */
+
+ngx_int_t
+ngx_http_hris_wh_claim_sub(ngx_http_hris_wh_conf_t *conf, ngx_pool_t *pool,
+    ngx_http_hris_wh_claim_t *c)
+{
+    ngx_http_hris_wh_sub_t  *s;
+
+    ngx_shmtx_lock(&conf->shpool->mutex);
+
+    s = ngx_http_hris_wh_sub_find(conf, c->sub, NGX_HTTP_HRIS_WH_ID_LEN);
+
+    if (s == NULL || !ngx_http_hris_str_eq(&s->tenant, &c->tenant)) {
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    c->url.data = ngx_pnalloc(pool, s->url.len + 1);
+    c->secret.data = ngx_pnalloc(pool, s->secret_len);
+
+    if (c->url.data == NULL || c->secret.data == NULL) {
+        ngx_shmtx_unlock(&conf->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(c->url.data, s->url.data, s->url.len);
+    c->url.data[s->url.len] = '\0';
+    c->url.len = s->url.len;
+    ngx_memcpy(c->secret.data, s->secret, s->secret_len);
+    c->secret.len = s->secret_len;
+
+    ngx_shmtx_unlock(&conf->shpool->mutex);
+
+    return NGX_OK;
 }
 
 

@@ -62,6 +62,11 @@
  * Durable files (embedded): state.c writes the zone's snapshot
  * (ngx_http_hris_shm_snapshot()) through file.c, in the state directory
  * that statedir.c makes under nginx's prefix when no directive names one.
+ *
+ * Webhook subscriptions and the event queue: embedded, events.c (the zone
+ * "hris_webhooks") and events_spool.c (webhooks.json); Redis,
+ * webhooks_fleet.c (hris:{webhooks}:subs) and webhooks_queue.c
+ * (hris:{webhooks}:q, :d); chosen in events.c (emit) and deliver.c.
  */
 
 #ifndef _NGX_HTTP_HRIS_STATE_IF_H_INCLUDED_

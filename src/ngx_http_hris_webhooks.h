@@ -12,6 +12,8 @@
  *   ngx_http_hris_webhooks_deliver.c the workers' delivery timer
  *   ngx_http_hris_webhooks_fleet.c   with hris_redis: the fleet's
  *                                    subscriptions, mirrored into the zone
+ *   ngx_http_hris_webhooks_queue.c   with hris_redis: the fleet's queue
+ *                                    of deliveries
  *
  * An event is fanned out when it is emitted: one delivery per matching
  * subscription, each with its own attempts and schedule, so that a slow
@@ -112,7 +114,19 @@ typedef struct {
     ngx_str_t                    secret;
     ngx_str_t                    body;
     ngx_uint_t                   attempts;    /* before this one */
+    time_t                       created;
+    ngx_uint_t                   fleet;       /* from the fleet's queue */
+    ngx_str_t                    lease;       /* fleet: its lease's end */
 } ngx_http_hris_wh_claim_t;
+
+
+/* what came of an attempt */
+typedef enum {
+    NGX_HTTP_HRIS_WH_DELIVERED = 0,
+    NGX_HTTP_HRIS_WH_GONE,                    /* 410: the subscription ends */
+    NGX_HTTP_HRIS_WH_GIVEN_UP,                /* past the last retry */
+    NGX_HTTP_HRIS_WH_RETRY
+} ngx_http_hris_wh_outcome_e;
 
 
 extern ngx_module_t  ngx_http_hris_events_module;
@@ -131,6 +145,7 @@ ngx_int_t ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *secret, time_t created, ngx_log_t *log);
 ngx_int_t ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant, ngx_str_t *id);
+ngx_uint_t ngx_http_hris_wh_sub_any(ngx_http_hris_wh_conf_t *conf);
 json_t *ngx_http_hris_wh_sub_list(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant);
 ngx_uint_t ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
@@ -143,6 +158,19 @@ void ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
     ngx_log_t *log);
 ngx_int_t ngx_http_hris_wh_seed(ngx_http_hris_wh_conf_t *conf,
     ngx_log_t *log);
+ngx_int_t ngx_http_hris_wh_dlv_queue(ngx_http_hris_wh_conf_t *conf,
+    u_char *evt, u_char *sub, ngx_str_t *tenant, ngx_str_t *body,
+    time_t created, ngx_log_t *log);
+ngx_int_t ngx_http_hris_wh_claim_sub(ngx_http_hris_wh_conf_t *conf,
+    ngx_pool_t *pool, ngx_http_hris_wh_claim_t *c);
+ngx_http_hris_wh_outcome_e ngx_http_hris_wh_outcome(
+    ngx_http_hris_wh_conf_t *conf, ngx_uint_t attempts, ngx_uint_t status,
+    time_t retry_after, uint64_t *delay);
+void ngx_http_hris_wh_settled(ngx_http_hris_wh_claim_t *c,
+    ngx_http_hris_wh_outcome_e outcome, ngx_uint_t status, uint64_t delay,
+    ngx_log_t *log);
+void ngx_http_hris_wh_full(u_char *evt, const char *type, ngx_uint_t n,
+    ngx_str_t *tenant, ngx_uint_t full, ngx_log_t *log);
 
 /* ngx_http_hris_events_spool.c */
 ngx_int_t ngx_http_hris_wh_spool_read(ngx_conf_t *cf,
@@ -177,6 +205,21 @@ void ngx_http_hris_wh_fleet_gone(ngx_http_hris_wh_conf_t *conf, u_char *id,
 /* ngx_http_hris_webhooks_deliver.c */
 ngx_int_t ngx_http_hris_wh_deliver_init_process(ngx_cycle_t *cycle,
     ngx_http_hris_wh_conf_t *conf);
+ngx_uint_t ngx_http_hris_wh_deliver_room(void);
+ngx_int_t ngx_http_hris_wh_deliver_start(ngx_pool_t *pool,
+    ngx_http_hris_wh_claim_t *c);
+
+/* ngx_http_hris_webhooks_queue.c: the queue in hris_redis */
+ngx_int_t ngx_http_hris_wh_queue_init_process(ngx_cycle_t *cycle,
+    ngx_http_hris_wh_conf_t *conf);
+ngx_uint_t ngx_http_hris_wh_queue_on(ngx_http_hris_wh_conf_t *conf);
+void ngx_http_hris_wh_queue_exit_process(ngx_http_hris_wh_conf_t *conf);
+void ngx_http_hris_wh_queue_push(ngx_http_hris_wh_conf_t *conf,
+    u_char *evt, const char *type, u_char *sub, ngx_str_t *tenant,
+    ngx_str_t *body, ngx_log_t *log);
+void ngx_http_hris_wh_queue_settle(ngx_http_hris_wh_conf_t *conf,
+    ngx_http_hris_wh_claim_t *c, ngx_uint_t status, time_t retry_after,
+    ngx_log_t *log);
 
 
 #endif /* _NGX_HTTP_HRIS_WEBHOOKS_H_INCLUDED_ */

@@ -309,7 +309,11 @@ ngx_http_hris_events_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_hris_wh_fleet_init_process(cycle, conf);
+    if (ngx_http_hris_wh_fleet_init_process(cycle, conf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_hris_wh_queue_init_process(cycle, conf);
 }
 
 
@@ -323,6 +327,7 @@ ngx_http_hris_events_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_hris_wh_queue_exit_process(conf);
     ngx_http_hris_wh_spool_exit(conf, cycle->log);
 }
 

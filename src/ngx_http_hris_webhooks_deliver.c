@@ -1,7 +1,9 @@
 /*
  * Webhook deliveries (CONTRACT section 8): a timer in each worker claims
  * due events from the zone (ngx_http_hris_wh_claim(): one worker per
- * event, under the zone's lock, with a lease that outlives the attempt)
+ * event, under the zone's lock, with a lease that outlives the attempt;
+ * with hris_redis, ngx_http_hris_webhooks_queue.c claims the fleet's
+ * queue and hands its deliveries to ngx_http_hris_wh_deliver_start())
  * and posts them with the worker's curl multi handle, as calls of no
  * client request: each has a pool of its own, destroyed when it ends.
  * At most conf->concurrency deliveries run in a worker at a time.
@@ -90,7 +92,6 @@ ngx_http_hris_wh_tick(ngx_event_t *ev)
     ngx_pool_t                   *pool;
     ngx_http_hris_wh_claim_t     *c;
     ngx_http_hris_wh_worker_t    *w = ev->data;
-    ngx_http_hris_wh_delivery_t  *d;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
@@ -105,28 +106,59 @@ ngx_http_hris_wh_tick(ngx_event_t *ev)
             break;
         }
 
-        if (ngx_http_hris_wh_claim(w->conf, pool, 1, &c) == 0) {
+        if (ngx_http_hris_wh_claim(w->conf, pool, 1, &c) == 0
+            || ngx_http_hris_wh_deliver_start(pool, c) != NGX_OK)
+        {
             ngx_destroy_pool(pool);
             break;
-        }
-
-        d = ngx_pcalloc(pool, sizeof(ngx_http_hris_wh_delivery_t));
-        if (d == NULL) {
-            ngx_destroy_pool(pool);
-            break;
-        }
-
-        d->pool = pool;
-        d->claim = c;
-        d->conf = w->conf;
-        w->inflight++;
-
-        if (ngx_http_hris_wh_send(d) != NGX_OK) {
-            ngx_http_hris_wh_end(d, 0, -1);
         }
     }
 
     ngx_add_timer(ev, NGX_HTTP_HRIS_WH_TICK);
+}
+
+
+/* how many more deliveries this worker may start now */
+
+ngx_uint_t
+ngx_http_hris_wh_deliver_room(void)
+{
+    ngx_http_hris_wh_worker_t  *w = &ngx_http_hris_wh_worker;
+
+    if (w->conf == NULL || w->inflight >= w->conf->concurrency) {
+        return 0;
+    }
+
+    return w->conf->concurrency - w->inflight;
+}
+
+
+/*
+ * An attempt at a claimed delivery (the zone's or the fleet's queue),
+ * in the claim's pool, which it owns from now on unless NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_hris_wh_deliver_start(ngx_pool_t *pool, ngx_http_hris_wh_claim_t *c)
+{
+    ngx_http_hris_wh_worker_t    *w = &ngx_http_hris_wh_worker;
+    ngx_http_hris_wh_delivery_t  *d;
+
+    d = ngx_pcalloc(pool, sizeof(ngx_http_hris_wh_delivery_t));
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    d->pool = pool;
+    d->claim = c;
+    d->conf = w->conf;
+    w->inflight++;
+
+    if (ngx_http_hris_wh_send(d) != NGX_OK) {
+        ngx_http_hris_wh_end(d, 0, -1);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -338,7 +370,14 @@ ngx_http_hris_wh_end(ngx_http_hris_wh_delivery_t *d, ngx_uint_t status,
                       &c->tenant, status, c->attempts + 1);
     }
 
-    ngx_http_hris_wh_settle(d->conf, c, status, retry_after, ngx_cycle->log);
+    if (c->fleet) {
+        ngx_http_hris_wh_queue_settle(d->conf, c, status, retry_after,
+                                      ngx_cycle->log);
+
+    } else {
+        ngx_http_hris_wh_settle(d->conf, c, status, retry_after,
+                                ngx_cycle->log);
+    }
 
     ngx_http_hris_wh_worker.inflight--;
 
