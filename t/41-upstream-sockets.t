@@ -132,7 +132,9 @@ subtest 'worker_connections exhausted: only the calls without a slot fail' => su
     my $ng = HRIS::Nginx->start(accounts => $accounts, workers => 1, worker_connections => 24,
                                 location => 'hris_retries 0;');
     $sb->reset;
-    $sb->fault({ fault => 'slow', delay_ms => 700, count => -1, path => '/v1/' });
+    # slow enough that no call ends (freeing its slot) before the last
+    # request is read, even on a loaded machine
+    $sb->fault({ fault => 'slow', delay_ms => 3000, count => -1, path => '/v1/' });
     # 16 clients take 16 slots of 24 (and the listener one), then their
     # requests come: 7 slots are left for 16 upstream connections
     my $before = worker_sockets($ng);
@@ -145,7 +147,8 @@ subtest 'worker_connections exhausted: only the calls without a slot fail' => su
     # it cannot accept (no answer at all, nginx's behaviour, not ours)
     my $deadline = time + 20;
     sleep 0.05 while worker_sockets($ng) < $before + 16 && time < $deadline;
-    is(worker_sockets($ng) - $before, 16, 'the worker holds the 16 clients');
+    # (at least: curl may open a socket of its own meanwhile)
+    cmp_ok(worker_sockets($ng) - $before, '>=', 16, 'the worker holds the 16 clients');
     for my $s (@socks) {
         $s->autoflush(1);
         print $s "GET /unified/hris/employees?$ACME&limit=1 HTTP/1.1\r\nHost: gw\r\n"
