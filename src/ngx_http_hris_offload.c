@@ -241,10 +241,14 @@ ngx_http_hris_offload_parse_thread(void *data, ngx_log_t *log)
     ngx_http_hris_parse_task_t  *pt = data;
     ngx_http_hris_call_t        *call = pt->call;
 
-    call->parsed_body = ngx_http_hris_parse(call->resp, call->resp_len,
-                                            &call->parsed_line,
-                                            &call->parsed_column,
-                                            &call->parsed_error, pt->spans);
+    /* of the records, only those the page takes (ctx->select) */
+    call->parsed_body = ngx_http_hris_parse_select(call->resp,
+                                                   call->resp_len,
+                                                   &call->parsed_line,
+                                                   &call->parsed_column,
+                                                   &call->parsed_error,
+                                                   pt->spans,
+                                                   pt->ctx->select);
 }
 
 
