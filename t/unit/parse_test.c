@@ -321,8 +321,7 @@ check_select(const char *name, const char *text, size_t len)
     ngx_uint_t   w, counted;
     ngx_str_t    keys[2] = { ngx_string("data"), ngx_string("Result") };
     static const ngx_uint_t  windows[][2] = {
-        { 0, 1 }, { 0, 2 }, { 1, 1 }, { 2, 3 }, { 0, 500 }, { 3, 1 },
-        { 7, 2 }, { 50, 10 }
+        { 0, 1 }, { 1, 1 }, { 2, 3 }, { 0, 500 }, { 7, 2 }
     };
 
     ok = 1;
@@ -515,7 +514,7 @@ main(void)
 
         check("generated", doc, len);
 
-        if (i % 4 == 0) {
+        if (i % 12 == 0) {
             check_select("generated", doc, len);
         }
 
@@ -528,14 +527,14 @@ main(void)
             case 0:
                 bad[rand() % len] = "\"\\{}[],:0e-\x80\xff u"[rand() % 15];
                 check("damaged", bad, len);
-                if (i % 4 == 0) {
+                if (i % 12 == 0) {
                     check_select("damaged", bad, len);
                 }
                 break;
             case 1:
                 k = rand() % len;
                 check("cut", bad, k);
-                if (i % 4 == 0) {
+                if (i % 12 == 0) {
                     check_select("cut", bad, k);
                 }
                 break;
