@@ -783,15 +783,12 @@ ngx_http_hris_walk_keep(ngx_http_hris_op_t *op, json_t *rec)
 static ngx_http_hris_select_t *
 ngx_http_hris_walk_select(ngx_http_hris_ctx_t *ctx)
 {
-    size_t                        taken;
     ngx_http_hris_op_t           *op = ctx->call_op;
     ngx_http_hris_select_t       *sel;
     ngx_http_hris_body_errors_t  *be = &ctx->account->table->body_errors;
 
-    taken = json_array_size(ctx->result);
-
     if (ngx_http_hris_fetching_parents(ctx) || ctx->id_expr || ctx->is_get
-        || op->batches || op->records.parent || taken >= ctx->limit)
+        || op->batches || op->records.parent)
     {
         return NULL;
     }
@@ -816,8 +813,13 @@ ngx_http_hris_walk_select(ngx_http_hris_ctx_t *ctx)
 
     sel->keys = op->records.tokens;
     sel->nkeys = op->records.n;
+    /*
+     * the whole page's worth from pos.skip: walk_take() maps at most what
+     * the page still has room for (less after a fan-out's earlier calls),
+     * and a record kept beyond it only says that more follow
+     */
     sel->skip = ctx->pos.skip;
-    sel->room = ctx->limit - taken;
+    sel->room = ngx_max(ctx->limit, 1);
 
     if (op->where.nelts || op->has_unnest) {
         sel->count = ngx_http_hris_walk_count;
