@@ -5,7 +5,9 @@
  * differences allowed: a document nested deeper than the reader's limit,
  * and a NUL byte that jansson skips).
  * Every object's recorded span loads again as that object, unless the
- * input holds duplicate keys.
+ * input holds duplicate keys. The selective parse of the root array
+ * (ngx_http_hris_parse_select()) fails exactly as the full one, or holds
+ * the elements of its window.
  */
 
 #include <ngx_config.h>
@@ -57,6 +59,56 @@ fuzz_spans_ok(ngx_http_hris_spans_t *spans, json_t *v)
 }
 
 
+/* a window of the root array, picked from the input's size */
+
+static void
+fuzz_select(const uint8_t *data, size_t size, json_t *full, int line,
+    int col, const char *err)
+{
+    int                      sline, scol, ok;
+    size_t                   i, n;
+    json_t                  *ours;
+    const char              *serr;
+    ngx_http_hris_select_t   sel;
+
+    ngx_memzero(&sel, sizeof(ngx_http_hris_select_t));
+    sel.skip = size % 5;
+    sel.room = 1 + size % 3;
+
+    serr = NULL;
+    ours = ngx_http_hris_parse_select(data, size, &sline, &scol, &serr,
+                                      NULL, &sel);
+
+    if (full == NULL || ours == NULL) {
+        ok = (full == NULL && ours == NULL && sline == line && scol == col
+              && strcmp(serr, err) == 0);
+
+    } else if (!json_is_array(full)) {
+        ok = (sel.list == NULL && json_equal(ours, full));
+
+    } else {
+        n = json_array_size(full);
+        ok = (sel.list == ours && sel.raw == n
+              && sel.offset == ngx_min(sel.skip, n)
+              && sel.more == (n > sel.skip + sel.room)
+              && json_array_size(ours)
+                 == ngx_min(n, sel.skip + sel.room) - sel.offset);
+
+        for (i = 0; ok && i < json_array_size(ours); i++) {
+            ok = json_equal(json_array_get(ours, i),
+                            json_array_get(full, sel.offset + i));
+        }
+    }
+
+    json_decref(ours);
+
+    if (!ok) {
+        fprintf(stderr, "the selective parse differs from the full one\n");
+        abort();
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -75,6 +127,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     spans.pool = pool;
 
     err = NULL;
+    line = 0;
+    col = 0;
     ours = ngx_http_hris_parse(data, size, &line, &col, &err, &spans);
     theirs = json_loadb((const char *) data, size, 0, NULL);
 
@@ -114,6 +168,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+
+    fuzz_select(data, size, ours, line, col, err);
 
     ngx_destroy_pool(pool);
 

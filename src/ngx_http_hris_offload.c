@@ -12,6 +12,12 @@
  * at most 500 records, map them, write the page) stays on the event loop:
  * it is bounded by the page size, not by the provider's body.
  *
+ * What the thread builds: when the walk says which records the page takes
+ * (ctx->select, walk.c), only those of the records array, the rest read
+ * and checked but not kept (ngx_http_hris_parse_select()): the tree of a
+ * whole 15 MB body was 11 times the body, built by a malloc() per node
+ * under the lock the worker's own malloc() takes too (bench/README.md).
+ *
  * Why threads rather than slices of work between events: the reader is
  * one recursive descent over the whole body; cutting it into resumable
  * slices would make every value's parse carry its state. A thread needs
@@ -241,10 +247,14 @@ ngx_http_hris_offload_parse_thread(void *data, ngx_log_t *log)
     ngx_http_hris_parse_task_t  *pt = data;
     ngx_http_hris_call_t        *call = pt->call;
 
-    call->parsed_body = ngx_http_hris_parse(call->resp, call->resp_len,
-                                            &call->parsed_line,
-                                            &call->parsed_column,
-                                            &call->parsed_error, pt->spans);
+    /* of the records, only those the page takes (ctx->select) */
+    call->parsed_body = ngx_http_hris_parse_select(call->resp,
+                                                   call->resp_len,
+                                                   &call->parsed_line,
+                                                   &call->parsed_column,
+                                                   &call->parsed_error,
+                                                   pt->spans,
+                                                   pt->ctx->select);
 }
 
 

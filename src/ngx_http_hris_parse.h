@@ -29,6 +29,34 @@ typedef struct {
 
 
 /*
+ * A selective parse (ngx_http_hris_parse_select()): of the array at the
+ * object keys "keys" (none: the answer itself), only the elements that
+ * yield the records skip to skip + room are built; the others are read,
+ * checked as strictly as by a full parse, and not kept. Everything outside
+ * that array is built as usual. count(data, element), when set, tells how
+ * many records an element yields (a filter, an unnest): each element is
+ * then built, counted and freed unless it is kept; without it, one each.
+ * Called by the thread that parses: it must only read the element.
+ */
+typedef ngx_int_t (*ngx_http_hris_select_pt)(void *data, json_t *elem);
+
+typedef struct {
+    ngx_str_t                 *keys;
+    ngx_uint_t                 nkeys;
+    ngx_uint_t                 skip;
+    ngx_uint_t                 room;      /* at least 1 */
+    ngx_http_hris_select_pt    count;     /* or NULL */
+    void                      *data;
+
+    /* what the parse found (list NULL: no array there, all built) */
+    json_t                    *list;      /* holds the kept elements */
+    ngx_uint_t                 raw;       /* all its elements */
+    ngx_uint_t                 offset;    /* records before the kept ones */
+    unsigned                   more:1;    /* records after the window */
+} ngx_http_hris_select_t;
+
+
+/*
  * How deeply a provider's answer may nest, objects and arrays counted
  * (jansson's own parser allows as much). The writer takes this many
  * levels, plus the few that the gateway's answer puts around a provider's
@@ -71,6 +99,9 @@ ngx_http_hris_json_plain8(const u_char *p)
 
 json_t *ngx_http_hris_parse(const u_char *data, size_t len, int *line,
     int *column, const char **error, ngx_http_hris_spans_t *spans);
+json_t *ngx_http_hris_parse_select(const u_char *data, size_t len,
+    int *line, int *column, const char **error,
+    ngx_http_hris_spans_t *spans, ngx_http_hris_select_t *sel);
 ngx_int_t ngx_http_hris_span_get(ngx_http_hris_spans_t *spans, json_t *v,
     const u_char **start, size_t *len);
 

@@ -83,6 +83,8 @@ typedef struct {
     size_t                      heap_bytes; /* answers parsed into it */
     ngx_uint_t                  heap_arena; /* a tree of it is the
                                                arena's: freed here */
+    ngx_http_hris_select_t     *select;     /* of a huge answer: what a
+                                               thread's parse builds */
     uint64_t                   *cover;      /* field coverage counters,
                                                or NULL (metrics.c) */
     ngx_uint_t                  batch;      /* field batch of the call */

@@ -35,6 +35,13 @@ static ngx_int_t ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_call_t *call, json_t *body, ngx_uint_t *empty);
 static ngx_int_t ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx,
     json_t *body, ngx_array_t *recs, ngx_uint_t *raw);
+static ngx_uint_t ngx_http_hris_walk_keep(ngx_http_hris_op_t *op,
+    json_t *rec);
+static ngx_http_hris_select_t *ngx_http_hris_walk_select(
+    ngx_http_hris_ctx_t *ctx);
+static ngx_uint_t ngx_http_hris_walk_outside(ngx_http_hris_path_t *records,
+    ngx_http_hris_path_t *path);
+static ngx_int_t ngx_http_hris_walk_count(void *data, json_t *rec);
 static ngx_int_t ngx_http_hris_walk_parents(ngx_http_hris_ctx_t *ctx,
     json_t *body, ngx_array_t *recs, ngx_uint_t raw);
 static ngx_int_t ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx,
@@ -492,6 +499,8 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
         spans = (ctx->remote_data && !op->batches) ? ctx->spans : NULL;
 
         if (!call->parsed) {
+            ctx->select = ngx_http_hris_walk_select(ctx);
+
             rc = ngx_http_hris_offload_parse(ctx, call, spans,
                                              ngx_http_hris_walk_parsed);
             if (rc == NGX_OK) {
@@ -644,12 +653,11 @@ static ngx_int_t
 ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
     ngx_array_t *recs, ngx_uint_t *raw)
 {
-    json_t                 *list, *rec, *v, *inner, *child, *parent;
-    size_t                  i, j, k;
-    ngx_uint_t              keep;
-    ngx_http_hris_rec_t    *e;
-    ngx_http_hris_where_t  *w;
-    ngx_http_hris_op_t     *op = ctx->call_op;
+    json_t                  *list, *rec, *inner, *child, *parent;
+    size_t                   i, k;
+    ngx_http_hris_rec_t     *e;
+    ngx_http_hris_op_t      *op = ctx->call_op;
+    ngx_http_hris_select_t  *sel;
 
     list = ngx_http_hris_path_get(&op->records, body, NULL);
 
@@ -676,25 +684,31 @@ ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
         return NGX_ERROR;
     }
 
-    *raw = json_array_size(list);
-    w = op->where.elts;
+    /* a huge answer's array, parsed selectively: the page's part of it */
+    sel = ctx->select;
+
+    if (sel && sel->list != list) {
+        sel = NULL;
+    }
+
+    *raw = sel ? sel->raw : json_array_size(list);
+
+    /*
+     * The records before the part kept stand in as empty entries, so that
+     * positions (pos.skip) count as in the whole array; walk_take() maps
+     * only from pos.skip on, which is inside the part kept.
+     */
+    for (i = 0; sel && i < sel->offset; i++) {
+        e = ngx_array_push(recs);
+        if (e == NULL) {
+            return NGX_ERROR;
+        }
+        e->record = NULL;
+        e->parent = NULL;
+    }
 
     json_array_foreach(list, i, rec) {
-        keep = 1;
-
-        for (j = 0; keep && j < op->where.nelts; j++) {
-            v = ngx_http_hris_path_get(&w[j].path, rec, NULL);
-            keep = 0;
-
-            json_array_foreach(w[j].values, k, inner) {
-                if (v && json_equal(v, inner)) {
-                    keep = 1;
-                    break;
-                }
-            }
-        }
-
-        if (!keep) {
+        if (!ngx_http_hris_walk_keep(op, rec)) {
             continue;
         }
 
@@ -720,7 +734,154 @@ ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
         }
     }
 
+    /* records after the part kept: one entry says so (the page is full) */
+    if (sel && sel->more) {
+        e = ngx_array_push(recs);
+        if (e == NULL) {
+            return NGX_ERROR;
+        }
+        e->record = NULL;
+        e->parent = NULL;
+    }
+
     return NGX_OK;
+}
+
+
+/* "where": whether a record of the array is kept */
+
+static ngx_uint_t
+ngx_http_hris_walk_keep(ngx_http_hris_op_t *op, json_t *rec)
+{
+    json_t                 *v, *inner;
+    size_t                  k;
+    ngx_uint_t              j, keep;
+    ngx_http_hris_where_t  *w;
+
+    keep = 1;
+    w = op->where.elts;
+
+    for (j = 0; keep && j < op->where.nelts; j++) {
+        v = ngx_http_hris_path_get(&w[j].path, rec, NULL);
+        keep = 0;
+
+        json_array_foreach(w[j].values, k, inner) {
+            if (v && json_equal(v, inner)) {
+                keep = 1;
+                break;
+            }
+        }
+    }
+
+    return keep;
+}
+
+
+/*
+ * What a thread's parse of a huge answer builds (offload.c): of the
+ * records array, only the elements whose records this page takes, when
+ * nothing else of the walk reads the array (the parent list and a get
+ * read all of it; body errors and page fields must lie outside it).
+ * NULL: all of it.
+ */
+
+static ngx_http_hris_select_t *
+ngx_http_hris_walk_select(ngx_http_hris_ctx_t *ctx)
+{
+    ngx_http_hris_op_t           *op = ctx->call_op;
+    ngx_http_hris_select_t       *sel;
+    ngx_http_hris_body_errors_t  *be = &ctx->account->table->body_errors;
+
+    if (ngx_http_hris_fetching_parents(ctx) || ctx->id_expr || ctx->is_get
+        || op->batches || op->records.parent)
+    {
+        return NULL;
+    }
+
+    if ((op->page_type == NGX_HTTP_HRIS_PAGE_CURSOR
+         && !ngx_http_hris_walk_outside(&op->records, &op->page_next))
+        || (op->has_total
+            && !ngx_http_hris_walk_outside(&op->records, &op->page_total))
+        || (be->enabled
+            && (!ngx_http_hris_walk_outside(&op->records, &be->when)
+                || !ngx_http_hris_walk_outside(&op->records, &be->status)
+                || !ngx_http_hris_walk_outside(&op->records,
+                                               &be->message))))
+    {
+        return NULL;
+    }
+
+    sel = ngx_pcalloc(ctx->request->pool, sizeof(ngx_http_hris_select_t));
+    if (sel == NULL) {
+        return NULL;
+    }
+
+    sel->keys = op->records.tokens;
+    sel->nkeys = op->records.n;
+    /*
+     * the whole page's worth from pos.skip: walk_take() maps at most what
+     * the page still has room for (less after a fan-out's earlier calls),
+     * and a record kept beyond it only says that more follow
+     */
+    sel->skip = ctx->pos.skip;
+    sel->room = ngx_max(ctx->limit, 1);
+
+    if (op->where.nelts || op->has_unnest) {
+        sel->count = ngx_http_hris_walk_count;
+        sel->data = op;
+    }
+
+    return sel;
+}
+
+
+/* whether path does not lead into (nor to) the records */
+
+static ngx_uint_t
+ngx_http_hris_walk_outside(ngx_http_hris_path_t *records,
+    ngx_http_hris_path_t *path)
+{
+    ngx_uint_t  i;
+
+    if (path->parent || path->n < records->n) {
+        return 1;
+    }
+
+    for (i = 0; i < records->n; i++) {
+        if (path->tokens[i].len != records->tokens[i].len
+            || ngx_strncmp(path->tokens[i].data, records->tokens[i].data,
+                           path->tokens[i].len) != 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * In the parsing thread: the records an element of the array yields, as
+ * ngx_http_hris_walk_records() counts them. Reads only.
+ */
+
+static ngx_int_t
+ngx_http_hris_walk_count(void *data, json_t *rec)
+{
+    json_t              *inner;
+    ngx_http_hris_op_t  *op = data;
+
+    if (!ngx_http_hris_walk_keep(op, rec)) {
+        return 0;
+    }
+
+    if (!op->has_unnest) {
+        return 1;
+    }
+
+    inner = ngx_http_hris_path_get(&op->unnest, rec, NULL);
+
+    return json_is_array(inner) ? (ngx_int_t) json_array_size(inner) : 0;
 }
 
 

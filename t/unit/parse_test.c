@@ -6,7 +6,10 @@
  * without duplicate keys; only an object whose bytes hold a duplicate key
  * has none. Every object the span table names must be alive (valgrind
  * tells), and an object built after a parse never inherits a span.
- * Prints TAP.
+ * The selective parse (ngx_http_hris_parse_select()) fails exactly where
+ * and as the full one does, and of its array holds exactly the elements
+ * a window selects (with and without a count of records per element),
+ * everything else as jansson reads it. Prints TAP.
  */
 
 #include <ngx_config.h>
@@ -15,7 +18,7 @@
 #include "ngx_http_hris_parse.h"
 
 
-static int  tests, failed;
+static int  tests, failed, selects;
 
 
 /*
@@ -165,6 +168,199 @@ check(const char *name, const char *text, size_t len)
 }
 
 
+/* records per element, as an unnest would: an array's size, an object 1 */
+
+static ngx_int_t
+count_records(void *data, json_t *elem)
+{
+    (*(int *) data)++;
+
+    if (json_is_array(elem)) {
+        return json_array_size(elem);
+    }
+
+    return json_is_object(elem) ? 1 : 0;
+}
+
+
+/*
+ * The selective parse of the array at "keys" (the root when nkeys is 0)
+ * against the full one: the same failure and position, or the same tree
+ * but for the array, which holds the elements jansson's tree has whose
+ * records meet [skip, skip + room), and the counts that say where.
+ */
+
+static int
+select_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_uint_t skip, ngx_uint_t room, ngx_uint_t counted)
+{
+    int                      line, col, fline, fcol, ok, calls;
+    size_t                   i, n, seen, first, kept_n;
+    json_t                  *ours, *full, *list, *elem, *want, *holder;
+    const char              *err, *ferr;
+    ngx_pool_t              *pool;
+    ngx_uint_t               more, kept;
+    ngx_http_hris_spans_t    spans;
+    ngx_http_hris_select_t   sel;
+
+    pool = ngx_create_pool(1024, NULL);
+    if (pool == NULL) {
+        abort();
+    }
+
+    memset(&spans, 0, sizeof(spans));
+    spans.pool = pool;
+    memset(&sel, 0, sizeof(sel));
+    sel.keys = keys;
+    sel.nkeys = nkeys;
+    sel.skip = skip;
+    sel.room = room;
+    calls = 0;
+
+    if (counted) {
+        sel.count = count_records;
+        sel.data = &calls;
+    }
+
+    full = ngx_http_hris_parse((const u_char *) text, len, &fline, &fcol,
+                               &ferr, NULL);
+    ours = ngx_http_hris_parse_select((const u_char *) text, len, &line,
+                                      &col, &err, &spans, &sel);
+
+    if (full == NULL || ours == NULL) {
+        ok = (full == NULL && ours == NULL && line == fline && col == fcol
+              && strcmp(err, ferr) == 0);
+        goto done;
+    }
+
+    holder = NULL;
+    list = full;
+
+    for (i = 0; i < nkeys && list; i++) {
+        holder = list;
+        list = json_is_object(list)
+               ? json_object_getn(list, (char *) keys[i].data, keys[i].len)
+               : NULL;
+    }
+
+    if (!json_is_array(list)) {
+        /* no array there: everything built, nothing selected */
+        ok = (sel.list == NULL && json_equal(ours, full));
+        goto done;
+    }
+
+    /* what the window should keep, from the full tree */
+    want = json_array();
+    seen = 0;
+    first = (size_t) -1;
+    more = 0;
+
+    json_array_foreach(list, i, elem) {
+        n = counted ? (size_t) count_records(&calls, elem) : 1;
+
+        if (seen >= skip + room) {
+            more = more || n > 0;
+            continue;
+        }
+
+        kept = (n > 0 && seen + n > skip);
+
+        if (kept) {
+            json_array_append(want, elem);
+            if (first == (size_t) -1) {
+                first = seen;
+            }
+        }
+
+        seen += n;
+    }
+
+    kept_n = json_array_size(want);
+
+    ok = sel.list != NULL && json_equal(sel.list, want)
+         && sel.raw == json_array_size(list)
+         && sel.offset == (kept_n ? first : seen)
+         && sel.more == more
+         && spans_ok(&spans, sel.list, 1)
+         && table_alive(&spans);
+
+    /* the rest of the tree: the full one with the array replaced */
+    if (ok) {
+        if (holder) {
+            json_object_setn(holder, (char *) keys[nkeys - 1].data,
+                             keys[nkeys - 1].len, want);
+            ok = json_equal(ours, full);
+
+        } else {
+            ok = json_equal(ours, want);
+        }
+    }
+
+    json_decref(want);
+
+done:
+
+    ngx_destroy_pool(pool);
+    json_decref(ours);
+    json_decref(full);
+
+    selects++;
+
+    return ok;
+}
+
+
+/* a few windows over the same input, the root array and one in an object */
+
+static void
+check_select(const char *name, const char *text, size_t len)
+{
+    int          ok;
+    char        *wrapped;
+    size_t       wlen;
+    ngx_uint_t   w, counted;
+    ngx_str_t    keys[2] = { ngx_string("data"), ngx_string("Result") };
+    static const ngx_uint_t  windows[][2] = {
+        { 0, 1 }, { 1, 1 }, { 2, 3 }, { 0, 500 }, { 7, 2 }
+    };
+
+    ok = 1;
+    wrapped = malloc(2 * len + 64);
+    if (wrapped == NULL) {
+        abort();
+    }
+
+    /* the array as a value among others, and a duplicate key after it */
+    wlen = sprintf(wrapped, "{\"a\":1,\"data\":{\"Result\":");
+    memcpy(wrapped + wlen, text, len);
+    wlen += len;
+    wlen += sprintf(wrapped + wlen, ",\"z\":[1]},\"b\":");
+    memcpy(wrapped + wlen, text, len);
+    wlen += len;
+    wrapped[wlen++] = '}';
+
+    for (w = 0; ok && w < sizeof(windows) / sizeof(windows[0]); w++) {
+        for (counted = 0; ok && counted < 2; counted++) {
+            ok = select_one(text, len, NULL, 0, windows[w][0], windows[w][1],
+                            counted)
+                 && select_one(wrapped, wlen, keys, 2, windows[w][0],
+                               windows[w][1], counted)
+                 && select_one(wrapped, wlen, keys, 1, windows[w][0],
+                               windows[w][1], counted);
+        }
+    }
+
+    free(wrapped);
+
+    tests++;
+    if (!ok) {
+        failed++;
+        printf("not ok %d - %s, selective: window %lu (%.*s)\n", tests, name,
+               (unsigned long) (w - 1), (int) (len > 60 ? 60 : len), text);
+    }
+}
+
+
 static const char *cases[] = {
     "{}", "[]", " { \"a\" : 1 } ", "[1,2,3]", "{\"a\":[{\"b\":null}]}",
     "[true,false,null]", "[-0]", "[0]", "[-1]", "[1.5]", "[1e3]", "[1E-3]",
@@ -299,11 +495,12 @@ main(void)
 {
     int     i, j;
     char    doc[8192], *p;
-    size_t  len;
+    size_t  len, k;
 
 
     for (i = 0; cases[i]; i++) {
         check("case", cases[i], strlen(cases[i]));
+        check_select("case", cases[i], strlen(cases[i]));
     }
 
     srand(20261122);
@@ -317,6 +514,10 @@ main(void)
 
         check("generated", doc, len);
 
+        if (i % 12 == 0) {
+            check_select("generated", doc, len);
+        }
+
         /* the same document damaged: a byte changed, cut, or doubled */
         for (j = 0; j < 3; j++) {
             char  bad[8192];
@@ -326,9 +527,16 @@ main(void)
             case 0:
                 bad[rand() % len] = "\"\\{}[],:0e-\x80\xff u"[rand() % 15];
                 check("damaged", bad, len);
+                if (i % 12 == 0) {
+                    check_select("damaged", bad, len);
+                }
                 break;
             case 1:
-                check("cut", bad, rand() % len);
+                k = rand() % len;
+                check("cut", bad, k);
+                if (i % 12 == 0) {
+                    check_select("cut", bad, k);
+                }
                 break;
             default:
                 if (2 * len < sizeof(bad)) {
