@@ -51,7 +51,7 @@ $ng = HRIS::Nginx->start(accounts => $acc, http => "hris_state_file $state;", se
                          log_level => 'debug');
 
 sub compiles {
-    my @n = $ng->error_log =~ /run-time accounts, generation \d+: (\d+ of \d+) compiled/g;
+    my @n = $ng->error_log =~ /run-time accounts, generation \d+: \d+ read(?: \(all\))?, (\d+ of \d+) compiled/g;
     return \@n;
 }
 
