@@ -35,8 +35,11 @@
 /* used connect links: at most one per this many bytes of the zone */
 #define NGX_HTTP_HRIS_LINK_ROOM      256
 
-/* deleted run-time accounts remembered: one per this many bytes, >= 16 */
-#define NGX_HTTP_HRIS_DEAD_ROOM      2048
+/*
+ * deleted run-time accounts remembered: one per this many bytes, >= 16
+ * (a tombstone takes 128 or 256 bytes: at most 3% of the zone)
+ */
+#define NGX_HTTP_HRIS_DEAD_ROOM      8192
 
 
 typedef struct {

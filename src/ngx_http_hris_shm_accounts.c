@@ -436,8 +436,8 @@ ngx_http_hris_shm_acct_insert(ngx_rbtree_node_t *temp,
 
 /*
  * The run-time accounts as one JSON object, {"<id>": text, ...}, for the
- * state file: ids are letters, digits, "-", "_" and "." (checked when
- * stored), so they go in as they are. With the zone locked.
+ * state file: the texts are JSON as stored; the ids, checked when stored,
+ * are escaped all the same. With the zone locked.
  */
 
 static ngx_int_t
@@ -458,7 +458,8 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
         a = ngx_queue_data(q, ngx_http_hris_shm_acct_t, order);
 
         if (a->text) {
-            len += sizeof("\"\":,") - 1 + a->id_len + a->text_len;
+            len += sizeof("\"\":,") - 1 + a->id_len + a->text_len
+                   + ngx_escape_json(NULL, a->id, a->id_len);
         }
     }
 
@@ -485,7 +486,7 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
         }
 
         *p++ = '"';
-        p = ngx_cpymem(p, a->id, a->id_len);
+        p = (u_char *) ngx_escape_json(p, a->id, a->id_len);
         *p++ = '"';
         *p++ = ':';
         p = ngx_cpymem(p, a->text, a->text_len);
