@@ -1075,7 +1075,14 @@ ngx_http_hris_store_entry(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
         && ngx_http_hris_store_compile(hmcf, pool, js, &e->acc, &err)
            == NGX_OK)
     {
-        return e;
+        /* generations are sorted by the zone's id: the account's own */
+        if (e->acc.id.len == id->len
+            && ngx_strncmp(e->acc.id.data, id->data, id->len) == 0)
+        {
+            return e;
+        }
+
+        ngx_str_set(&err, "its \"id\" is not the id it is stored under");
     }
 
     if (json_is_object(js)) {

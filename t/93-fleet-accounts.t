@@ -194,6 +194,16 @@ is($D->unified('employees', account => 'many-' . ($dead + 1), limit => 1)->{stat
 my $left = $M - $dead + 1;
 like($D->error_log, qr/run-time accounts, generation \d+: $left read \(all\)/,
      "its worker, behind the deletes, read all its $left accounts again");
+# a value whose "id" is not the id it is stored under (another build, a
+# hand edit) is left out, said in the error log
+seed([ [ 'odd-1', $J->encode({ %$model, id => 'odd-2' }) ] ]);
+ok(wait_for(sub {
+    $D->unified('employees', account => 'odd-1', limit => 1);
+    return $D->error_log =~ /run-time account "odd-1" is left out: its "id" is not the id it is stored under/;
+}, 10), 'an account stored under another id is left out, and the log says why');
+is($D->unified('employees', account => 'odd-2', limit => 1)->{status}, 404, '... served under neither id');
+is($D->unified('employees', account => 'many-' . ($dead + 1), limit => 1)->{status}, 200,
+   '... the others still answer');
 ($secs, $st) = within($B, 'many-1', 404, 10);
 is($st, 404, 'B no longer serves them either');
 is($B->unified('employees', account => 'many-' . ($dead + 1), limit => 1)->{status}, 200,
