@@ -55,6 +55,17 @@ typedef enum {
 } ngx_http_hris_page_type_e;
 
 
+/*
+ * A run-time account as the shared zone has it, changed after a given
+ * generation (ngx_http_hris_shm_accounts_since()): its JSON text, or
+ * text.data NULL for a run-time account deleted.
+ */
+typedef struct {
+    ngx_str_t                     id;
+    ngx_str_t                     text;
+} ngx_http_hris_shm_change_t;
+
+
 /* A name (header or query parameter) with a value template. */
 typedef struct {
     ngx_str_t                    name;
@@ -757,10 +768,13 @@ ngx_int_t ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, json_t **tokens, json_t **links, ngx_str_t *accounts,
     ngx_uint_t *serial);
 ngx_uint_t ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf);
-ngx_int_t ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t *gen);
-ngx_int_t ngx_http_hris_shm_accounts_set(ngx_http_hris_main_conf_t *hmcf,
-    ngx_uint_t gen, ngx_str_t *text);
+ngx_int_t ngx_http_hris_shm_accounts_since(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_uint_t gen, ngx_array_t *changes, ngx_uint_t *now,
+    ngx_uint_t *full);
+ngx_int_t ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *text, ngx_uint_t *version);
+ngx_int_t ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text);
 ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,

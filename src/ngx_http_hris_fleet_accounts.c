@@ -10,12 +10,16 @@
  *                               deleted accounts-file account) or "-" (a
  *                               deleted run-time account)
  *     hris:{accounts}:gen       a counter, raised by each change
+ *     hris:{accounts}:log       sorted set: id scored by the counter's
+ *                               value at its latest change
  *
  * Each worker looks at the counter twice a second and, when it moved,
- * merges the changes into its gateway's zone (compare-and-set on the
- * zone's generation, as the administration API does): the workers then
- * compile them as they compile their own gateway's changes, and the state
- * file keeps them for a restart with Redis down.
+ * reads the accounts changed since the value it saw (the log gives their
+ * ids, the hash their values; the whole hash only at the start or when
+ * many changed), and merges them into its gateway's zone account by
+ * account (compare-and-set, as the administration API does): the workers
+ * then compile them as they compile their own gateway's changes, and the
+ * state file keeps them for a restart with Redis down.
  *
  * Limits: two gateways creating the same id within that half second both
  * say 201, and the last publication wins everywhere; a change made while
@@ -44,6 +48,9 @@ typedef struct {
 
 static ngx_int_t ngx_http_hris_accounts_merge(
     ngx_http_hris_fleet_mirror_t *m, ngx_http_hris_redis_reply_t *reply);
+static ngx_int_t ngx_http_hris_accounts_merge_one(
+    ngx_http_hris_accounts_sync_t *as, ngx_pool_t *pool, ngx_str_t *id,
+    ngx_str_t *val, ngx_uint_t *changed);
 static void ngx_http_hris_accounts_ignore(
     ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
     void *data);
@@ -53,12 +60,16 @@ static ngx_str_t  ngx_http_hris_accounts_changes =
     ngx_string("hris:{accounts}:changes");
 static ngx_str_t  ngx_http_hris_accounts_gen =
     ngx_string("hris:{accounts}:gen");
+static ngx_str_t  ngx_http_hris_accounts_log =
+    ngx_string("hris:{accounts}:log");
 
-/* KEYS: changes, gen. ARGV: id, value. */
+/* KEYS: changes, gen, log. ARGV: id, value. */
 static ngx_http_hris_redis_script_t  ngx_http_hris_accounts_publish_script;
 static char  ngx_http_hris_accounts_publish_lua[] =
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "return redis.call('INCR', KEYS[2])\n";
+    "local gen = redis.call('INCR', KEYS[2])\n"
+    "redis.call('ZADD', KEYS[3], gen, ARGV[1])\n"
+    "return gen\n";
 
 static ngx_http_hris_accounts_sync_t  *ngx_http_hris_accounts_sync;
 
@@ -86,6 +97,7 @@ ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
     as->mirror.hmcf = hmcf;
     as->mirror.counter = ngx_http_hris_accounts_gen;
     as->mirror.hash = ngx_http_hris_accounts_changes;
+    as->mirror.log_key = ngx_http_hris_accounts_log;
     as->mirror.merge = ngx_http_hris_accounts_merge;
     as->mirror.data = as;
 
@@ -110,7 +122,7 @@ ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_str_t *id, json_t *value)
 {
     char                           *dump;
-    ngx_str_t                       argv[4];
+    ngx_str_t                       argv[5];
     ngx_http_hris_accounts_sync_t  *as = ngx_http_hris_accounts_sync;
 
     if (hmcf->redis == NULL || as == NULL) {
@@ -120,24 +132,25 @@ ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
     dump = NULL;
 
     if (value == NULL) {
-        ngx_str_set(&argv[3], "-");
+        ngx_str_set(&argv[4], "-");
 
     } else {
         dump = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
         if (dump == NULL) {
             return;
         }
-        argv[3].data = (u_char *) dump;
-        argv[3].len = ngx_strlen(dump);
+        argv[4].data = (u_char *) dump;
+        argv[4].len = ngx_strlen(dump);
     }
 
     argv[0] = ngx_http_hris_accounts_changes;
     argv[1] = ngx_http_hris_accounts_gen;
-    argv[2] = *id;
+    argv[2] = ngx_http_hris_accounts_log;
+    argv[3] = *id;
 
     /* the command holds its own copy of the arguments */
     if (ngx_http_hris_redis_eval(as->rd, NULL,
-                                 &ngx_http_hris_accounts_publish_script, 2, 4,
+                                 &ngx_http_hris_accounts_publish_script, 3, 5,
                                  argv, ngx_http_hris_accounts_ignore, NULL)
         == NULL)
     {
@@ -150,17 +163,20 @@ ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
 }
 
 
-/* The fleet's changes into this gateway's zone (compare-and-set). */
+/*
+ * The fleet's changes into this gateway's zone, account by account
+ * (compare-and-set on each one's version, as the administration API
+ * does): reply holds the accounts changed since the last merge, or
+ * every account (id, value, id, value...).
+ */
 
 static ngx_int_t
 ngx_http_hris_accounts_merge(ngx_http_hris_fleet_mirror_t *m,
     ngx_http_hris_redis_reply_t *reply)
 {
-    char                           *dump;
-    json_t                         *all, *v, *old;
+    json_t                         *v;
     ngx_int_t                       rc;
-    ngx_str_t                       text, *id, *val;
-    ngx_uint_t                      i, gen, tries, changed;
+    ngx_uint_t                      i, changed;
     ngx_pool_t                     *pool;
     ngx_http_hris_accounts_sync_t  *as = m->data;
 
@@ -169,86 +185,94 @@ ngx_http_hris_accounts_merge(ngx_http_hris_fleet_mirror_t *m,
         return NGX_ERROR;
     }
 
+    rc = NGX_OK;
+    changed = 0;
+
+    for (i = 0; rc == NGX_OK && i + 1 < reply->nelts; i += 2) {
+
+        v = json_stringn((char *) reply->elts[i].str.data,
+                         reply->elts[i].str.len);
+
+        if (ngx_http_hris_account_id_valid(v)) {
+            rc = ngx_http_hris_accounts_merge_one(as, pool,
+                                                  &reply->elts[i].str,
+                                                  &reply->elts[i + 1].str,
+                                                  &changed);
+        }
+
+        json_decref(v);
+
+        /* the copies of the accounts read go with each few */
+        if (i % 64 == 62) {
+            ngx_reset_pool(pool);
+        }
+    }
+
+    if (changed) {
+        ngx_log_error(NGX_LOG_INFO, as->log, 0, "hris: %ui integrated "
+                      "accounts changed through other gateways are served "
+                      "here now", changed);
+        ngx_http_hris_state_save(as->hmcf, pool, as->log);
+    }
+
+    ngx_destroy_pool(pool);
+
+    return rc;
+}
+
+
+/* one account: "-" a run-time account deleted, else its JSON (or null) */
+
+static ngx_int_t
+ngx_http_hris_accounts_merge_one(ngx_http_hris_accounts_sync_t *as,
+    ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *val, ngx_uint_t *changed)
+{
+    json_t      *v, *old;
+    ngx_int_t    rc;
+    ngx_str_t    text, *set;
+    ngx_uint_t   tries, version, same;
+
+    v = NULL;
+
+    if (!(val->len == 1 && val->data[0] == '-')) {
+        v = json_loadb((char *) val->data, val->len, JSON_DECODE_ANY, NULL);
+
+        if (v == NULL || !(json_is_object(v) || json_is_null(v))) {
+            json_decref(v);
+            return NGX_OK;
+        }
+    }
+
+    set = v ? val : NULL;
     rc = NGX_ERROR;
 
     for (tries = 0; tries < NGX_HTTP_HRIS_ACCOUNTS_TRIES; tries++) {
 
-        if (ngx_http_hris_shm_accounts_get(as->hmcf, pool, &text, &gen)
+        if (ngx_http_hris_shm_account_get(as->hmcf, pool, id, &text, &version)
             != NGX_OK)
         {
             break;
         }
 
-        all = json_loadb((char *) text.data, text.len, 0, NULL);
-        if (!json_is_object(all)) {
-            json_decref(all);
-            break;
+        if (text.data == NULL || v == NULL) {
+            same = (text.data == NULL && v == NULL);
+
+        } else {
+            old = json_loadb((char *) text.data, text.len, JSON_DECODE_ANY,
+                             NULL);
+            same = json_equal(old, v);
+            json_decref(old);
         }
 
-        changed = 0;
-
-        for (i = 0; i + 1 < reply->nelts; i += 2) {
-            id = &reply->elts[i].str;
-            val = &reply->elts[i + 1].str;
-
-            v = json_stringn((char *) id->data, id->len);
-            if (!ngx_http_hris_account_id_valid(v)) {
-                json_decref(v);
-                continue;
-            }
-            json_decref(v);
-
-            old = json_object_getn(all, (char *) id->data, id->len);
-
-            if (val->len == 1 && val->data[0] == '-') {
-                if (old) {
-                    json_object_deln(all, (char *) id->data, id->len);
-                    changed = 1;
-                }
-                continue;
-            }
-
-            v = json_loadb((char *) val->data, val->len, JSON_DECODE_ANY,
-                           NULL);
-
-            if (v == NULL || !(json_is_object(v) || json_is_null(v))) {
-                json_decref(v);
-                continue;
-            }
-
-            if (old && json_equal(old, v)) {
-                json_decref(v);
-                continue;
-            }
-
-            json_object_setn_new(all, (char *) id->data, id->len, v);
-            changed = 1;
-        }
-
-        if (!changed) {
-            json_decref(all);
+        if (same) {
             rc = NGX_OK;
             break;
         }
 
-        dump = json_dumps(all, JSON_COMPACT);
-        json_decref(all);
-
-        if (dump == NULL) {
-            break;
-        }
-
-        text.data = (u_char *) dump;
-        text.len = ngx_strlen(dump);
-
-        rc = ngx_http_hris_shm_accounts_set(as->hmcf, gen, &text);
-        free(dump);
+        rc = ngx_http_hris_shm_account_set(as->hmcf, id, version, set);
 
         if (rc == NGX_OK) {
-            ngx_log_error(NGX_LOG_INFO, as->log, 0, "hris: integrated "
-                          "accounts changed through other gateways are "
-                          "served here now");
-            ngx_http_hris_state_save(as->hmcf, pool, as->log);
+            (*changed)++;
             break;
         }
 
@@ -259,11 +283,11 @@ ngx_http_hris_accounts_merge(ngx_http_hris_fleet_mirror_t *m,
             break;
         }
 
-        /* this gateway changed its accounts meanwhile: merge again */
+        /* changed on this gateway meanwhile: compare again */
         rc = NGX_ERROR;
     }
 
-    ngx_destroy_pool(pool);
+    json_decref(v);
 
     return rc;
 }

@@ -12,7 +12,8 @@
 #include "ngx_http_hris_fleet_mirror.h"
 
 
-#define NGX_HTTP_HRIS_MIRROR_POLL  500     /* ms */
+#define NGX_HTTP_HRIS_MIRROR_POLL       500     /* ms */
+#define NGX_HTTP_HRIS_MIRROR_SINCE_MAX  256     /* fields: more, all */
 
 
 static void ngx_http_hris_fleet_mirror_poll(ngx_event_t *ev);
@@ -26,12 +27,48 @@ static ngx_http_hris_redis_t *ngx_http_hris_fleet_mirror_client(
     ngx_http_hris_fleet_mirror_t *m);
 
 
+/*
+ * KEYS: hash, log. ARGV: the counter seen, the most fields to read.
+ * Fields changed since, with their values; the whole hash when there
+ * are more, or no log (written by a build that kept none).
+ */
+static ngx_http_hris_redis_script_t  ngx_http_hris_fleet_mirror_since_script;
+static char  ngx_http_hris_fleet_mirror_since_lua[] =
+    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
+    "  return redis.call('HGETALL', KEYS[1])\n"
+    "end\n"
+    "local max = tonumber(ARGV[2])\n"
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1],\n"
+    "                       '+inf', 'LIMIT', 0, max + 1)\n"
+    "if #ids > max then\n"
+    "  return redis.call('HGETALL', KEYS[1])\n"
+    "end\n"
+    "local out = {}\n"
+    "if #ids == 0 then\n"
+    "  return out\n"
+    "end\n"
+    "local vals = redis.call('HMGET', KEYS[1], unpack(ids))\n"
+    "for i, id in ipairs(ids) do\n"
+    "  if vals[i] then\n"
+    "    out[#out + 1] = id\n"
+    "    out[#out + 1] = vals[i]\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+
 void
 ngx_http_hris_fleet_mirror_start(ngx_http_hris_fleet_mirror_t *m,
     ngx_cycle_t *cycle)
 {
     m->log = cycle->log;
     m->seen = -1;
+
+    if (m->log_key.len) {
+        ngx_http_hris_redis_script_init(
+            &ngx_http_hris_fleet_mirror_since_script,
+            ngx_http_hris_fleet_mirror_since_lua);
+    }
 
     m->timer.handler = ngx_http_hris_fleet_mirror_poll;
     m->timer.data = m;
@@ -91,9 +128,11 @@ ngx_http_hris_fleet_mirror_counter(ngx_http_hris_redis_status_e status,
 {
     ngx_http_hris_fleet_mirror_t  *m = data;
 
-    ngx_str_t              argv[2];
-    ngx_int_t              n;
-    ngx_http_hris_redis_t *rd;
+    u_char                      seen[NGX_INT64_LEN], max[NGX_INT_T_LEN];
+    ngx_str_t                   argv[4];
+    ngx_int_t                   n;
+    ngx_http_hris_redis_t      *rd;
+    ngx_http_hris_redis_cmd_t  *cmd;
 
     m->busy = 0;
 
@@ -127,13 +166,32 @@ ngx_http_hris_fleet_mirror_counter(ngx_http_hris_redis_status_e status,
 
     m->want = n;
 
-    ngx_str_set(&argv[0], "HGETALL");
-    argv[1] = m->hash;
+    /* the changes since the counter seen, when they can be told apart */
+    m->since = (m->log_key.len && m->seen > 0 && n > m->seen && !m->again);
 
-    if (ngx_http_hris_redis_command(rd, NULL, 2, argv,
-                                    ngx_http_hris_fleet_mirror_hash, m)
-        != NULL)
-    {
+    if (m->since) {
+        argv[0] = m->hash;
+        argv[1] = m->log_key;
+        argv[2].data = seen;
+        argv[2].len = ngx_sprintf(seen, "%L", m->seen) - seen;
+        argv[3].data = max;
+        argv[3].len = ngx_sprintf(max, "%d", NGX_HTTP_HRIS_MIRROR_SINCE_MAX)
+                      - max;
+
+        cmd = ngx_http_hris_redis_eval(rd, NULL,
+                                  &ngx_http_hris_fleet_mirror_since_script,
+                                  2, 4, argv,
+                                  ngx_http_hris_fleet_mirror_hash, m);
+
+    } else {
+        ngx_str_set(&argv[0], "HGETALL");
+        argv[1] = m->hash;
+
+        cmd = ngx_http_hris_redis_command(rd, NULL, 2, argv,
+                                          ngx_http_hris_fleet_mirror_hash, m);
+    }
+
+    if (cmd != NULL) {
         m->busy = 1;
     }
 }
@@ -154,6 +212,11 @@ ngx_http_hris_fleet_mirror_hash(ngx_http_hris_redis_status_e status,
     }
 
     m->again = 0;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_EVENT, m->log, 0,
+                   "hris: fleet mirror of %V, counter %L: %ui fields read%s",
+                   &m->hash, m->want, reply->nelts / 2,
+                   m->since ? " (changes since)" : " (all)");
 
     if (m->merge(m, reply) == NGX_OK) {
         m->seen = m->want;

@@ -17,7 +17,7 @@
  * the structures below (see ngx_http_hris_shm_init()).
  */
 #define NGX_HTTP_HRIS_SHM_MAGIC      0x73697268          /* "hris" */
-#define NGX_HTTP_HRIS_SHM_LAYOUT     2
+#define NGX_HTTP_HRIS_SHM_LAYOUT     3
 
 #define NGX_HTTP_HRIS_TOKEN_MAX      4096
 #define NGX_HTTP_HRIS_REFRESH_STALE  60000   /* ms: a refresher that died */
@@ -34,6 +34,12 @@
 
 /* used connect links: at most one per this many bytes of the zone */
 #define NGX_HTTP_HRIS_LINK_ROOM      256
+
+/*
+ * deleted run-time accounts remembered: one per this many bytes, >= 16
+ * (a tombstone takes 128 or 256 bytes: at most 3% of the zone)
+ */
+#define NGX_HTTP_HRIS_DEAD_ROOM      8192
 
 
 typedef struct {
@@ -89,6 +95,24 @@ typedef struct {
 } ngx_http_hris_shm_link_t;
 
 
+/*
+ * A run-time account: its JSON text as the store keeps it ("null": an
+ * accounts file account deleted), and the zone generation of its latest
+ * change. A run-time account deleted stays a while as a tombstone (text
+ * NULL), so that workers that have not seen the delete yet learn of it.
+ */
+typedef struct {
+    ngx_rbtree_node_t         node;         /* key: crc32 of the id */
+    ngx_queue_t               order;        /* by gen, the latest last */
+    ngx_queue_t               dead;         /* tombstones, oldest first */
+    ngx_uint_t                gen;
+    u_char                   *text;         /* slab; NULL: a tombstone */
+    size_t                    text_len;
+    size_t                    id_len;
+    u_char                    id[1];
+} ngx_http_hris_shm_acct_t;
+
+
 typedef struct {
     uint32_t                  magic;        /* first, whatever the layout */
     uint32_t                  layout;
@@ -100,9 +124,15 @@ typedef struct {
     ngx_queue_t               links_expiry;
     ngx_uint_t                nlinks;
     ngx_uint_t                links_max;
-    ngx_atomic_t              accounts_gen;
-    u_char                   *accounts;     /* JSON text, slab */
-    size_t                    accounts_len;
+    ngx_atomic_t              accounts_gen; /* the latest change's */
+    ngx_rbtree_t              accts;        /* run-time accounts */
+    ngx_rbtree_node_t         accts_sentinel;
+    ngx_queue_t               accts_order;  /* by gen, the latest last */
+    ngx_queue_t               accts_dead;   /* tombstones, oldest first */
+    ngx_uint_t                ndead;
+    ngx_uint_t                dead_max;
+    ngx_uint_t                accts_floor;  /* a worker at an older gen
+                                               reads all accounts again */
     ngx_uint_t                state_serial; /* of the latest snapshot */
     time_t                    full_logged;
 } ngx_http_hris_shm_sh_t;
@@ -123,6 +153,8 @@ ngx_int_t ngx_http_hris_shm_store(ngx_http_hris_shm_ctx_t *ctx,
     ngx_http_hris_shm_node_t *n, u_char **p, size_t *len, size_t *size,
     ngx_str_t *value);
 ngx_int_t ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx);
+void ngx_http_hris_shm_acct_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 ngx_int_t ngx_http_hris_shm_tokens_seed(ngx_http_hris_shm_ctx_t *ctx);
 ngx_int_t ngx_http_hris_shm_links_seed(ngx_http_hris_shm_ctx_t *ctx);
 void ngx_http_hris_link_insert(ngx_rbtree_node_t *temp,

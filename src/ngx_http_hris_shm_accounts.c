@@ -1,7 +1,15 @@
 /*
- * The shared zone (ngx_http_hris_shm.c): the accounts changed at run time,
- * as one JSON text with a generation number, and the snapshot of the zone
- * that the state file keeps.
+ * The shared zone (ngx_http_hris_shm.c): the accounts changed at run
+ * time, one entry each (its JSON text and the generation of its latest
+ * change), and the snapshot of the zone that the state file keeps.
+ *
+ * Every change raises the zone's generation and moves its entry to the
+ * end of a queue kept in generation order: a worker at generation g
+ * reads only the entries after g, from the end, so a change costs every
+ * worker one account, not all of them. A run-time account deleted stays
+ * as a tombstone for the workers behind; tombstones are bounded (one per
+ * NGX_HTTP_HRIS_DEAD_ROOM bytes of the zone), and a worker older than
+ * the oldest one dropped reads every account again.
  */
 
 #include <ngx_config.h>
@@ -12,7 +20,13 @@
 #include "ngx_http_hris_shm.h"
 
 
-static ngx_int_t ngx_http_hris_shm_accounts_copy(ngx_http_hris_shm_ctx_t *ctx,
+static ngx_http_hris_shm_acct_t *ngx_http_hris_shm_acct_find(
+    ngx_http_hris_shm_ctx_t *ctx, ngx_str_t *id);
+static ngx_http_hris_shm_acct_t *ngx_http_hris_shm_acct_new(
+    ngx_http_hris_shm_ctx_t *ctx, ngx_str_t *id, ngx_uint_t gen);
+static void ngx_http_hris_shm_acct_bury(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_http_hris_shm_acct_t *a);
+static ngx_int_t ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
     ngx_pool_t *pool, ngx_str_t *text);
 
 
@@ -24,10 +38,19 @@ static ngx_int_t ngx_http_hris_shm_accounts_copy(ngx_http_hris_shm_ctx_t *ctx,
 ngx_int_t
 ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx)
 {
-    char       *text;
-    json_t     *accounts;
-    ngx_int_t   rc;
+    char                      *text;
+    json_t                    *accounts, *v;
+    ngx_str_t                  name;
+    const char                *id;
+    ngx_http_hris_shm_acct_t  *a;
 
+    ngx_rbtree_init(&ctx->sh->accts, &ctx->sh->accts_sentinel,
+                    ngx_http_hris_shm_acct_insert);
+    ngx_queue_init(&ctx->sh->accts_order);
+    ngx_queue_init(&ctx->sh->accts_dead);
+
+    ctx->sh->dead_max = ngx_max(16, ctx->hmcf->shm_size
+                                    / NGX_HTTP_HRIS_DEAD_ROOM);
     ctx->sh->accounts_gen = 1;
 
     /* snapshots go on numbering from the state file's last one */
@@ -38,26 +61,35 @@ ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx)
         return NGX_OK;
     }
 
-    text = json_dumps(accounts, JSON_COMPACT);
-    if (text == NULL) {
-        return NGX_ERROR;
+    json_object_foreach(accounts, id, v) {
+        name.data = (u_char *) id;
+        name.len = ngx_strlen(id);
+
+        if (!(json_is_object(v) || json_is_null(v))) {
+            continue;
+        }
+
+        text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        a = ngx_http_hris_shm_acct_new(ctx, &name, 1);
+        if (a) {
+            a->text_len = ngx_strlen(text);
+            a->text = ngx_slab_alloc(ctx->shpool, a->text_len);
+        }
+
+        if (a == NULL || a->text == NULL) {
+            free(text);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(a->text, text, a->text_len);
+        free(text);
     }
 
-    rc = NGX_OK;
-    ctx->sh->accounts_len = ngx_strlen(text);
-    ctx->sh->accounts = ngx_slab_alloc(ctx->shpool, ctx->sh->accounts_len);
-
-    if (ctx->sh->accounts == NULL) {
-        ctx->sh->accounts_len = 0;
-        rc = NGX_ERROR;
-
-    } else {
-        ngx_memcpy(ctx->sh->accounts, text, ctx->sh->accounts_len);
-    }
-
-    free(text);
-
-    return rc;
+    return NGX_OK;
 }
 
 
@@ -70,20 +102,118 @@ ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf)
 }
 
 
-/* A copy of the run-time accounts text ("{}" when none) and its generation. */
+/*
+ * The accounts changed after generation gen, into an array of
+ * ngx_http_hris_shm_change_t (tombstones included), and the generation
+ * they bring the caller to. With gen 0, or one older than the zone
+ * remembers deletes for, *full is set and the array holds every account
+ * (no tombstone): what is not in it is not there.
+ */
 
 ngx_int_t
-ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t *gen)
+ngx_http_hris_shm_accounts_since(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_uint_t gen, ngx_array_t *changes, ngx_uint_t *now,
+    ngx_uint_t *full)
 {
-    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+    ngx_queue_t                 *q;
+    ngx_http_hris_shm_ctx_t     *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_acct_t    *a;
+    ngx_http_hris_shm_change_t  *c;
 
-    ngx_int_t                 rc;
+    if (ngx_array_init(changes, pool, 8, sizeof(ngx_http_hris_shm_change_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    *gen = ctx->sh->accounts_gen;
-    rc = ngx_http_hris_shm_accounts_copy(ctx, pool, text);
+    *now = ctx->sh->accounts_gen;
+    *full = (gen == 0 || gen < ctx->sh->accts_floor);
+
+    if (*full) {
+        gen = 0;
+    }
+
+    for (q = ngx_queue_last(&ctx->sh->accts_order);
+         q != ngx_queue_sentinel(&ctx->sh->accts_order);
+         q = ngx_queue_prev(q))
+    {
+        a = ngx_queue_data(q, ngx_http_hris_shm_acct_t, order);
+
+        if (a->gen <= gen) {
+            break;          /* the rest is older still */
+        }
+
+        if (*full && a->text == NULL) {
+            continue;
+        }
+
+        c = ngx_array_push(changes);
+        if (c == NULL) {
+            goto failed;
+        }
+
+        c->id.len = a->id_len;
+        c->id.data = ngx_pnalloc(pool, a->id_len + a->text_len);
+        if (c->id.data == NULL) {
+            goto failed;
+        }
+
+        ngx_memcpy(c->id.data, a->id, a->id_len);
+
+        c->text.len = a->text_len;
+        c->text.data = a->text ? c->id.data + a->id_len : NULL;
+
+        if (a->text) {
+            ngx_memcpy(c->text.data, a->text, a->text_len);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * A copy of one account's text (text->data NULL: none) and the version
+ * to give ngx_http_hris_shm_account_set() for a change made from it.
+ */
+
+ngx_int_t
+ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *text, ngx_uint_t *version)
+{
+    ngx_int_t                  rc;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_acct_t  *a;
+
+    rc = NGX_OK;
+    ngx_str_null(text);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_hris_shm_acct_find(ctx, id);
+    *version = a ? a->gen : 0;
+
+    if (a && a->text) {
+        text->data = ngx_pnalloc(pool, a->text_len);
+
+        if (text->data == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_memcpy(text->data, a->text, a->text_len);
+            text->len = a->text_len;
+        }
+    }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
@@ -91,66 +221,279 @@ ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
 }
 
 
-/* with the zone locked */
+/*
+ * Sets one account's text (NULL: a run-time account deleted) if nobody
+ * changed it since its version was read: NGX_BUSY asks the caller to
+ * read it again and redo its change; NGX_ERROR: the zone is full.
+ */
 
-static ngx_int_t
-ngx_http_hris_shm_accounts_copy(ngx_http_hris_shm_ctx_t *ctx,
-    ngx_pool_t *pool, ngx_str_t *text)
+ngx_int_t
+ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text)
 {
-    text->len = ctx->sh->accounts_len;
-    text->data = ngx_pnalloc(pool, ngx_max(text->len, 2));
+    u_char                    *p;
+    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
+    ngx_http_hris_shm_acct_t  *a;
 
-    if (text->data == NULL) {
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_hris_shm_acct_find(ctx, id);
+
+    if ((a ? a->gen : 0) != version) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    if (text == NULL) {
+        if (a && a->text) {
+            ngx_http_hris_shm_acct_bury(ctx, a);
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_OK;
+    }
+
+    p = ngx_http_hris_shm_alloc(ctx, text->len, NULL);
+
+    if (p && a == NULL) {
+        a = ngx_http_hris_shm_acct_new(ctx, id, 0);
+        if (a == NULL) {
+            ngx_slab_free_locked(ctx->shpool, p);
+            p = NULL;
+        }
+    }
+
+    if (p == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
         return NGX_ERROR;
     }
 
-    if (text->len) {
-        ngx_memcpy(text->data, ctx->sh->accounts, text->len);
+    if (a->text) {
+        ngx_slab_free_locked(ctx->shpool, a->text);
 
-    } else {
-        text->len = 2;
-        ngx_memcpy(text->data, "{}", 2);
+    } else if (a->gen) {
+        /* a tombstone comes back to life */
+        ngx_queue_remove(&a->dead);
+        ctx->sh->ndead--;
     }
+
+    ngx_memcpy(p, text->data, text->len);
+    a->text = p;
+    a->text_len = text->len;
+
+    a->gen = ++ctx->sh->accounts_gen;
+    ngx_queue_remove(&a->order);
+    ngx_queue_insert_tail(&ctx->sh->accts_order, &a->order);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
 }
 
 
 /*
- * Replaces the text if nobody changed it since generation gen was read:
- * NGX_BUSY asks the caller to read again and redo its change.
+ * A run-time account deleted: its text goes, a tombstone stays for the
+ * workers that have not seen the delete; the oldest tombstone beyond
+ * the bound goes, and the workers older than it read all again. With the
+ * zone locked.
  */
 
-ngx_int_t
-ngx_http_hris_shm_accounts_set(ngx_http_hris_main_conf_t *hmcf,
-    ngx_uint_t gen, ngx_str_t *text)
+static void
+ngx_http_hris_shm_acct_bury(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_http_hris_shm_acct_t *a)
 {
-    u_char                   *p;
-    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+    ngx_queue_t               *q;
+    ngx_http_hris_shm_acct_t  *old;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_slab_free_locked(ctx->shpool, a->text);
+    a->text = NULL;
+    a->text_len = 0;
 
-    if (ctx->sh->accounts_gen != gen) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-        return NGX_BUSY;
+    a->gen = ++ctx->sh->accounts_gen;
+    ngx_queue_remove(&a->order);
+    ngx_queue_insert_tail(&ctx->sh->accts_order, &a->order);
+    ngx_queue_insert_tail(&ctx->sh->accts_dead, &a->dead);
+
+    if (++ctx->sh->ndead <= ctx->sh->dead_max) {
+        return;
     }
 
-    p = ngx_http_hris_shm_alloc(ctx, text->len, NULL);
+    q = ngx_queue_head(&ctx->sh->accts_dead);
+    old = ngx_queue_data(q, ngx_http_hris_shm_acct_t, dead);
+
+    ctx->sh->accts_floor = old->gen;
+    ctx->sh->ndead--;
+
+    ngx_queue_remove(&old->dead);
+    ngx_queue_remove(&old->order);
+    ngx_rbtree_delete(&ctx->sh->accts, &old->node);
+    ngx_slab_free_locked(ctx->shpool, old);
+}
+
+
+/* A new entry, with no text yet. With the zone locked. */
+
+static ngx_http_hris_shm_acct_t *
+ngx_http_hris_shm_acct_new(ngx_http_hris_shm_ctx_t *ctx, ngx_str_t *id,
+    ngx_uint_t gen)
+{
+    ngx_http_hris_shm_acct_t  *a;
+
+    a = ngx_http_hris_shm_alloc(ctx,
+                                sizeof(ngx_http_hris_shm_acct_t) + id->len,
+                                NULL);
+    if (a == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(a, sizeof(ngx_http_hris_shm_acct_t));
+
+    a->node.key = ngx_crc32_short(id->data, id->len);
+    a->gen = gen;
+    a->id_len = id->len;
+    ngx_memcpy(a->id, id->data, id->len);
+
+    ngx_rbtree_insert(&ctx->sh->accts, &a->node);
+    ngx_queue_insert_tail(&ctx->sh->accts_order, &a->order);
+
+    return a;
+}
+
+
+/* With the zone locked. */
+
+static ngx_http_hris_shm_acct_t *
+ngx_http_hris_shm_acct_find(ngx_http_hris_shm_ctx_t *ctx, ngx_str_t *id)
+{
+    uint32_t                   hash;
+    ngx_int_t                  rc;
+    ngx_rbtree_node_t         *node, *sentinel;
+    ngx_http_hris_shm_acct_t  *a;
+
+    hash = ngx_crc32_short(id->data, id->len);
+
+    node = ctx->sh->accts.root;
+    sentinel = ctx->sh->accts.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        a = (ngx_http_hris_shm_acct_t *) node;
+        rc = ngx_memn2cmp(id->data, a->id, id->len, a->id_len);
+
+        if (rc == 0) {
+            return a;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_http_hris_shm_acct_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t         **p;
+    ngx_http_hris_shm_acct_t   *n, *t;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            n = (ngx_http_hris_shm_acct_t *) node;
+            t = (ngx_http_hris_shm_acct_t *) temp;
+
+            p = (ngx_memn2cmp(n->id, t->id, n->id_len, t->id_len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/*
+ * The run-time accounts as one JSON object, {"<id>": text, ...}, for the
+ * state file: the texts are JSON as stored; the ids, checked when stored,
+ * are escaped all the same. With the zone locked.
+ */
+
+static ngx_int_t
+ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_pool_t *pool, ngx_str_t *text)
+{
+    u_char                    *p;
+    size_t                     len;
+    ngx_queue_t               *q;
+    ngx_http_hris_shm_acct_t  *a;
+
+    len = sizeof("{}") - 1;
+
+    for (q = ngx_queue_head(&ctx->sh->accts_order);
+         q != ngx_queue_sentinel(&ctx->sh->accts_order);
+         q = ngx_queue_next(q))
+    {
+        a = ngx_queue_data(q, ngx_http_hris_shm_acct_t, order);
+
+        if (a->text) {
+            len += sizeof("\"\":,") - 1 + a->id_len + a->text_len
+                   + ngx_escape_json(NULL, a->id, a->id_len);
+        }
+    }
+
+    p = ngx_pnalloc(pool, len);
     if (p == NULL) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
         return NGX_ERROR;
     }
 
-    if (ctx->sh->accounts) {
-        ngx_slab_free_locked(ctx->shpool, ctx->sh->accounts);
+    text->data = p;
+    *p++ = '{';
+
+    for (q = ngx_queue_head(&ctx->sh->accts_order);
+         q != ngx_queue_sentinel(&ctx->sh->accts_order);
+         q = ngx_queue_next(q))
+    {
+        a = ngx_queue_data(q, ngx_http_hris_shm_acct_t, order);
+
+        if (a->text == NULL) {
+            continue;
+        }
+
+        if (p != text->data + 1) {
+            *p++ = ',';
+        }
+
+        *p++ = '"';
+        p = (u_char *) ngx_escape_json(p, a->id, a->id_len);
+        *p++ = '"';
+        *p++ = ':';
+        p = ngx_cpymem(p, a->text, a->text_len);
     }
 
-    ngx_memcpy(p, text->data, text->len);
-    ctx->sh->accounts = p;
-    ctx->sh->accounts_len = text->len;
-    ctx->sh->accounts_gen++;
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    *p++ = '}';
+    text->len = p - text->data;
 
     return NGX_OK;
 }
@@ -240,7 +583,7 @@ ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         }
     }
 
-    if (ngx_http_hris_shm_accounts_copy(ctx, pool, accounts) != NGX_OK) {
+    if (ngx_http_hris_shm_accounts_text(ctx, pool, accounts) != NGX_OK) {
         goto unlock;
     }
 

@@ -8,12 +8,13 @@
  * Each worker makes its own "generation" (the changes sorted by id) the
  * first time it looks an account up after the zone's generation number
  * moved. An account is compiled once, into an entry of its own (a pool
- * and a reference count): a new generation takes the previous one's
- * entry of each id whose JSON did not change, and compiles only those
- * that did, so a change costs one compile, not one per account (the
- * zone's text is still read whole). Requests hold a reference on the
- * entry of their account (or, for a list, on the generation), so a
- * change never frees an account under a request that uses it.
+ * and a reference count): a new generation reads from the zone only the
+ * accounts changed since the worker's previous one, takes that one's
+ * entries for the others as they are, and compiles only what changed, so
+ * a change costs each worker one read and one compile, not one per
+ * account. Requests hold a reference on the entry of their account (or,
+ * for a list, on the generation), so a change never frees an account
+ * under a request that uses it.
  */
 
 #include <ngx_config.h>
@@ -61,8 +62,11 @@ static ngx_http_hris_store_gen_t *ngx_http_hris_store_current(
 static ngx_http_hris_store_gen_t *ngx_http_hris_store_build(
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_store_gen_t *prev,
     ngx_log_t *log);
+static ngx_http_hris_store_entry_t *ngx_http_hris_store_change_entry(
+    ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_store_entry_t *prev,
+    ngx_http_hris_shm_change_t *c, ngx_uint_t *compiled, ngx_log_t *log);
 static ngx_http_hris_store_entry_t *ngx_http_hris_store_entry(
-    ngx_http_hris_main_conf_t *hmcf, const char *id, json_t *js,
+    ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id, json_t *js,
     ngx_log_t *log);
 static ngx_http_hris_store_entry_t *ngx_http_hris_store_find(
     ngx_http_hris_store_gen_t *g, ngx_str_t *id);
@@ -85,6 +89,7 @@ static ngx_int_t ngx_http_hris_store_text(ngx_pool_t *pool, json_t *v,
 static ngx_uint_t ngx_http_hris_store_override_ok(const char *key,
     json_t *v);
 static int ngx_http_hris_store_entry_cmp(const void *a, const void *b);
+static int ngx_http_hris_store_change_cmp(const void *a, const void *b);
 static int ngx_http_hris_store_ptr_cmp(const void *a, const void *b);
 
 
@@ -629,29 +634,33 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
     json_t *account, ngx_http_hris_store_op_e op)
 {
     char                     *dump;
-    json_t                   *all, *cur, *t;
+    json_t                   *cur, *t;
     ngx_int_t                 rc;
     ngx_str_t                 text, owner, provider;
-    ngx_uint_t                gen, tries, present, renewed;
+    ngx_uint_t                version, tries, present, renewed;
     ngx_http_hris_account_t  *file;
 
     file = ngx_http_hris_account_find(hmcf, id);
 
     for (tries = 0; tries < NGX_HTTP_HRIS_STORE_TRIES; tries++) {
 
-        if (ngx_http_hris_shm_accounts_get(hmcf, r->pool, &text, &gen)
+        if (ngx_http_hris_shm_account_get(hmcf, r->pool, id, &text, &version)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        all = json_loadb((char *) text.data, text.len, 0, NULL);
-        if (!json_is_object(all)) {
-            json_decref(all);
-            return NGX_ERROR;
+        /* the account, JSON null (a file account deleted), or none */
+        cur = NULL;
+
+        if (text.data) {
+            cur = json_loadb((char *) text.data, text.len, JSON_DECODE_ANY,
+                             NULL);
+            if (cur == NULL) {
+                return NGX_ERROR;
+            }
         }
 
-        cur = json_object_getn(all, (char *) id->data, id->len);
         present = json_is_object(cur) || (cur == NULL && file);
 
         if (json_is_object(cur)) {
@@ -668,7 +677,7 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
                            != 0))
         {
             /* another tenant's: only a create may say the id is taken */
-            json_decref(all);
+            json_decref(cur);
             return NGX_DECLINED;
         }
 
@@ -676,7 +685,7 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
             || (op != NGX_HTTP_HRIS_STORE_CREATE
                 && op != NGX_HTTP_HRIS_STORE_UPSERT && !present))
         {
-            json_decref(all);
+            json_decref(cur);
             return NGX_DECLINED;
         }
 
@@ -686,29 +695,27 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
                   && !json_equal(json_object_get(t, "credentials"),
                                  json_object_get(account, "credentials"));
 
+        json_decref(cur);
+
         if (op != NGX_HTTP_HRIS_STORE_DELETE) {
-            rc = json_object_setn(all, (char *) id->data, id->len, account);
+            dump = json_dumps(account, JSON_COMPACT);
+            if (dump == NULL) {
+                return NGX_ERROR;
+            }
+
+            text.data = (u_char *) dump;
+            text.len = ngx_strlen(dump);
+
+            rc = ngx_http_hris_shm_account_set(hmcf, id, version, &text);
+            free(dump);
 
         } else if (file) {
-            rc = json_object_setn_new(all, (char *) id->data, id->len,
-                                      json_null());
+            ngx_str_set(&text, "null");
+            rc = ngx_http_hris_shm_account_set(hmcf, id, version, &text);
 
         } else {
-            rc = json_object_deln(all, (char *) id->data, id->len);
+            rc = ngx_http_hris_shm_account_set(hmcf, id, version, NULL);
         }
-
-        dump = rc == 0 ? json_dumps(all, JSON_COMPACT) : NULL;
-        json_decref(all);
-
-        if (dump == NULL) {
-            return NGX_ERROR;
-        }
-
-        text.data = (u_char *) dump;
-        text.len = ngx_strlen(dump);
-
-        rc = ngx_http_hris_shm_accounts_set(hmcf, gen, &text);
-        free(dump);
 
         if (rc == NGX_OK) {
             /*
@@ -749,7 +756,7 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        /* another worker changed the accounts meanwhile: redo on its text */
+        /* another worker changed that account meanwhile: redo on its text */
     }
 
     return NGX_ERROR;
@@ -869,21 +876,24 @@ ngx_http_hris_store_current(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
 
 
 /*
- * The zone's accounts as a new generation: the entries of prev whose JSON
- * is the same are taken as they are, the others compiled.
+ * The zone's accounts as a new generation: the accounts changed since
+ * prev are read and compiled (unless their JSON is the same), prev's
+ * entries taken for the others. Both lists are sorted by id and merged.
+ * A full read (the first, or prev too old for the zone) lists every
+ * account: prev's entries not in it are gone.
  */
 
 static ngx_http_hris_store_gen_t *
 ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf,
     ngx_http_hris_store_gen_t *prev, ngx_log_t *log)
 {
-    json_t                        *all, *js;
-    ngx_str_t                      text, name;
-    ngx_uint_t                     compiled;
+    ngx_int_t                      cmp;
+    ngx_uint_t                     i, j, n, full, compiled;
     ngx_pool_t                    *pool;
-    const char                    *id;
+    ngx_array_t                    changes;
     ngx_http_hris_store_gen_t     *g;
-    ngx_http_hris_store_entry_t   *e, **p;
+    ngx_http_hris_shm_change_t    *c;
+    ngx_http_hris_store_entry_t   *e, **old, **p;
 
     /* it outlives the connection that made it: the cycle's log, not its */
     pool = ngx_create_pool(4096, ngx_cycle->log);
@@ -893,7 +903,8 @@ ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf,
 
     g = ngx_pcalloc(pool, sizeof(ngx_http_hris_store_gen_t));
     if (g == NULL
-        || ngx_http_hris_shm_accounts_get(hmcf, pool, &text, &g->gen)
+        || ngx_http_hris_shm_accounts_since(hmcf, pool, prev ? prev->gen : 0,
+                                            &changes, &g->gen, &full)
            != NGX_OK)
     {
         ngx_destroy_pool(pool);
@@ -902,14 +913,10 @@ ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf,
 
     g->pool = pool;
 
-    all = json_loadb((char *) text.data, text.len, 0, NULL);
-    if (all == NULL || ngx_http_hris_json_cleanup(pool, all) != NGX_OK) {
-        json_decref(all);
-        ngx_destroy_pool(pool);
-        return NULL;
-    }
+    n = prev ? prev->entries.nelts : 0;
+    old = prev ? prev->entries.elts : NULL;
 
-    if (ngx_array_init(&g->entries, pool, ngx_max(json_object_size(all), 1),
+    if (ngx_array_init(&g->entries, pool, n + changes.nelts + 1,
                        sizeof(ngx_http_hris_store_entry_t *))
         != NGX_OK)
     {
@@ -917,42 +924,64 @@ ngx_http_hris_store_build(ngx_http_hris_main_conf_t *hmcf,
         return NULL;
     }
 
+    ngx_qsort(changes.elts, changes.nelts, sizeof(ngx_http_hris_shm_change_t),
+              ngx_http_hris_store_change_cmp);
+
+    c = changes.elts;
     compiled = 0;
+    i = 0;
+    j = 0;
 
-    json_object_foreach(all, id, js) {
-        name.data = (u_char *) id;
-        name.len = ngx_strlen(id);
+    while (i < n || j < changes.nelts) {
 
-        e = prev ? ngx_http_hris_store_find(prev, &name) : NULL;
+        if (i == n) {
+            cmp = 1;
 
-        if (e && json_equal(e->json, js)) {
-            e->refs++;
+        } else if (j == changes.nelts) {
+            cmp = -1;
 
         } else {
-            e = ngx_http_hris_store_entry(hmcf, id, js, log);
-            if (e == NULL) {
+            cmp = ngx_memn2cmp(old[i]->acc.id.data, c[j].id.data,
+                               old[i]->acc.id.len, c[j].id.len);
+        }
+
+        if (cmp < 0) {
+            /* unchanged; after a full read, gone */
+            e = full ? NULL : old[i];
+            i++;
+
+        } else {
+            e = ngx_http_hris_store_change_entry(hmcf, cmp == 0 ? old[i]
+                                                               : NULL,
+                                                 &c[j], &compiled, log);
+            if (e == (void *) NGX_CONF_ERROR) {
                 goto failed;
             }
 
-            compiled++;
+            i += (cmp == 0);
+            j++;
+        }
+
+        if (e == NULL) {
+            continue;
         }
 
         p = ngx_array_push(&g->entries);
         if (p == NULL) {
-            ngx_http_hris_store_unref(e);
+            if (e->refs == 0) {
+                ngx_destroy_pool(e->pool);
+            }
             goto failed;
         }
 
+        e->refs++;
         *p = e;
     }
 
-    ngx_qsort(g->entries.elts, g->entries.nelts,
-              sizeof(ngx_http_hris_store_entry_t *),
-              ngx_http_hris_store_entry_cmp);
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "hris: run-time accounts, generation %ui: %ui of %ui "
-                   "compiled", g->gen, compiled, g->entries.nelts);
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "hris: run-time accounts, generation %ui: %ui read%s, "
+                   "%ui of %ui compiled", g->gen, changes.nelts,
+                   full ? " (all)" : "", compiled, g->entries.nelts);
 
     return g;
 
@@ -963,10 +992,57 @@ failed:
 }
 
 
-/* One account compiled into a pool of its own (one reference: the caller). */
+/*
+ * The entry for one account read from the zone: prev's, when its JSON is
+ * the same, else a new one (compiled, no reference yet); NULL: a
+ * tombstone, no entry; NGX_CONF_ERROR: no memory.
+ */
 
 static ngx_http_hris_store_entry_t *
-ngx_http_hris_store_entry(ngx_http_hris_main_conf_t *hmcf, const char *id,
+ngx_http_hris_store_change_entry(ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_store_entry_t *prev, ngx_http_hris_shm_change_t *c,
+    ngx_uint_t *compiled, ngx_log_t *log)
+{
+    json_t                       *js;
+    ngx_http_hris_store_entry_t  *e;
+
+    if (c->text.data == NULL) {
+        return NULL;
+    }
+
+    js = json_loadb((char *) c->text.data, c->text.len, JSON_DECODE_ANY,
+                    NULL);
+
+    if (!(json_is_object(js) || json_is_null(js))) {
+        json_decref(js);
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: run-time account \"%V\" "
+                      "is left out: its text in the shared zone is not a "
+                      "JSON object", &c->id);
+        return prev;
+    }
+
+    if (prev && json_equal(prev->json, js)) {
+        json_decref(js);
+        return prev;
+    }
+
+    e = ngx_http_hris_store_entry(hmcf, &c->id, js, log);
+    json_decref(js);
+
+    if (e == NULL) {
+        return (void *) NGX_CONF_ERROR;
+    }
+
+    (*compiled)++;
+
+    return e;
+}
+
+
+/* One account compiled into a pool of its own (no reference yet). */
+
+static ngx_http_hris_store_entry_t *
+ngx_http_hris_store_entry(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
     json_t *js, ngx_log_t *log)
 {
     ngx_str_t                     err;
@@ -993,31 +1069,37 @@ ngx_http_hris_store_entry(ngx_http_hris_main_conf_t *hmcf, const char *id,
     }
 
     e->pool = pool;
-    e->refs = 1;
     e->json = js;
 
     if (json_is_object(js)
         && ngx_http_hris_store_compile(hmcf, pool, js, &e->acc, &err)
            == NGX_OK)
     {
-        return e;
+        /* generations are sorted by the zone's id: the account's own */
+        if (e->acc.id.len == id->len
+            && ngx_strncmp(e->acc.id.data, id->data, id->len) == 0)
+        {
+            return e;
+        }
+
+        ngx_str_set(&err, "its \"id\" is not the id it is stored under");
     }
 
     if (json_is_object(js)) {
         /* e.g. its mapping table went away with a reload */
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: run-time account "
-                      "\"%s\" is left out: %V", id, &err);
+                      "\"%V\" is left out: %V", id, &err);
     }
 
     /* deleted, or unusable: either way no account of that id */
     ngx_memzero(&e->acc, sizeof(ngx_http_hris_account_t));
-    e->acc.id.len = ngx_strlen(id);
-    e->acc.id.data = ngx_pnalloc(pool, e->acc.id.len);
+    e->acc.id.len = id->len;
+    e->acc.id.data = ngx_pnalloc(pool, id->len);
     if (e->acc.id.data == NULL) {
         ngx_destroy_pool(pool);
         return NULL;
     }
-    ngx_memcpy(e->acc.id.data, id, e->acc.id.len);
+    ngx_memcpy(e->acc.id.data, id->data, id->len);
 
     return e;
 }
@@ -1133,6 +1215,15 @@ ngx_http_hris_store_entry_cmp(const void *a, const void *b)
 
     return ngx_memn2cmp(x->acc.id.data, y->acc.id.data, x->acc.id.len,
                         y->acc.id.len);
+}
+
+
+static int
+ngx_http_hris_store_change_cmp(const void *a, const void *b)
+{
+    const ngx_http_hris_shm_change_t  *x = a, *y = b;
+
+    return ngx_memn2cmp(x->id.data, y->id.data, x->id.len, y->id.len);
 }
 
 
