@@ -74,7 +74,84 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_fleet_links.h"
+#include "ngx_http_hris_idem.h"
 
+
+#define NGX_HTTP_HRIS_TOKEN_SKEW  30  /* s: an access token is renewed this
+                                         long before its end, at most half
+                                         its lifetime */
+
+
+/*
+ * The access token of the gate's account (auth "token"): from the state,
+ * or this request renews it. The answers:
+ *   NGX_OK        g->token is good: call with it;
+ *   NGX_DECLINED  this request renews it (the single flight is its own):
+ *                 it exchanges credentials, with g->refresh when the table
+ *                 refreshes, then calls ngx_http_hris_state_token_commit()
+ *                 or, when the exchange fails, _token_release();
+ *   NGX_BUSY      another worker or gateway renews it: ask again in
+ *                 ngx_http_hris_state_token_poll() ms;
+ *   NGX_ABORT     the account needs re-authorization;
+ *   NGX_DONE      an error was answered, g->final finalizes;
+ *   NGX_AGAIN     the store answers later, by
+ *                 ngx_http_hris_gate_token_ready(g, rc), rc one of above.
+ * The embedded backend answers at once; Redis answers later unless the
+ * worker keeps a good token.
+ */
+ngx_int_t ngx_http_hris_state_token_get(ngx_http_hris_gate_t *g);
+ngx_msec_t ngx_http_hris_state_token_poll(ngx_http_hris_main_conf_t *hmcf);
+
+/*
+ * The exchange's answer, kept for every worker (and gateway): the access
+ * token, good until "until", and the refresh token the provider rotated
+ * (refresh->len 0: none). NGX_OK: kept, g->token is the new token.
+ * NGX_AGAIN: ngx_http_hris_gate_token_ready() follows. NGX_DONE: an
+ * error was answered (g->final).
+ */
+ngx_int_t ngx_http_hris_state_token_commit(ngx_http_hris_gate_t *g,
+    ngx_str_t *token, time_t until, ngx_str_t *refresh);
+
+/*
+ * The provider refused the refresh token (invalid_grant): the account
+ * needs re-authorization (NGX_ABORT, the mark set and told once), unless
+ * another gateway renewed it meanwhile (Redis: NGX_AGAIN, and
+ * ngx_http_hris_gate_token_ready() follows with the answer of a new
+ * ngx_http_hris_state_token_get()).
+ */
+ngx_int_t ngx_http_hris_state_token_refused(ngx_http_hris_gate_t *g);
+
+/* An exchange that will not finish: another may start one at once. */
+void ngx_http_hris_state_token_release(ngx_http_hris_gate_t *g);
+
+/* The provider refused g->token: it is renewed on the next pass. */
+void ngx_http_hris_state_token_drop(ngx_http_hris_gate_t *g);
+
+/* The provider handed a newer access token back with its answer. */
+void ngx_http_hris_state_token_echo(ngx_http_hris_gate_t *g,
+    ngx_str_t *token, time_t until);
+
+/*
+ * One call of the gate's account within its rate limit. The answers:
+ *   NGX_OK        the slot is this call's in *wait ms (0: now);
+ *   NGX_DECLINED  no slot yet: ask again in *wait ms;
+ *   NGX_BUSY      the next slot is *wait ms away, further than
+ *                 hris_retry_after_max;
+ *   NGX_DONE      an error was answered (g->final);
+ *   NGX_AGAIN     the store answers later, by
+ *                 ngx_http_hris_gate_rate_ready(g, rc, wait).
+ */
+ngx_int_t ngx_http_hris_state_rate_reserve(ngx_http_hris_gate_t *g,
+    ngx_msec_t *wait);
+
+/* The zone's window: the embedded backend, and Redis's fallback. */
+ngx_int_t ngx_http_hris_state_rate_zone(ngx_http_hris_gate_t *g,
+    ngx_msec_t *wait);
+
+/* The gate goes on from an answer that came later (ngx_http_hris_auth.c) */
+void ngx_http_hris_gate_token_ready(ngx_http_hris_gate_t *g, ngx_int_t rc);
+void ngx_http_hris_gate_rate_ready(ngx_http_hris_gate_t *g, ngx_int_t rc,
+    ngx_msec_t wait);
 
 /*
  * Claims a connect link for its completion. Embedded: NGX_OK (claimed),
@@ -98,6 +175,17 @@ void ngx_http_hris_state_link_release(ngx_http_hris_main_conf_t *hmcf,
  */
 ngx_int_t ngx_http_hris_state_cooldown_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, u_char *creds, time_t until, ngx_uint_t status);
+
+/*
+ * Claims an Idempotency-Key (ngx_http_hris_idem_begin() says what each
+ * answer means). Embedded: the answer at once. Redis: NGX_AGAIN, and
+ * handler(data, rc) follows with the answer, or NGX_ABORT when the store
+ * could not answer; NGX_ABORT at once when it cannot be asked now.
+ */
+ngx_int_t ngx_http_hris_state_idem_begin(ngx_http_request_t *r,
+    ngx_str_t *tenant, ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,
+    ngx_http_hris_idem_kept_t *kept, ngx_http_hris_idem_begun_pt handler,
+    void *data);
 
 
 #endif /* _NGX_HTTP_HRIS_STATE_IF_H_INCLUDED_ */
