@@ -564,7 +564,7 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hris: no "
                           "room for a new Idempotency-Key: raise "
                           "\"hris_idempotency_zone_size\"");
-            return NGX_AGAIN;
+            return NGX_HTTP_HRIS_IDEM_FULL;
         }
 
         n->state = NGX_HTTP_HRIS_IDEM_RUNNING;
