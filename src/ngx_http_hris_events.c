@@ -135,7 +135,7 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
     conf->sh->dropped += full + nomem;
 
     if (queued) {
-        conf->sh->serial++;
+        ngx_http_hris_file_mark_dirty(&conf->sh->mark);
     }
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -415,7 +415,7 @@ ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
     s->created = created;
 
     ngx_queue_insert_tail(&conf->sh->subs, &s->queue);
-    conf->sh->serial++;
+    ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -441,7 +441,7 @@ ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
     }
 
     ngx_http_hris_wh_sub_free(conf, s);
-    conf->sh->serial++;
+    ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -481,7 +481,7 @@ ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
     }
 
     if (n) {
-        conf->sh->serial++;
+        ngx_http_hris_file_mark_dirty(&conf->sh->mark);
     }
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -697,7 +697,7 @@ ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
         d->lease_pid = 0;
     }
 
-    conf->sh->serial++;
+    ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -808,7 +808,7 @@ ngx_http_hris_wh_seed(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
         n++;
     }
 
-    conf->sh->written = conf->sh->serial;
+    ngx_http_hris_file_mark_clean(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
