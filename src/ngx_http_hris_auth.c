@@ -4,8 +4,8 @@
  * gateway's own rate limit for the account. Either may make the request
  * wait, always on nginx timers:
  *
- *  - one worker exchanges credentials while the others poll the shared
- *    zone for its result (single flight across workers);
+ *  - one worker exchanges credentials while the others look again for
+ *    its result (single flight across workers, and gateways with Redis);
  *  - a call over the account's rate limit waits for its slot, or, when
  *    that is further away than hris_retry_after_max, the client gets 429
  *    with Retry-After at once.
@@ -13,6 +13,10 @@
  * Before both: credentials the provider refused are not sent again for
  * hris_credentials_cooldown (unless they change), so that a client that
  * retries in a loop cannot get the customer's key locked by the provider.
+ *
+ * The state (tokens, refresh tokens, windows) is asked of the state
+ * interface (ngx_http_hris_state_if.h), whichever store keeps it; the
+ * gate alone decides what to do with the answer and waits on its timer.
  */
 
 #include <ngx_config.h>

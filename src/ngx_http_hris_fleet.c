@@ -3,7 +3,9 @@
  * single flight and rotated refresh tokens, needs-reauth marks and
  * rate-limit windows shared by every gateway on one Redis, so that a
  * fleet behaves as one gateway (CONTRACT §9). Without hris_redis the gate
- * keeps the same state in the shared zone (ngx_http_hris_shm.c).
+ * keeps the same state in the shared zone (ngx_http_hris_shm.c); either
+ * way it asks through ngx_http_hris_state_if.c, and the replies here go
+ * back to it by ngx_http_hris_gate_token_ready() and _rate_ready().
  *
  * Per account, with a hash tag so that each script touches one slot:
  *

@@ -1,6 +1,9 @@
 /*
  * The state interface's calls that choose their backend here (see
- * ngx_http_hris_state_if.h for the map of every operation).
+ * ngx_http_hris_state_if.h for the map of every operation), and the
+ * embedded backend of the gate's token: the shared zone's refresh token,
+ * the configured access token used first, and the exchange's answer kept
+ * (the Redis backend of the same is ngx_http_hris_fleet.c).
  */
 
 #include <ngx_config.h>

@@ -2,66 +2,101 @@
  * The state that outlives a request: one call per operation, the choice
  * of backend behind it (DESIGN.md, "State that must outlive a request").
  *
- * Two backends: embedded (the default: the shared zone "hris", files in
- * the state directory written by the thread pool) and Redis (hris_redis:
+ * Two backends: embedded (the default: the shared zones, files in the
+ * state directory written by the thread pool) and Redis (hris_redis:
  * shared by every gateway on the same Redis, CONTRACT §9). This header is
  * the map of every such operation, what answers it in each backend, and
- * the call a caller makes. The calls marked "here" are defined in
- * ngx_http_hris_state_if.c and choose the backend themselves; the others
- * still choose at their call site (named), to be moved behind this
- * interface as they are touched.
+ * the call a caller makes. "here": defined in ngx_http_hris_state_if.c,
+ * which chooses the backend; "in X": one call, X chooses; "chosen in":
+ * the callers named still choose themselves.
+ *
+ * Both backends answer with the same codes. The embedded one answers at
+ * once; Redis answers later (NGX_AGAIN, or NGX_DONE with the request
+ * held), through a callback named with each call.
  *
  * operation                embedded                     Redis (hris_redis)
- * ---------------------    ---------------------------  --------------------------
+ * ---------------------    ---------------------------  ---------------------
  * access token, refresh    shm_token.c: token_get/set,  fleet.c: fleet_token,
- *   single flight,         refresh_get/set, token_fail/ fleet_commit, fleet_refused,
- *   rotated refresh token, drop; the state file keeps   fleet_release, fleet_drop,
- *   needs-reauth mark      rotated tokens               fleet_echo (hris:{acct:<id>}
- *                                                       :tok, :lock); a valid token is
- *                                                       kept per worker
- *   chosen in: auth.c (ngx_http_hris_gate_token(), _exchange(), _refused())
+ *   single flight,         refresh_get/set, token_fail, fleet_commit,
+ *   rotated refresh token, token_drop; state_if.c: the  fleet_refused,
+ *   needs-reauth mark      refresh token or the seed;   fleet_release,
+ *                          the state file keeps rotated fleet_drop, fleet_echo
+ *                          tokens                       (hris:{acct:<id>}:tok,
+ *                                                       :lock); a good token
+ *                                                       is kept per worker
+ *   here: ngx_http_hris_state_token_get(), _token_commit(), _token_refused(),
+ *   _token_release(), _token_drop(), _token_echo(), _token_poll(); Redis
+ *   answers through ngx_http_hris_gate_token_ready() (auth.c)
  *
  * rate-limit window        shm_rate.c: rate_reserve     fleet.c: fleet_rate
- *                                                       (hris:{acct:<id>}:rate), falls
- *                                                       back to the zone's window
- *   chosen in: auth.c (ngx_http_hris_gate_rate())
+ *                          (state_if.c: _rate_zone())   (hris:{acct:<id>}
+ *                                                       :rate); falls back to
+ *                                                       the zone's window
+ *   here: ngx_http_hris_state_rate_reserve(); Redis answers through
+ *   ngx_http_hris_gate_rate_ready() (auth.c)
  *
- * credential cool-down     shm_link.c: creds_refuse,    the zone's marks, published by
- *   (hris_credentials_     creds_refused, creds_clear   fleet_links.c (hris:{cool}:*)
- *   cooldown)                                           and polled into every zone
- *   here: ngx_http_hris_state_cooldown_set(); read with ngx_http_hris_creds_refused()
- *   (the zone, in both backends: no round trip on the request path)
+ * credential cool-down     shm_link.c: creds_refuse,    the zone's marks,
+ *   (hris_credentials_     creds_refused, creds_clear   published by
+ *   cooldown)                                           fleet_links.c
+ *                                                       (hris:{cool}:*) and
+ *                                                       polled into every zone
+ *   here: ngx_http_hris_state_cooldown_set(); read with
+ *   ngx_http_hris_creds_refused() (the zone, in both backends: no round trip
+ *   on the request path)
  *
- * connect link used once   shm_link.c: link_claim,      fleet_links.c: fleet_link_claim
- *                          link_release, link_used;     (SET NX hris:{link:<hash>}),
- *                          the state file keeps them    fleet_link_check (EXISTS),
- *                                                       fleet_link_release; then the
- *                                                       zone too
+ * connect link used once   shm_link.c: link_claim,      fleet_links.c:
+ *                          link_release, link_used;     fleet_link_claim (SET
+ *                          the state file keeps them    NX hris:{link:<hash>}),
+ *                                                       fleet_link_check
+ *                                                       (EXISTS),
+ *                                                       fleet_link_release;
+ *                                                       then the zone too
  *   here: ngx_http_hris_state_link_claim(), ngx_http_hris_state_link_release();
  *   chosen in: connect.c, connect_form.c (the check when a link is opened)
  *
- * run-time accounts        shm_accounts.c: accounts_get the zone, plus fleet_accounts.c:
- *   (admin API, connect)   /set (one JSON text and a    accounts_publish and a poll of
- *                          generation), store.c compiles hris:{accounts}:gen that merges
- *                          per account; the state file  the fleet's changes into the
+ * run-time accounts        shm_accounts.c: accounts_get the zone, plus
+ *   (admin API, connect)   /set (one JSON text and a    fleet_accounts.c:
+ *                          generation), store.c         accounts_publish and a
+ *                          compiles per account; the    poll of hris:
+ *                          state file                   {accounts}:gen that
+ *                                                       merges the fleet's
+ *                                                       changes into the zone
+ *   in store.c: ngx_http_hris_store_change() (publishes; a no-op without
+ *   Redis)
+ *
+ * idempotency keys         idem.c: idem_begin, its own  idem.c:
+ *                          zone and idempotency.json    idem_begin_fleet
+ *                                                       (hris:{idem:<sha256>})
+ *   here: ngx_http_hris_state_idem_begin(); the rest of a key's life
+ *   (keep, answer, finish, abandon) in idem.c, which remembers the store
+ *   that claimed it
+ *
+ * the key sealing cursors  cursor_key.c: the state      cursor_key.c: hris:
+ *   and connect links      directory's file (or         {global}:cursor_key
+ *                          hris_cursor_secret)          (SET NX, kept per
+ *                                                       worker)
+ *   in cursor_key.c: ngx_http_hris_cursor_key_wait()
+ *
+ * webhook                  the zone "hris_webhooks"     webhooks_fleet.c:
+ *   subscriptions          (events.c), carried over a   hris:{webhooks}:subs
+ *                          restart by webhooks.json     (and :gen), made
+ *                          (events_spool.c)             there first, mirrored
+ *                                                       into every gateway's
  *                                                       zone
- *   chosen in: store.c (ngx_http_hris_store_change() publishes; a no-op without Redis)
+ *   chosen in: webhooks_admin.c (ngx_http_hris_wh_fleet_on(): creates and
+ *   deletes); read from the zone in both (events.c)
  *
- * idempotency keys         idem.c: idem_begin, its own  idem.c: idem_begin_fleet
- *                          zone and idempotency.json    (hris:{idem:<sha256>})
- *   chosen in: write.c
- *
- * the key sealing cursors  cursor_key.c: the state      cursor_key.c: hris:{global}:
- *   and connect links      directory's file (or         cursor_key (SET NX, kept per
- *                          hris_cursor_secret)          worker); cursor_key_wait()
- *   chosen in: cursor_key.c itself (callers call ngx_http_hris_cursor_key_wait())
- *
- * webhook subscriptions,   (issue 11: not built yet)
- *   event queue
+ * event queue              per gateway, in both: the zone "hris_webhooks"
+ *   (undelivered events)   (events.c: queued, claimed and leased by the
+ *                          delivering worker, webhooks_deliver.c), carried
+ *                          over a restart by webhooks.json
+ *   in events.c
  *
  * Durable files (embedded): state.c writes the zone's snapshot
  * (ngx_http_hris_shm_snapshot()) through file.c, in the state directory
- * that statedir.c makes under nginx's prefix when no directive names one.
+ * that statedir.c makes under nginx's prefix when no directive names one;
+ * idempotency.json and webhooks.json are written by one worker at a time
+ * under file.c's writer's mark (ngx_http_hris_file_mark_t, in their zone).
  */
 
 #ifndef _NGX_HTTP_HRIS_STATE_IF_H_INCLUDED_
