@@ -885,10 +885,7 @@ ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
             return;
         }
 
-        /* it goes into headers of other requests' (and gateways') calls */
-        if (ngx_http_hris_value_safe(v.data, v.len)) {
-            ngx_http_hris_state_token_echo(g, &v, ngx_time() + ts->ttl);
-        }
+        ngx_http_hris_state_token_echo(g, &v, ngx_time() + ts->ttl);
 
         return;
     }

@@ -116,7 +116,11 @@ ngx_http_hris_state_token_echo(ngx_http_hris_gate_t *g, ngx_str_t *token,
     time_t until)
 {
     if (g->hmcf->redis) {
-        ngx_http_hris_fleet_echo(g, token, until);
+        /* it goes into headers of other gateways' calls */
+        if (ngx_http_hris_value_safe(token->data, token->len)) {
+            ngx_http_hris_fleet_echo(g, token, until);
+        }
+
         return;
     }
 
