@@ -356,7 +356,5 @@ ngx_http_hris_file_mark_done(ngx_http_hris_file_mark_t *m, ngx_uint_t serial,
 ngx_uint_t
 ngx_http_hris_file_mark_exit(ngx_http_hris_file_mark_t *m)
 {
-    ngx_http_hris_file_mark_release(m);
-
     return m->written < m->serial;
 }

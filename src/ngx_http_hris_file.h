@@ -97,8 +97,9 @@ ngx_uint_t ngx_http_hris_file_mark_done(ngx_http_hris_file_mark_t *m,
     ngx_uint_t serial, ngx_err_t err);
 
 /*
- * The worker exits: its mark let go (its write's end is never heard of).
- * 1: the file lacks a change, to be written now, at once.
+ * The worker exits: 1 when the file lacks a change, to be written now, at
+ * once. A mark it holds stays until NGX_HTTP_HRIS_FILE_WRITER runs out:
+ * its thread's write may still be under way.
  */
 ngx_uint_t ngx_http_hris_file_mark_exit(ngx_http_hris_file_mark_t *m);
 
