@@ -98,8 +98,7 @@ ngx_uint_t ngx_http_hris_file_mark_done(ngx_http_hris_file_mark_t *m,
 
 /*
  * The worker exits: 1 when the file lacks a change, to be written now, at
- * once. A mark it holds stays until NGX_HTTP_HRIS_FILE_WRITER runs out:
- * its thread's write may still be under way.
+ * once. A mark it holds lapses as a dead writer's does.
  */
 ngx_uint_t ngx_http_hris_file_mark_exit(ngx_http_hris_file_mark_t *m);
 
