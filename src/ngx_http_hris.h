@@ -507,7 +507,7 @@ typedef struct {
 typedef enum {
     NGX_HTTP_HRIS_GATE_TOKEN = 0,
     NGX_HTTP_HRIS_GATE_RATE,
-    NGX_HTTP_HRIS_GATE_FLEET_RATE       /* ask the store again */
+    NGX_HTTP_HRIS_GATE_RATE_AGAIN       /* ask the store again */
 } ngx_http_hris_gate_stage_e;
 
 
@@ -690,22 +690,13 @@ ngx_int_t ngx_http_hris_basic(ngx_http_hris_call_t *call,
     ngx_http_hris_tpl_t *user, ngx_http_hris_tpl_t *pass,
     ngx_http_hris_tpl_vars_t *vars);
 
-/* ngx_http_hris_auth.c, for ngx_http_hris_fleet.c */
-ngx_int_t ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g);
-ngx_int_t ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g);
-ngx_int_t ngx_http_hris_gate_rate_local(ngx_http_hris_gate_t *g);
-ngx_int_t ngx_http_hris_gate_rate_busy(ngx_http_hris_gate_t *g,
-    ngx_msec_t wait);
-ngx_int_t ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g);
-void ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc);
-
 /* ngx_http_hris_fleet_accounts.c */
 ngx_int_t ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
     ngx_http_hris_main_conf_t *hmcf);
 void ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_str_t *id, json_t *value);
 
-/* ngx_http_hris_fleet.c */
+/* ngx_http_hris_fleet.c: the Redis backend of ngx_http_hris_state_if.c */
 ngx_int_t ngx_http_hris_fleet_token(ngx_http_hris_gate_t *g);
 ngx_int_t ngx_http_hris_fleet_commit(ngx_http_hris_gate_t *g,
     ngx_str_t *token, time_t until, ngx_str_t *refresh);

@@ -4,8 +4,8 @@
  * gateway's own rate limit for the account. Either may make the request
  * wait, always on nginx timers:
  *
- *  - one worker exchanges credentials while the others poll the shared
- *    zone for its result (single flight across workers);
+ *  - one worker exchanges credentials while the others look again for
+ *    its result (single flight across workers, and gateways with Redis);
  *  - a call over the account's rate limit waits for its slot, or, when
  *    that is further away than hris_retry_after_max, the client gets 429
  *    with Retry-After at once.
@@ -13,6 +13,10 @@
  * Before both: credentials the provider refused are not sent again for
  * hris_credentials_cooldown (unless they change), so that a client that
  * retries in a loop cannot get the customer's key locked by the provider.
+ *
+ * The state (tokens, refresh tokens, windows) is asked of the state
+ * interface (ngx_http_hris_state_if.h), whichever store keeps it; the
+ * gate alone decides what to do with the answer and waits on its timer.
  */
 
 #include <ngx_config.h>
@@ -25,24 +29,26 @@
 #include "ngx_http_hris_state_if.h"
 
 
-#define NGX_HTTP_HRIS_TOKEN_POLL   20      /* ms between looks at the zone */
-#define NGX_HTTP_HRIS_TOKEN_SKEW   30      /* s: renew this long before,
-                                              at most half the lifetime */
-
-
 static ngx_int_t ngx_http_hris_gate_refused_check(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_creds_hash(ngx_http_hris_account_t *acc,
     u_char *out);
-static ngx_int_t ngx_http_hris_gate_full(ngx_http_hris_gate_t *g,
-    const char *what);
-static void ngx_http_hris_gate_reconfigured(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_gate_token(ngx_http_hris_gate_t *g);
-static ngx_int_t ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_gate_token_got(ngx_http_hris_gate_t *g,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_gate_rate_got(ngx_http_hris_gate_t *g,
+    ngx_int_t rc, ngx_msec_t wait);
+static ngx_int_t ngx_http_hris_gate_rate_busy(ngx_http_hris_gate_t *g,
+    ngx_msec_t wait);
+static ngx_int_t ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g);
+static ngx_int_t ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g);
 static void ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_gate_store(ngx_http_hris_gate_t *g,
     ngx_http_hris_call_t *call);
 static void ngx_http_hris_gate_timer(ngx_event_t *ev);
-static void ngx_http_hris_gate_token_fail(ngx_http_hris_gate_t *g);
+static void ngx_http_hris_gate_continue(ngx_http_hris_gate_t *g,
+    ngx_int_t rc);
+static void ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc);
 static void ngx_http_hris_gate_cleanup(void *data);
 static ngx_int_t ngx_http_hris_form(ngx_pool_t *pool, ngx_array_t *params,
     ngx_http_hris_tpl_vars_t *vars, ngx_str_t *out);
@@ -256,34 +262,9 @@ ngx_http_hris_creds_hash(ngx_http_hris_account_t *acc, u_char *out)
 
 
 /*
- * Once per worker and account: an accounts file reloaded with a new
- * refresh token lifts the mark the zone holds for the old one (the fleet's
- * script does the same in Redis), and the account is told reactivated.
+ * The account's token from the state interface (ngx_http_hris_state_if.h),
+ * whichever store keeps it.
  */
-
-static void
-ngx_http_hris_gate_reconfigured(ngx_http_hris_gate_t *g)
-{
-    ngx_http_hris_account_t  *acc = g->account;
-
-    if (acc->base_checked || acc->runtime
-        || !acc->auth->token->has_refresh)
-    {
-        return;
-    }
-
-    acc->base_checked = 1;
-
-    if (ngx_http_hris_token_reconfigured(g->hmcf, &acc->id,
-                                         acc->refresh_base))
-    {
-        ngx_http_hris_account_event(g->hmcf, &acc->tenant, &acc->id,
-                                    &acc->table->name,
-                                    "integrated_account.reactivated", NULL,
-                                    g->request->connection->log);
-    }
-}
-
 
 static ngx_int_t
 ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
@@ -296,107 +277,156 @@ ngx_http_hris_gate_token(ngx_http_hris_gate_t *g)
 
     g->stage = NGX_HTTP_HRIS_GATE_TOKEN;
 
-    if (g->hmcf->redis) {
-        return ngx_http_hris_fleet_token(g);
+    rc = ngx_http_hris_state_token_get(g);
+
+    /* the store answers later: ngx_http_hris_gate_token_ready() */
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
     }
 
-    ngx_http_hris_gate_reconfigured(g);
+    return ngx_http_hris_gate_token_got(g, rc);
+}
 
-    rc = ngx_http_hris_token_get(g->hmcf, &g->account->id, g->request->pool,
-                                 0, &g->token);
+
+/* What the state said of the token; returns as gate_pass() does. */
+
+static ngx_int_t
+ngx_http_hris_gate_token_got(ngx_http_hris_gate_t *g, ngx_int_t rc)
+{
+    ngx_msec_t  poll;
 
     switch (rc) {
 
     case NGX_OK:
         return NGX_OK;
 
-    case NGX_AGAIN:
-        /* another worker is exchanging: look again shortly */
+    case NGX_DECLINED:
+        return ngx_http_hris_gate_exchange(g);
+
+    case NGX_BUSY:
+        /* another worker or gateway is exchanging: look again shortly */
         if (g->waited >= g->hlcf->upstream.timeout) {
             g->final = ngx_http_hris_send_error(g->request,
                            NGX_HTTP_GATEWAY_TIME_OUT, NULL,
-                           "waited %M ms for the account's access token "
+                           "waited %M ms for the account's access token, "
+                           "which another worker or gateway is renewing "
                            "(hris_timeout)", g->waited);
             return NGX_DONE;
         }
 
-        g->waited += NGX_HTTP_HRIS_TOKEN_POLL;
-        ngx_add_timer(&g->timer, NGX_HTTP_HRIS_TOKEN_POLL);
+        poll = ngx_http_hris_state_token_poll(g->hmcf);
+        g->waited += poll;
+        ngx_add_timer(&g->timer, poll);
         return NGX_AGAIN;
 
-    case NGX_DECLINED:
-        if (g->account->auth->token->has_refresh) {
-            rc = ngx_http_hris_gate_refresh(g);
-            if (rc != NGX_DECLINED) {
-                return rc;
-            }
-        }
-
-        return ngx_http_hris_gate_exchange(g);
-
     case NGX_ABORT:
-        /* refused for good: nothing retries it in a loop */
         g->final = ngx_http_hris_gate_reauth(g);
         return NGX_DONE;
 
+    case NGX_DONE:
+    case NGX_AGAIN:                     /* the store answers later */
+        return rc;
+
     default:
-        g->final = ngx_http_hris_gate_full(g, "its access token");
+        g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
         return NGX_DONE;
     }
 }
 
 
-ngx_int_t
-ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
+/* The store's answer about the token came: the gate goes on. */
+
+void
+ngx_http_hris_gate_token_ready(ngx_http_hris_gate_t *g, ngx_int_t rc)
 {
-    if (g->account->rate_calls == 0) {
-        return NGX_OK;
+    rc = ngx_http_hris_gate_token_got(g, rc);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_hris_gate_rate(g);
     }
 
-    if (g->hmcf->redis) {
-        return ngx_http_hris_fleet_rate(g);
-    }
-
-    return ngx_http_hris_gate_rate_local(g);
+    ngx_http_hris_gate_continue(g, rc);
 }
 
 
-/* the account's window in this gateway's shared zone */
-
-ngx_int_t
-ngx_http_hris_gate_rate_local(ngx_http_hris_gate_t *g)
+static ngx_int_t
+ngx_http_hris_gate_rate(ngx_http_hris_gate_t *g)
 {
     ngx_int_t   rc;
     ngx_msec_t  wait;
 
-    g->stage = NGX_HTTP_HRIS_GATE_RATE;
+    if (g->account->rate_calls == 0) {
+        return NGX_OK;
+    }
 
-    rc = ngx_http_hris_rate_reserve(g->hmcf, &g->account->id,
-                                    g->account->rate_calls,
-                                    g->account->rate_window,
-                                    g->hlcf->upstream.retry_after_max, &wait);
+    wait = 0;
 
-    if (rc == NGX_OK) {
+    rc = ngx_http_hris_state_rate_reserve(g, &wait);
+
+    /* the store answers later: ngx_http_hris_gate_rate_ready() */
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    return ngx_http_hris_gate_rate_got(g, rc, wait);
+}
+
+
+/* What the state said of the rate limit; returns as gate_pass() does. */
+
+static ngx_int_t
+ngx_http_hris_gate_rate_got(ngx_http_hris_gate_t *g, ngx_int_t rc,
+    ngx_msec_t wait)
+{
+    switch (rc) {
+
+    case NGX_OK:
         if (wait == 0) {
             return NGX_OK;
         }
 
+        /* the slot is this call's once the timer fires */
+        g->stage = NGX_HTTP_HRIS_GATE_RATE;
         ngx_add_timer(&g->timer, wait);
         return NGX_AGAIN;
-    }
 
-    if (rc == NGX_BUSY) {
+    case NGX_DECLINED:
+        if (g->waited + wait > g->hlcf->upstream.retry_after_max) {
+            return ngx_http_hris_gate_rate_busy(g, wait);
+        }
+
+        /* the timer asks the store again */
+        g->stage = NGX_HTTP_HRIS_GATE_RATE_AGAIN;
+        g->waited += wait;
+        ngx_add_timer(&g->timer, wait);
+        return NGX_AGAIN;
+
+    case NGX_BUSY:
         return ngx_http_hris_gate_rate_busy(g, wait);
-    }
 
-    g->final = ngx_http_hris_gate_full(g, "its rate-limit window");
-    return NGX_DONE;
+    case NGX_DONE:
+        return NGX_DONE;
+
+    default:
+        g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+}
+
+
+/* The store's answer about the rate limit came: the gate goes on. */
+
+void
+ngx_http_hris_gate_rate_ready(ngx_http_hris_gate_t *g, ngx_int_t rc,
+    ngx_msec_t wait)
+{
+    ngx_http_hris_gate_continue(g, ngx_http_hris_gate_rate_got(g, rc, wait));
 }
 
 
 /* the next slot is further away than hris_retry_after_max: 429 */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_hris_gate_rate_busy(ngx_http_hris_gate_t *g, ngx_msec_t wait)
 {
     ngx_table_elt_t  *h;
@@ -433,93 +463,7 @@ ngx_http_hris_gate_rate_busy(ngx_http_hris_gate_t *g, ngx_msec_t wait)
 }
 
 
-/*
- * The shared zone is full of state that must be kept (the error log says
- * so too): only a bigger zone helps.
- */
-
 static ngx_int_t
-ngx_http_hris_gate_full(ngx_http_hris_gate_t *g, const char *what)
-{
-    ngx_log_error(NGX_LOG_ERR, g->request->connection->log, 0,
-                  "hris: no room in the shared memory zone for %s of "
-                  "integrated account \"%V\": raise \"hris_zone_size\"",
-                  what, &g->account->id);
-
-    return ngx_http_hris_send_error(g->request,
-               NGX_HTTP_INTERNAL_SERVER_ERROR, NULL,
-               "the gateway's shared memory zone is full: no room for %s "
-               "of this account; the operator must raise \"hris_zone_size\"",
-               what);
-}
-
-
-/*
- * OAuth2: the refresh token to use, from the shared zone. The first time
- * (after a start, or new credentials) the configured access token is used
- * while it is good, without a call. NGX_OK: g->token is ready. NGX_DONE:
- * answered. NGX_DECLINED: refresh now, with g->refresh.
- */
-
-static ngx_int_t
-ngx_http_hris_gate_refresh(ngx_http_hris_gate_t *g)
-{
-    time_t                    skew;
-    ngx_str_t                 initial, seed;
-    ngx_uint_t                fresh;
-    ngx_http_hris_account_t  *acc = g->account;
-
-    if (ngx_http_hris_secret_value(g->request, &acc->refresh_initial,
-                                   &initial) != NGX_OK)
-    {
-        ngx_http_hris_token_fail(g->hmcf, &acc->id);
-        g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        return NGX_DONE;
-    }
-
-    if (ngx_http_hris_refresh_get(g->hmcf, &acc->id, acc->refresh_base,
-                                  &initial, g->request->pool, &g->refresh,
-                                  &fresh) != NGX_OK)
-    {
-        ngx_http_hris_token_fail(g->hmcf, &acc->id);
-        g->final = ngx_http_hris_gate_full(g, "its refresh token");
-        return NGX_DONE;
-    }
-
-    if (!fresh) {
-        return NGX_DECLINED;
-    }
-
-    if (acc->state_reauth) {
-        (void) ngx_http_hris_refresh_set(g->hmcf, &acc->id, NULL, 1);
-        g->final = ngx_http_hris_gate_reauth(g);
-        return NGX_DONE;
-    }
-
-    skew = ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW,
-                   (acc->seed_expires - ngx_time()) / 2);
-
-    if (acc->seed_token.len == 0 || acc->seed_expires - skew <= ngx_time()
-        || ngx_http_hris_secret_value(g->request, &acc->seed_token, &seed)
-           != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_hris_token_set(g->hmcf, &acc->id, &seed,
-                                acc->seed_expires - skew)
-        != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    g->token = seed;
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
 ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g)
 {
     return ngx_http_hris_send_error(g->request, NGX_HTTP_UNAUTHORIZED,
@@ -534,7 +478,7 @@ ngx_http_hris_gate_reauth(ngx_http_hris_gate_t *g)
 
 /* This worker exchanges the credentials; the others wait for it. */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
 {
     ngx_http_request_t          *r = g->request;
@@ -570,7 +514,7 @@ ngx_http_hris_gate_exchange(ngx_http_hris_gate_t *g)
 
 failed:
 
-    ngx_http_hris_gate_token_fail(g);
+    ngx_http_hris_state_token_release(g);
     g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
 
     return NGX_DONE;
@@ -694,14 +638,14 @@ ngx_http_hris_gate_exchanged(ngx_http_hris_call_t *call)
 
     ngx_http_hris_metrics_token(g->request, call, rc);
 
-    /* the state store commits it, and resumes the gate (fleet.c) */
+    /* the store answers later: ngx_http_hris_gate_token_ready() */
     if (rc == NGX_AGAIN) {
         return;
     }
 
     /* an error answered by gate_store() usually returns NGX_OK */
     if (rc != NGX_OK || g->request->header_sent) {
-        ngx_http_hris_gate_token_fail(g);
+        ngx_http_hris_state_token_release(g);
         g->final = rc;
         ngx_http_hris_gate_resume(g, NGX_DONE);
         return;
@@ -747,30 +691,12 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
 
             json_decref(body);
 
-            if (reauth && g->hmcf->redis) {
-                /* re-read first: another gateway may have won the race */
-                return ngx_http_hris_fleet_refused(g);
-            }
-
             if (reauth) {
-                /* of the workers that see the refusal, one tells */
-                if (ngx_http_hris_refresh_set(g->hmcf, &g->account->id,
-                                              NULL, 1)
-                    == NGX_DONE)
-                {
-                    ngx_http_hris_account_event(g->hmcf, &g->account->tenant,
-                        &g->account->id, &g->account->table->name,
-                        "integrated_account.needs_reauth", "refresh_refused",
-                        r->connection->log);
-                }
+                /* Redis: another gateway may have won the race */
+                rc = ngx_http_hris_state_token_refused(g);
 
-                ngx_http_hris_state_save(g->hmcf, r->pool,
-                                         r->connection->log);
-                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                              "hris: integrated account \"%V\" needs "
-                              "re-authorization (refresh refused)",
-                              &g->account->id);
-                return ngx_http_hris_gate_reauth(g);
+                return (rc == NGX_AGAIN) ? NGX_AGAIN
+                                         : ngx_http_hris_gate_reauth(g);
             }
         }
 
@@ -844,64 +770,12 @@ ngx_http_hris_gate_store(ngx_http_hris_gate_t *g, ngx_http_hris_call_t *call)
 
     json_decref(body);
 
-    if (g->hmcf->redis) {
-        return ngx_http_hris_fleet_commit(g, &token,
-                   ngx_time() + ttl - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW,
-                                              ttl / 2),
-                   &refresh);
-    }
-
-    /*
-     * The rotated refresh token first: the provider has retired the one
-     * before, so this one is all the account has; an access token can
-     * always be had again. Losing it is said loudly (never the token).
-     */
-    if (ts->has_refresh) {
-        if (ngx_http_hris_refresh_set(g->hmcf, &g->account->id, &refresh, 0)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "hris: integrated account \"%V\": the provider "
-                          "rotated its refresh token and the shared memory "
-                          "zone has no room to keep the new one: raise "
-                          "\"hris_zone_size\"; the account will need to be "
-                          "connected again", &g->account->id);
-
-            return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                       NULL, "the gateway's shared memory zone is full: the "
-                       "provider's new refresh token for this account could "
-                       "not be kept; the operator must raise "
-                       "\"hris_zone_size\"");
-        }
-    }
-
     /* stored as "good until": renewed a little before the provider's end */
-    rc = ngx_http_hris_token_set(g->hmcf, &g->account->id, &token,
-                                 ngx_time() + ttl
-                                 - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW, ttl / 2));
+    rc = ngx_http_hris_state_token_commit(g, &token,
+             ngx_time() + ttl - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW, ttl / 2),
+             &refresh);
 
-    /* whether the access token could be kept or not */
-    if (ts->has_refresh) {
-        ngx_http_hris_state_save(g->hmcf, r->pool, r->connection->log);
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
-                   json_pack("{s:s%}", "provider",
-                             g->account->table->name.data,
-                             g->account->table->name.len),
-                   "the provider's access token is %uz bytes long, more than "
-                   "the %uz the gateway keeps", token.len,
-                   ngx_http_hris_token_max());
-    }
-
-    if (rc != NGX_OK) {
-        return ngx_http_hris_gate_full(g, "its access token");
-    }
-
-    g->token = token;
-
-    return NGX_OK;
+    return (rc == NGX_DONE) ? g->final : rc;
 }
 
 
@@ -909,13 +783,10 @@ static void
 ngx_http_hris_gate_timer(ngx_event_t *ev)
 {
     ngx_int_t              rc;
-    ngx_connection_t      *c;
     ngx_http_hris_gate_t  *g;
 
     g = (ngx_http_hris_gate_t *)
             ((u_char *) ev - offsetof(ngx_http_hris_gate_t, timer));
-
-    c = g->request->connection;
 
     if (g->stage == NGX_HTTP_HRIS_GATE_TOKEN) {
         rc = ngx_http_hris_gate_token(g);
@@ -923,12 +794,23 @@ ngx_http_hris_gate_timer(ngx_event_t *ev)
             rc = ngx_http_hris_gate_rate(g);
         }
 
-    } else if (g->stage == NGX_HTTP_HRIS_GATE_FLEET_RATE) {
-        rc = ngx_http_hris_fleet_rate(g);
+    } else if (g->stage == NGX_HTTP_HRIS_GATE_RATE_AGAIN) {
+        rc = ngx_http_hris_gate_rate(g);
 
     } else {
         rc = NGX_OK;                    /* the rate-limit slot is ours */
     }
+
+    ngx_http_hris_gate_continue(g, rc);
+}
+
+
+/* A stage went on later (a timer, the store's answer): resume the gate. */
+
+static void
+ngx_http_hris_gate_continue(ngx_http_hris_gate_t *g, ngx_int_t rc)
+{
+    ngx_connection_t  *c = g->request->connection;
 
     if (rc != NGX_AGAIN) {
         ngx_http_hris_gate_resume(g, rc);
@@ -938,7 +820,7 @@ ngx_http_hris_gate_timer(ngx_event_t *ev)
 }
 
 
-void
+static void
 ngx_http_hris_gate_resume(ngx_http_hris_gate_t *g, ngx_int_t rc)
 {
     g->rc = rc;
@@ -1003,16 +885,7 @@ ngx_http_hris_gate_answered(ngx_http_hris_gate_t *g,
             return;
         }
 
-        if (g->hmcf->redis) {
-            /* it goes into headers of other gateways' calls */
-            if (ngx_http_hris_value_safe(v.data, v.len)) {
-                ngx_http_hris_fleet_echo(g, &v, ngx_time() + ts->ttl);
-            }
-
-        } else {
-            (void) ngx_http_hris_token_set(g->hmcf, &g->account->id, &v,
-                                           ngx_time() + ts->ttl);
-        }
+        ngx_http_hris_state_token_echo(g, &v, ngx_time() + ts->ttl);
 
         return;
     }
@@ -1048,12 +921,7 @@ void
 ngx_http_hris_gate_refused(ngx_http_hris_gate_t *g)
 {
     if (g->token.len) {
-        if (g->hmcf->redis) {
-            ngx_http_hris_fleet_drop(g);
-
-        } else {
-            ngx_http_hris_token_drop(g->hmcf, &g->account->id, &g->token);
-        }
+        ngx_http_hris_state_token_drop(g);
         g->token.len = 0;
     }
 }
@@ -1083,23 +951,9 @@ ngx_http_hris_gate_cleanup(void *data)
 
     /* the request died mid-exchange: let another take over at once */
     if (g->exchanging) {
-        ngx_http_hris_gate_token_fail(g);
+        ngx_http_hris_state_token_release(g);
         g->exchanging = 0;
     }
-}
-
-
-/* An exchange that will not finish: another may start one at once. */
-
-static void
-ngx_http_hris_gate_token_fail(ngx_http_hris_gate_t *g)
-{
-    if (g->hmcf->redis) {
-        ngx_http_hris_fleet_release(g);
-        return;
-    }
-
-    ngx_http_hris_token_fail(g->hmcf, &g->account->id);
 }
 
 

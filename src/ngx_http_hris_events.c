@@ -146,7 +146,7 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
     conf->sh->dropped += full + nomem;
 
     if (queued) {
-        conf->sh->serial++;
+        ngx_http_hris_file_mark_dirty(&conf->sh->mark);
     }
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -249,7 +249,7 @@ ngx_http_hris_wh_dlv_queue(ngx_http_hris_wh_conf_t *conf, u_char *evt,
         rc = ngx_http_hris_wh_dlv_add(conf, evt, sub, tenant, body, created,
                                       ngx_http_hris_wh_now(), 0);
         if (rc == NGX_OK) {
-            conf->sh->serial++;
+            ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 
         } else {
             conf->sh->dropped++;
@@ -534,7 +534,7 @@ ngx_http_hris_wh_sub_add(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
     s->created = created;
 
     ngx_queue_insert_tail(&conf->sh->subs, &s->queue);
-    conf->sh->serial++;
+    ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -575,7 +575,7 @@ ngx_http_hris_wh_sub_delete(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
     }
 
     ngx_http_hris_wh_sub_free(conf, s);
-    conf->sh->serial++;
+    ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -615,7 +615,7 @@ ngx_http_hris_wh_sub_keep(ngx_http_hris_wh_conf_t *conf,
     }
 
     if (n) {
-        conf->sh->serial++;
+        ngx_http_hris_file_mark_dirty(&conf->sh->mark);
     }
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -895,7 +895,7 @@ ngx_http_hris_wh_settle(ngx_http_hris_wh_conf_t *conf,
         break;
     }
 
-    conf->sh->serial++;
+    ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
@@ -1030,7 +1030,7 @@ ngx_http_hris_wh_seed(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
         n++;
     }
 
-    conf->sh->written = conf->sh->serial;
+    ngx_http_hris_file_mark_clean(&conf->sh->mark);
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
 

@@ -22,7 +22,6 @@
 
 
 #define NGX_HTTP_HRIS_WH_FILE    "webhooks.json"
-#define NGX_HTTP_HRIS_WH_WRITER  10             /* s: a writer that died */
 
 
 static ngx_int_t ngx_http_hris_wh_spool_open(ngx_conf_t *cf,
@@ -32,8 +31,6 @@ static char *ngx_http_hris_wh_snapshot(ngx_http_hris_wh_conf_t *conf,
 static void ngx_http_hris_wh_file_done(ngx_http_hris_file_t *file,
     ngx_uint_t serial, ngx_err_t err, const char *what, ngx_log_t *log);
 static void ngx_http_hris_wh_writer_free(ngx_http_hris_wh_conf_t *conf);
-static ngx_uint_t ngx_http_hris_wh_spool_due_locked(
-    ngx_http_hris_wh_conf_t *conf);
 static ngx_uint_t ngx_http_hris_wh_spool_due(ngx_http_hris_wh_conf_t *conf);
 
 
@@ -183,19 +180,16 @@ ngx_http_hris_wh_spool_save(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
 
     ngx_shmtx_lock(&conf->shpool->mutex);
 
-    if (!ngx_http_hris_wh_spool_due_locked(conf)) {
+    if (!ngx_http_hris_file_mark_take(&conf->sh->mark)) {
         ngx_shmtx_unlock(&conf->shpool->mutex);
         ngx_destroy_pool(pool);
         return;
     }
 
-    conf->sh->writer = ngx_pid;
-    conf->sh->writing = ngx_time();
-
     text = ngx_http_hris_wh_snapshot(conf, pool, &serial);
 
     if (text == NULL) {
-        conf->sh->writer = 0;
+        ngx_http_hris_file_mark_release(&conf->sh->mark);
     }
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -241,7 +235,7 @@ ngx_http_hris_wh_spool_exit(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
 
     ngx_shmtx_lock(&conf->shpool->mutex);
 
-    text = (conf->sh->written < conf->sh->serial)
+    text = ngx_http_hris_file_mark_exit(&conf->sh->mark)
            ? ngx_http_hris_wh_snapshot(conf, pool, &serial) : NULL;
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -263,21 +257,12 @@ ngx_http_hris_wh_spool_exit(ngx_http_hris_wh_conf_t *conf, ngx_log_t *log)
 /* a change not in the file yet, and no live writer */
 
 static ngx_uint_t
-ngx_http_hris_wh_spool_due_locked(ngx_http_hris_wh_conf_t *conf)
-{
-    return conf->sh->written < conf->sh->serial
-           && !(conf->sh->writer
-                && conf->sh->writing + NGX_HTTP_HRIS_WH_WRITER > ngx_time());
-}
-
-
-static ngx_uint_t
 ngx_http_hris_wh_spool_due(ngx_http_hris_wh_conf_t *conf)
 {
     ngx_uint_t  due;
 
     ngx_shmtx_lock(&conf->shpool->mutex);
-    due = ngx_http_hris_wh_spool_due_locked(conf);
+    due = ngx_http_hris_file_mark_due(&conf->sh->mark);
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
     return due;
@@ -356,7 +341,7 @@ ngx_http_hris_wh_snapshot(ngx_http_hris_wh_conf_t *conf, ngx_pool_t *pool,
         }
     }
 
-    *serial = conf->sh->serial;
+    *serial = conf->sh->mark.serial;
 
     text = json_dumps(file, JSON_COMPACT);
     json_decref(file);
@@ -374,11 +359,7 @@ static void
 ngx_http_hris_wh_writer_free(ngx_http_hris_wh_conf_t *conf)
 {
     ngx_shmtx_lock(&conf->shpool->mutex);
-
-    if (conf->sh->writer == ngx_pid) {
-        conf->sh->writer = 0;
-    }
-
+    ngx_http_hris_file_mark_release(&conf->sh->mark);
     ngx_shmtx_unlock(&conf->shpool->mutex);
 }
 
@@ -404,17 +385,7 @@ ngx_http_hris_wh_file_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
     }
 
     ngx_shmtx_lock(&conf->shpool->mutex);
-
-    if (!err && serial > conf->sh->written) {
-        conf->sh->written = serial;
-    }
-
-    if (conf->sh->writer == ngx_pid) {
-        conf->sh->writer = 0;
-    }
-
-    again = (!err && conf->sh->written < conf->sh->serial);
-
+    again = ngx_http_hris_file_mark_done(&conf->sh->mark, serial, err);
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
     if (again) {

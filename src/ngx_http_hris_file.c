@@ -281,3 +281,80 @@ ngx_http_hris_file_written(ngx_event_t *ev)
 }
 
 #endif
+
+
+void
+ngx_http_hris_file_mark_init(ngx_http_hris_file_mark_t *m, ngx_uint_t serial)
+{
+    m->serial = serial;
+    m->written = serial;
+    m->writer = 0;
+    m->writing = 0;
+}
+
+
+void
+ngx_http_hris_file_mark_dirty(ngx_http_hris_file_mark_t *m)
+{
+    m->serial++;
+}
+
+
+void
+ngx_http_hris_file_mark_clean(ngx_http_hris_file_mark_t *m)
+{
+    m->written = m->serial;
+}
+
+
+ngx_uint_t
+ngx_http_hris_file_mark_due(ngx_http_hris_file_mark_t *m)
+{
+    return m->written < m->serial
+           && !(m->writer
+                && m->writing + NGX_HTTP_HRIS_FILE_WRITER > ngx_time());
+}
+
+
+ngx_uint_t
+ngx_http_hris_file_mark_take(ngx_http_hris_file_mark_t *m)
+{
+    if (!ngx_http_hris_file_mark_due(m)) {
+        return 0;
+    }
+
+    m->writer = ngx_pid;
+    m->writing = ngx_time();
+
+    return 1;
+}
+
+
+void
+ngx_http_hris_file_mark_release(ngx_http_hris_file_mark_t *m)
+{
+    if (m->writer == ngx_pid) {
+        m->writer = 0;
+    }
+}
+
+
+ngx_uint_t
+ngx_http_hris_file_mark_done(ngx_http_hris_file_mark_t *m, ngx_uint_t serial,
+    ngx_err_t err)
+{
+    if (!err && serial > m->written) {
+        m->written = serial;
+    }
+
+    ngx_http_hris_file_mark_release(m);
+
+    return !err && m->written < m->serial;
+}
+
+
+ngx_uint_t
+ngx_http_hris_file_mark_exit(ngx_http_hris_file_mark_t *m)
+{
+    return m->written < m->serial;
+}

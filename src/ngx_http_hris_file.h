@@ -49,4 +49,58 @@ ngx_int_t ngx_http_hris_file_write(ngx_http_hris_file_t *file, char *text,
 ngx_uint_t ngx_http_hris_file_serial(ngx_pool_t *pool, ngx_str_t *path);
 
 
+/*
+ * The writer's mark of a file that holds a snapshot of a shared zone: it
+ * lives in the zone, and every call below is made with the zone's lock
+ * held. Each change the file lacks is counted (dirty); one worker at a
+ * time takes the mark and writes a snapshot, numbered with the count it
+ * holds; once that is in the file (done) the worker writes again if more
+ * changed meanwhile. A writer that died is taken over after
+ * NGX_HTTP_HRIS_FILE_WRITER seconds.
+ */
+
+#define NGX_HTTP_HRIS_FILE_WRITER  10           /* s */
+
+typedef struct {
+    ngx_uint_t                   serial;       /* changes so far */
+    ngx_uint_t                   written;      /* the file's serial */
+    ngx_pid_t                    writer;       /* writing the file, or 0 */
+    time_t                       writing;      /* since */
+} ngx_http_hris_file_mark_t;
+
+
+/* the zone made: what the file holds, numbered on from the file's */
+void ngx_http_hris_file_mark_init(ngx_http_hris_file_mark_t *m,
+    ngx_uint_t serial);
+
+/* a change the file lacks */
+void ngx_http_hris_file_mark_dirty(ngx_http_hris_file_mark_t *m);
+
+/* the file holds every change so far (the zone was filled from it) */
+void ngx_http_hris_file_mark_clean(ngx_http_hris_file_mark_t *m);
+
+/* a change the file lacks, and no live writer */
+ngx_uint_t ngx_http_hris_file_mark_due(ngx_http_hris_file_mark_t *m);
+
+/* 1: due, and this worker now writes (the mark is its own) */
+ngx_uint_t ngx_http_hris_file_mark_take(ngx_http_hris_file_mark_t *m);
+
+/* the write will not happen: another worker may take the mark at once */
+void ngx_http_hris_file_mark_release(ngx_http_hris_file_mark_t *m);
+
+/*
+ * The write of the snapshot "serial" is over (err 0: it, or a newer one,
+ * is in the file); the mark let go. 1: more changed meanwhile, write
+ * again.
+ */
+ngx_uint_t ngx_http_hris_file_mark_done(ngx_http_hris_file_mark_t *m,
+    ngx_uint_t serial, ngx_err_t err);
+
+/*
+ * The worker exits: 1 when the file lacks a change, to be written now, at
+ * once. A mark it holds lapses as a dead writer's does.
+ */
+ngx_uint_t ngx_http_hris_file_mark_exit(ngx_http_hris_file_mark_t *m);
+
+
 #endif /* _NGX_HTTP_HRIS_FILE_H_INCLUDED_ */

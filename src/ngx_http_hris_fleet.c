@@ -3,7 +3,9 @@
  * single flight and rotated refresh tokens, needs-reauth marks and
  * rate-limit windows shared by every gateway on one Redis, so that a
  * fleet behaves as one gateway (CONTRACT §9). Without hris_redis the gate
- * keeps the same state in the shared zone (ngx_http_hris_shm.c).
+ * keeps the same state in the shared zone (ngx_http_hris_shm.c); either
+ * way it asks through ngx_http_hris_state_if.c, and the replies here go
+ * back to it by ngx_http_hris_gate_token_ready() and _rate_ready().
  *
  * Per account, with a hash tag so that each script touches one slot:
  *
@@ -36,9 +38,9 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_redis.h"
+#include "ngx_http_hris_state_if.h"
 
 
-#define NGX_HTTP_HRIS_FLEET_POLL     50      /* ms between looks at a lock */
 #define NGX_HTTP_HRIS_FLEET_BUCKETS  16
 
 
@@ -69,7 +71,7 @@ static void ngx_http_hris_fleet_rate_reply(
 static void ngx_http_hris_fleet_ignore(ngx_http_hris_redis_status_e status,
     ngx_http_hris_redis_reply_t *reply, void *data);
 static ngx_int_t ngx_http_hris_fleet_unreachable(ngx_http_hris_gate_t *g);
-static void ngx_http_hris_fleet_done(ngx_http_hris_gate_t *g, ngx_int_t rc);
+static void ngx_http_hris_fleet_failed(ngx_http_hris_gate_t *g);
 static ngx_int_t ngx_http_hris_fleet_key(ngx_http_hris_gate_t *g,
     char *suffix, ngx_str_t *key);
 static ngx_int_t ngx_http_hris_fleet_keep(ngx_http_hris_gate_t *g,
@@ -324,7 +326,8 @@ ngx_http_hris_fleet_token(ngx_http_hris_gate_t *g)
     args[5].data = p;
     args[5].len = ngx_sprintf(p, "%T", acc->seed_token.len
                                        ? acc->seed_expires
-                                         - ngx_min(30, (acc->seed_expires
+                                         - ngx_min(NGX_HTTP_HRIS_TOKEN_SKEW,
+                                                   (acc->seed_expires
                                                    - ngx_time()) / 2)
                                        : 0)
                   - p;
@@ -348,7 +351,6 @@ ngx_http_hris_fleet_token_reply(ngx_http_hris_redis_status_e status,
     ngx_http_hris_gate_t  *g = data;
 
     time_t      until;
-    ngx_int_t   rc;
     ngx_str_t  *what, *v;
 
     g->fleet_cmd = NULL;
@@ -356,14 +358,14 @@ ngx_http_hris_fleet_token_reply(ngx_http_hris_redis_status_e status,
     if (status != NGX_HTTP_HRIS_REDIS_REPLY
         || reply->type == NGX_HTTP_HRIS_REDIS_ERROR)
     {
-        ngx_http_hris_fleet_done(g, ngx_http_hris_fleet_unreachable(g));
+        ngx_http_hris_fleet_failed(g);
         return;
     }
 
     what = ngx_http_hris_fleet_elt(reply, 0);
 
     if (what == NULL) {
-        ngx_http_hris_fleet_done(g, ngx_http_hris_fleet_unreachable(g));
+        ngx_http_hris_fleet_failed(g);
         return;
     }
 
@@ -376,21 +378,21 @@ ngx_http_hris_fleet_token_reply(ngx_http_hris_redis_status_e status,
         if (v == NULL || until == NGX_ERROR
             || ngx_http_hris_fleet_open(g, v, &g->token) != NGX_OK)
         {
-            ngx_http_hris_fleet_done(g, ngx_http_hris_fleet_unreachable(g));
+            ngx_http_hris_fleet_failed(g);
             return;
         }
 
         g->fleet_at.len = v->len;
         g->fleet_at.data = ngx_pnalloc(g->request->pool, v->len);
         if (g->fleet_at.data == NULL) {
-            ngx_http_hris_fleet_done(g, NGX_ERROR);
+            ngx_http_hris_gate_token_ready(g, NGX_ERROR);
             return;
         }
         ngx_memcpy(g->fleet_at.data, v->data, v->len);
 
         ngx_http_hris_fleet_cache_set(&g->account->id, &g->token,
                                       &g->fleet_at, until);
-        ngx_http_hris_fleet_done(g, ngx_http_hris_gate_rate(g));
+        ngx_http_hris_gate_token_ready(g, NGX_OK);
         return;
     }
 
@@ -402,7 +404,7 @@ ngx_http_hris_fleet_token_reply(ngx_http_hris_redis_status_e status,
         g->fleet_sent.data = ngx_pnalloc(g->request->pool,
                                          g->fleet_sent.len + 1);
         if (g->fleet_sent.data == NULL) {
-            ngx_http_hris_fleet_done(g, NGX_ERROR);
+            ngx_http_hris_gate_token_ready(g, NGX_ERROR);
             return;
         }
         if (v) {
@@ -416,36 +418,22 @@ ngx_http_hris_fleet_token_reply(ngx_http_hris_redis_status_e status,
                != NGX_OK)
         {
             ngx_http_hris_fleet_release(g);
-            ngx_http_hris_fleet_done(g, ngx_http_hris_fleet_unreachable(g));
+            ngx_http_hris_fleet_failed(g);
             return;
         }
 
-        ngx_http_hris_fleet_done(g, ngx_http_hris_gate_exchange(g));
+        ngx_http_hris_gate_token_ready(g, NGX_DECLINED);
         return;
     }
 
     if (what->len == 6 && ngx_strncmp(what->data, "reauth", 6) == 0) {
         (void) ngx_http_hris_refresh_set(g->hmcf, &g->account->id, NULL, 1);
-        g->final = ngx_http_hris_gate_reauth(g);
-        ngx_http_hris_fleet_done(g, NGX_DONE);
+        ngx_http_hris_gate_token_ready(g, NGX_ABORT);
         return;
     }
 
-    /* "wait": another gateway or worker refreshes: look again shortly */
-    if (g->waited >= g->hlcf->upstream.timeout) {
-        g->final = ngx_http_hris_send_error(g->request,
-                       NGX_HTTP_GATEWAY_TIME_OUT, NULL,
-                       "waited %M ms for the account's access token, which "
-                       "another gateway is renewing (hris_timeout)",
-                       g->waited);
-        ngx_http_hris_fleet_done(g, NGX_DONE);
-        return;
-    }
-
-    rc = NGX_AGAIN;
-    g->waited += NGX_HTTP_HRIS_FLEET_POLL;
-    ngx_add_timer(&g->timer, NGX_HTTP_HRIS_FLEET_POLL);
-    ngx_http_hris_fleet_done(g, rc);
+    /* "wait": another gateway or worker refreshes: the gate looks again */
+    ngx_http_hris_gate_token_ready(g, NGX_BUSY);
 }
 
 
@@ -535,7 +523,7 @@ ngx_http_hris_fleet_commit_reply(ngx_http_hris_redis_status_e status,
                                       &g->fleet_at, g->fleet_until);
     }
 
-    ngx_http_hris_fleet_done(g, ngx_http_hris_gate_rate(g));
+    ngx_http_hris_gate_token_ready(g, NGX_OK);
 }
 
 
@@ -572,7 +560,7 @@ ngx_http_hris_fleet_refused_reply(ngx_http_hris_redis_status_e status,
         || (reply->type != NGX_HTTP_HRIS_REDIS_BULK
             && reply->type != NGX_HTTP_HRIS_REDIS_STRING))
     {
-        ngx_http_hris_fleet_done(g, ngx_http_hris_fleet_unreachable(g));
+        ngx_http_hris_fleet_failed(g);
         return;
     }
 
@@ -590,8 +578,7 @@ ngx_http_hris_fleet_refused_reply(ngx_http_hris_redis_status_e status,
         ngx_log_error(NGX_LOG_WARN, g->request->connection->log, 0,
                       "hris: integrated account \"%V\" needs "
                       "re-authorization (refresh refused)", &g->account->id);
-        g->final = ngx_http_hris_gate_reauth(g);
-        ngx_http_hris_fleet_done(g, NGX_DONE);
+        ngx_http_hris_gate_token_ready(g, NGX_ABORT);
         return;
     }
 
@@ -601,16 +588,15 @@ ngx_http_hris_fleet_refused_reply(ngx_http_hris_redis_status_e status,
                        NGX_HTTP_BAD_GATEWAY, NULL,
                        "the provider refused the account's refresh token "
                        "while other gateways kept renewing it; retry");
-        ngx_http_hris_fleet_done(g, NGX_DONE);
+        ngx_http_hris_gate_token_ready(g, NGX_DONE);
         return;
     }
 
     rc = ngx_http_hris_fleet_token(g);
-    if (rc == NGX_OK) {
-        rc = ngx_http_hris_gate_rate(g);
-    }
 
-    ngx_http_hris_fleet_done(g, rc);
+    if (rc != NGX_AGAIN) {
+        ngx_http_hris_gate_token_ready(g, rc);
+    }
 }
 
 
@@ -703,8 +689,8 @@ ngx_http_hris_fleet_echo(ngx_http_hris_gate_t *g, ngx_str_t *token,
 
 
 /*
- * The rate-limit stage: NGX_OK (go), NGX_AGAIN (a script runs, or the
- * gate waits on its timer and asks again) or NGX_DONE (429 answered).
+ * The rate-limit window for the fleet: NGX_AGAIN (a script runs, and
+ * ngx_http_hris_gate_rate_ready() follows) or NGX_DONE (answered).
  */
 
 ngx_int_t
@@ -714,8 +700,6 @@ ngx_http_hris_fleet_rate(ngx_http_hris_gate_t *g)
     ngx_str_t   args[2];
 
     ngx_http_hris_fleet_scripts();
-
-    g->stage = NGX_HTTP_HRIS_GATE_FLEET_RATE;
 
     p = ngx_pnalloc(g->request->pool, 2 * NGX_INT_T_LEN);
     if (p == NULL) {
@@ -741,6 +725,7 @@ ngx_http_hris_fleet_rate_reply(ngx_http_hris_redis_status_e status,
 {
     ngx_http_hris_gate_t  *g = data;
 
+    ngx_int_t   rc;
     ngx_msec_t  wait;
 
     g->fleet_cmd = NULL;
@@ -754,26 +739,20 @@ ngx_http_hris_fleet_rate_reply(ngx_http_hris_redis_status_e status,
                       "calls of integrated account \"%V\" now: this "
                       "gateway's own rate limit applies",
                       ngx_http_hris_fleet_name(g), &g->account->id);
-        ngx_http_hris_fleet_done(g, ngx_http_hris_gate_rate_local(g));
+        wait = 0;
+        rc = ngx_http_hris_state_rate_zone(g, &wait);
+        ngx_http_hris_gate_rate_ready(g, rc, wait);
         return;
     }
 
     if (reply->integer <= 0) {
-        ngx_http_hris_fleet_done(g, NGX_OK);
+        ngx_http_hris_gate_rate_ready(g, NGX_OK, 0);
         return;
     }
 
-    wait = (ngx_msec_t) reply->integer;
-
-    if (g->waited + wait > g->hlcf->upstream.retry_after_max) {
-        ngx_http_hris_fleet_done(g, ngx_http_hris_gate_rate_busy(g, wait));
-        return;
-    }
-
-    /* the gate's timer asks again (fleet_rate) */
-    g->waited += wait;
-    ngx_add_timer(&g->timer, wait);
-    ngx_http_hris_fleet_done(g, NGX_AGAIN);
+    /* no slot yet: the gate asks again when the script says */
+    ngx_http_hris_gate_rate_ready(g, NGX_DECLINED,
+                                  (ngx_msec_t) reply->integer);
 }
 
 
@@ -817,24 +796,12 @@ ngx_http_hris_fleet_unreachable(ngx_http_hris_gate_t *g)
 }
 
 
-/* a reply handled: resume the gate unless it waits for more */
+/* a token script failed: the gate answers 503 */
 
 static void
-ngx_http_hris_fleet_done(ngx_http_hris_gate_t *g, ngx_int_t rc)
+ngx_http_hris_fleet_failed(ngx_http_hris_gate_t *g)
 {
-    ngx_connection_t  *c = g->request->connection;
-
-    if (rc == NGX_AGAIN) {
-        return;
-    }
-
-    if (rc == NGX_ERROR) {
-        g->final = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        rc = NGX_DONE;
-    }
-
-    ngx_http_hris_gate_resume(g, rc);
-    ngx_http_run_posted_requests(c);
+    ngx_http_hris_gate_token_ready(g, ngx_http_hris_fleet_unreachable(g));
 }
 
 

@@ -33,7 +33,6 @@
 #define NGX_HTTP_HRIS_IDEM_LAYOUT  1
 #define NGX_HTTP_HRIS_IDEM_FILE    "idempotency.json"
 #define NGX_HTTP_HRIS_IDEM_MAX_KEY 255
-#define NGX_HTTP_HRIS_IDEM_WRITER  10           /* s: a writer that died */
 
 
 typedef enum {
@@ -63,10 +62,7 @@ typedef struct {
     ngx_rbtree_t                 rbtree;
     ngx_rbtree_node_t            sentinel;
     ngx_queue_t                  queue;
-    ngx_uint_t                   serial;      /* kept answers so far */
-    ngx_uint_t                   written;     /* the file's serial */
-    ngx_pid_t                    writer;      /* writing the file, or 0 */
-    time_t                       writing;     /* since */
+    ngx_http_hris_file_mark_t    mark;        /* answers kept, in the file */
 } ngx_http_hris_idem_sh_t;
 
 
@@ -564,7 +560,7 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hris: no "
                           "room for a new Idempotency-Key: raise "
                           "\"hris_idempotency_zone_size\"");
-            return NGX_AGAIN;
+            return NGX_HTTP_HRIS_IDEM_FULL;
         }
 
         n->state = NGX_HTTP_HRIS_IDEM_RUNNING;
@@ -954,7 +950,7 @@ ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
         }
 
         n->state = NGX_HTTP_HRIS_IDEM_DONE;
-        conf->sh->serial++;
+        ngx_http_hris_file_mark_dirty(&conf->sh->mark);
     }
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -1250,7 +1246,7 @@ ngx_http_hris_idem_lost(ngx_http_hris_idem_conf_t *conf,
     n->state = NGX_HTTP_HRIS_IDEM_DONE;
     n->status = NGX_HTTP_GATEWAY_TIME_OUT;
     n->lost = 1;
-    conf->sh->serial++;
+    ngx_http_hris_file_mark_dirty(&conf->sh->mark);
 }
 
 
@@ -1272,21 +1268,15 @@ ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
 
     ngx_shmtx_lock(&conf->shpool->mutex);
 
-    if (conf->sh->written >= conf->sh->serial
-        || (conf->sh->writer
-            && conf->sh->writing + NGX_HTTP_HRIS_IDEM_WRITER > ngx_time()))
-    {
+    if (!ngx_http_hris_file_mark_take(&conf->sh->mark)) {
         ngx_shmtx_unlock(&conf->shpool->mutex);
         return;
     }
 
-    conf->sh->writer = ngx_pid;
-    conf->sh->writing = ngx_time();
-
     text = ngx_http_hris_idem_snapshot(conf, &serial);
 
     if (text == NULL) {
-        conf->sh->writer = 0;
+        ngx_http_hris_file_mark_release(&conf->sh->mark);
     }
 
     ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -1355,7 +1345,7 @@ ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
         return NULL;
     }
 
-    *serial = conf->sh->serial;
+    *serial = conf->sh->mark.serial;
 
     text = json_dumps(file, JSON_COMPACT);
     json_decref(file);
@@ -1380,17 +1370,7 @@ ngx_http_hris_idem_file_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
     }
 
     ngx_shmtx_lock(&conf->shpool->mutex);
-
-    if (!err && serial > conf->sh->written) {
-        conf->sh->written = serial;
-    }
-
-    if (conf->sh->writer == ngx_pid) {
-        conf->sh->writer = 0;
-    }
-
-    again = (!err && conf->sh->written < conf->sh->serial);
-
+    again = ngx_http_hris_file_mark_done(&conf->sh->mark, serial, err);
     ngx_shmtx_unlock(&conf->shpool->mutex);
 
     if (again) {
@@ -1405,10 +1385,6 @@ static void
 ngx_http_hris_idem_writer_free(ngx_http_hris_idem_conf_t *conf)
 {
     ngx_shmtx_lock(&conf->shpool->mutex);
-
-    if (conf->sh->writer == ngx_pid) {
-        conf->sh->writer = 0;
-    }
-
+    ngx_http_hris_file_mark_release(&conf->sh->mark);
     ngx_shmtx_unlock(&conf->shpool->mutex);
 }

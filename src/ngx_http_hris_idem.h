@@ -49,11 +49,16 @@ typedef void (*ngx_http_hris_idem_begun_pt)(void *data, ngx_int_t rc);
 /* NGX_OK (key->len 0: none), or the rc of the 400 answered */
 ngx_int_t ngx_http_hris_idem_key(ngx_http_request_t *r, ngx_str_t *key);
 
+/* ngx_http_hris_idem_begin(): no room for one more key in the zone */
+#define NGX_HTTP_HRIS_IDEM_FULL  NGX_HTTP_INSUFFICIENT_STORAGE
+
 /*
  * The key of this tenant and account, for this method, path, query and
  * body. NGX_OK: claimed by this request. NGX_DONE: an answer is kept,
  * *kept holds it. NGX_BUSY: the first request is still running.
- * NGX_DECLINED: the key was used for another request. NGX_AGAIN: no room.
+ * NGX_DECLINED: the key was used for another request.
+ * NGX_HTTP_HRIS_IDEM_FULL: no room. (Callers go through
+ * ngx_http_hris_state_idem_begin(), which chooses the store.)
  */
 ngx_int_t ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
     ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,

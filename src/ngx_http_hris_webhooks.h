@@ -81,10 +81,7 @@ typedef struct {
     ngx_queue_t                  dlvs;        /* oldest first */
     ngx_uint_t                   ndlvs;
     ngx_uint_t                   dropped;     /* queue full: not queued */
-    ngx_uint_t                   serial;      /* changes so far */
-    ngx_uint_t                   written;     /* the file's serial */
-    ngx_pid_t                    writer;
-    time_t                       writing;
+    ngx_http_hris_file_mark_t    mark;        /* changes, in the spool */
 } ngx_http_hris_wh_sh_t;
 
 

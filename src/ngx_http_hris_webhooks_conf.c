@@ -271,8 +271,7 @@ ngx_http_hris_wh_zone_init(ngx_shm_zone_t *zone, void *data)
     ngx_queue_init(&sh->dlvs);
 
     /* snapshots are numbered on from the file's (see the spool) */
-    sh->serial = conf->serial;
-    sh->written = conf->serial;
+    ngx_http_hris_file_mark_init(&sh->mark, conf->serial);
 
     conf->shpool->log_ctx = ngx_slab_alloc(conf->shpool,
                                            sizeof(" in hris_webhooks zone"));

@@ -20,6 +20,7 @@
 
 #include "ngx_http_hris_unified.h"
 #include "ngx_http_hris_idem.h"
+#include "ngx_http_hris_state_if.h"
 
 
 static ngx_int_t ngx_http_hris_write_args(ngx_http_hris_write_t *w);
@@ -207,12 +208,11 @@ ngx_http_hris_write_body_ready(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_hris_write_start(ngx_http_hris_write_t *w)
 {
-    json_t                     *body;
-    ngx_int_t                   rc;
-    ngx_str_t                   text, key;
-    json_error_t                jerr;
-    ngx_http_request_t         *r = w->request;
-    ngx_http_hris_main_conf_t  *hmcf;
+    json_t              *body;
+    ngx_int_t            rc;
+    ngx_str_t            text, key;
+    json_error_t         jerr;
+    ngx_http_request_t  *r = w->request;
 
     rc = ngx_http_hris_request_body(r, &text);
     if (rc != NGX_OK || r->header_sent) {
@@ -253,22 +253,14 @@ ngx_http_hris_write_start(ngx_http_hris_write_t *w)
         return ngx_http_hris_write_claimed(w, NGX_OK);
     }
 
-    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+    /* a store that answers later (Redis): write_begun() goes on */
+    rc = ngx_http_hris_state_idem_begin(r, &w->account->tenant,
+                                        &w->account->id, &key, &text,
+                                        &w->kept, ngx_http_hris_write_begun,
+                                        w);
 
-    if (hmcf->redis) {
-        /* the fleet's claim, asked of Redis: write_begun() goes on */
-        rc = ngx_http_hris_idem_begin_fleet(r, &w->account->tenant,
-                                            &w->account->id, &key, &text,
-                                            &w->kept,
-                                            ngx_http_hris_write_begun, w);
-        return (rc == NGX_AGAIN) ? NGX_HTTP_HRIS_PENDING
-                                 : ngx_http_hris_write_claimed(w, rc);
-    }
-
-    rc = ngx_http_hris_idem_begin(r, &w->account->tenant, &w->account->id,
-                                  &key, &text, &w->kept);
-
-    return ngx_http_hris_write_claimed(w, rc);
+    return (rc == NGX_AGAIN) ? NGX_HTTP_HRIS_PENDING
+                             : ngx_http_hris_write_claimed(w, rc);
 }
 
 
@@ -323,7 +315,7 @@ ngx_http_hris_write_claimed(ngx_http_hris_write_t *w, ngx_int_t rc)
                    "path or body in the last 24 hours: use a new key "
                    "for a new request");
 
-    case NGX_AGAIN:
+    case NGX_HTTP_HRIS_IDEM_FULL:
         return ngx_http_hris_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                    json_pack("{s:s}", "directive",
                              "hris_idempotency_zone_size"),
