@@ -328,16 +328,25 @@ ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf)
 
 
 ngx_int_t
-ngx_http_hris_shm_accounts_get(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t *gen)
+ngx_http_hris_shm_accounts_since(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_uint_t gen, ngx_array_t *changes, ngx_uint_t *now,
+    ngx_uint_t *full)
 {
     abort();
 }
 
 
 ngx_int_t
-ngx_http_hris_shm_accounts_set(ngx_http_hris_main_conf_t *hmcf,
-    ngx_uint_t gen, ngx_str_t *text)
+ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
+    ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *text, ngx_uint_t *version)
+{
+    abort();
+}
+
+
+ngx_int_t
+ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text)
 {
     abort();
 }
