@@ -10,6 +10,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use Time::HiRes qw(sleep);
 use lib 't/lib';
 use HRIS::Sandbox;
 use HRIS::Nginx;
