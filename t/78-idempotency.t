@@ -350,6 +350,20 @@ subtest "a tenant's share: acme refused at its quarter, globex still kept" => su
                                                    'Idempotency-Key' => "globex-$i" });
         is($again->{headers}{'idempotent-replayed'}, 'true', '... and its answer is kept');
     }
+
+    # the file keeps whose each answer is: after a restart acme's share
+    # is still taken, globex's is not
+    $small->stop;
+    $small->start;
+    $res = $small->request('POST', '/unified/hris/employees?integrated_account_id=acme-bamboohr',
+        body => $J->encode(person()), headers => { 'Content-Type' => 'application/json',
+                                                  'Idempotency-Key' => 'share-after' });
+    is($res->{status}, 503, "after a restart acme's share is still full");
+    my $g = $small->request('POST', '/unified/hris/employees?integrated_account_id=globex-bamboohr',
+        key => $HRIS::Nginx::OTHER_KEY,
+        body => $J->encode(person()), headers => { 'Content-Type' => 'application/json',
+                                                  'Idempotency-Key' => 'globex-after' });
+    is($g->{status}, 201, '... and globex still writes with a new key');
     $small->stop;
     unlike($small->error_log, qr/\[(alert|emerg|crit)\]/, 'no alerts');
 };
