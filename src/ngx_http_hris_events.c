@@ -3,8 +3,9 @@
  * undelivered events (see webhooks.h): a shared memory zone of its own,
  * "hris_webhooks" (hris_webhook_zone_size), so that a tenant flooding it
  * cannot take the memory of tokens or Idempotency-Keys, and each tenant
- * may hold at most NGX_HTTP_HRIS_WH_TENANT_QUEUE undelivered events so
- * that one tenant's dead receiver cannot take the others' room. A
+ * may hold at most NGX_HTTP_HRIS_WH_TENANT_QUEUE undelivered events, and
+ * at most hris_webhook_tenant_size bytes of them (events differ in size),
+ * so that one tenant's dead receiver cannot take the others' room. A
  * reload keeps the zone; webhooks.json in the state directory carries it
  * over a restart (ngx_http_hris_events_spool.c). The zone and the
  * directives are set up in ngx_http_hris_webhooks_conf.c.
@@ -24,8 +25,12 @@
 
 static ngx_uint_t ngx_http_hris_wh_matches(ngx_http_hris_wh_sub_t *s,
     const char *type);
-static ngx_uint_t ngx_http_hris_wh_queued(ngx_http_hris_wh_conf_t *conf,
-    ngx_str_t *tenant);
+static size_t ngx_http_hris_wh_slab_size(size_t size);
+static size_t ngx_http_hris_wh_dlv_size(size_t tenant, size_t body);
+static void ngx_http_hris_wh_usage(ngx_http_hris_wh_conf_t *conf,
+    ngx_str_t *tenant, ngx_uint_t *n, size_t *bytes);
+static ngx_uint_t ngx_http_hris_wh_capped(ngx_http_hris_wh_conf_t *conf,
+    ngx_uint_t n, size_t bytes, size_t size);
 static ngx_int_t ngx_http_hris_wh_dlv_add(ngx_http_hris_wh_conf_t *conf,
     u_char *evt, u_char *sub, ngx_str_t *tenant, ngx_str_t *body,
     time_t created, uint64_t due, ngx_uint_t attempts);
@@ -51,8 +56,9 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
     u_char                    ts[sizeof("1970-01-01T00:00:00Z")];
     json_t                   *event;
     ngx_tm_t                  tm;
+    size_t                    bytes, size;
     ngx_str_t                 body;
-    ngx_uint_t                queued, full, nomem;
+    ngx_uint_t                n, queued, full, nomem, cap;
     const char               *id, *resource, *rid;
     ngx_queue_t              *q;
     ngx_http_hris_wh_sub_t   *s;
@@ -110,8 +116,12 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
     queued = 0;
     full = 0;
     nomem = 0;
+    cap = 0;
+    size = ngx_http_hris_wh_dlv_size(tenant->len, body.len);
 
     ngx_shmtx_lock(&conf->shpool->mutex);
+
+    ngx_http_hris_wh_usage(conf, tenant, &n, &bytes);
 
     for (q = ngx_queue_head(&conf->sh->subs);
          q != ngx_queue_sentinel(&conf->sh->subs);
@@ -125,9 +135,9 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
             continue;
         }
 
-        if (ngx_http_hris_wh_queued(conf, tenant)
-            >= NGX_HTTP_HRIS_WH_TENANT_QUEUE)
-        {
+        cap = ngx_http_hris_wh_capped(conf, n, bytes, size);
+
+        if (cap) {
             full++;
             continue;
         }
@@ -141,6 +151,8 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
         }
 
         queued++;
+        n++;
+        bytes += size;
     }
 
     conf->sh->dropped += full + nomem;
@@ -154,7 +166,8 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
     free(text);
 
     if (full || nomem) {
-        ngx_http_hris_wh_full(evt, type, full + nomem, tenant, full, log);
+        ngx_http_hris_wh_full(evt, type, full + nomem, tenant,
+                              full ? cap : 0, log);
     }
 
     if (queued) {
@@ -163,6 +176,11 @@ ngx_http_hris_event_emit(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *tenant,
 }
 
 
+/*
+ * full: 0, the zone is full; 1, the tenant has as many undelivered events
+ * as it may; 2, they take the tenant's share of the zone
+ */
+
 void
 ngx_http_hris_wh_full(u_char *evt, const char *type, ngx_uint_t n,
     ngx_str_t *tenant, ngx_uint_t full, ngx_log_t *log)
@@ -170,9 +188,11 @@ ngx_http_hris_wh_full(u_char *evt, const char *type, ngx_uint_t n,
     ngx_log_error(NGX_LOG_ERR, log, 0, "hris: event %*s (%s) not queued "
                   "for %ui subscription(s) of tenant \"%V\": %s",
                   (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, evt, type, n, tenant,
-                  full ? "the tenant has too many undelivered events"
-                       : "the zone is full: raise "
-                         "\"hris_webhook_zone_size\"");
+                  full == 2 ? "the tenant's undelivered events take its "
+                              "share of the zone "
+                              "(\"hris_webhook_tenant_size\")"
+                  : full ? "the tenant has too many undelivered events"
+                  : "the zone is full: raise \"hris_webhook_zone_size\"");
 }
 
 
@@ -230,18 +250,22 @@ ngx_http_hris_wh_dlv_queue(ngx_http_hris_wh_conf_t *conf, u_char *evt,
     u_char *sub, ngx_str_t *tenant, ngx_str_t *body, time_t created,
     ngx_log_t *log)
 {
-    ngx_int_t  rc;
+    size_t      bytes;
+    ngx_int_t   rc;
+    ngx_uint_t  n, cap;
 
     ngx_shmtx_lock(&conf->shpool->mutex);
+
+    ngx_http_hris_wh_usage(conf, tenant, &n, &bytes);
+    cap = ngx_http_hris_wh_capped(conf, n, bytes,
+                          ngx_http_hris_wh_dlv_size(tenant->len, body->len));
 
     if (ngx_http_hris_wh_sub_find(conf, sub, NGX_HTTP_HRIS_WH_ID_LEN)
         == NULL)
     {
         rc = NGX_DECLINED;
 
-    } else if (ngx_http_hris_wh_queued(conf, tenant)
-               >= NGX_HTTP_HRIS_WH_TENANT_QUEUE)
-    {
+    } else if (cap) {
         conf->sh->dropped++;
         rc = NGX_BUSY;
 
@@ -268,8 +292,10 @@ ngx_http_hris_wh_dlv_queue(ngx_http_hris_wh_conf_t *conf, u_char *evt,
                       "of tenant \"%V\" not queued on this gateway: %s",
                       (size_t) NGX_HTTP_HRIS_EVT_ID_LEN, evt,
                       (size_t) NGX_HTTP_HRIS_WH_ID_LEN, sub, tenant,
-                      rc == NGX_BUSY
-                      ? "the tenant has too many undelivered events"
+                      cap == 2 ? "the tenant's undelivered events take its "
+                                 "share of the zone "
+                                 "(\"hris_webhook_tenant_size\")"
+                      : cap ? "the tenant has too many undelivered events"
                       : "the zone is full: raise \"hris_webhook_zone_size\"");
     }
 
@@ -306,24 +332,86 @@ ngx_http_hris_wh_matches(ngx_http_hris_wh_sub_t *s, const char *type)
 }
 
 
-static ngx_uint_t
-ngx_http_hris_wh_queued(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant)
+/*
+ * What the slab allocator takes for size bytes: a power of two up to half
+ * a page, whole pages above, so that a tenant's share is counted as the
+ * zone spends it.
+ */
+
+static size_t
+ngx_http_hris_wh_slab_size(size_t size)
 {
-    ngx_uint_t               n;
+    size_t  n;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (n = 8; n < size; n <<= 1) { /* void */ }
+
+    return n;
+}
+
+
+/* a delivery's bytes in the zone (see ngx_http_hris_wh_dlv_add) */
+
+static size_t
+ngx_http_hris_wh_dlv_size(size_t tenant, size_t body)
+{
+    return ngx_http_hris_wh_slab_size(sizeof(ngx_http_hris_wh_dlv_t))
+           + ngx_http_hris_wh_slab_size(tenant ? tenant : 1)
+           + ngx_http_hris_wh_slab_size(body ? body : 1);
+}
+
+
+/*
+ * The tenant's undelivered events: how many, and their bytes. Counted
+ * from the queue itself (the lock is held), so that no tally can drift
+ * from what the zone holds, whichever path freed a delivery.
+ */
+
+static void
+ngx_http_hris_wh_usage(ngx_http_hris_wh_conf_t *conf, ngx_str_t *tenant,
+    ngx_uint_t *n, size_t *bytes)
+{
     ngx_queue_t             *q;
     ngx_http_hris_wh_dlv_t  *d;
 
-    n = 0;
+    *n = 0;
+    *bytes = 0;
 
     for (q = ngx_queue_head(&conf->sh->dlvs);
          q != ngx_queue_sentinel(&conf->sh->dlvs);
          q = ngx_queue_next(q))
     {
         d = ngx_queue_data(q, ngx_http_hris_wh_dlv_t, queue);
-        n += ngx_http_hris_str_eq(&d->tenant, tenant);
+
+        if (ngx_http_hris_str_eq(&d->tenant, tenant)) {
+            (*n)++;
+            *bytes += ngx_http_hris_wh_dlv_size(d->tenant.len, d->body.len);
+        }
+    }
+}
+
+
+/*
+ * Whether a tenant with n undelivered events of these bytes may not
+ * queue one more of size bytes: 1, its count; 2, its share of the zone
+ */
+
+static ngx_uint_t
+ngx_http_hris_wh_capped(ngx_http_hris_wh_conf_t *conf, ngx_uint_t n,
+    size_t bytes, size_t size)
+{
+    if (n >= NGX_HTTP_HRIS_WH_TENANT_QUEUE) {
+        return 1;
     }
 
-    return n;
+    if (bytes + size > conf->tenant_size) {
+        return 2;
+    }
+
+    return 0;
 }
 
 

@@ -10,7 +10,10 @@
  * request still runs (and in which worker), and its answer once it is
  * kept. Entries go 24 hours after they were made, never earlier: a full
  * zone refuses new keys (503 naming the directive) rather than forget a
- * kept answer, which would let a write through twice.
+ * kept answer, which would let a write through twice. So that one tenant
+ * cannot fill it for all, a tenant's entries may take at most a quarter
+ * of the zone (at least 64k): beyond, that tenant is refused as a full
+ * zone refuses everyone. An entry carries its tenant's digest for this.
  *
  * The file is written whole after each kept answer, by one worker at a
  * time, through nginx's thread pool (a temporary file renamed over the
@@ -30,7 +33,9 @@
 
 
 #define NGX_HTTP_HRIS_IDEM_MAGIC   0x6d656469          /* "idem" */
-#define NGX_HTTP_HRIS_IDEM_LAYOUT  1
+#define NGX_HTTP_HRIS_IDEM_LAYOUT  2
+#define NGX_HTTP_HRIS_IDEM_TENANT  8                 /* digest's bytes */
+#define NGX_HTTP_HRIS_IDEM_FLOOR   (64 * 1024)       /* tenant share */
 #define NGX_HTTP_HRIS_IDEM_FILE    "idempotency.json"
 #define NGX_HTTP_HRIS_IDEM_MAX_KEY 255
 
@@ -46,6 +51,7 @@ typedef struct {
     ngx_queue_t                  queue;       /* by age, oldest first */
     u_char                       hash[32];    /* tenant, account, key */
     u_char                       fp[32];      /* method, path, query, body */
+    u_char                       tenant[NGX_HTTP_HRIS_IDEM_TENANT];
     time_t                       created;
     ngx_pid_t                    pid;         /* running: in this worker */
     ngx_http_hris_idem_state_e   state;
@@ -80,6 +86,7 @@ typedef struct {
     ngx_http_hris_idem_conf_t   *conf;
     ngx_http_request_t          *request;
     u_char                       hash[32];
+    u_char                       tenant[NGX_HTTP_HRIS_IDEM_TENANT];
     unsigned                     keep:1;
     unsigned                     done:1;
 
@@ -141,7 +148,8 @@ static ngx_int_t ngx_http_hris_idem_zone_init(ngx_shm_zone_t *zone,
     void *data);
 static ngx_int_t ngx_http_hris_idem_seed(ngx_http_hris_idem_conf_t *conf,
     ngx_log_t *log);
-static ngx_int_t ngx_http_hris_idem_hex(json_t *v, u_char *out);
+static ngx_int_t ngx_http_hris_idem_hex(json_t *v, u_char *out,
+    size_t len);
 static void ngx_http_hris_idem_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_hris_idem_node_t *ngx_http_hris_idem_lookup(
@@ -173,6 +181,9 @@ static void ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
 static void ngx_http_hris_idem_let_go(ngx_http_hris_idem_req_t *ir);
 static void ngx_http_hris_idem_hash(ngx_str_t *parts, ngx_uint_t n,
     u_char *out);
+static size_t ngx_http_hris_idem_slab_size(size_t size);
+static ngx_uint_t ngx_http_hris_idem_share(ngx_http_hris_idem_conf_t *conf,
+    u_char *tenant, size_t more);
 static void ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf,
     ngx_log_t *log);
 static char *ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
@@ -341,6 +352,7 @@ ngx_http_hris_idem_seed(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
     json_t                     *e, *t, *s, *b;
     size_t                      i, loaded;
     u_char                      hash[32], fp[32];
+    u_char                      tenant[NGX_HTTP_HRIS_IDEM_TENANT];
     ngx_http_hris_idem_node_t  *n;
 
     loaded = 0;
@@ -351,9 +363,10 @@ ngx_http_hris_idem_seed(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
         b = json_object_get(e, "b");
 
         if (!json_is_integer(t) || !json_is_integer(s) || !json_is_string(b)
-            || ngx_http_hris_idem_hex(json_object_get(e, "k"), hash)
+            || ngx_http_hris_idem_hex(json_object_get(e, "k"), hash, 32)
                != NGX_OK
-            || ngx_http_hris_idem_hex(json_object_get(e, "f"), fp) != NGX_OK)
+            || ngx_http_hris_idem_hex(json_object_get(e, "f"), fp, 32)
+               != NGX_OK)
         {
             ngx_log_error(NGX_LOG_WARN, log, 0, "hris: %V: entry %uz is not "
                           "a kept answer: left out", &conf->file, i);
@@ -366,9 +379,18 @@ ngx_http_hris_idem_seed(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
             continue;
         }
 
+        /* "n": the tenant's digest; a file of an older build has none */
+        if (ngx_http_hris_idem_hex(json_object_get(e, "n"), tenant,
+                                   NGX_HTTP_HRIS_IDEM_TENANT)
+            != NGX_OK)
+        {
+            ngx_memzero(tenant, sizeof(tenant));
+        }
+
         n = ngx_http_hris_idem_node(conf, hash, fp,
                                     (time_t) json_integer_value(t));
         if (n) {
+            ngx_memcpy(n->tenant, tenant, NGX_HTTP_HRIS_IDEM_TENANT);
             n->len = json_string_length(b);
             n->body = n->len ? ngx_slab_alloc(conf->shpool, n->len) : NULL;
         }
@@ -401,17 +423,18 @@ ngx_http_hris_idem_seed(ngx_http_hris_idem_conf_t *conf, ngx_log_t *log)
 
 
 static ngx_int_t
-ngx_http_hris_idem_hex(json_t *v, u_char *out)
+ngx_http_hris_idem_hex(json_t *v, u_char *out, size_t len)
 {
-    ngx_int_t    i, hi, lo;
+    size_t       i;
+    ngx_int_t    hi, lo;
     const char  *s;
 
     s = json_string_value(v);
-    if (s == NULL || json_string_length(v) != 64) {
+    if (s == NULL || json_string_length(v) != 2 * len) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < 32; i++) {
+    for (i = 0; i < len; i++) {
         hi = ngx_hextoi((u_char *) &s[2 * i], 1);
         lo = ngx_hextoi((u_char *) &s[2 * i + 1], 1);
         if (hi == NGX_ERROR || lo == NGX_ERROR) {
@@ -502,7 +525,7 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
     ngx_str_t *account, ngx_str_t *key, ngx_str_t *body,
     ngx_http_hris_idem_kept_t *kept)
 {
-    u_char                      hash[32], fp[32];
+    u_char                      hash[32], fp[32], th[32];
     ngx_int_t                   rc;
     ngx_str_t                   parts[4];
     ngx_pool_cleanup_t         *cln;
@@ -518,6 +541,8 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
     parts[1] = *account;
     parts[2] = *key;
     ngx_http_hris_idem_hash(parts, 3, hash);
+
+    ngx_http_hris_idem_hash(tenant, 1, th);
 
     parts[0] = r->method_name;
     parts[1] = r->uri;
@@ -537,6 +562,7 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
     ir->request = r;
     ir->done = 1;                       /* nothing claimed yet */
     ngx_memcpy(ir->hash, hash, 32);
+    ngx_memcpy(ir->tenant, th, NGX_HTTP_HRIS_IDEM_TENANT);
     cln->handler = ngx_http_hris_idem_cleanup;
 
     ngx_shmtx_lock(&conf->shpool->mutex);
@@ -553,6 +579,19 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
     }
 
     if (n == NULL) {
+        if (!ngx_http_hris_idem_share(conf, th,
+                 ngx_http_hris_idem_slab_size(
+                     sizeof(ngx_http_hris_idem_node_t))))
+        {
+            ngx_shmtx_unlock(&conf->shpool->mutex);
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hris: no "
+                          "room for a new Idempotency-Key of tenant \"%V\": "
+                          "its kept answers take its share of the zone (a "
+                          "quarter of \"hris_idempotency_zone_size\")",
+                          tenant);
+            return NGX_HTTP_HRIS_IDEM_FULL;
+        }
+
         n = ngx_http_hris_idem_node(conf, hash, fp, ngx_time());
 
         if (n == NULL) {
@@ -563,6 +602,7 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
             return NGX_HTTP_HRIS_IDEM_FULL;
         }
 
+        ngx_memcpy(n->tenant, th, NGX_HTTP_HRIS_IDEM_TENANT);
         n->state = NGX_HTTP_HRIS_IDEM_RUNNING;
         n->pid = ngx_pid;
 
@@ -929,7 +969,9 @@ ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
     n = ngx_http_hris_idem_lookup(conf, ir->hash);
 
     if (n && n->state == NGX_HTTP_HRIS_IDEM_RUNNING && n->pid == ngx_pid) {
-        n->body = (body && body->len)
+        n->body = (body && body->len
+                   && ngx_http_hris_idem_share(conf, n->tenant,
+                          ngx_http_hris_idem_slab_size(body->len)))
                   ? ngx_slab_alloc_locked(conf->shpool, body->len) : NULL;
 
         if (body == NULL || (body->len && n->body == NULL)) {
@@ -957,8 +999,9 @@ ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
 
     if (full) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: no room to keep the answer "
-                      "of a write for its Idempotency-Key: a repeat gets 504 "
-                      "(outcome unknown); raise "
+                      "of a write for its Idempotency-Key (the zone is full, "
+                      "or the tenant's answers take its quarter of it): a "
+                      "repeat gets 504 (outcome unknown); raise "
                       "\"hris_idempotency_zone_size\"");
     }
 
@@ -1167,6 +1210,71 @@ ngx_http_hris_idem_expire(ngx_http_hris_idem_conf_t *conf)
 }
 
 
+/*
+ * What the slab allocator takes for size bytes: a power of two up to half
+ * a page, whole pages above (as ngx_slab.c spends it).
+ */
+
+static size_t
+ngx_http_hris_idem_slab_size(size_t size)
+{
+    size_t  n;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (n = 8; n < size; n <<= 1) { /* void */ }
+
+    return n;
+}
+
+
+/*
+ * Whether the tenant's entries, and more bytes, stay within its share of
+ * the zone: a quarter, at least NGX_HTTP_HRIS_IDEM_FLOOR. Counted from
+ * the queue itself (the lock is held), so that no tally can drift from
+ * what the zone holds.
+ */
+
+static ngx_uint_t
+ngx_http_hris_idem_share(ngx_http_hris_idem_conf_t *conf, u_char *tenant,
+    size_t more)
+{
+    size_t                      bytes, cap;
+    ngx_queue_t                *q;
+    ngx_http_hris_idem_node_t  *n;
+
+    cap = (size_t) (conf->shpool->end - (u_char *) conf->shpool) / 4;
+    cap = ngx_max(cap, NGX_HTTP_HRIS_IDEM_FLOOR);
+    bytes = more;
+
+    for (q = ngx_queue_head(&conf->sh->queue);
+         q != ngx_queue_sentinel(&conf->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        n = ngx_queue_data(q, ngx_http_hris_idem_node_t, queue);
+
+        if (ngx_memcmp(n->tenant, tenant, NGX_HTTP_HRIS_IDEM_TENANT) != 0) {
+            continue;
+        }
+
+        bytes += ngx_http_hris_idem_slab_size(
+                     sizeof(ngx_http_hris_idem_node_t));
+
+        if (n->body) {
+            bytes += ngx_http_hris_idem_slab_size(n->len);
+        }
+
+        if (bytes > cap) {
+            return 0;
+        }
+    }
+
+    return bytes <= cap;
+}
+
+
 static void
 ngx_http_hris_idem_free(ngx_http_hris_idem_conf_t *conf,
     ngx_http_hris_idem_node_t *n)
@@ -1304,7 +1412,7 @@ ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
 {
     char                       *text;
     json_t                     *entries, *e, *file;
-    u_char                      k[64], f[64];
+    u_char                      k[64], f[64], t[2 * NGX_HTTP_HRIS_IDEM_TENANT];
     ngx_queue_t                *q;
     ngx_http_hris_idem_node_t  *n;
 
@@ -1325,9 +1433,11 @@ ngx_http_hris_idem_snapshot(ngx_http_hris_idem_conf_t *conf,
 
         ngx_hex_dump(k, n->hash, 32);
         ngx_hex_dump(f, n->fp, 32);
+        ngx_hex_dump(t, n->tenant, NGX_HTTP_HRIS_IDEM_TENANT);
 
-        e = json_pack("{s:s#,s:s#,s:I,s:i,s:s#}", "k", k, (int) 64,
-                      "f", f, (int) 64, "t", (json_int_t) n->created,
+        e = json_pack("{s:s#,s:s#,s:s#,s:I,s:i,s:s#}", "k", k, (int) 64,
+                      "f", f, (int) 64, "n", t, (int) sizeof(t),
+                      "t", (json_int_t) n->created,
                       "s", (int) n->status,
                       "b", n->lost ? (char *) ngx_http_hris_idem_lost_body
                                    : n->body ? (char *) n->body : "",

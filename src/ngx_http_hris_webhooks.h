@@ -44,6 +44,7 @@
 #define NGX_HTTP_HRIS_WH_BODY_MAX      16384
 #define NGX_HTTP_HRIS_WH_DELAYS_MAX    16
 #define NGX_HTTP_HRIS_WH_RA_MAX        86400 /* s: Retry-After honoured */
+#define NGX_HTTP_HRIS_WH_TENANT_FLOOR  (64 * 1024) /* tenant share, least */
 
 
 /* a subscription, in the zone */
@@ -89,6 +90,7 @@ typedef struct {
     ngx_http_hris_wh_sh_t       *sh;
     ngx_slab_pool_t             *shpool;
     size_t                       size;        /* hris_webhook_zone_size */
+    size_t                       tenant_size; /* a tenant's share of it */
     ngx_msec_t                   timeout;     /* hris_webhook_timeout */
     ngx_array_t                 *delays;      /* ngx_msec_t: retry delays */
     ngx_uint_t                   concurrency; /* deliveries per worker */

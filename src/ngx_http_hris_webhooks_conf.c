@@ -5,6 +5,8 @@
  * and small helpers of the other webhooks files (see webhooks.h).
  *
  *   hris_webhook_zone_size SIZE       the "hris_webhooks" zone (1m)
+ *   hris_webhook_tenant_size SIZE     a tenant's share of its undelivered
+ *                                     events (a quarter, at least 64k)
  *   hris_webhook_timeout TIME         one attempt's longest wait (15s)
  *   hris_webhook_retry_delays TIME... the waits before each retry
  *                                     (5s 5m 30m 2h 5h 10h 10h)
@@ -61,6 +63,13 @@ static ngx_command_t  ngx_http_hris_events_commands[] = {
       offsetof(ngx_http_hris_wh_conf_t, size),
       NULL },
 
+    { ngx_string("hris_webhook_tenant_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_wh_conf_t, tenant_size),
+      NULL },
+
     { ngx_string("hris_webhook_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -115,6 +124,7 @@ ngx_http_hris_events_create_main_conf(ngx_conf_t *cf)
     }
 
     conf->size = NGX_CONF_UNSET_SIZE;
+    conf->tenant_size = NGX_CONF_UNSET_SIZE;
     conf->timeout = NGX_CONF_UNSET_MSEC;
     conf->delays = NGX_CONF_UNSET_PTR;
 
@@ -193,6 +203,21 @@ ngx_http_hris_events_init_main_conf(ngx_conf_t *cf, void *c)
     if (conf->size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"hris_webhook_zone_size\" "
                            "must be at least %uz", 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * A tenant's undelivered events may take this much of the zone, so
+     * that a few tenants whose receivers are down cannot fill it for all
+     */
+    ngx_conf_init_size_value(conf->tenant_size,
+                             ngx_max(conf->size / 4,
+                                     NGX_HTTP_HRIS_WH_TENANT_FLOOR));
+
+    if (conf->tenant_size < 2 * NGX_HTTP_HRIS_WH_BODY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"hris_webhook_tenant_size"
+                           "\" must be at least %uz, so that the largest "
+                           "event fits", (size_t) 2 * NGX_HTTP_HRIS_WH_BODY_MAX);
         return NGX_CONF_ERROR;
     }
 

@@ -320,9 +320,10 @@ ngx_http_hris_write_claimed(ngx_http_hris_write_t *w, ngx_int_t rc)
                    json_pack("{s:s}", "directive",
                              "hris_idempotency_zone_size"),
                    "no room to keep this write's answer for its "
-                   "Idempotency-Key: the zone is full of answers kept "
-                   "for 24 hours (hris_idempotency_zone_size); nothing "
-                   "was sent to the provider");
+                   "Idempotency-Key: the zone, or this tenant's quarter "
+                   "of it, is full of answers kept for 24 hours "
+                   "(hris_idempotency_zone_size); nothing was sent to "
+                   "the provider");
 
     default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -310,6 +310,64 @@ subtest 'a full zone: 503 naming the directive, nothing sent, kept answers kept'
     unlike($small->error_log, qr/\[(alert|emerg|crit)\]/, 'no alerts');
 };
 
+# -- a tenant's share -----------------------------------------------------------------
+
+# A tenant's kept answers take at most a quarter of the zone (at least
+# 64k): beyond, that tenant's new keys get the full zone's 503, and another
+# tenant's keys are still kept. Without the share, acme's answers filled
+# the whole 256k zone and globex got the 503.
+subtest "a tenant's share: acme refused at its quarter, globex still kept" => sub {
+    my $small = HRIS::Nginx->start(accounts => $accounts,
+                                   http => 'hris_idempotency_zone_size 256k;');
+    my ($full, $kept, $res) = (0, 0);
+    for my $i (1 .. 150) {
+        my $before = posts();
+        $res = $small->request('POST', '/unified/hris/employees?integrated_account_id=acme-bamboohr',
+            body => $J->encode(person()), headers => { 'Content-Type' => 'application/json',
+                                                      'Idempotency-Key' => "share-$i" });
+        if ($res->{status} == 503) {
+            $full = 1;
+            is(posts(), $before, 'the refused one reached no provider');
+            last;
+        }
+        $kept++;
+    }
+    ok($full, "acme was refused after $kept keys");
+    is($res->{json}{details}{directive}, 'hris_idempotency_zone_size', 'details.directive');
+    like($small->error_log, qr/Idempotency-Key of tenant "acme": its kept answers take its share of the zone \(a quarter of "hris_idempotency_zone_size"\)/,
+         'the log names the tenant and its share');
+
+    for my $i (1 .. 3) {
+        my $body = person();
+        my $g = $small->request('POST', '/unified/hris/employees?integrated_account_id=globex-bamboohr',
+            key => $HRIS::Nginx::OTHER_KEY,
+            body => $J->encode($body), headers => { 'Content-Type' => 'application/json',
+                                                   'Idempotency-Key' => "globex-$i" });
+        is($g->{status}, 201, "globex's write $i with a new key goes through");
+        my $again = $small->request('POST', '/unified/hris/employees?integrated_account_id=globex-bamboohr',
+            key => $HRIS::Nginx::OTHER_KEY,
+            body => $J->encode($body), headers => { 'Content-Type' => 'application/json',
+                                                   'Idempotency-Key' => "globex-$i" });
+        is($again->{headers}{'idempotent-replayed'}, 'true', '... and its answer is kept');
+    }
+
+    # the file keeps whose each answer is: after a restart acme's share
+    # is still taken, globex's is not
+    $small->stop;
+    $small->start;
+    $res = $small->request('POST', '/unified/hris/employees?integrated_account_id=acme-bamboohr',
+        body => $J->encode(person()), headers => { 'Content-Type' => 'application/json',
+                                                  'Idempotency-Key' => 'share-after' });
+    is($res->{status}, 503, "after a restart acme's share is still full");
+    my $g = $small->request('POST', '/unified/hris/employees?integrated_account_id=globex-bamboohr',
+        key => $HRIS::Nginx::OTHER_KEY,
+        body => $J->encode(person()), headers => { 'Content-Type' => 'application/json',
+                                                  'Idempotency-Key' => 'globex-after' });
+    is($g->{status}, 201, '... and globex still writes with a new key');
+    $small->stop;
+    unlike($small->error_log, qr/\[(alert|emerg|crit)\]/, 'no alerts');
+};
+
 $ng->stop;
 unlike($ng->error_log, qr/\[(alert|crit)\]/, 'no alerts in the error log');
 
