@@ -592,6 +592,8 @@ ngx_int_t ngx_http_hris_state_account(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
 void ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_log_t *log);
+void ngx_http_hris_state_exit(ngx_http_hris_main_conf_t *hmcf,
+    ngx_log_t *log);
 json_t *ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf);
 
 /* ngx_http_hris_connect_verify.c: errors inside 2xx bodies (walk too) */

@@ -435,9 +435,11 @@ ngx_http_hris_shm_acct_insert(ngx_rbtree_node_t *temp,
 
 
 /*
- * The run-time accounts as one JSON object, {"<id>": text, ...}, for the
- * state file: the texts are JSON as stored; the ids, checked when stored,
- * are escaped all the same. With the zone locked.
+ * The run-time accounts as one JSON object, one account a line for an
+ * operator's eyes, {"<id>": text, ...}, for the state file: the texts are
+ * JSON as stored; the ids, checked when stored, are escaped all the same.
+ * With the zone locked, so only copies: the text is malloc'ed, as it is
+ * handed to a thread of the pool.
  */
 
 static ngx_int_t
@@ -449,7 +451,7 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
     ngx_queue_t               *q;
     ngx_http_hris_shm_acct_t  *a;
 
-    len = sizeof("{}") - 1;
+    len = sizeof("{\n  }") - 1;
 
     for (q = ngx_queue_head(&ctx->sh->accts_order);
          q != ngx_queue_sentinel(&ctx->sh->accts_order);
@@ -458,12 +460,12 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
         a = ngx_queue_data(q, ngx_http_hris_shm_acct_t, order);
 
         if (a->text) {
-            len += sizeof("\"\":,") - 1 + a->id_len + a->text_len
+            len += sizeof(",\n    \"\": ") - 1 + a->id_len + a->text_len
                    + ngx_escape_json(NULL, a->id, a->id_len);
         }
     }
 
-    p = ngx_pnalloc(pool, len);
+    p = ngx_alloc(len, ngx_cycle->log);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -485,11 +487,14 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
             *p++ = ',';
         }
 
-        *p++ = '"';
+        p = ngx_cpymem(p, "\n    \"", sizeof("\n    \"") - 1);
         p = (u_char *) ngx_escape_json(p, a->id, a->id_len);
-        *p++ = '"';
-        *p++ = ':';
+        p = ngx_cpymem(p, "\": ", sizeof("\": ") - 1);
         p = ngx_cpymem(p, a->text, a->text_len);
+    }
+
+    if (p != text->data + 1) {
+        p = ngx_cpymem(p, "\n  ", sizeof("\n  ") - 1);
     }
 
     *p++ = '}';
@@ -505,8 +510,8 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
  * refresh token, {"<id>": {"base", "refresh_token", "access_token",
  * "expires_at", "needs_reauth"}} (and the state file's entries still
  * waiting for their accounts, as they were); in *links, the used connect
- * links {"<hash>": expiry}; and the run-time accounts' text. The caller
- * seals secrets before writing.
+ * links {"<hash>": expiry}; and the run-time accounts' text (malloc'ed:
+ * the caller frees it). The caller seals secrets before writing.
  */
 
 ngx_int_t

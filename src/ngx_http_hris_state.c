@@ -15,9 +15,12 @@
  * one in the file, so that writes racing in threads of several workers
  * never put an older snapshot over a newer one. It is read when nginx
  * reads its configuration
- * and written, whole, after every change: to a temporary file renamed
+ * and written, whole, after a change: to a temporary file renamed
  * over the old one, by a thread of nginx's thread pool, so no worker
- * waits for the disk. Secrets in it are sealed when hris_secrets_key is
+ * waits for the disk. The event loop only copies the zone out and dumps
+ * the small parts; the thread splices the run-time accounts' text in as
+ * stored (one account a line), and a burst of changes makes one write
+ * more, not one each. Secrets in it are sealed when hris_secrets_key is
  * set.
  */
 
@@ -34,9 +37,24 @@
 #define NGX_HTTP_HRIS_STATE_RETRY_MIN  1000     /* ms */
 #define NGX_HTTP_HRIS_STATE_RETRY_MAX  60000
 
+#define NGX_HTTP_HRIS_STATE_ACCOUNTS   ",\n  \"accounts\": "
+
+
+/*
+ * A snapshot on its way to the thread that makes the file's text: the
+ * small parts dumped by jansson on the event loop, the run-time accounts'
+ * text (all but a few bytes of the file) as the zone gave it.
+ */
+typedef struct {
+    char                        *head;
+    ngx_str_t                    accounts;
+} ngx_http_hris_state_text_t;
+
 
 static ngx_int_t ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_log_t *log);
+    ngx_http_hris_file_t *out, ngx_pool_t *pool, ngx_log_t *log);
+static char *ngx_http_hris_state_build(void *data);
+static void ngx_http_hris_state_drop(void *data);
 static void ngx_http_hris_state_done(ngx_http_hris_file_t *file,
     ngx_uint_t serial, ngx_err_t err, const char *what, ngx_log_t *log);
 static ngx_msec_t ngx_http_hris_state_retry_next(void);
@@ -48,6 +66,13 @@ static time_t ngx_http_hris_parse_time(ngx_str_t *s);
 /* a worker's retry of a failed write */
 static ngx_event_t   ngx_http_hris_state_retry_ev;
 static ngx_msec_t    ngx_http_hris_state_retry_delay;
+
+/*
+ * A worker's write under way, and a change it lacks: a burst of changes
+ * makes one write, and one more once that is over, not one each.
+ */
+static ngx_uint_t    ngx_http_hris_state_writing;
+static ngx_uint_t    ngx_http_hris_state_dirty;
 
 
 ngx_int_t
@@ -198,6 +223,8 @@ ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf)
  * said in the error log and tried again (with a fresh snapshot) after a
  * while, and again, until one goes through: a rotated refresh token that
  * only the zone holds must reach the disk even when nothing else changes.
+ * While this worker's write is under way, a change only marks the state
+ * dirty: the write's end takes a fresh snapshot then.
  */
 
 void
@@ -208,7 +235,14 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         return;
     }
 
-    if (ngx_http_hris_state_post(hmcf, pool, log) != NGX_OK) {
+    if (ngx_http_hris_state_writing) {
+        ngx_http_hris_state_dirty = 1;
+        return;
+    }
+
+    if (ngx_http_hris_state_post(hmcf, &hmcf->state_out, pool, log)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
                       "could not be written: no memory for its snapshot",
                       &hmcf->state_file);
@@ -218,17 +252,58 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 }
 
 
-static ngx_int_t
-ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
-    ngx_log_t *log)
+/*
+ * The worker exits: a change its last write lacked (or a failed write
+ * waiting for its retry) is written now, in the worker: the thread pool
+ * is gone by now, and nothing else waits for it.
+ */
+
+void
+ngx_http_hris_state_exit(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
 {
-    char                         *text;
-    json_t                       *all, *links, *e, *v, *accounts, *file;
+    ngx_pool_t            *pool;
+    ngx_http_hris_file_t   now;
+
+    if (hmcf->state_file.len == 0 || hmcf->shm == NULL
+        || !(ngx_http_hris_state_dirty
+             || ngx_http_hris_state_retry_ev.timer_set))
+    {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        return;
+    }
+
+    now = hmcf->state_out;
+    now.thread_pool = NULL;
+    now.done = NULL;
+
+    ngx_http_hris_state_dirty = 0;
+
+    if (ngx_http_hris_state_post(hmcf, &now, pool, log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
+                      "could not be written as the worker exits: no memory "
+                      "for its snapshot", &hmcf->state_file);
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
+static ngx_int_t
+ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_file_t *out, ngx_pool_t *pool, ngx_log_t *log)
+{
+    json_t                       *all, *links, *e, *v, *file;
+    ngx_int_t                     rc;
     ngx_str_t                     plain, sealed, atext;
     ngx_uint_t                    serial;
     const char                   *id, *keys[] = { "refresh_token",
                                                    "access_token" };
     ngx_uint_t                    i;
+    ngx_http_hris_state_text_t   *st;
 
     if (ngx_http_hris_shm_snapshot(hmcf, pool, &all, &links, &atext, &serial)
         != NGX_OK)
@@ -256,24 +331,94 @@ ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         }
     }
 
-    /* run-time accounts are kept as stored: their secrets sealed already */
-    accounts = json_loadb((char *) atext.data, atext.len, 0, NULL);
-
-    file = json_pack("{s:i, s:o, s:o, s:o}", "version", 2, "tokens", all,
-                     "links", links,
-                     "accounts", accounts ? accounts : json_object());
-    if (file == NULL) {
+    st = ngx_alloc(sizeof(ngx_http_hris_state_text_t), log);
+    if (st == NULL) {
+        json_decref(all);
+        json_decref(links);
+        ngx_free(atext.data);
         return NGX_ERROR;
     }
 
-    text = json_dumps(file, JSON_INDENT(2) | JSON_SORT_KEYS);
+    st->accounts = atext;
+
+    /*
+     * Run-time accounts are kept as stored (their secrets sealed already):
+     * their text is spliced in by the thread, never parsed nor dumped.
+     */
+    file = json_pack("{s:i, s:o, s:o}", "version", 2, "tokens", all,
+                     "links", links);
+
+    st->head = file ? json_dumps(file, JSON_INDENT(2) | JSON_SORT_KEYS)
+                    : NULL;
     json_decref(file);
 
-    if (text == NULL) {
+    if (st->head == NULL) {
+        ngx_http_hris_state_drop(st);
         return NGX_ERROR;
     }
 
-    return ngx_http_hris_file_write(&hmcf->state_out, text, serial, log);
+    /* done, when called at once (no thread pool), ends the write */
+    ngx_http_hris_state_writing = (out->done != NULL);
+    ngx_http_hris_state_dirty = 0;
+
+    rc = ngx_http_hris_file_write_built(out, ngx_http_hris_state_build,
+                                        ngx_http_hris_state_drop, st, serial,
+                                        log);
+    if (rc != NGX_OK) {
+        ngx_http_hris_state_writing = 0;
+    }
+
+    return rc;
+}
+
+
+/*
+ * In a pool thread: the head, {"links", "tokens", "version"} indented,
+ * with "accounts" put in as its last member.
+ */
+
+static char *
+ngx_http_hris_state_build(void *data)
+{
+    u_char                      *text, *p;
+    size_t                       len;
+    ngx_http_hris_state_text_t  *st = data;
+
+    len = ngx_strlen(st->head);
+
+    /* the head's closing brace and the line break before it */
+    while (len && st->head[len - 1] != '}') {
+        len--;
+    }
+
+    while (len && (st->head[len - 1] == '}' || st->head[len - 1] == '\n')) {
+        len--;
+    }
+
+    text = malloc(len + sizeof(NGX_HTTP_HRIS_STATE_ACCOUNTS) - 1
+                  + st->accounts.len + sizeof("\n}\n"));
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(text, st->head, len);
+    p = ngx_cpymem(p, NGX_HTTP_HRIS_STATE_ACCOUNTS,
+                   sizeof(NGX_HTTP_HRIS_STATE_ACCOUNTS) - 1);
+    p = ngx_cpymem(p, st->accounts.data, st->accounts.len);
+    ngx_memcpy(p, "\n}\n", sizeof("\n}\n"));
+
+    return (char *) text;
+}
+
+
+static void
+ngx_http_hris_state_drop(void *data)
+{
+    ngx_http_hris_state_text_t  *st = data;
+
+    free(st->head);
+    ngx_free(st->accounts.data);
+    ngx_free(st);
 }
 
 
@@ -283,6 +428,10 @@ static void
 ngx_http_hris_state_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
     ngx_err_t err, const char *what, ngx_log_t *log)
 {
+    ngx_pool_t  *pool;
+
+    ngx_http_hris_state_writing = 0;
+
     if (err == 0) {
         /* this snapshot, or a newer one, is in the file */
         ngx_http_hris_state_retry_delay = 0;
@@ -290,6 +439,20 @@ ngx_http_hris_state_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
         if (ngx_http_hris_state_retry_ev.timer_set) {
             ngx_del_timer(&ngx_http_hris_state_retry_ev);
         }
+
+        if (!ngx_http_hris_state_dirty) {
+            return;
+        }
+
+        /* the changes made while it was written */
+        pool = ngx_create_pool(4096, log);
+        if (pool == NULL) {
+            ngx_http_hris_state_failed(file->data);
+            return;
+        }
+
+        ngx_http_hris_state_save(file->data, pool, log);
+        ngx_destroy_pool(pool);
 
         return;
     }
