@@ -140,7 +140,7 @@ sub along {
         die "unanswered" unless $b->[0] && $sm->[0];
         push @t, $sm->[1] - $t0;
         diag(sprintf("$method: big %.1f small %.1f", 1000 * ($b->[1] - $t0), 1000 * ($sm->[1] - $t0))) if $ENV{HRIS_DEBUG_TIMES};
-        sleep 0.3;    # the write over before the next
+        sleep 0.3;    # spaced: each change its own write, mostly
     }
     return (sort { $a <=> $b } @t)[3];
 }
