@@ -17,9 +17,9 @@
  * reads its configuration
  * and written, whole, after a change: to a temporary file renamed
  * over the old one, by a thread of nginx's thread pool, so no worker
- * waits for the disk. The event loop only copies the zone out and dumps
- * the small parts; the thread splices the run-time accounts' text in as
- * stored (one account a line), and a burst of changes makes one write
+ * waits for the disk. The event loop only copies the zone out; the
+ * thread seals the tokens and makes the text, one entry a line (the
+ * run-time accounts as stored), and a burst of changes makes one write
  * more, not one each. Secrets in it are sealed when hris_secrets_key is
  * set.
  */
@@ -37,23 +37,33 @@
 #define NGX_HTTP_HRIS_STATE_RETRY_MIN  1000     /* ms */
 #define NGX_HTTP_HRIS_STATE_RETRY_MAX  60000
 
+#define NGX_HTTP_HRIS_STATE_HEAD       "{\n  \"version\": 2,\n  \"tokens\": {"
+#define NGX_HTTP_HRIS_STATE_LINKS      ",\n  \"links\": "
 #define NGX_HTTP_HRIS_STATE_ACCOUNTS   ",\n  \"accounts\": "
+
+/* a token's entry but its strings */
+#define NGX_HTTP_HRIS_STATE_TOKEN                                            \
+    ",\n    \"\": {\"base\": \"\", \"refresh_token\": \"\", "                   \
+    "\"access_token\": \"\", \"expires_at\": , \"needs_reauth\": false}"
 
 
 /*
- * A snapshot on its way to the thread that makes the file's text: the
- * small parts dumped by jansson on the event loop, the run-time accounts'
- * text (all but a few bytes of the file) as the zone gave it.
+ * A snapshot on its way to the thread that makes the file's text: what
+ * the zone held, copied out, and the key that seals its secrets.
  */
 typedef struct {
-    char                        *head;
-    ngx_str_t                    accounts;
+    ngx_http_hris_state_snap_t   snap;
+    u_char                      *key;          /* or NULL: not sealed */
 } ngx_http_hris_state_text_t;
 
 
 static ngx_int_t ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
     ngx_http_hris_file_t *out, ngx_pool_t *pool, ngx_log_t *log);
 static char *ngx_http_hris_state_build(void *data);
+static ngx_int_t ngx_http_hris_state_seal(ngx_http_hris_state_text_t *st,
+    ngx_pool_t *pool, ngx_str_t *secrets);
+static u_char *ngx_http_hris_state_token(u_char *p,
+    ngx_http_hris_state_token_t *t, ngx_str_t *secrets);
 static void ngx_http_hris_state_drop(void *data);
 static void ngx_http_hris_state_done(ngx_http_hris_file_t *file,
     ngx_uint_t serial, ngx_err_t err, const char *what, ngx_log_t *log);
@@ -296,66 +306,22 @@ static ngx_int_t
 ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
     ngx_http_hris_file_t *out, ngx_pool_t *pool, ngx_log_t *log)
 {
-    json_t                       *all, *links, *e, *v, *file;
     ngx_int_t                     rc;
-    ngx_str_t                     plain, sealed, atext;
     ngx_uint_t                    serial;
-    const char                   *id, *keys[] = { "refresh_token",
-                                                   "access_token" };
-    ngx_uint_t                    i;
     ngx_http_hris_state_text_t   *st;
-
-    if (ngx_http_hris_shm_snapshot(hmcf, pool, &all, &links, &atext, &serial)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    json_object_foreach(all, id, e) {
-        for (i = 0; hmcf->has_secrets_key && i < 2; i++) {
-            v = json_object_get(e, keys[i]);
-            plain.data = (u_char *) json_string_value(v);
-            plain.len = json_string_length(v);
-
-            /* entries carried on from the file are sealed already */
-            if (plain.len
-                && !ngx_http_hris_is_sealed(&plain)
-                && ngx_http_hris_secret_seal(pool, hmcf->secrets_key, &plain,
-                                             &sealed)
-                   == NGX_OK)
-            {
-                json_object_set_new(e, keys[i],
-                                    json_stringn((char *) sealed.data,
-                                                 sealed.len));
-            }
-        }
-    }
 
     st = ngx_alloc(sizeof(ngx_http_hris_state_text_t), log);
     if (st == NULL) {
-        json_decref(all);
-        json_decref(links);
-        ngx_free(atext.data);
         return NGX_ERROR;
     }
 
-    st->accounts = atext;
-
-    /*
-     * Run-time accounts are kept as stored (their secrets sealed already):
-     * their text is spliced in by the thread, never parsed nor dumped.
-     */
-    file = json_pack("{s:i, s:o, s:o}", "version", 2, "tokens", all,
-                     "links", links);
-
-    st->head = file ? json_dumps(file, JSON_INDENT(2) | JSON_SORT_KEYS)
-                    : NULL;
-    json_decref(file);
-
-    if (st->head == NULL) {
-        ngx_http_hris_state_drop(st);
+    /* on the event loop, only what needs the zone's lock: copies */
+    if (ngx_http_hris_shm_snapshot(hmcf, &st->snap, &serial) != NGX_OK) {
+        ngx_free(st);
         return NGX_ERROR;
     }
+
+    st->key = hmcf->has_secrets_key ? hmcf->secrets_key : NULL;
 
     /* done, when called at once (no thread pool), ends the write */
     ngx_http_hris_state_writing = (out->done != NULL);
@@ -373,41 +339,184 @@ ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
 
 
 /*
- * In a pool thread: the head, {"links", "tokens", "version"} indented,
- * with "accounts" put in as its last member.
+ * In a pool thread (or in the worker, without one): the file's text, one
+ * entry a line; tokens sealed, run-time accounts as stored (their secrets
+ * sealed already). No jansson here: its allocator is the worker's.
  */
 
 static char *
 ngx_http_hris_state_build(void *data)
 {
-    u_char                      *text, *p;
-    size_t                       len;
-    ngx_http_hris_state_text_t  *st = data;
+    u_char                       *text, *p, *r;
+    size_t                        len;
+    ngx_str_t                    *secrets;
+    ngx_uint_t                    i, n;
+    ngx_pool_t                   *pool;
+    ngx_http_hris_state_text_t   *st = data;
+    ngx_http_hris_state_token_t  *t;
 
-    len = ngx_strlen(st->head);
-
-    /* the head's closing brace and the line break before it */
-    while (len && st->head[len - 1] != '}') {
-        len--;
-    }
-
-    while (len && (st->head[len - 1] == '}' || st->head[len - 1] == '\n')) {
-        len--;
-    }
-
-    text = malloc(len + sizeof(NGX_HTTP_HRIS_STATE_ACCOUNTS) - 1
-                  + st->accounts.len + sizeof("\n}\n"));
-    if (text == NULL) {
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
         return NULL;
     }
 
-    p = ngx_cpymem(text, st->head, len);
+    n = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+        n++;
+    }
+
+    secrets = ngx_pcalloc(pool, (2 * n + 1) * sizeof(ngx_str_t));
+    if (secrets == NULL || ngx_http_hris_state_seal(st, pool, secrets)
+                           != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    len = sizeof(NGX_HTTP_HRIS_STATE_HEAD) + sizeof("\n  }")
+          + sizeof(NGX_HTTP_HRIS_STATE_LINKS) + st->snap.links.len
+          + sizeof(NGX_HTTP_HRIS_STATE_ACCOUNTS) + st->snap.accounts.len
+          + sizeof("\n}\n");
+
+    i = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+
+        len += sizeof(NGX_HTTP_HRIS_STATE_TOKEN) + 64 + NGX_TIME_T_LEN
+               + t->id_len + ngx_escape_json(NULL, (u_char *) (t + 1),
+                                             t->id_len)
+               + t->saved_len;
+
+        for (n = 0; n < 2; n++, i++) {
+            len += secrets[i].len
+                   + ngx_escape_json(NULL, secrets[i].data, secrets[i].len);
+        }
+    }
+
+    text = malloc(len);
+    if (text == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    p = ngx_cpymem(text, NGX_HTTP_HRIS_STATE_HEAD,
+                   sizeof(NGX_HTTP_HRIS_STATE_HEAD) - 1);
+
+    i = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+
+        if (r != st->snap.tokens) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_hris_state_token(p, t, &secrets[i]);
+        i += 2;
+    }
+
+    if (st->snap.tokens_len) {
+        p = ngx_cpymem(p, "\n  ", sizeof("\n  ") - 1);
+    }
+
+    *p++ = '}';
+    p = ngx_cpymem(p, NGX_HTTP_HRIS_STATE_LINKS,
+                   sizeof(NGX_HTTP_HRIS_STATE_LINKS) - 1);
+    p = ngx_cpymem(p, st->snap.links.data, st->snap.links.len);
     p = ngx_cpymem(p, NGX_HTTP_HRIS_STATE_ACCOUNTS,
                    sizeof(NGX_HTTP_HRIS_STATE_ACCOUNTS) - 1);
-    p = ngx_cpymem(p, st->accounts.data, st->accounts.len);
+    p = ngx_cpymem(p, st->snap.accounts.data, st->snap.accounts.len);
     ngx_memcpy(p, "\n}\n", sizeof("\n}\n"));
 
+    /* the sealed copies go; the plain ones are the snapshot's, dropped */
+    ngx_destroy_pool(pool);
+
     return (char *) text;
+}
+
+
+/*
+ * Each token's refresh and access token, two by two, sealed when a key
+ * is set (entries carried on from the file are sealed already). A value
+ * that cannot be sealed fails the write: it is never written in clear.
+ */
+
+static ngx_int_t
+ngx_http_hris_state_seal(ngx_http_hris_state_text_t *st, ngx_pool_t *pool,
+    ngx_str_t *secrets)
+{
+    u_char                       *r, *v;
+    ngx_uint_t                    i, k;
+    ngx_str_t                     plain;
+    ngx_http_hris_state_token_t  *t;
+
+    i = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+        v = (u_char *) (t + 1) + t->id_len;
+
+        for (k = 0; k < 2; k++, i++) {
+            plain.data = v;
+            plain.len = k ? t->token_len : t->refresh_len;
+            v += plain.len;
+
+            if (st->key == NULL || plain.len == 0
+                || ngx_http_hris_is_sealed(&plain))
+            {
+                secrets[i] = plain;
+                continue;
+            }
+
+            if (ngx_http_hris_secret_seal(pool, st->key, &plain, &secrets[i])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* one token's line: the file's entry as it was, or the zone's */
+
+static u_char *
+ngx_http_hris_state_token(u_char *p, ngx_http_hris_state_token_t *t,
+    ngx_str_t *secrets)
+{
+    u_char  *id;
+
+    id = (u_char *) (t + 1);
+
+    p = ngx_cpymem(p, "\n    \"", sizeof("\n    \"") - 1);
+    p = (u_char *) ngx_escape_json(p, id, t->id_len);
+    p = ngx_cpymem(p, "\": ", sizeof("\": ") - 1);
+
+    if (t->saved_len) {
+        return ngx_cpymem(p, id + t->id_len + t->refresh_len + t->token_len,
+                          t->saved_len);
+    }
+
+    p = ngx_cpymem(p, "{\"base\": \"", sizeof("{\"base\": \"") - 1);
+    p = ngx_hex_dump(p, t->base, 32);
+    p = ngx_cpymem(p, "\", \"refresh_token\": \"",
+                   sizeof("\", \"refresh_token\": \"") - 1);
+    p = (u_char *) ngx_escape_json(p, secrets[0].data, secrets[0].len);
+    p = ngx_cpymem(p, "\", \"access_token\": \"",
+                   sizeof("\", \"access_token\": \"") - 1);
+    p = (u_char *) ngx_escape_json(p, secrets[1].data, secrets[1].len);
+
+    return ngx_sprintf(p, "\", \"expires_at\": %T, \"needs_reauth\": %s}",
+                       t->expires, t->needs_reauth ? "true" : "false");
 }
 
 
@@ -416,8 +525,9 @@ ngx_http_hris_state_drop(void *data)
 {
     ngx_http_hris_state_text_t  *st = data;
 
-    free(st->head);
-    ngx_free(st->accounts.data);
+    ngx_free(st->snap.tokens);
+    ngx_free(st->snap.links.data);
+    ngx_free(st->snap.accounts.data);
     ngx_free(st);
 }
 

@@ -51,6 +51,11 @@ my $file = $J->decode(slurp($state));
 my $model = $file->{accounts}{'many-0'};
 ok($model, 'the state file keeps it');
 $file->{accounts}{"many-$_"} = { %$model, id => "many-$_" } for 1 .. $N - 1;
+# and a refresh token each, as a file written before the accounts were used
+# keeps them: carried on by every snapshot
+$file->{tokens}{"many-$_"} = { base => 'ab' x 32, refresh_token => "rt-$_",
+                               access_token => '', expires_at => 0,
+                               needs_reauth => JSON::PP::false } for 1 .. $N - 1;
 open my $fh, '>', $state or die;
 print $fh $J->encode($file);
 close $fh;
@@ -124,8 +129,11 @@ cmp_ok($writes, '>=', 1, '... and in one at least');
 # the file stays readable by an operator: the small parts indented, one
 # run-time account a line
 my $text = slurp($state);
-like($text, qr/^\{\n  "links": \{\},\n  "tokens": \{/, 'the small parts indented');
-like($text, qr/\n    "many-7": \{"[^\n]*\},?\n/, 'one account a line');
+like($text, qr/^\{\n  "version": 2,\n  "tokens": \{\n    "/, 'the small parts indented');
+like($text, qr/\n  "accounts": \{\n(    "many-\d+": \{"[^\n]*\},?\n)*?    "many-7": \{"[^\n]*\},?\n/,
+     'one account a line');
+like($text, qr/\n    "many-7": \{[^\n]*"base": ?"(ab){32}"[^\n]*"refresh_token": ?"rt-7"[^\n]*\},?\n/,
+     'one token a line, carried on as it was');
 
 # a small request sent along with a change: on main the worker parsed and
 # dumped all accounts on the event loop before it answered the small one
@@ -164,6 +172,8 @@ my $f = $J->decode(slurp($state));
 is(scalar(grep { ($f->{accounts}{"many-$_"}{credentials}{api_key} // '') eq "burst-c-$_-000000000000000000" }
           1 .. $BURST), $BURST, 'after a restart every change is in the state file');
 is(scalar(keys %{ $f->{accounts} }), $N, "... with all $N accounts");
+is(scalar(grep { ($f->{tokens}{"many-$_"}{refresh_token} // '') eq "rt-$_" } 1 .. $N - 1), $N - 1,
+   '... and all their tokens');
 is($ng->unified('employees', account => "many-$BURST", limit => 1)->{status}, 401,
    'a changed account uses its new (wrong) key after the restart');
 is($ng->unified('employees', account => 'many-' . ($N - 1), limit => 1)->{status}, 200,
