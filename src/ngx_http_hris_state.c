@@ -42,8 +42,8 @@
 #define NGX_HTTP_HRIS_STATE_ACCOUNTS   ",\n  \"accounts\": "
 
 /* a token's entry but its strings */
-#define NGX_HTTP_HRIS_STATE_TOKEN                                            \
-    ",\n    \"\": {\"base\": \"\", \"refresh_token\": \"\", "                   \
+#define NGX_HTTP_HRIS_STATE_TOKEN                                           \
+    ",\n    \"\": {\"base\": \"\", \"refresh_token\": \"\", "                  \
     "\"access_token\": \"\", \"expires_at\": , \"needs_reauth\": false}"
 
 
