@@ -566,11 +566,21 @@ ngx_http_hris_shm_tokens_copy(ngx_http_hris_shm_ctx_t *ctx,
             t = (ngx_http_hris_state_token_t *) p;
             *t = rec;
 
-            p = (u_char *) (t + 1);
-            p = ngx_cpymem(p, n->id, rec.id_len);
-            p = ngx_cpymem(p, n->refresh, rec.refresh_len);
-            p = ngx_cpymem(p, n->token, rec.token_len);
-            p = ngx_cpymem(p, n->saved, rec.saved_len);
+            /* what is absent is NULL: memcpy() must not see it */
+            p = ngx_cpymem((u_char *) (t + 1), n->id, rec.id_len);
+
+            if (rec.refresh_len) {
+                p = ngx_cpymem(p, n->refresh, rec.refresh_len);
+            }
+
+            if (rec.token_len) {
+                p = ngx_cpymem(p, n->token, rec.token_len);
+            }
+
+            if (rec.saved_len) {
+                ngx_memcpy(p, n->saved, rec.saved_len);
+            }
+
             p = (u_char *) t + ngx_http_hris_state_token_size(&rec);
         }
 

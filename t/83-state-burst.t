@@ -157,9 +157,10 @@ my $with_read = along('GET', '/admin/accounts/many-2', sub { undef });
 my $with_patch = along('PATCH', '/admin/accounts/many-3', sub { patch_body($_[0], 'b') });
 diag(sprintf('a small request sent along with a read %.1f ms, with a change %.1f ms',
              1000 * $with_read, 1000 * $with_patch));
-# main: 95 to 185 ms with a change, about 1.5 ms with a read (a loaded
-# 2-core machine); now 6 to 20 ms
-cmp_ok($with_patch, '<', 3 * $with_read + 0.040,
+# main: about 250 ms with a change (95 to 185 without the tokens), 1.5 to
+# 3 ms with a read (a loaded 2-core machine); now 8 to 15 ms, 18 to 35 ms
+# under ASan
+cmp_ok($with_patch, '<', 4 * $with_read + 0.080,
        'a change holds a small request back hardly more than a read does');
 
 # a restart keeps every change (the last made while a write was under way)
