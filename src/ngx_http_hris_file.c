@@ -132,7 +132,8 @@ ngx_http_hris_file_post(ngx_http_hris_file_t *file, char *text,
 
 
 /*
- * In a pool thread: no nginx calls but file system ones, no logging.
+ * In a pool thread: no nginx calls but file system ones, no logging
+ * (the caller's build() keeps to pure ones and its own memory).
  */
 
 static void
