@@ -58,7 +58,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
-    ngx_http_hris_file_t *out, ngx_pool_t *pool, ngx_log_t *log);
+    ngx_http_hris_file_t *out, ngx_log_t *log);
 static char *ngx_http_hris_state_build(void *data);
 static ngx_int_t ngx_http_hris_state_seal(ngx_http_hris_state_text_t *st,
     ngx_pool_t *pool, ngx_str_t *secrets);
@@ -250,9 +250,7 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         return;
     }
 
-    if (ngx_http_hris_state_post(hmcf, &hmcf->state_out, pool, log)
-        != NGX_OK)
-    {
+    if (ngx_http_hris_state_post(hmcf, &hmcf->state_out, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
                       "could not be written: no memory for its snapshot",
                       &hmcf->state_file);
@@ -271,18 +269,12 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 void
 ngx_http_hris_state_exit(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
 {
-    ngx_pool_t            *pool;
-    ngx_http_hris_file_t   now;
+    ngx_http_hris_file_t  now;
 
     if (hmcf->state_file.len == 0 || hmcf->shm == NULL
         || !(ngx_http_hris_state_dirty
              || ngx_http_hris_state_retry_ev.timer_set))
     {
-        return;
-    }
-
-    pool = ngx_create_pool(4096, log);
-    if (pool == NULL) {
         return;
     }
 
@@ -292,19 +284,17 @@ ngx_http_hris_state_exit(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
 
     ngx_http_hris_state_dirty = 0;
 
-    if (ngx_http_hris_state_post(hmcf, &now, pool, log) != NGX_OK) {
+    if (ngx_http_hris_state_post(hmcf, &now, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
                       "could not be written as the worker exits: no memory "
                       "for its snapshot", &hmcf->state_file);
     }
-
-    ngx_destroy_pool(pool);
 }
 
 
 static ngx_int_t
 ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
-    ngx_http_hris_file_t *out, ngx_pool_t *pool, ngx_log_t *log)
+    ngx_http_hris_file_t *out, ngx_log_t *log)
 {
     ngx_int_t                     rc;
     ngx_uint_t                    serial;
