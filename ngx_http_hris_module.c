@@ -774,6 +774,11 @@ ngx_http_hris_exit_process(ngx_cycle_t *cycle)
 
     hmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_hris_module);
 
+    if (hmcf) {
+        /* a change a coalesced write of the state file lacks */
+        ngx_http_hris_state_exit(hmcf, cycle->log);
+    }
+
     if (hmcf && hmcf->redis) {
         ngx_http_hris_redis_exit_process(hmcf->redis);
     }

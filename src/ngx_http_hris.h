@@ -592,6 +592,8 @@ ngx_int_t ngx_http_hris_state_account(ngx_conf_t *cf,
     ngx_http_hris_main_conf_t *hmcf, ngx_http_hris_account_t *acc);
 void ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_log_t *log);
+void ngx_http_hris_state_exit(ngx_http_hris_main_conf_t *hmcf,
+    ngx_log_t *log);
 json_t *ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf);
 
 /* ngx_http_hris_connect_verify.c: errors inside 2xx bodies (walk too) */
@@ -755,9 +757,37 @@ ngx_int_t ngx_http_hris_refresh_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *out, ngx_uint_t *fresh);
 ngx_int_t ngx_http_hris_refresh_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_str_t *refresh, ngx_uint_t needs_reauth);
+
+/*
+ * What the state file keeps, copied out of the zone (malloc'ed): the
+ * tokens as records, each an ngx_http_hris_state_token_t followed by its
+ * id, refresh token, access token and the state file's entry (saved),
+ * the next one aligned; the links and the accounts as JSON text.
+ */
+typedef struct {
+    u_char                      *tokens;
+    size_t                       tokens_len;
+    ngx_str_t                    links;
+    ngx_str_t                    accounts;
+} ngx_http_hris_state_snap_t;
+
+typedef struct {
+    time_t                       expires;
+    size_t                       id_len;
+    size_t                       refresh_len;
+    size_t                       token_len;
+    size_t                       saved_len;   /* or the rest is used */
+    u_char                       base[32];
+    unsigned                     needs_reauth:1;
+} ngx_http_hris_state_token_t;
+
+#define ngx_http_hris_state_token_size(t)                                   \
+    ngx_align(sizeof(ngx_http_hris_state_token_t) + (t)->id_len             \
+              + (t)->refresh_len + (t)->token_len + (t)->saved_len,         \
+              sizeof(void *))
+
 ngx_int_t ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, json_t **tokens, json_t **links, ngx_str_t *accounts,
-    ngx_uint_t *serial);
+    ngx_http_hris_state_snap_t *snap, ngx_uint_t *serial);
 ngx_uint_t ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf);
 ngx_int_t ngx_http_hris_shm_accounts_since(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_uint_t gen, ngx_array_t *changes, ngx_uint_t *now,

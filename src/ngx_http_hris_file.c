@@ -15,18 +15,27 @@
 
 
 typedef struct {
-    ngx_http_hris_file_t  *file;
-    ngx_str_t              path;
-    char                  *text;
-    ngx_uint_t             serial;
-    ngx_pid_t              pid;
-    ngx_uint_t             ordered;
-    ngx_err_t              err;
-    const char            *what;
+    ngx_http_hris_file_t        *file;
+    ngx_str_t                    path;
+    char                        *text;
+    ngx_http_hris_file_build_pt  build;
+    ngx_http_hris_file_drop_pt   drop;
+    void                        *ctx;
+    ngx_uint_t                   serial;
+    ngx_pid_t                    pid;
+    ngx_uint_t                   ordered;
+    ngx_err_t                    err;
+    const char                  *what;
 } ngx_http_hris_file_task_t;
 
 
+static ngx_int_t ngx_http_hris_file_post(ngx_http_hris_file_t *file,
+    char *text, ngx_http_hris_file_build_pt build,
+    ngx_http_hris_file_drop_pt drop, void *ctx, ngx_uint_t serial,
+    ngx_log_t *log);
 static void ngx_http_hris_file_thread(void *data, ngx_log_t *log);
+static void ngx_http_hris_file_free(char *text,
+    ngx_http_hris_file_drop_pt drop, void *ctx);
 static void ngx_http_hris_file_replace(ngx_http_hris_file_task_t *t,
     u_char *tmp);
 static ngx_int_t ngx_http_hris_file_number(u_char *buf, ssize_t n);
@@ -41,6 +50,24 @@ ngx_int_t
 ngx_http_hris_file_write(ngx_http_hris_file_t *file, char *text,
     ngx_uint_t serial, ngx_log_t *log)
 {
+    return ngx_http_hris_file_post(file, text, NULL, NULL, NULL, serial, log);
+}
+
+
+ngx_int_t
+ngx_http_hris_file_write_built(ngx_http_hris_file_t *file,
+    ngx_http_hris_file_build_pt build, ngx_http_hris_file_drop_pt drop,
+    void *ctx, ngx_uint_t serial, ngx_log_t *log)
+{
+    return ngx_http_hris_file_post(file, NULL, build, drop, ctx, serial, log);
+}
+
+
+static ngx_int_t
+ngx_http_hris_file_post(ngx_http_hris_file_t *file, char *text,
+    ngx_http_hris_file_build_pt build, ngx_http_hris_file_drop_pt drop,
+    void *ctx, ngx_uint_t serial, ngx_log_t *log)
+{
     ngx_http_hris_file_task_t  *t;
 #if (NGX_THREADS)
     ngx_thread_task_t          *task;
@@ -48,7 +75,7 @@ ngx_http_hris_file_write(ngx_http_hris_file_t *file, char *text,
     task = ngx_calloc(sizeof(ngx_thread_task_t)
                       + sizeof(ngx_http_hris_file_task_t), log);
     if (task == NULL) {
-        free(text);
+        ngx_http_hris_file_free(text, drop, ctx);
         return NGX_ERROR;
     }
 
@@ -62,7 +89,7 @@ ngx_http_hris_file_write(ngx_http_hris_file_t *file, char *text,
 #else
     t = ngx_calloc(sizeof(ngx_http_hris_file_task_t), log);
     if (t == NULL) {
-        free(text);
+        ngx_http_hris_file_free(text, drop, ctx);
         return NGX_ERROR;
     }
 #endif
@@ -70,6 +97,9 @@ ngx_http_hris_file_write(ngx_http_hris_file_t *file, char *text,
     t->file = file;
     t->path = file->path;
     t->text = text;
+    t->build = build;
+    t->drop = drop;
+    t->ctx = ctx;
     t->serial = serial;
     t->pid = ngx_pid;
     t->ordered = file->ordered;
@@ -102,7 +132,8 @@ ngx_http_hris_file_write(ngx_http_hris_file_t *file, char *text,
 
 
 /*
- * In a pool thread: no nginx calls but file system ones, no logging.
+ * In a pool thread: no nginx calls but file system ones, no logging
+ * (the caller's build() keeps to pure ones and its own memory).
  */
 
 static void
@@ -112,6 +143,18 @@ ngx_http_hris_file_thread(void *data, ngx_log_t *log)
     ngx_fd_t                    fd;
     ngx_http_hris_file_task_t  *t = data;
     u_char                      tmp[NGX_MAX_PATH];
+
+    if (t->build) {
+        t->text = t->build(t->ctx);
+        t->drop(t->ctx);
+        t->build = NULL;
+
+        if (t->text == NULL) {
+            t->what = "making the text of";
+            t->err = NGX_ENOMEM;
+            return;
+        }
+    }
 
     len = ngx_strlen(t->text);
 
@@ -152,6 +195,18 @@ ngx_http_hris_file_thread(void *data, ngx_log_t *log)
     }
 
     ngx_http_hris_file_replace(t, tmp);
+}
+
+
+static void
+ngx_http_hris_file_free(char *text, ngx_http_hris_file_drop_pt drop,
+    void *ctx)
+{
+    free(text);
+
+    if (drop) {
+        drop(ctx);
+    }
 }
 
 

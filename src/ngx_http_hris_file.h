@@ -45,6 +45,21 @@ struct ngx_http_hris_file_s {
 ngx_int_t ngx_http_hris_file_write(ngx_http_hris_file_t *file, char *text,
     ngx_uint_t serial, ngx_log_t *log);
 
+/*
+ * A text too long to make on the event loop: build() makes it in the pool
+ * thread (no nginx calls but pure ones, no jansson: its allocator is the
+ * worker's), from ctx, and returns it malloc'ed and null-terminated, or
+ * NULL (no memory). drop() frees ctx, in the thread after build(), or in
+ * the worker when the task could not be made (NGX_ERROR; done is not
+ * called then).
+ */
+typedef char *(*ngx_http_hris_file_build_pt)(void *ctx);
+typedef void (*ngx_http_hris_file_drop_pt)(void *ctx);
+
+ngx_int_t ngx_http_hris_file_write_built(ngx_http_hris_file_t *file,
+    ngx_http_hris_file_build_pt build, ngx_http_hris_file_drop_pt drop,
+    void *ctx, ngx_uint_t serial, ngx_log_t *log);
+
 /* The number of the snapshot in an ordered file: 0 when none. */
 ngx_uint_t ngx_http_hris_file_serial(ngx_pool_t *pool, ngx_str_t *path);
 

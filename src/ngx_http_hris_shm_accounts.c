@@ -27,7 +27,11 @@ static ngx_http_hris_shm_acct_t *ngx_http_hris_shm_acct_new(
 static void ngx_http_hris_shm_acct_bury(ngx_http_hris_shm_ctx_t *ctx,
     ngx_http_hris_shm_acct_t *a);
 static ngx_int_t ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
-    ngx_pool_t *pool, ngx_str_t *text);
+    ngx_str_t *text);
+static ngx_int_t ngx_http_hris_shm_tokens_copy(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_http_hris_state_snap_t *snap);
+static ngx_int_t ngx_http_hris_shm_links_text(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_str_t *text);
 
 
 /*
@@ -435,21 +439,23 @@ ngx_http_hris_shm_acct_insert(ngx_rbtree_node_t *temp,
 
 
 /*
- * The run-time accounts as one JSON object, {"<id>": text, ...}, for the
- * state file: the texts are JSON as stored; the ids, checked when stored,
- * are escaped all the same. With the zone locked.
+ * The run-time accounts as one JSON object, one account a line for an
+ * operator's eyes, {"<id>": text, ...}, for the state file: the texts are
+ * JSON as stored; the ids, checked when stored, are escaped all the same.
+ * With the zone locked, so only copies: the text is malloc'ed, as it is
+ * handed to a thread of the pool.
  */
 
 static ngx_int_t
 ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
-    ngx_pool_t *pool, ngx_str_t *text)
+    ngx_str_t *text)
 {
     u_char                    *p;
     size_t                     len;
     ngx_queue_t               *q;
     ngx_http_hris_shm_acct_t  *a;
 
-    len = sizeof("{}") - 1;
+    len = sizeof("{\n  }") - 1;
 
     for (q = ngx_queue_head(&ctx->sh->accts_order);
          q != ngx_queue_sentinel(&ctx->sh->accts_order);
@@ -458,12 +464,12 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
         a = ngx_queue_data(q, ngx_http_hris_shm_acct_t, order);
 
         if (a->text) {
-            len += sizeof("\"\":,") - 1 + a->id_len + a->text_len
+            len += sizeof(",\n    \"\": ") - 1 + a->id_len + a->text_len
                    + ngx_escape_json(NULL, a->id, a->id_len);
         }
     }
 
-    p = ngx_pnalloc(pool, len);
+    p = ngx_alloc(len, ngx_cycle->log);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -485,11 +491,14 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
             *p++ = ',';
         }
 
-        *p++ = '"';
+        p = ngx_cpymem(p, "\n    \"", sizeof("\n    \"") - 1);
         p = (u_char *) ngx_escape_json(p, a->id, a->id_len);
-        *p++ = '"';
-        *p++ = ':';
+        p = ngx_cpymem(p, "\": ", sizeof("\": ") - 1);
         p = ngx_cpymem(p, a->text, a->text_len);
+    }
+
+    if (p != text->data + 1) {
+        p = ngx_cpymem(p, "\n  ", sizeof("\n  ") - 1);
     }
 
     *p++ = '}';
@@ -500,72 +509,115 @@ ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
 
 
 /*
- * What the state file keeps, taken under one lock so that a later serial
- * is always a later state: in *tokens, of every account that has a
- * refresh token, {"<id>": {"base", "refresh_token", "access_token",
- * "expires_at", "needs_reauth"}} (and the state file's entries still
- * waiting for their accounts, as they were); in *links, the used connect
- * links {"<hash>": expiry}; and the run-time accounts' text. The caller
- * seals secrets before writing.
+ * The tokens of every account that has a refresh token (and the state
+ * file's entries still waiting for their accounts, as they were) as
+ * records for the state file (ngx_http_hris.h), malloc'ed. With the zone
+ * locked: copies only; the JSON is made in the thread that writes.
  */
 
-ngx_int_t
-ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
-    json_t **tokens, json_t **links, ngx_str_t *accounts, ngx_uint_t *serial)
+static ngx_int_t
+ngx_http_hris_shm_tokens_copy(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_http_hris_state_snap_t *snap)
 {
-    u_char                     hex[65];
-    json_t                    *one;
-    ngx_queue_t               *q;
-    ngx_rbtree_node_t         *node, *root, *sentinel;
-    ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
-    ngx_http_hris_shm_node_t  *n;
-    ngx_http_hris_shm_link_t  *l;
-
-    *tokens = json_object();
-    *links = json_object();
-
-    if (*tokens == NULL || *links == NULL) {
-        goto failed;
-    }
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    u_char                       *p;
+    ngx_uint_t                    pass;
+    ngx_rbtree_node_t            *node, *root, *sentinel;
+    ngx_http_hris_shm_node_t     *n;
+    ngx_http_hris_state_token_t   rec, *t;
 
     root = ctx->sh->rbtree.root;
     sentinel = ctx->sh->rbtree.sentinel;
+    snap->tokens_len = 0;
+    p = NULL;
 
-    for (node = (root != sentinel) ? ngx_rbtree_min(root, sentinel) : NULL;
-         node;
-         node = ngx_rbtree_next(&ctx->sh->rbtree, node))
-    {
-        n = (ngx_http_hris_shm_node_t *) node;
+    /* the first pass sizes, the second copies */
+    for (pass = 0; pass < 2; pass++) {
 
-        if (n->has_base) {
-            ngx_hex_dump(hex, n->base, 32);
-            hex[64] = '\0';
+        for (node = (root != sentinel) ? ngx_rbtree_min(root, sentinel)
+                                       : NULL;
+             node;
+             node = ngx_rbtree_next(&ctx->sh->rbtree, node))
+        {
+            n = (ngx_http_hris_shm_node_t *) node;
 
-            one = json_pack("{s:s, s:s#, s:s#, s:I, s:b}",
-                            "base", (char *) hex,
-                            "refresh_token", n->refresh ? (char *) n->refresh
-                                                        : "",
-                            (int) n->refresh_len,
-                            "access_token", n->token ? (char *) n->token : "",
-                            (int) n->token_len,
-                            "expires_at", (json_int_t) n->expires,
-                            "needs_reauth", n->needs_reauth);
+            if (!n->has_base && n->saved == NULL) {
+                continue;
+            }
 
-        } else if (n->saved) {
-            one = json_loadb((char *) n->saved, n->saved_len, 0, NULL);
+            ngx_memzero(&rec, sizeof(ngx_http_hris_state_token_t));
+            rec.id_len = n->id_len;
 
-        } else {
-            continue;
+            if (n->has_base) {
+                rec.expires = n->expires;
+                rec.refresh_len = n->refresh ? n->refresh_len : 0;
+                rec.token_len = n->token ? n->token_len : 0;
+                rec.needs_reauth = n->needs_reauth;
+                ngx_memcpy(rec.base, n->base, 32);
+
+            } else {
+                rec.saved_len = n->saved_len;
+            }
+
+            if (pass == 0) {
+                snap->tokens_len += ngx_http_hris_state_token_size(&rec);
+                continue;
+            }
+
+            t = (ngx_http_hris_state_token_t *) p;
+            *t = rec;
+
+            /* what is absent is NULL: memcpy() must not see it */
+            p = ngx_cpymem((u_char *) (t + 1), n->id, rec.id_len);
+
+            if (rec.refresh_len) {
+                p = ngx_cpymem(p, n->refresh, rec.refresh_len);
+            }
+
+            if (rec.token_len) {
+                p = ngx_cpymem(p, n->token, rec.token_len);
+            }
+
+            if (rec.saved_len) {
+                ngx_memcpy(p, n->saved, rec.saved_len);
+            }
+
+            p = (u_char *) t + ngx_http_hris_state_token_size(&rec);
         }
 
-        if (one == NULL
-            || json_object_setn_new(*tokens, (char *) n->id, n->id_len, one))
-        {
-            goto unlock;
+        if (pass == 0) {
+            p = ngx_alloc(snap->tokens_len + 1, ngx_cycle->log);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            snap->tokens = p;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/* the used connect links, {"<hash>": expiry}, one a line; locked */
+
+static ngx_int_t
+ngx_http_hris_shm_links_text(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_str_t *text)
+{
+    u_char                    *p;
+    ngx_queue_t               *q;
+    ngx_http_hris_shm_link_t  *l;
+
+    p = ngx_alloc(sizeof("{\n  }") + ctx->sh->nlinks
+                  * (sizeof(",\n    \"\": ") + 2 * NGX_HTTP_HRIS_LINK_HASH
+                     + NGX_TIME_T_LEN),
+                  ngx_cycle->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    text->data = p;
+    *p++ = '{';
 
     for (q = ngx_queue_head(&ctx->sh->links_expiry);
          q != ngx_queue_sentinel(&ctx->sh->links_expiry);
@@ -573,36 +625,66 @@ ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
     {
         l = ngx_queue_data(q, ngx_http_hris_shm_link_t, queue);
 
-        ngx_hex_dump(hex, l->hash, NGX_HTTP_HRIS_LINK_HASH);
-
-        if (json_object_setn_new(*links, (char *) hex,
-                                 2 * NGX_HTTP_HRIS_LINK_HASH,
-                                 json_integer((json_int_t) l->expires)))
-        {
-            goto unlock;
+        if (p != text->data + 1) {
+            *p++ = ',';
         }
+
+        p = ngx_cpymem(p, "\n    \"", sizeof("\n    \"") - 1);
+        p = ngx_hex_dump(p, l->hash, NGX_HTTP_HRIS_LINK_HASH);
+        p = ngx_sprintf(p, "\": %T", l->expires);
     }
 
-    if (ngx_http_hris_shm_accounts_text(ctx, pool, accounts) != NGX_OK) {
-        goto unlock;
+    if (p != text->data + 1) {
+        p = ngx_cpymem(p, "\n  ", sizeof("\n  ") - 1);
     }
 
-    *serial = ++ctx->sh->state_serial;
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    *p++ = '}';
+    text->len = p - text->data;
 
     return NGX_OK;
+}
 
-unlock:
+
+/*
+ * What the state file keeps, copied out under one lock so that a later
+ * serial is always a later state (see ngx_http_hris_state_snap_t): the
+ * tokens as records, the used connect links and the run-time accounts as
+ * text. The caller frees it; the thread that writes seals the secrets.
+ */
+
+ngx_int_t
+ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_state_snap_t *snap, ngx_uint_t *serial)
+{
+    ngx_int_t                 rc;
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+
+    ngx_memzero(snap, sizeof(ngx_http_hris_state_snap_t));
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    rc = ngx_http_hris_shm_tokens_copy(ctx, snap);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_hris_shm_links_text(ctx, &snap->links);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_hris_shm_accounts_text(ctx, &snap->accounts);
+    }
+
+    if (rc == NGX_OK) {
+        *serial = ++ctx->sh->state_serial;
+    }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-failed:
+    if (rc != NGX_OK) {
+        ngx_free(snap->tokens);
+        ngx_free(snap->links.data);
+        ngx_free(snap->accounts.data);
+        ngx_memzero(snap, sizeof(ngx_http_hris_state_snap_t));
+    }
 
-    json_decref(*tokens);
-    json_decref(*links);
-    *tokens = NULL;
-    *links = NULL;
-
-    return NGX_ERROR;
+    return rc;
 }

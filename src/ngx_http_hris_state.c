@@ -15,9 +15,12 @@
  * one in the file, so that writes racing in threads of several workers
  * never put an older snapshot over a newer one. It is read when nginx
  * reads its configuration
- * and written, whole, after every change: to a temporary file renamed
+ * and written, whole, after a change: to a temporary file renamed
  * over the old one, by a thread of nginx's thread pool, so no worker
- * waits for the disk. Secrets in it are sealed when hris_secrets_key is
+ * waits for the disk. The event loop only copies the zone out; the
+ * thread seals the tokens and makes the text, one entry a line (the
+ * run-time accounts as stored), and a burst of changes makes one write
+ * more, not one each. Secrets in it are sealed when hris_secrets_key is
  * set.
  */
 
@@ -34,9 +37,34 @@
 #define NGX_HTTP_HRIS_STATE_RETRY_MIN  1000     /* ms */
 #define NGX_HTTP_HRIS_STATE_RETRY_MAX  60000
 
+#define NGX_HTTP_HRIS_STATE_HEAD       "{\n  \"version\": 2,\n  \"tokens\": {"
+#define NGX_HTTP_HRIS_STATE_LINKS      ",\n  \"links\": "
+#define NGX_HTTP_HRIS_STATE_ACCOUNTS   ",\n  \"accounts\": "
+
+/* a token's entry but its strings */
+#define NGX_HTTP_HRIS_STATE_TOKEN                                           \
+    ",\n    \"\": {\"base\": \"\", \"refresh_token\": \"\", "                  \
+    "\"access_token\": \"\", \"expires_at\": , \"needs_reauth\": false}"
+
+
+/*
+ * A snapshot on its way to the thread that makes the file's text: what
+ * the zone held, copied out, and the key that seals its secrets.
+ */
+typedef struct {
+    ngx_http_hris_state_snap_t   snap;
+    u_char                      *key;          /* or NULL: not sealed */
+} ngx_http_hris_state_text_t;
+
 
 static ngx_int_t ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_log_t *log);
+    ngx_http_hris_file_t *out, ngx_log_t *log);
+static char *ngx_http_hris_state_build(void *data);
+static ngx_int_t ngx_http_hris_state_seal(ngx_http_hris_state_text_t *st,
+    ngx_pool_t *pool, ngx_str_t *secrets);
+static u_char *ngx_http_hris_state_token(u_char *p,
+    ngx_http_hris_state_token_t *t, ngx_str_t *secrets);
+static void ngx_http_hris_state_drop(void *data);
 static void ngx_http_hris_state_done(ngx_http_hris_file_t *file,
     ngx_uint_t serial, ngx_err_t err, const char *what, ngx_log_t *log);
 static ngx_msec_t ngx_http_hris_state_retry_next(void);
@@ -48,6 +76,13 @@ static time_t ngx_http_hris_parse_time(ngx_str_t *s);
 /* a worker's retry of a failed write */
 static ngx_event_t   ngx_http_hris_state_retry_ev;
 static ngx_msec_t    ngx_http_hris_state_retry_delay;
+
+/*
+ * A worker's write under way, and a change it lacks: a burst of changes
+ * makes one write, and one more once that is over, not one each.
+ */
+static ngx_uint_t    ngx_http_hris_state_writing;
+static ngx_uint_t    ngx_http_hris_state_dirty;
 
 
 ngx_int_t
@@ -198,6 +233,8 @@ ngx_http_hris_state_tokens(ngx_http_hris_main_conf_t *hmcf)
  * said in the error log and tried again (with a fresh snapshot) after a
  * while, and again, until one goes through: a rotated refresh token that
  * only the zone holds must reach the disk even when nothing else changes.
+ * While this worker's write is under way, a change only marks the state
+ * dirty: the write's end takes a fresh snapshot then.
  */
 
 void
@@ -208,7 +245,12 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
         return;
     }
 
-    if (ngx_http_hris_state_post(hmcf, pool, log) != NGX_OK) {
+    if (ngx_http_hris_state_writing) {
+        ngx_http_hris_state_dirty = 1;
+        return;
+    }
+
+    if (ngx_http_hris_state_post(hmcf, &hmcf->state_out, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
                       "could not be written: no memory for its snapshot",
                       &hmcf->state_file);
@@ -218,62 +260,265 @@ ngx_http_hris_state_save(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
 }
 
 
-static ngx_int_t
-ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf, ngx_pool_t *pool,
-    ngx_log_t *log)
-{
-    char                         *text;
-    json_t                       *all, *links, *e, *v, *accounts, *file;
-    ngx_str_t                     plain, sealed, atext;
-    ngx_uint_t                    serial;
-    const char                   *id, *keys[] = { "refresh_token",
-                                                   "access_token" };
-    ngx_uint_t                    i;
+/*
+ * The worker exits: a change its last write lacked (or a failed write
+ * waiting for its retry) is written now, in the worker: the thread pool
+ * is gone by now, and nothing else waits for it.
+ */
 
-    if (ngx_http_hris_shm_snapshot(hmcf, pool, &all, &links, &atext, &serial)
-        != NGX_OK)
+void
+ngx_http_hris_state_exit(ngx_http_hris_main_conf_t *hmcf, ngx_log_t *log)
+{
+    ngx_http_hris_file_t  now;
+
+    if (hmcf->state_file.len == 0 || hmcf->shm == NULL
+        || !(ngx_http_hris_state_dirty
+             || ngx_http_hris_state_retry_ev.timer_set))
     {
+        return;
+    }
+
+    now = hmcf->state_out;
+    now.thread_pool = NULL;
+    now.done = NULL;
+
+    ngx_http_hris_state_dirty = 0;
+
+    if (ngx_http_hris_state_post(hmcf, &now, log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "hris: the state file \"%V\" "
+                      "could not be written as the worker exits: no memory "
+                      "for its snapshot", &hmcf->state_file);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_hris_state_post(ngx_http_hris_main_conf_t *hmcf,
+    ngx_http_hris_file_t *out, ngx_log_t *log)
+{
+    ngx_int_t                     rc;
+    ngx_uint_t                    serial;
+    ngx_http_hris_state_text_t   *st;
+
+    st = ngx_alloc(sizeof(ngx_http_hris_state_text_t), log);
+    if (st == NULL) {
         return NGX_ERROR;
     }
 
-    json_object_foreach(all, id, e) {
-        for (i = 0; hmcf->has_secrets_key && i < 2; i++) {
-            v = json_object_get(e, keys[i]);
-            plain.data = (u_char *) json_string_value(v);
-            plain.len = json_string_length(v);
+    /* on the event loop, only what needs the zone's lock: copies */
+    if (ngx_http_hris_shm_snapshot(hmcf, &st->snap, &serial) != NGX_OK) {
+        ngx_free(st);
+        return NGX_ERROR;
+    }
 
-            /* entries carried on from the file are sealed already */
-            if (plain.len
-                && !ngx_http_hris_is_sealed(&plain)
-                && ngx_http_hris_secret_seal(pool, hmcf->secrets_key, &plain,
-                                             &sealed)
-                   == NGX_OK)
+    st->key = hmcf->has_secrets_key ? hmcf->secrets_key : NULL;
+
+    /* done, when called at once (no thread pool), ends the write */
+    ngx_http_hris_state_writing = (out->done != NULL);
+    ngx_http_hris_state_dirty = 0;
+
+    rc = ngx_http_hris_file_write_built(out, ngx_http_hris_state_build,
+                                        ngx_http_hris_state_drop, st, serial,
+                                        log);
+    if (rc != NGX_OK) {
+        ngx_http_hris_state_writing = 0;
+    }
+
+    return rc;
+}
+
+
+/*
+ * In a pool thread (or in the worker, without one): the file's text, one
+ * entry a line; tokens sealed, run-time accounts as stored (their secrets
+ * sealed already). No jansson here: its allocator is the worker's.
+ */
+
+static char *
+ngx_http_hris_state_build(void *data)
+{
+    u_char                       *text, *p, *r;
+    size_t                        len;
+    ngx_str_t                    *secrets;
+    ngx_uint_t                    i, n;
+    ngx_pool_t                   *pool;
+    ngx_http_hris_state_text_t   *st = data;
+    ngx_http_hris_state_token_t  *t;
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    n = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+        n++;
+    }
+
+    secrets = ngx_pcalloc(pool, (2 * n + 1) * sizeof(ngx_str_t));
+    if (secrets == NULL || ngx_http_hris_state_seal(st, pool, secrets)
+                           != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    len = sizeof(NGX_HTTP_HRIS_STATE_HEAD) + sizeof("\n  }")
+          + sizeof(NGX_HTTP_HRIS_STATE_LINKS) + st->snap.links.len
+          + sizeof(NGX_HTTP_HRIS_STATE_ACCOUNTS) + st->snap.accounts.len
+          + sizeof("\n}\n");
+
+    i = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+
+        len += sizeof(NGX_HTTP_HRIS_STATE_TOKEN) + 64 + NGX_TIME_T_LEN
+               + t->id_len + ngx_escape_json(NULL, (u_char *) (t + 1),
+                                             t->id_len)
+               + t->saved_len;
+
+        for (n = 0; n < 2; n++, i++) {
+            len += secrets[i].len
+                   + ngx_escape_json(NULL, secrets[i].data, secrets[i].len);
+        }
+    }
+
+    text = malloc(len);
+    if (text == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    p = ngx_cpymem(text, NGX_HTTP_HRIS_STATE_HEAD,
+                   sizeof(NGX_HTTP_HRIS_STATE_HEAD) - 1);
+
+    i = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+
+        if (r != st->snap.tokens) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_hris_state_token(p, t, &secrets[i]);
+        i += 2;
+    }
+
+    if (st->snap.tokens_len) {
+        p = ngx_cpymem(p, "\n  ", sizeof("\n  ") - 1);
+    }
+
+    *p++ = '}';
+    p = ngx_cpymem(p, NGX_HTTP_HRIS_STATE_LINKS,
+                   sizeof(NGX_HTTP_HRIS_STATE_LINKS) - 1);
+    p = ngx_cpymem(p, st->snap.links.data, st->snap.links.len);
+    p = ngx_cpymem(p, NGX_HTTP_HRIS_STATE_ACCOUNTS,
+                   sizeof(NGX_HTTP_HRIS_STATE_ACCOUNTS) - 1);
+    p = ngx_cpymem(p, st->snap.accounts.data, st->snap.accounts.len);
+    ngx_memcpy(p, "\n}\n", sizeof("\n}\n"));
+
+    /* the sealed copies go; the plain ones are the snapshot's, dropped */
+    ngx_destroy_pool(pool);
+
+    return (char *) text;
+}
+
+
+/*
+ * Each token's refresh and access token, two by two, sealed when a key
+ * is set (entries carried on from the file are sealed already). A value
+ * that cannot be sealed fails the write: it is never written in clear.
+ */
+
+static ngx_int_t
+ngx_http_hris_state_seal(ngx_http_hris_state_text_t *st, ngx_pool_t *pool,
+    ngx_str_t *secrets)
+{
+    u_char                       *r, *v;
+    ngx_uint_t                    i, k;
+    ngx_str_t                     plain;
+    ngx_http_hris_state_token_t  *t;
+
+    i = 0;
+    for (r = st->snap.tokens; r < st->snap.tokens + st->snap.tokens_len;
+         r += ngx_http_hris_state_token_size(t))
+    {
+        t = (ngx_http_hris_state_token_t *) r;
+        v = (u_char *) (t + 1) + t->id_len;
+
+        for (k = 0; k < 2; k++, i++) {
+            plain.data = v;
+            plain.len = k ? t->token_len : t->refresh_len;
+            v += plain.len;
+
+            if (st->key == NULL || plain.len == 0
+                || ngx_http_hris_is_sealed(&plain))
             {
-                json_object_set_new(e, keys[i],
-                                    json_stringn((char *) sealed.data,
-                                                 sealed.len));
+                secrets[i] = plain;
+                continue;
+            }
+
+            if (ngx_http_hris_secret_seal(pool, st->key, &plain, &secrets[i])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
             }
         }
     }
 
-    /* run-time accounts are kept as stored: their secrets sealed already */
-    accounts = json_loadb((char *) atext.data, atext.len, 0, NULL);
+    return NGX_OK;
+}
 
-    file = json_pack("{s:i, s:o, s:o, s:o}", "version", 2, "tokens", all,
-                     "links", links,
-                     "accounts", accounts ? accounts : json_object());
-    if (file == NULL) {
-        return NGX_ERROR;
+
+/* one token's line: the file's entry as it was, or the zone's */
+
+static u_char *
+ngx_http_hris_state_token(u_char *p, ngx_http_hris_state_token_t *t,
+    ngx_str_t *secrets)
+{
+    u_char  *id;
+
+    id = (u_char *) (t + 1);
+
+    p = ngx_cpymem(p, "\n    \"", sizeof("\n    \"") - 1);
+    p = (u_char *) ngx_escape_json(p, id, t->id_len);
+    p = ngx_cpymem(p, "\": ", sizeof("\": ") - 1);
+
+    if (t->saved_len) {
+        return ngx_cpymem(p, id + t->id_len + t->refresh_len + t->token_len,
+                          t->saved_len);
     }
 
-    text = json_dumps(file, JSON_INDENT(2) | JSON_SORT_KEYS);
-    json_decref(file);
+    p = ngx_cpymem(p, "{\"base\": \"", sizeof("{\"base\": \"") - 1);
+    p = ngx_hex_dump(p, t->base, 32);
+    p = ngx_cpymem(p, "\", \"refresh_token\": \"",
+                   sizeof("\", \"refresh_token\": \"") - 1);
+    p = (u_char *) ngx_escape_json(p, secrets[0].data, secrets[0].len);
+    p = ngx_cpymem(p, "\", \"access_token\": \"",
+                   sizeof("\", \"access_token\": \"") - 1);
+    p = (u_char *) ngx_escape_json(p, secrets[1].data, secrets[1].len);
 
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
+    return ngx_sprintf(p, "\", \"expires_at\": %T, \"needs_reauth\": %s}",
+                       t->expires, t->needs_reauth ? "true" : "false");
+}
 
-    return ngx_http_hris_file_write(&hmcf->state_out, text, serial, log);
+
+static void
+ngx_http_hris_state_drop(void *data)
+{
+    ngx_http_hris_state_text_t  *st = data;
+
+    ngx_free(st->snap.tokens);
+    ngx_free(st->snap.links.data);
+    ngx_free(st->snap.accounts.data);
+    ngx_free(st);
 }
 
 
@@ -283,6 +528,10 @@ static void
 ngx_http_hris_state_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
     ngx_err_t err, const char *what, ngx_log_t *log)
 {
+    ngx_pool_t  *pool;
+
+    ngx_http_hris_state_writing = 0;
+
     if (err == 0) {
         /* this snapshot, or a newer one, is in the file */
         ngx_http_hris_state_retry_delay = 0;
@@ -290,6 +539,20 @@ ngx_http_hris_state_done(ngx_http_hris_file_t *file, ngx_uint_t serial,
         if (ngx_http_hris_state_retry_ev.timer_set) {
             ngx_del_timer(&ngx_http_hris_state_retry_ev);
         }
+
+        if (!ngx_http_hris_state_dirty) {
+            return;
+        }
+
+        /* the changes made while it was written */
+        pool = ngx_create_pool(4096, log);
+        if (pool == NULL) {
+            ngx_http_hris_state_failed(file->data);
+            return;
+        }
+
+        ngx_http_hris_state_save(file->data, pool, log);
+        ngx_destroy_pool(pool);
 
         return;
     }
