@@ -19,10 +19,14 @@
  * Request lifetime, as offload.c does for its threads: while a slice is
  * posted r->main->blocked is raised, so a client that goes away only
  * marks the connection (ngx_http_terminate_request() defers) and the
- * slice then finalizes the request instead of going on. A worker told to
- * quit leaves when no timer is left, posted events not counted: a timer
- * (the guard) is set while slices are under way, and a worker that is
- * exiting maps the rest at once.
+ * slice then finalizes the request instead of going on.
+ *
+ * A worker told to quit leaves as soon as no timer is left: posted events
+ * and thread tasks are not counted, and it left in the middle of a page
+ * ("open socket left in connection", the client unanswered). While work
+ * of a request goes on with no timer of its own (a posted slice, a parse
+ * in a thread: offload.c), ngx_http_hris_worker_hold() keeps a timer set;
+ * and a worker that is exiting maps the rest of a page at once.
  */
 
 #include <ngx_config.h>
@@ -42,15 +46,13 @@
 /* the time of one slice, in microseconds (bench/README.md, "Slices") */
 #define NGX_HTTP_HRIS_SLICE_BUDGET   2000
 
-/* long enough never to fire while the slices go on: it only keeps a
- * quitting worker in its loop */
-#define NGX_HTTP_HRIS_SLICE_GUARD    600000
+/* the holding timer: it does nothing but be there (set again if due) */
+#define NGX_HTTP_HRIS_HOLD_TIMER     600000
 
 
 struct ngx_http_hris_slice_s {
     ngx_http_hris_ctx_t        *ctx;
     ngx_event_t                 ev;         /* the next slice, posted */
-    ngx_event_t                 guard;      /* a timer while posted */
     json_t                     *body;
     ngx_array_t                 recs;       /* a copy: the walk's is on
                                                its stack */
@@ -65,9 +67,13 @@ static ngx_int_t ngx_http_hris_slice_run(ngx_http_hris_ctx_t *ctx,
     ngx_array_t *recs, ngx_uint_t *next, ngx_uint_t to, ngx_uint_t first);
 static ngx_int_t ngx_http_hris_slice_post(ngx_http_hris_ctx_t *ctx);
 static void ngx_http_hris_slice_handler(ngx_event_t *ev);
-static void ngx_http_hris_slice_guard(ngx_event_t *ev);
+static void ngx_http_hris_hold_handler(ngx_event_t *ev);
 static void ngx_http_hris_slice_cleanup(void *data);
 static uint64_t ngx_http_hris_slice_usec(void);
+
+
+static ngx_event_t  ngx_http_hris_hold_ev;
+static ngx_uint_t   ngx_http_hris_holds;
 
 
 /*
@@ -188,9 +194,6 @@ ngx_http_hris_slice_post(ngx_http_hris_ctx_t *ctx)
         s->ev.handler = ngx_http_hris_slice_handler;
         s->ev.data = s;
         s->ev.log = r->connection->log;
-        s->guard.handler = ngx_http_hris_slice_guard;
-        s->guard.data = s;
-        s->guard.log = r->connection->log;
 
         cln->handler = ngx_http_hris_slice_cleanup;
         cln->data = s;
@@ -199,10 +202,7 @@ ngx_http_hris_slice_post(ngx_http_hris_ctx_t *ctx)
     }
 
     ngx_post_event(&s->ev, &ngx_posted_next_events);
-
-    if (!s->guard.timer_set) {
-        ngx_add_timer(&s->guard, NGX_HTTP_HRIS_SLICE_GUARD);
-    }
+    ngx_http_hris_worker_hold();
 
     r->main->blocked++;
 
@@ -225,6 +225,7 @@ ngx_http_hris_slice_handler(ngx_event_t *ev)
     ngx_http_set_log_request(c->log, r);
 
     r->main->blocked--;
+    ngx_http_hris_worker_release();
 
     if (c->error) {
         /* the client went away meanwhile: nothing more to do */
@@ -236,6 +237,7 @@ ngx_http_hris_slice_handler(ngx_event_t *ev)
 
     case NGX_AGAIN:
         ngx_post_event(&s->ev, &ngx_posted_next_events);
+        ngx_http_hris_worker_hold();
         r->main->blocked++;
         goto posted;
 
@@ -249,10 +251,6 @@ ngx_http_hris_slice_handler(ngx_event_t *ev)
     }
 
 done:
-
-    if (!s->ev.posted && s->guard.timer_set) {
-        ngx_del_timer(&s->guard);
-    }
 
     if (rc != NGX_HTTP_HRIS_PENDING) {
         ngx_http_finalize_request(r, rc);
@@ -273,13 +271,40 @@ ngx_http_hris_slice_part(ngx_http_hris_ctx_t *ctx)
 }
 
 
-static void
-ngx_http_hris_slice_guard(ngx_event_t *ev)
-{
-    ngx_http_hris_slice_t  *s = ev->data;
+/*
+ * Keeps a worker that is told to quit in its loop until as many releases
+ * as holds came: a timer that is not cancelable is set meanwhile.
+ */
 
-    if (s->ev.posted) {
-        ngx_add_timer(&s->guard, NGX_HTTP_HRIS_SLICE_GUARD);
+void
+ngx_http_hris_worker_hold(void)
+{
+    ngx_event_t  *ev = &ngx_http_hris_hold_ev;
+
+    if (ngx_http_hris_holds++ == 0) {
+        ev->handler = ngx_http_hris_hold_handler;
+        ev->log = ngx_cycle->log;
+        ngx_add_timer(ev, NGX_HTTP_HRIS_HOLD_TIMER);
+    }
+}
+
+
+void
+ngx_http_hris_worker_release(void)
+{
+    if (ngx_http_hris_holds && --ngx_http_hris_holds == 0
+        && ngx_http_hris_hold_ev.timer_set)
+    {
+        ngx_del_timer(&ngx_http_hris_hold_ev);
+    }
+}
+
+
+static void
+ngx_http_hris_hold_handler(ngx_event_t *ev)
+{
+    if (ngx_http_hris_holds) {
+        ngx_add_timer(ev, NGX_HTTP_HRIS_HOLD_TIMER);
     }
 }
 
@@ -293,10 +318,7 @@ ngx_http_hris_slice_cleanup(void *data)
 
     if (s->ev.posted) {
         ngx_delete_posted_event(&s->ev);
-    }
-
-    if (s->guard.timer_set) {
-        ngx_del_timer(&s->guard);
+        ngx_http_hris_worker_release();
     }
 }
 

@@ -144,6 +144,8 @@ ngx_int_t ngx_http_hris_slice_map(ngx_http_hris_ctx_t *ctx, json_t *body,
     ngx_array_t *recs, ngx_uint_t raw, ngx_uint_t from, ngx_uint_t to);
 ngx_http_hris_json_part_t *ngx_http_hris_slice_part(
     ngx_http_hris_ctx_t *ctx);
+void ngx_http_hris_worker_hold(void);
+void ngx_http_hris_worker_release(void);
 
 /*
  * ngx_http_hris_offload.c: an answer this large is parsed, and the trees
