@@ -14,6 +14,11 @@
 # with and without "where", holds the body's records at its offsets; a get
 # through the list finds the last record; a body malformed inside a record
 # that is skipped fails as a full parse does.
+#
+# A page of 500 records is mapped and written in slices between events
+# (src/ngx_http_hris_slice.c): tiny requests beside it wait a slice, not
+# the page; clients leaving during the slices and a worker told to quit
+# during a parse or the slices (it answers the page whole, no alert).
 
 use strict;
 use warnings;
