@@ -230,18 +230,31 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
 static ngx_int_t
 ngx_http_hris_jw_records(ngx_http_hris_jw_t *w, ngx_uint_t depth)
 {
-    ngx_uint_t                i;
-    ngx_http_hris_records_t  *recs = w->recs;
+    ngx_uint_t                  i;
+    ngx_http_hris_records_t    *recs = w->recs;
+    ngx_http_hris_json_part_t  *part = recs->part;
 
     if (recs->single) {
         return ngx_http_hris_jw_record(w, recs->records[0], depth);
     }
 
-    if (ngx_http_hris_jw_char(w, '[') != NGX_OK) {
-        return NGX_ERROR;
+    if (part && part->n) {
+        /* "[" and the first records, written by slices: linked as is */
+        *w->last = part->out;
+        w->last = part->last;
+        w->b = part->b;
+        w->total += part->total;
+        i = part->n;
+
+    } else {
+        if (ngx_http_hris_jw_char(w, '[') != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        i = 0;
     }
 
-    for (i = 0; i < recs->n; i++) {
+    for ( /* void */ ; i < recs->n; i++) {
         if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
             || ngx_http_hris_jw_record(w, recs->records[i], depth + 1)
                != NGX_OK)
@@ -251,6 +264,53 @@ ngx_http_hris_jw_records(ngx_http_hris_jw_t *w, ngx_uint_t depth)
     }
 
     return ngx_http_hris_jw_char(w, ']');
+}
+
+
+/*
+ * Writes one more record of a list into part, "[" before the first: the
+ * slices of a large page write as they map (ngx_http_hris_slice.c), and
+ * jw_records() links what they wrote into the answer.
+ */
+
+ngx_int_t
+ngx_http_hris_json_write_part(ngx_pool_t *pool, ngx_http_hris_spans_t *spans,
+    ngx_array_t *fields, json_t **values, ngx_http_hris_json_part_t *part)
+{
+    ngx_int_t                rc;
+    ngx_http_hris_jw_t       w;
+    ngx_http_hris_records_t  recs;
+
+    ngx_memzero(&w, sizeof(ngx_http_hris_jw_t));
+    ngx_memzero(&recs, sizeof(ngx_http_hris_records_t));
+    recs.fields = fields;
+
+    w.pool = pool;
+    w.out = part->out;
+    w.last = part->out ? part->last : &w.out;
+    w.b = part->b;
+    w.spans = spans;
+    w.recs = &recs;
+
+    /* a list's records are 2 deep: {"result":[{...}]} */
+    rc = ngx_http_hris_jw_char(&w, part->n ? ',' : '[');
+    if (rc == NGX_OK) {
+        rc = ngx_http_hris_jw_record(&w, values, 2);
+    }
+
+    /* what was written stays linked, even on an error */
+    part->out = w.out;
+    part->last = w.last;
+    part->b = w.b;
+    part->total += w.total;
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    part->n++;
+
+    return NGX_OK;
 }
 
 

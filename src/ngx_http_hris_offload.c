@@ -227,6 +227,9 @@ ngx_http_hris_offload_parse(ngx_http_hris_ctx_t *ctx,
 
     r->main->blocked++;
 
+    /* a worker told to quit waits for the parse (slice.c) */
+    ngx_http_hris_worker_hold();
+
     return NGX_OK;
 
 #else
@@ -274,6 +277,7 @@ ngx_http_hris_offload_parsed(ngx_event_t *ev)
     ngx_http_set_log_request(c->log, r);
 
     r->main->blocked--;
+    ngx_http_hris_worker_release();
     call->parsed = 1;
     ctx->heap_bytes += call->resp_len;
 

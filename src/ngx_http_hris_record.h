@@ -18,6 +18,19 @@
 
 
 /*
+ * The first records of a list already written, between events, by the
+ * slices of a large page (ngx_http_hris_slice.c): "[" and n records.
+ */
+typedef struct {
+    ngx_chain_t                 *out;
+    ngx_chain_t                **last;
+    ngx_buf_t                   *b;           /* the last, maybe not full */
+    size_t                       total;
+    ngx_uint_t                   n;
+} ngx_http_hris_json_part_t;
+
+
+/*
  * The records of an answer, written where the answer's body holds the
  * node "at": a JSON array of them, or the first one alone ("single").
  */
@@ -27,6 +40,7 @@ typedef struct {
     json_t                    ***records;
     ngx_uint_t                   n;
     ngx_uint_t                   single;
+    ngx_http_hris_json_part_t   *part;        /* records written, or NULL */
 } ngx_http_hris_records_t;
 
 
@@ -42,6 +56,9 @@ ngx_int_t ngx_http_hris_json_key(ngx_pool_t *pool, ngx_str_t *name,
 ngx_int_t ngx_http_hris_json_write_records(ngx_pool_t *pool, json_t *v,
     ngx_http_hris_spans_t *spans, ngx_http_hris_records_t *recs,
     ngx_chain_t **out, size_t *len);
+ngx_int_t ngx_http_hris_json_write_part(ngx_pool_t *pool,
+    ngx_http_hris_spans_t *spans, ngx_array_t *fields, json_t **values,
+    ngx_http_hris_json_part_t *part);
 
 /* ngx_http_hris_response.c */
 ngx_int_t ngx_http_hris_send_records(ngx_http_request_t *r,

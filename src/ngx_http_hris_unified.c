@@ -534,6 +534,7 @@ ngx_http_hris_unified_finish(ngx_http_hris_ctx_t *ctx)
     recs.records = &ctx->found;
     recs.n = 1;
     recs.single = 1;
+    recs.part = NULL;
 
     /* the answer is written out before this returns */
     rc = ngx_http_hris_send_records(ctx->request, NGX_HTTP_OK, out,
@@ -613,6 +614,7 @@ ngx_http_hris_send_list(ngx_http_hris_ctx_t *ctx)
     recs.records = ctx->result.elts;
     recs.n = ctx->result.nelts;
     recs.single = 0;
+    recs.part = ngx_http_hris_slice_part(ctx);
 
     /* the answer is written out before this returns */
     rc = ngx_http_hris_send_records(r, NGX_HTTP_OK, out, ctx->spans, &recs);

@@ -10,6 +10,7 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_idem.h"
+#include "ngx_http_hris_record.h"
 
 
 /*
@@ -45,6 +46,9 @@ typedef struct {
     ngx_uint_t                  skip;       /* records already sent */
     unsigned                    started:1;  /* page/size set */
 } ngx_http_hris_pos_t;
+
+
+typedef struct ngx_http_hris_slice_s  ngx_http_hris_slice_t;
 
 
 typedef struct {
@@ -89,6 +93,8 @@ typedef struct {
                                                or NULL (metrics.c) */
     ngx_uint_t                  batch;      /* field batch of the call */
     json_t                     *batched;    /* its first batch's answer */
+    ngx_http_hris_slice_t      *slice;      /* a large page's slices, or
+                                               NULL (slice.c) */
 
     ngx_str_t                   name;       /* of the resource */
     ngx_int_t                   write;      /* write_kind_e, or -1: a read */
@@ -128,6 +134,18 @@ typedef struct {
 
 /* ngx_http_hris_walk.c */
 ngx_int_t ngx_http_hris_walk_start(ngx_http_hris_ctx_t *ctx);
+ngx_int_t ngx_http_hris_walk_took(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_array_t *recs, ngx_uint_t raw, ngx_uint_t to);
+json_t **ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_rec_t *e);
+
+/* ngx_http_hris_slice.c */
+ngx_int_t ngx_http_hris_slice_map(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_array_t *recs, ngx_uint_t raw, ngx_uint_t from, ngx_uint_t to);
+ngx_http_hris_json_part_t *ngx_http_hris_slice_part(
+    ngx_http_hris_ctx_t *ctx);
+void ngx_http_hris_worker_hold(void);
+void ngx_http_hris_worker_release(void);
 
 /*
  * ngx_http_hris_offload.c: an answer this large is parsed, and the trees

@@ -58,8 +58,6 @@ static ngx_int_t ngx_http_hris_walk_stuck(ngx_http_hris_ctx_t *ctx);
 static json_t *ngx_http_hris_walk_parent(ngx_http_hris_ctx_t *ctx);
 static void ngx_http_hris_walk_first_page(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_op_t *op, ngx_http_hris_pos_t *pos);
-static json_t **ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx,
-    ngx_http_hris_rec_t *e);
 static void ngx_http_hris_walk_release(void *data);
 
 
@@ -971,21 +969,31 @@ static ngx_int_t
 ngx_http_hris_walk_take(ngx_http_hris_ctx_t *ctx, json_t *body,
     ngx_array_t *recs, ngx_uint_t raw)
 {
-    ngx_int_t             rc;
-    ngx_uint_t            i, from, room, to;
-    ngx_http_hris_rec_t  *e;
-    ngx_http_hris_op_t   *op = ctx->op;
+    ngx_int_t   rc;
+    ngx_uint_t  from, room, to;
 
-    e = recs->elts;
     room = ctx->limit - ctx->result.nelts;
     from = ngx_min(ctx->pos.skip, recs->nelts);
     to = ngx_min(from + room, recs->nelts);
 
-    for (i = from; i < to; i++) {
-        if (ngx_http_hris_walk_map(ctx, &e[i]) == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    /* a large page is mapped in slices between events (slice.c) */
+    rc = ngx_http_hris_slice_map(ctx, body, recs, raw, from, to);
+    if (rc != NGX_OK) {
+        return rc;
     }
+
+    return ngx_http_hris_walk_took(ctx, body, recs, raw, to);
+}
+
+
+/* The records up to "to" of this upstream page are in the unified page. */
+
+ngx_int_t
+ngx_http_hris_walk_took(ngx_http_hris_ctx_t *ctx, json_t *body,
+    ngx_array_t *recs, ngx_uint_t raw, ngx_uint_t to)
+{
+    ngx_int_t            rc;
+    ngx_http_hris_op_t  *op = ctx->op;
 
     if (to < recs->nelts) {
         /* the page is full inside this upstream page: resume here */
@@ -1225,7 +1233,7 @@ ngx_http_hris_walk_stuck(ngx_http_hris_ctx_t *ctx)
  * references are held until the request's pool goes.
  */
 
-static json_t **
+json_t **
 ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx, ngx_http_hris_rec_t *e)
 {
     json_t  **values, ***slot;

@@ -14,6 +14,11 @@
 # with and without "where", holds the body's records at its offsets; a get
 # through the list finds the last record; a body malformed inside a record
 # that is skipped fails as a full parse does.
+#
+# A page of 500 records is mapped and written in slices between events
+# (src/ngx_http_hris_slice.c): tiny requests beside it wait a slice, not
+# the page; clients leaving during the slices and a worker told to quit
+# during a parse or the slices (it answers the page whole, no alert).
 
 use strict;
 use warnings;
@@ -57,7 +62,8 @@ i = max(i for i, r in enumerate(big)
         if r["EmployeeStatus"]["DisplayValue"] == "0")
 big[i] = dict(big[i], EmployeeId=dict(big[i]["EmployeeId"],
                                       DisplayValue="PW9999"))
-for name, result in (("big", big), ("small", records[:40])):
+for name, result in (("big", big), ("small", records[:40]),
+                     ("page", big[:500])):
     answer["Result"] = result
     with open("%s/%s.json" % (d, name), "w") as f:
         json.dump(answer, f, separators=(",", ":"))
@@ -76,7 +82,7 @@ for name, body, col in (("bad", text[:j] + ";" + text[j + 1:], j + 1),
 PY
 print $py $raw->{content};
 close $py or die "python3 failed";
-chmod 0644, map { "$files/$_.json" } qw(big small bad cut);
+chmod 0644, map { "$files/$_.json" } qw(big small bad cut page);
 my $big_size = -s "$files/big.json";
 ok($big_size > 14_000_000, "a huge provider body ($big_size bytes)");
 
@@ -88,7 +94,7 @@ my $ng = HRIS::Nginx->start(
             { id => $_, tenant => 'acme', provider => 'peoplehr',
               credentials => { api_key => $PROVIDER_KEY },
               base_url => "http://127.0.0.1:$up_port/$_" }
-        } qw(big small bad cut) ],
+        } qw(big small bad cut page) ],
     },
     server => 'location = /ping { return 204; }',
     # PeopleHR reads with POST, which a static file refuses: error_page
@@ -97,7 +103,8 @@ my $ng = HRIS::Nginx->start(
     server {
         listen 127.0.0.1:$up_port;
         sendfile on;
-        location ~ ^/(big|small|bad|cut)/Employee\$ {
+        access_log $files/up.log;
+        location ~ ^/(big|small|bad|cut|page)/Employee\$ {
             types { } default_type application/json;
             alias $files/\$1.json;
             error_page 405 =200 \$uri;
@@ -115,8 +122,10 @@ sub connect_gw {
 }
 
 sub send_big {
+    my ($path) = @_;
     my $s = connect_gw();
-    print $s "GET $BIG HTTP/1.1\r\nHost: localhost\r\n"
+    $path //= $BIG;
+    print $s "GET $path HTTP/1.1\r\nHost: localhost\r\n"
            . "Authorization: Bearer $HRIS::Nginx::KEY\r\nConnection: close\r\n\r\n";
     return $s;
 }
@@ -137,11 +146,13 @@ sub ping {
 
 # The huge list with a tiny request every 5 ms beside it, until the huge
 # answer ended: (its seconds, the slowest ping's seconds, its bytes).
+# Another list and pause between pings when given.
 sub big_with_pings {
+    my ($path, $pause) = @_;
     my $p = connect_gw();
     ping($p);
     my $t0 = time;
-    my $s = send_big();
+    my $s = send_big($path);
     my ($body, $end, @lat) = ('');
     my $sel = IO::Select->new($s);
     until ($end) {
@@ -152,7 +163,7 @@ sub big_with_pings {
         last if $end;
         die 'the huge answer took over a minute' if time - $t0 > 60;
         push @lat, ping($p);
-        sleep 0.005;
+        sleep($pause // 0.005);
     }
     close $s;
     close $p;
@@ -247,6 +258,28 @@ PY`;
     }
     cmp_ok(min(@ratios), '<', 0.2,
            'tiny requests beside the huge one wait at most a fifth of its time');
+}
+
+# --- a page of 500 records: mapped and written in slices ----------------------
+
+# A body of just the page's 500 records (1.9 MB): its parse in a thread is
+# short, and what holds the loop is mapping and writing the 2 MB page. In
+# one piece (before ngx_http_hris_slice.c) that was the slowest ping, a
+# third or more of the answer's time; in slices of about 2 ms a ping waits
+# a slice. Relative, on a busy machine: the best of five tries.
+my $PAGE = '/unified/hris/employees?integrated_account_id=page&limit=500';
+{
+    my @ratios;
+    for my $try (1 .. 5) {
+        my ($secs, $slowest, $text) = big_with_pings($PAGE, 0.001);
+        like($text, qr{^HTTP/1\.1 200 .*"result_count":500\}\z}s,
+             "page try $try: the 500-record list answers whole");
+        push @ratios, $slowest / $secs;
+        diag sprintf 'page try %d: the list took %.1f ms, the slowest ping %.1f ms (%.2f of it)',
+            $try, $secs * 1000, $slowest * 1000, $slowest / $secs;
+    }
+    cmp_ok(min(@ratios), '<', 0.15,
+           'beside a 500-record page, tiny requests wait a slice, not the page');
 }
 
 # --- every page, with and without "where"; a get through the list ---------------
@@ -361,6 +394,67 @@ is($res->{status}, 200, 'nginx keeps serving after clients went away');
 is($res->{json}{result_count}, 3, 'with its records');
 my ($secs, $slowest, $text) = big_with_pings();
 like($text, qr{^HTTP/1\.1 200 .*"result_count":500\}\z}s, 'and the huge list whole again');
+
+# --- clients going away, and nginx -s quit, while a page is sliced --------------
+
+# The 500-record page's mapping and writing go in slices over a few tens
+# of ms: clients that leave at moments spread over the answer's time, some
+# of them between slices (the request is held, r->main->blocked, and
+# finalized by the next slice), leave the worker healthy.
+for my $ms (map { $_ * 4 } 0 .. 15) {
+    my $s = send_big($PAGE);
+    sleep $ms / 1000;
+    close $s;
+}
+{
+    my $p = connect_gw();
+    ok(ping($p) < 60, 'clients gone during the slices: the worker answers the next request');
+    close $p;
+    my ($secs, $slowest, $text) = big_with_pings($PAGE, 0.001);
+    like($text, qr{^HTTP/1\.1 200 .*"result_count":500\}\z}s, 'and the 500-record page whole');
+}
+
+# The provider's requests of the 500-record body served so far (the
+# upstream's access log)
+sub page_served {
+    open my $fh, '<', "$files/up.log" or return 0;
+    return scalar grep { m{ /page/Employee } } <$fh>;
+}
+
+# A worker told to quit (nginx -s quit) finishes the page it is parsing
+# in a thread or slicing: posted events and thread tasks alone do not keep
+# it in its loop (it left, "open socket left in connection", the client
+# unanswered), a timer does (ngx_http_hris_worker_hold()). Gateways of
+# their own, reading the first gateway's upstream; the quit comes at
+# moments after the provider sent the body.
+for my $ms (0, 5, 10, 20, 30) {
+    my $gw = HRIS::Nginx->start(
+        accounts => {
+            api_keys => [{ key => $HRIS::Nginx::KEY, tenant => 'acme' }],
+            accounts => [{ id => 'page', tenant => 'acme', provider => 'peoplehr',
+                           credentials => { api_key => $PROVIDER_KEY },
+                           base_url => "http://127.0.0.1:$up_port/page" }],
+        });
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $gw->port, Timeout => 5)
+        or die "connect: $!";
+    $s->autoflush(1);
+    my $served = page_served();
+    print $s "GET $PAGE HTTP/1.1\r\nHost: localhost\r\n"
+           . "Authorization: Bearer $HRIS::Nginx::KEY\r\nConnection: close\r\n\r\n";
+    my $t1 = time;
+    sleep 0.001 while page_served() == $served && time - $t1 < 30;
+    sleep $ms / 1000;
+    kill 'QUIT', $gw->{pid};
+    my ($text, $sel, $t0) = ('', IO::Select->new($s), time);
+    while (time - $t0 < 60 && $sel->can_read(60)) {
+        sysread($s, $text, 1 << 20, length $text) or last;
+    }
+    close $s;
+    like($text, qr{^HTTP/1\.1 200 .*"result_count":500\}\z}s,
+         "quit after $ms ms: the page is answered whole");
+    $gw->stop;
+    unlike($gw->error_log, qr/\[(alert|crit|emerg)\]/, "quit after $ms ms: no alert");
+}
 
 $ng->stop;
 my $log = $ng->error_log;
