@@ -137,10 +137,10 @@ ngx_http_hris_connect_handler(ngx_http_request_t *r)
      * link is opened (a form's post is answered by the fleet's claim, and
      * its body must be read before the request waits for anything)
      */
-    if (hmcf->redis && r->method == NGX_HTTP_GET
+    if (r->method == NGX_HTTP_GET
         && !ngx_http_hris_link_used(hmcf, link.hash))
     {
-        rc = ngx_http_hris_fleet_link_check(r, link.hash, link.expires,
+        rc = ngx_http_hris_state_link_check(r, link.hash, link.expires,
                                             ngx_http_hris_connect_handler);
         if (rc != NGX_OK) {
             return (rc == NGX_DONE) ? NGX_DONE
@@ -468,8 +468,8 @@ ngx_http_hris_connect_callback(ngx_http_request_t *r)
     }
 
     /* with hris_redis: completed through another gateway? (asked once) */
-    if (hmcf->redis && !ngx_http_hris_link_used(hmcf, ctx->link.hash)) {
-        rc = ngx_http_hris_fleet_link_check(r, ctx->link.hash,
+    if (!ngx_http_hris_link_used(hmcf, ctx->link.hash)) {
+        rc = ngx_http_hris_state_link_check(r, ctx->link.hash,
                                             ctx->link.expires,
                                             ngx_http_hris_connect_handler);
         if (rc != NGX_OK) {

@@ -16,6 +16,7 @@
 
 #include "ngx_http_hris_connect.h"
 #include "ngx_http_hris_fleet_links.h"
+#include "ngx_http_hris_state_if.h"
 
 
 #define NGX_HTTP_HRIS_FORM_VALUE_MAX  4096
@@ -425,11 +426,9 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
     ngx_str_t                     body;
-    ngx_http_hris_main_conf_t    *hmcf;
     ngx_http_hris_connect_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_hris_module);
-    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
 
     rc = ngx_http_hris_request_body(r, &body);
     if (rc != NGX_OK || r->header_sent) {
@@ -441,17 +440,14 @@ ngx_http_hris_connect_posted(ngx_http_request_t *r)
      * with hris_redis: completed through another gateway? Asked once, now
      * that the body is read; the handler then runs again (and says 410)
      */
-    if (hmcf->redis) {
-        rc = ngx_http_hris_fleet_link_check(r, ctx->link.hash,
-                                            ctx->link.expires,
-                                            ngx_http_hris_connect_handler);
-        if (rc != NGX_OK) {
-            /* NGX_DONE: the check holds the request; this reference goes */
-            ngx_http_finalize_request(r, rc == NGX_DONE
-                                         ? NGX_DONE
-                                         : NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
+    rc = ngx_http_hris_state_link_check(r, ctx->link.hash, ctx->link.expires,
+                                        ngx_http_hris_connect_handler);
+    if (rc != NGX_OK) {
+        /* NGX_DONE: the check holds the request; this reference goes */
+        ngx_http_finalize_request(r, rc == NGX_DONE
+                                     ? NGX_DONE
+                                     : NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
     }
 
     if (ngx_http_hris_form_ctx(r, &ctx->link) == NULL) {

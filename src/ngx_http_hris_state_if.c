@@ -393,6 +393,23 @@ ngx_http_hris_state_link_claim(ngx_http_request_t *r, u_char *hash,
 }
 
 
+ngx_int_t
+ngx_http_hris_state_link_check(ngx_http_request_t *r, u_char *hash,
+    time_t expires, ngx_http_handler_pt resume)
+{
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    /* embedded: the zone, which the caller reads next, is the whole truth */
+    if (hmcf->redis == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_hris_fleet_link_check(r, hash, expires, resume);
+}
+
+
 void
 ngx_http_hris_state_link_release(ngx_http_hris_main_conf_t *hmcf,
     u_char *hash)

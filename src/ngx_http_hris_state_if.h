@@ -51,7 +51,8 @@
  *                                                       (EXISTS),
  *                                                       fleet_link_release;
  *                                                       then the zone too
- *   here: ngx_http_hris_state_link_claim(), ngx_http_hris_state_link_release();
+ *   here: ngx_http_hris_state_link_claim(), ngx_http_hris_state_link_release(),
+ *   ngx_http_hris_state_link_check() (when a link is opened)
  *   chosen in: connect.c, connect_form.c (the check when a link is opened)
  *
  * run-time accounts        shm_accounts.c: one entry   the zone, plus
@@ -205,6 +206,15 @@ void ngx_http_hris_gate_rate_ready(ngx_http_hris_gate_t *g, ngx_int_t rc,
  */
 ngx_int_t ngx_http_hris_state_link_claim(ngx_http_request_t *r, u_char *hash,
     time_t expires, ngx_http_hris_fleet_link_pt handler, void *data);
+
+/*
+ * Whether a link was used through another gateway, asked when it is opened
+ * (ngx_http_hris_link_used() then reads the zone). Embedded: NGX_OK at
+ * once. Redis: NGX_DONE, the request is held, and resume(r) runs again
+ * once the zone knows; NGX_ERROR.
+ */
+ngx_int_t ngx_http_hris_state_link_check(ngx_http_request_t *r, u_char *hash,
+    time_t expires, ngx_http_handler_pt resume);
 
 /* The account could not be stored: the link may be used again. */
 void ngx_http_hris_state_link_release(ngx_http_hris_main_conf_t *hmcf,
