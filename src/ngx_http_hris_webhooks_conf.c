@@ -217,7 +217,8 @@ ngx_http_hris_events_init_main_conf(ngx_conf_t *cf, void *c)
     if (conf->tenant_size < 2 * NGX_HTTP_HRIS_WH_BODY_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"hris_webhook_tenant_size"
                            "\" must be at least %uz, so that the largest "
-                           "event fits", (size_t) 2 * NGX_HTTP_HRIS_WH_BODY_MAX);
+                           "event fits",
+                           (size_t) 2 * NGX_HTTP_HRIS_WH_BODY_MAX);
         return NGX_CONF_ERROR;
     }
 
