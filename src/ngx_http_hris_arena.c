@@ -16,10 +16,10 @@
  * consulted, so a block from malloc() is still given to free(), whenever
  * and wherever it was allocated. Released chunks are kept for the next
  * arena, up to NGX_HTTP_HRIS_ARENA_SPARE. Only trees that die with the
- * request may be built inside a window: a window is opened around the parse of a
- * provider's answer (the tree lives until the request's pool goes) and
- * around the mapping of a record read that way (its result joins a
- * request's answer). jansson is only used on a worker's event-loop thread
+ * request may be built inside a window: a window is opened around the
+ * parse of a provider's answer (the tree lives until the request's pool
+ * goes) and around the mapping of a record read that way (its result
+ * joins a request's answer). jansson is only used on a worker's event-loop thread
  * (the thread pool's tasks write text already dumped).
  */
 
