@@ -19,8 +19,9 @@
  * request may be built inside a window: a window is opened around the
  * parse of a provider's answer (the tree lives until the request's pool
  * goes) and around the mapping of a record read that way (its result
- * joins a request's answer). jansson is only used on a worker's event-loop thread
- * (the thread pool's tasks write text already dumped).
+ * joins a request's answer). Windows are opened on a worker's event-loop
+ * thread only: a thread of nginx's pool (offload.c's parse of a huge
+ * answer) always gets malloc() and free().
  */
 
 #include <ngx_config.h>
