@@ -788,6 +788,7 @@ typedef struct {
 
 ngx_int_t ngx_http_hris_shm_snapshot(ngx_http_hris_main_conf_t *hmcf,
     ngx_http_hris_state_snap_t *snap, ngx_uint_t *serial);
+size_t ngx_http_hris_slab_size(size_t size);
 ngx_uint_t ngx_http_hris_shm_accounts_gen(ngx_http_hris_main_conf_t *hmcf);
 ngx_int_t ngx_http_hris_shm_accounts_since(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_uint_t gen, ngx_array_t *changes, ngx_uint_t *now,

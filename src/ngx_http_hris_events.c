@@ -25,7 +25,6 @@
 
 static ngx_uint_t ngx_http_hris_wh_matches(ngx_http_hris_wh_sub_t *s,
     const char *type);
-static size_t ngx_http_hris_wh_slab_size(size_t size);
 static size_t ngx_http_hris_wh_dlv_size(size_t tenant, size_t body);
 static void ngx_http_hris_wh_usage(ngx_http_hris_wh_conf_t *conf,
     ngx_str_t *tenant, ngx_uint_t *n, size_t *bytes);
@@ -332,35 +331,14 @@ ngx_http_hris_wh_matches(ngx_http_hris_wh_sub_t *s, const char *type)
 }
 
 
-/*
- * What the slab allocator takes for size bytes: a power of two up to half
- * a page, whole pages above, so that a tenant's share is counted as the
- * zone spends it.
- */
-
-static size_t
-ngx_http_hris_wh_slab_size(size_t size)
-{
-    size_t  n;
-
-    if (size > ngx_pagesize / 2) {
-        return ngx_align(size, ngx_pagesize);
-    }
-
-    for (n = 8; n < size; n <<= 1) { /* void */ }
-
-    return n;
-}
-
-
 /* a delivery's bytes in the zone (see ngx_http_hris_wh_dlv_add) */
 
 static size_t
 ngx_http_hris_wh_dlv_size(size_t tenant, size_t body)
 {
-    return ngx_http_hris_wh_slab_size(sizeof(ngx_http_hris_wh_dlv_t))
-           + ngx_http_hris_wh_slab_size(tenant ? tenant : 1)
-           + ngx_http_hris_wh_slab_size(body ? body : 1);
+    return ngx_http_hris_slab_size(sizeof(ngx_http_hris_wh_dlv_t))
+           + ngx_http_hris_slab_size(tenant ? tenant : 1)
+           + ngx_http_hris_slab_size(body ? body : 1);
 }
 
 

@@ -181,7 +181,6 @@ static void ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
 static void ngx_http_hris_idem_let_go(ngx_http_hris_idem_req_t *ir);
 static void ngx_http_hris_idem_hash(ngx_str_t *parts, ngx_uint_t n,
     u_char *out);
-static size_t ngx_http_hris_idem_slab_size(size_t size);
 static ngx_uint_t ngx_http_hris_idem_share(ngx_http_hris_idem_conf_t *conf,
     u_char *tenant, size_t more);
 static void ngx_http_hris_idem_save(ngx_http_hris_idem_conf_t *conf,
@@ -580,7 +579,7 @@ ngx_http_hris_idem_begin(ngx_http_request_t *r, ngx_str_t *tenant,
 
     if (n == NULL) {
         if (!ngx_http_hris_idem_share(conf, th,
-                 ngx_http_hris_idem_slab_size(
+                 ngx_http_hris_slab_size(
                      sizeof(ngx_http_hris_idem_node_t))))
         {
             ngx_shmtx_unlock(&conf->shpool->mutex);
@@ -971,7 +970,7 @@ ngx_http_hris_idem_keep_answer(ngx_http_hris_idem_req_t *ir,
     if (n && n->state == NGX_HTTP_HRIS_IDEM_RUNNING && n->pid == ngx_pid) {
         n->body = (body && body->len
                    && ngx_http_hris_idem_share(conf, n->tenant,
-                          ngx_http_hris_idem_slab_size(body->len)))
+                          ngx_http_hris_slab_size(body->len)))
                   ? ngx_slab_alloc_locked(conf->shpool, body->len) : NULL;
 
         if (body == NULL || (body->len && n->body == NULL)) {
@@ -1211,26 +1210,6 @@ ngx_http_hris_idem_expire(ngx_http_hris_idem_conf_t *conf)
 
 
 /*
- * What the slab allocator takes for size bytes: a power of two up to half
- * a page, whole pages above (as ngx_slab.c spends it).
- */
-
-static size_t
-ngx_http_hris_idem_slab_size(size_t size)
-{
-    size_t  n;
-
-    if (size > ngx_pagesize / 2) {
-        return ngx_align(size, ngx_pagesize);
-    }
-
-    for (n = 8; n < size; n <<= 1) { /* void */ }
-
-    return n;
-}
-
-
-/*
  * Whether the tenant's entries, and more bytes, stay within its share of
  * the zone: a quarter, at least NGX_HTTP_HRIS_IDEM_FLOOR. Counted from
  * the queue itself (the lock is held), so that no tally can drift from
@@ -1259,11 +1238,11 @@ ngx_http_hris_idem_share(ngx_http_hris_idem_conf_t *conf, u_char *tenant,
             continue;
         }
 
-        bytes += ngx_http_hris_idem_slab_size(
+        bytes += ngx_http_hris_slab_size(
                      sizeof(ngx_http_hris_idem_node_t));
 
         if (n->body) {
-            bytes += ngx_http_hris_idem_slab_size(n->len);
+            bytes += ngx_http_hris_slab_size(n->len);
         }
 
         if (bytes > cap) {

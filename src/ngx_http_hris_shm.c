@@ -458,3 +458,24 @@ ngx_http_hris_shm_forget(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id)
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
+
+
+/*
+ * What nginx's slab allocator takes for size bytes: a power of two (at
+ * least 8) up to half a page, whole pages above. The zones that cap a
+ * tenant's share count it as the zone spends it (events.c, idem.c).
+ */
+
+size_t
+ngx_http_hris_slab_size(size_t size)
+{
+    size_t  n;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (n = 8; n < size; n <<= 1) { /* void */ }
+
+    return n;
+}

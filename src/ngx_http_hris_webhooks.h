@@ -221,4 +221,9 @@ void ngx_http_hris_wh_queue_settle(ngx_http_hris_wh_conf_t *conf,
     ngx_log_t *log);
 
 
+/* A string member of o, borrowed: 1, or 0 when it is not a string. */
+ngx_uint_t ngx_http_hris_wh_json_str(json_t *o, const char *key,
+    ngx_str_t *out);
+
+
 #endif /* _NGX_HTTP_HRIS_WEBHOOKS_H_INCLUDED_ */

@@ -401,10 +401,13 @@ ngx_http_hris_wh_fleet_gone(ngx_http_hris_wh_conf_t *conf, u_char *id,
 }
 
 
-/* a string member of a subscription's JSON; 0 when missing */
+/*
+ * A string member of o, borrowed: 1, or 0 when it is not a string (the
+ * subscriptions' JSON here, the deliveries' in webhooks_queue.c).
+ */
 
-static ngx_uint_t
-ngx_http_hris_wh_fleet_str(json_t *o, const char *key, ngx_str_t *out)
+ngx_uint_t
+ngx_http_hris_wh_json_str(json_t *o, const char *key, ngx_str_t *out)
 {
     json_t  *v = json_object_get(o, key);
 
@@ -451,10 +454,10 @@ ngx_http_hris_wh_fleet_mirror(ngx_http_hris_fleet_mirror_t *m,
         o = json_loadb((char *) val->data, val->len, 0, NULL);
 
         if (!json_is_object(o)
-            || !ngx_http_hris_wh_fleet_str(o, "tenant", &tenant)
-            || !ngx_http_hris_wh_fleet_str(o, "url", &url)
-            || !ngx_http_hris_wh_fleet_str(o, "events", &events)
-            || !ngx_http_hris_wh_fleet_str(o, "secret", &sealed)
+            || !ngx_http_hris_wh_json_str(o, "tenant", &tenant)
+            || !ngx_http_hris_wh_json_str(o, "url", &url)
+            || !ngx_http_hris_wh_json_str(o, "events", &events)
+            || !ngx_http_hris_wh_json_str(o, "secret", &sealed)
             || ngx_http_hris_secret_unseal(pool, wf->conf->hmcf, &sealed,
                                            &secret) != NGX_OK)
         {

@@ -613,22 +613,6 @@ ngx_http_hris_wh_queue_take(ngx_http_hris_wh_queue_t *wq, ngx_str_t *id,
 }
 
 
-static ngx_uint_t
-ngx_http_hris_wh_queue_str(json_t *o, const char *key, ngx_str_t *out)
-{
-    json_t  *v = json_object_get(o, key);
-
-    if (!json_is_string(v)) {
-        return 0;
-    }
-
-    out->data = (u_char *) json_string_value(v);
-    out->len = json_string_length(v);
-
-    return 1;
-}
-
-
 /* NGX_DECLINED: not a delivery; NGX_ERROR: no memory */
 
 static ngx_int_t
@@ -642,10 +626,10 @@ ngx_http_hris_wh_queue_parse(ngx_pool_t *pool, ngx_str_t *value,
     o = json_loadb((char *) value->data, value->len, 0, NULL);
 
     if (!json_is_object(o)
-        || !ngx_http_hris_wh_queue_str(o, "evt", &evt)
-        || !ngx_http_hris_wh_queue_str(o, "sub", &sub)
-        || !ngx_http_hris_wh_queue_str(o, "tenant", &tenant)
-        || !ngx_http_hris_wh_queue_str(o, "body", &body)
+        || !ngx_http_hris_wh_json_str(o, "evt", &evt)
+        || !ngx_http_hris_wh_json_str(o, "sub", &sub)
+        || !ngx_http_hris_wh_json_str(o, "tenant", &tenant)
+        || !ngx_http_hris_wh_json_str(o, "body", &body)
         || evt.len != NGX_HTTP_HRIS_EVT_ID_LEN
         || sub.len != NGX_HTTP_HRIS_WH_ID_LEN
         || body.len > NGX_HTTP_HRIS_WH_BODY_MAX)
