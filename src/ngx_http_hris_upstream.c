@@ -1133,6 +1133,32 @@ ngx_http_hris_call_cleanup(void *data)
 }
 
 
+/*
+ * The first size of an answer's buffer: its Content-Length when it has one,
+ * so that a page is read into one block instead of growing 16k, 32k, 64k,
+ * 128k and copying 112 KB on the way. At most 1 MB: a provider's header
+ * alone must not make the gateway reserve hris_max_response_size; a larger
+ * answer grows as it arrives.
+ */
+
+static size_t
+ngx_http_hris_resp_hint(ngx_http_hris_call_t *call)
+{
+    curl_off_t  cl;
+
+    if (call->resp_size == 0
+        && curl_easy_getinfo(call->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+                             &cl)
+           == CURLE_OK
+        && cl > 0 && cl < 1024 * 1024)
+    {
+        return (size_t) cl + 1;
+    }
+
+    return 16384;
+}
+
+
 static size_t
 ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -1149,7 +1175,7 @@ ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 
     if (call->resp_len + n + 1 > call->resp_size) {
         want = ngx_max(call->resp_size * 2, call->resp_len + n + 1);
-        want = ngx_max(want, 16384);
+        want = ngx_max(want, ngx_http_hris_resp_hint(call));
 
         p = realloc(call->resp, want);
         if (p == NULL) {
