@@ -72,20 +72,19 @@ extern const u_char  ngx_http_hris_json_plain[256];
 
 
 /*
- * Whether the 8 bytes at p are all plain (ngx_http_hris_json_plain):
- * none is '"' (0x22) or '\\' (0x5c), none below 0x20. A byte that equals
- * c turns to zero in x ^ c; (v - 0x01..) & ~v & 0x80.. has a high bit set
- * wherever v has a zero byte (and, by the borrow, possibly above it,
- * never where all bytes below are nonzero), and (x - 0x20..) & ~x the
- * same for bytes below 0x20: no bit set means no such byte.
+ * Whether the 8 bytes of x (or at p) are all plain
+ * (ngx_http_hris_json_plain): none is '"' (0x22) or '\\' (0x5c), none
+ * below 0x20. A byte that equals c turns to zero in x ^ c; (v - 0x01..)
+ * & ~v & 0x80.. has a high bit set wherever v has a zero byte (and, by
+ * the borrow, possibly above it, never where all bytes below are
+ * nonzero), and (x - 0x20..) & ~x the same for bytes below 0x20: no bit
+ * set means no such byte.
  */
 
 static ngx_inline ngx_uint_t
-ngx_http_hris_json_plain8(const u_char *p)
+ngx_http_hris_json_plain64(uint64_t x)
 {
-    uint64_t  x, q, b;
-
-    ngx_memcpy(&x, p, 8);
+    uint64_t  q, b;
 
     q = x ^ 0x2222222222222222ULL;
     b = x ^ 0x5c5c5c5c5c5c5c5cULL;
@@ -94,6 +93,17 @@ ngx_http_hris_json_plain8(const u_char *p)
              | ((b - 0x0101010101010101ULL) & ~b)
              | ((x - 0x2020202020202020ULL) & ~x))
             & 0x8080808080808080ULL) == 0;
+}
+
+
+static ngx_inline ngx_uint_t
+ngx_http_hris_json_plain8(const u_char *p)
+{
+    uint64_t  x;
+
+    ngx_memcpy(&x, p, 8);
+
+    return ngx_http_hris_json_plain64(x);
 }
 
 

@@ -474,6 +474,93 @@ one(ngx_array_t *fields)
 }
 
 
+/*
+ * Every string length up to 40 with one byte that needs escaping (or a
+ * UTF-8 sequence) at each position, written alone and as json_dumps()
+ * writes it: the writer copies plain bytes 8 (or 4) at a time, with
+ * words that overlap at a string's end, so each length and position
+ * takes another path.
+ */
+
+static void
+strings_at_each_position(void)
+{
+    int           bad;
+    char         *a, *d, buf[64];
+    size_t        n, pos, k, len, alen;
+    json_t       *v;
+    ngx_pool_t   *p;
+    ngx_chain_t  *out;
+
+    static const char  *specials[] = {
+        "\"", "\\", "\n", "\x01", "\x1f", "/", "\xc3\xa9", "\x7f"
+    };
+
+    bad = 0;
+
+    for (n = 0; n <= 40; n++) {
+        for (pos = 0; pos <= n; pos++) {
+            for (k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+
+                /* pos == n: plain bytes only */
+                if (pos == n && k) {
+                    break;
+                }
+
+                memset(buf, 'a' + (int) (n % 26), n);
+                len = n;
+
+                if (pos < n) {
+                    len = pos + strlen(specials[k]);
+                    memcpy(buf + pos, specials[k], len - pos);
+
+                    if (len < n) {
+                        len = n;
+                    }
+                }
+
+                /* in an array: the "[" gives the writer its buffer */
+                v = json_pack("[s#]", buf, (int) len);
+                p = ngx_create_pool(4096, NULL);
+
+                if (v == NULL || p == NULL
+                    || ngx_http_hris_json_write(p, v, NULL, &out, &alen)
+                       != NGX_OK)
+                {
+                    bad++;
+                    json_decref(v);
+                    if (p) {
+                        ngx_destroy_pool(p);
+                    }
+                    continue;
+                }
+
+                a = flatten(out, alen);
+                d = json_dumps(v, JSON_COMPACT);
+                lower_hex(d);
+
+                if (a == NULL || d == NULL || strcmp(a, d) != 0) {
+                    bad++;
+                    if (bad < 5) {
+                        printf("# length %zu, byte %zu: %s against %s\n",
+                               len, pos, a ? a : "(null)",
+                               d ? d : "(null)");
+                    }
+                }
+
+                free(a);
+                free(d);
+                json_decref(v);
+                ngx_destroy_pool(p);
+            }
+        }
+    }
+
+    ok(bad == 0, "strings of every length to 40, an escape at each byte:"
+                 " as json_dumps()");
+}
+
+
 int
 main(void)
 {
@@ -511,6 +598,8 @@ main(void)
     page(none, 2, 1, 0, "no field but remote_data");
     page(none, 2, 0, 0, "no field at all");
     page(none, 1, 1, 1, "a get of no field but remote_data");
+
+    strings_at_each_position();
 
     /* what the comparisons above rest on: the keys' order and escapes */
     s = one(schema_fields(order, 3));
