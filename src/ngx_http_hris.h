@@ -447,6 +447,15 @@ typedef enum {
 } ngx_http_hris_store_op_e;
 
 
+/*
+ * A change refused because its tenant's run-time accounts would pass
+ * their cap: in number (hris_tenant_accounts), or in bytes of the shared
+ * zone (a quarter of hris_zone_size).
+ */
+#define NGX_HTTP_HRIS_OVER_COUNT  (-100)
+#define NGX_HTTP_HRIS_OVER_BYTES  (-101)
+
+
 typedef struct {
     u_char                       sha256[32];
     ngx_str_t                    tenant;
@@ -491,6 +500,7 @@ typedef struct {
     ngx_msec_t                   redis_connect_timeout;
     ngx_shm_zone_t              *shm;
     size_t                       shm_size;
+    ngx_uint_t                   tenant_accounts;   /* per tenant, at most */
     void                        *idem;        /* idem.c's: Idempotency-Keys */
     size_t                       idem_size;   /* hris_idempotency_zone_size */
     time_t                       credentials_cooldown;
@@ -796,7 +806,8 @@ ngx_int_t ngx_http_hris_shm_accounts_since(ngx_http_hris_main_conf_t *hmcf,
 ngx_int_t ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *text, ngx_uint_t *version);
 ngx_int_t ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
-    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text);
+    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text, ngx_str_t *tenant,
+    ngx_uint_t capped);
 ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,

@@ -46,6 +46,8 @@ static ngx_int_t ngx_http_hris_admin_write(ngx_http_request_t *r,
     ngx_http_hris_admin_ctx_t *ctx, json_t *body);
 static json_t *ngx_http_hris_admin_patched(ngx_http_request_t *r,
     ngx_http_hris_account_t *acc, json_t *patch);
+static ngx_int_t ngx_http_hris_admin_over(ngx_http_request_t *r,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_hris_admin_not_found(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_hris_admin_send(ngx_http_request_t *r,
@@ -364,6 +366,10 @@ ngx_http_hris_admin_write(ngx_http_request_t *r,
         return ngx_http_hris_admin_not_found(r, &id);
     }
 
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT || rc == NGX_HTTP_HRIS_OVER_BYTES) {
+        return ngx_http_hris_admin_over(r, rc);
+    }
+
     if (rc != NGX_OK) {
         return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                    NULL, "the account could not be stored: see the error "
@@ -443,6 +449,42 @@ ngx_http_hris_admin_patched(ngx_http_request_t *r,
     }
 
     return js;
+}
+
+
+/*
+ * The tenant's cap on run-time accounts refused a create, or a change
+ * that made an account bigger: 409, as a taken id is, since the tenant
+ * resolves it by changing its own state (deleting accounts it no longer
+ * needs); waiting does not help, which 429 or 503 would suggest. Only
+ * the tenant's own numbers are told.
+ */
+
+static ngx_int_t
+ngx_http_hris_admin_over(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT,
+                   json_pack("{s:s, s:I}", "limit", "hris_tenant_accounts",
+                             "max_accounts",
+                             (json_int_t) hmcf->tenant_accounts),
+                   "this API key's tenant has %ui integrated accounts "
+                   "created at run time, its limit: delete one it no longer "
+                   "needs, or ask the gateway's operator to raise "
+                   "\"hris_tenant_accounts\"", hmcf->tenant_accounts);
+    }
+
+    return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT,
+               json_pack("{s:s}", "limit", "hris_zone_size"),
+               "this API key's tenant's integrated accounts created at run "
+               "time take its share of the gateway's memory (a quarter of "
+               "\"hris_zone_size\"): delete accounts it no longer needs, "
+               "make this one smaller, or ask the gateway's operator to "
+               "raise \"hris_zone_size\"");
 }
 
 

@@ -883,6 +883,11 @@ ngx_http_hris_connect_commit(ngx_http_request_t *r,
         return ngx_http_hris_connect_back(r, link, 0, "account_taken");
     }
 
+    /* the tenant's cap on run-time accounts (the error log says which) */
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT || rc == NGX_HTTP_HRIS_OVER_BYTES) {
+        return ngx_http_hris_connect_back(r, link, 0, "account_limit");
+    }
+
     if (rc != NGX_OK) {
         return ngx_http_hris_connect_back(r, link, 0, "server_error");
     }

@@ -227,9 +227,9 @@ static ngx_int_t
 ngx_http_hris_accounts_merge_one(ngx_http_hris_accounts_sync_t *as,
     ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *val, ngx_uint_t *changed)
 {
-    json_t      *v, *old;
+    json_t      *v, *old, *t;
     ngx_int_t    rc;
-    ngx_str_t    text, *set;
+    ngx_str_t    text, tenant, *set;
     ngx_uint_t   tries, version, same;
 
     v = NULL;
@@ -245,6 +245,10 @@ ngx_http_hris_accounts_merge_one(ngx_http_hris_accounts_sync_t *as,
 
     set = v ? val : NULL;
     rc = NGX_ERROR;
+
+    t = json_object_get(v, "tenant");
+    tenant.data = (u_char *) json_string_value(t);
+    tenant.len = json_string_length(t);
 
     for (tries = 0; tries < NGX_HTTP_HRIS_ACCOUNTS_TRIES; tries++) {
 
@@ -269,7 +273,9 @@ ngx_http_hris_accounts_merge_one(ngx_http_hris_accounts_sync_t *as,
             break;
         }
 
-        rc = ngx_http_hris_shm_account_set(as->hmcf, id, version, set);
+        /* made on another gateway: counted in its tenant's share, as is */
+        rc = ngx_http_hris_shm_account_set(as->hmcf, id, version, set,
+                                           tenant.len ? &tenant : NULL, 0);
 
         if (rc == NGX_OK) {
             (*changed)++;
