@@ -4,6 +4,7 @@
 # administration API or the connect flow are capped at
 # hris_tenant_accounts, and at a quarter of hris_zone_size in bytes.
 # Checked:
+#  - the directive takes a number of at least 1 (nginx -t);
 #  - without the cap one tenant filled a small zone and every tenant got
 #    500; now it gets 409 naming hris_zone_size and another tenant still
 #    creates;
@@ -13,11 +14,13 @@
 #    accounts do not count, and a change of one passes; another tenant
 #    still creates; a delete frees a slot, and deleted accounts
 #    (tombstones) stop counting;
+#  - creates at once on two workers: exactly one takes the last slot;
 #  - the connect flow's create is capped too (back to the app with
 #    error=account_limit), and its link works once a slot is free;
 #  - a reload keeps the count (and may lower the cap: changes of
 #    accounts over it still pass); a restart counts the state file's;
-#  - with hris_redis two gateways count the fleet's accounts.
+#  - with hris_redis two gateways count the fleet's accounts; the last
+#    slot taken through both at once is given at most once by each.
 
 use strict;
 use warnings;
@@ -25,6 +28,7 @@ use Test::More;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP;
+use POSIX ();
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use HRIS::Sandbox;
@@ -79,6 +83,44 @@ sub until_true {
     return $cond->();
 }
 
+# creates at once, released together: [gateway, id] each -> statuses
+sub at_once {
+    my (@reqs) = @_;
+    pipe(my $go_r, my $go_w) or die "pipe: $!";
+    pipe(my $out_r, my $out_w) or die "pipe: $!";
+    my @pids;
+    for my $q (@reqs) {
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            close $go_w;
+            close $out_r;
+            sysread($go_r, my $x, 1);        # EOF when the parent lets go
+            my $res = create(@$q);
+            syswrite $out_w, "$q->[1] $res->{status}\n";
+            POSIX::_exit(0);                 # no destructors: they would stop nginx
+        }
+        push @pids, $pid;
+    }
+    close $go_r;
+    close $out_w;
+    sleep 0.2;
+    close $go_w;
+    my %st = map { split ' ' } <$out_r>;
+    waitpid($_, 0) for @pids;
+    return \%st;
+}
+
+# -- the directive ---------------------------------------------------------------------------
+
+for my $c (['0', qr/"hris_tenant_accounts" must be at least 1/],
+           ['-3', qr/"hris_tenant_accounts" directive invalid number/],
+           ['many', qr/"hris_tenant_accounts" directive invalid number/]) {
+    my ($rc, $out) = HRIS::Nginx->prepare(accounts => $acc,
+        http => "hris_tenant_accounts $c->[0];")->test_config;
+    isnt($rc, 0, "hris_tenant_accounts $c->[0]: nginx -t fails");
+    like($out, $c->[1], '... saying why') or diag $out;
+}
+
 # -- one tenant fills a small zone: not for the others ------------------------------------
 
 {
@@ -126,7 +168,7 @@ sub until_true {
 # -- hris_tenant_accounts ------------------------------------------------------------------
 
 my $state = "$dir/state.json";
-my $ng = HRIS::Nginx->start(accounts => $acc, server => $LOCATIONS,
+my $ng = HRIS::Nginx->start(accounts => $acc, server => $LOCATIONS, workers => 2,
                             http => "hris_tenant_accounts 3; hris_state_file $state;");
 
 my @st = map { create($ng, "acme-$_")->{status} } 1 .. 3;
@@ -168,6 +210,16 @@ for my $round (1 .. 3) {
     is("@del @new", '200 200 200 201 201 201', "round $round: 3 deleted, 3 created");
 }
 is(create($ng, 'acme-5')->{status}, 409, 'still at 3');
+
+# the count is the zone's: two workers creating the last slot at once
+is(remove($ng, 'acme-4')->{status}, 200, 'one slot free');
+my $st = at_once(map { [$ng, "acme-race-$_"] } 1 .. 6);
+is(scalar(grep { $_ == 201 } values %$st), 1, 'six creates at once on two workers: one 201')
+    or diag explain $st;
+is(scalar(grep { $_ == 409 } values %$st), 5, 'five 409');
+my ($won) = grep { $st->{$_} == 201 } keys %$st;
+is(remove($ng, $won // 'none')->{status}, 200, 'the winner deleted');
+is(create($ng, 'acme-4')->{status}, 201, 'acme-4 back: 3 again');
 
 # -- the connect flow ---------------------------------------------------------------------
 
@@ -256,6 +308,19 @@ unlike($ng->error_log, qr/\[(alert|crit|emerg)\]/, 'no alert');
     is(remove($B, 'acme-f1')->{status}, 200, 'B deletes one of A\'s');
     ok($seen->($A, 'acme-f1', 404), 'A sees the delete');
     is(create($A, 'acme-f4')->{status}, 201, 'A: a slot is free');
+
+    # the last slot through both at once: each gateway counts what it has
+    # seen, so each may give it (README: at most one over per gateway)
+    is(remove($A, 'acme-f4')->{status}, 200, 'the slot freed again');
+    ok($seen->($B, 'acme-f4', 404), 'B sees it');
+    my $st = at_once(map { ([$A, "acme-fa$_"], [$B, "acme-fb$_"]) } 1 .. 3);
+    my $won = grep { $_ == 201 } values %$st;
+    ok($won >= 1 && $won <= 2, "six creates through A and B at once: $won of them 201")
+        or diag explain $st;
+    my @wins = grep { $st->{$_} == 201 } keys %$st;
+    ok($seen->($A, $_, 200) && $seen->($B, $_, 200), "$_ reaches both") for @wins;
+    is(create($A, 'acme-f5')->{status}, 409, 'then A refuses');
+    is(create($B, 'acme-f5')->{status}, 409, 'and B');
     $_->stop for @gw;
     unlike($_->error_log, qr/\[(alert|crit|emerg)\]/, 'no alert') for @gw;
 }
