@@ -808,6 +808,8 @@ ngx_int_t ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
 ngx_int_t ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id, ngx_uint_t version, ngx_str_t *text, ngx_str_t *tenant,
     ngx_uint_t capped);
+ngx_int_t ngx_http_hris_shm_tenant_room(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *id);
 ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,
@@ -886,6 +888,7 @@ ngx_int_t ngx_http_hris_arg(ngx_http_request_t *r, const char *name,
 ngx_int_t ngx_http_hris_subpath(ngx_http_request_t *r, ngx_str_t *rest);
 ngx_int_t ngx_http_hris_request_body(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_http_hris_admin_json(ngx_http_request_t *r, json_t **body);
+ngx_int_t ngx_http_hris_admin_over(ngx_http_request_t *r, ngx_int_t rc);
 ngx_int_t ngx_http_hris_call_status_error(ngx_http_request_t *r,
     ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
 ngx_int_t ngx_http_hris_upstream_json(ngx_http_request_t *r,

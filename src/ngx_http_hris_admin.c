@@ -46,8 +46,6 @@ static ngx_int_t ngx_http_hris_admin_write(ngx_http_request_t *r,
     ngx_http_hris_admin_ctx_t *ctx, json_t *body);
 static json_t *ngx_http_hris_admin_patched(ngx_http_request_t *r,
     ngx_http_hris_account_t *acc, json_t *patch);
-static ngx_int_t ngx_http_hris_admin_over(ngx_http_request_t *r,
-    ngx_int_t rc);
 static ngx_int_t ngx_http_hris_admin_not_found(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_hris_admin_send(ngx_http_request_t *r,
@@ -454,13 +452,14 @@ ngx_http_hris_admin_patched(ngx_http_request_t *r,
 
 /*
  * The tenant's cap on run-time accounts refused a create, or a change
- * that made an account bigger: 409, as a taken id is, since the tenant
+ * that made an account bigger (or a connect link that would create one:
+ * ngx_http_hris_connect_link.c): 409, as a taken id is, since the tenant
  * resolves it by changing its own state (deleting accounts it no longer
  * needs); waiting does not help, which 429 or 503 would suggest. Only
  * the tenant's own numbers are told.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_hris_admin_over(ngx_http_request_t *r, ngx_int_t rc)
 {
     ngx_http_hris_main_conf_t  *hmcf;

@@ -339,6 +339,31 @@ ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
 
 
 /*
+ * Whether the tenant has room for one more run-time account of that id
+ * (NGX_OK, or NGX_HTTP_HRIS_OVER_COUNT or _BYTES): asked before work
+ * that ends in a create, such as a connect link; the create is checked
+ * again.
+ */
+
+ngx_int_t
+ngx_http_hris_shm_tenant_room(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *id)
+{
+    ngx_int_t                 rc;
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+    u_char                    digest[NGX_HTTP_HRIS_TENANT_DIGEST];
+
+    ngx_http_hris_shm_tenant_digest(tenant, digest);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    rc = ngx_http_hris_shm_acct_share(ctx, NULL, id, digest, 0);
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
  * A run-time account deleted: its text goes, a tombstone stays for the
  * workers that have not seen the delete; the oldest tombstone beyond
  * the bound goes, and the workers older than it read all again. With the

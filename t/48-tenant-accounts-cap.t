@@ -15,8 +15,9 @@
 #    still creates; a delete frees a slot, and deleted accounts
 #    (tombstones) stop counting;
 #  - creates at once on two workers: exactly one takes the last slot;
-#  - the connect flow's create is capped too (back to the app with
-#    error=account_limit), and its link works once a slot is free;
+#  - the connect flow: no link for a new account at the cap (409), one
+#    for an account of its own; a completion at the cap goes back to the
+#    app with error=account_limit, and the link works once a slot is free;
 #  - a reload keeps the count (and may lower the cap: changes of
 #    accounts over it still pass); a restart counts the state file's;
 #  - with hris_redis two gateways count the fleet's accounts; the last
@@ -223,12 +224,30 @@ is(create($ng, 'acme-4')->{status}, 201, 'acme-4 back: 3 again');
 
 # -- the connect flow ---------------------------------------------------------------------
 
-$res = api($ng, 'POST', '/admin/connect_links',
-           json => { integrated_account_id => 'acme-form', provider => 'clayhr',
-                     method => 'form', redirect_uri => $REDIRECT, base_url => $cl->url,
-                     context => $CLAY->{context} });
+sub link_for {
+    my ($id) = @_;
+    return api($ng, 'POST', '/admin/connect_links',
+               json => { integrated_account_id => $id, provider => 'clayhr',
+                         method => 'form', redirect_uri => $REDIRECT, base_url => $cl->url,
+                         context => $CLAY->{context} });
+}
+
+$res = link_for('acme-form');
+is($res->{status}, 409, 'at the cap, a connect link for a new account: 409')
+    or diag $res->{body};
+is($res->{json}{details}{limit}, 'hris_tenant_accounts', '(the same error)');
+like($ng->error_log,
+     qr/\[error\].*no connect link for account "acme-form" of tenant "acme": .*"hris_tenant_accounts"/,
+     'the error log names the tenant and the directive');
+$res = link_for('acme-3');
+is($res->{status}, 201, 'one that connects an account of its own again: 201') or diag $res->{body};
+
+# a link made while there was room, completed when there is none
+is(remove($ng, 'acme-2')->{status}, 200, 'a slot freed');
+$res = link_for('acme-form');
 is($res->{status}, 201, 'a connect link for a new account') or diag $res->{body};
 my $link = $res->{json}{result}{url} // 'http://127.0.0.1:1/none';
+is(create($ng, 'acme-2')->{status}, 201, 'the slot taken through the API meanwhile');
 
 my $post = sub {
     my $r = $http->request('POST', $link,
