@@ -471,9 +471,9 @@ ngx_http_hris_admin_over(ngx_http_request_t *r, ngx_int_t rc)
                    json_pack("{s:s, s:I}", "limit", "hris_tenant_accounts",
                              "max_accounts",
                              (json_int_t) hmcf->tenant_accounts),
-                   "this API key's tenant has %ui integrated accounts "
-                   "created at run time, its limit: delete one it no longer "
-                   "needs, or ask the gateway's operator to raise "
+                   "this API key's tenant is at its limit of %ui "
+                   "integrated accounts created at run time: delete one it "
+                   "no longer needs, or ask the gateway's operator to raise "
                    "\"hris_tenant_accounts\"", hmcf->tenant_accounts);
     }
 

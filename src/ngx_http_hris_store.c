@@ -757,9 +757,9 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
         if (rc == NGX_HTTP_HRIS_OVER_COUNT) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "hris: integrated account \"%V\" of tenant "
-                          "\"%V\" refused: the tenant has %ui run-time "
-                          "accounts, \"hris_tenant_accounts\"", id, tenant,
-                          hmcf->tenant_accounts);
+                          "\"%V\" refused: the tenant is at its limit of "
+                          "%ui run-time accounts, \"hris_tenant_accounts\"",
+                          id, tenant, hmcf->tenant_accounts);
             return rc;
         }
 

@@ -182,11 +182,11 @@ is($res->{json}{error}, 'Conflict', 'error: Conflict');
 is_deeply($res->{json}{details}, { limit => 'hris_tenant_accounts', max_accounts => 3 },
           'details: the limit and its value');
 like($res->{json}{message} // '',
-     qr/tenant has 3 integrated accounts created at run time, its limit: delete one .*"hris_tenant_accounts"/,
+     qr/tenant is at its limit of 3 integrated accounts created at run time: delete one .*"hris_tenant_accounts"/,
      'the message says what to do') or diag $res->{body};
 unlike($res->{body}, qr/globex/, 'nothing of another tenant in it');
 like($ng->error_log,
-     qr/\[error\].*integrated account "acme-4" of tenant "acme" refused: the tenant has 3 run-time accounts, "hris_tenant_accounts"/,
+     qr/\[error\].*integrated account "acme-4" of tenant "acme" refused: the tenant is at its limit of 3 run-time accounts, "hris_tenant_accounts"/,
      'the error log names the tenant and the directive');
 is(api($ng, 'GET', '/admin/accounts/acme-4')->{status}, 404, 'no account acme-4');
 
