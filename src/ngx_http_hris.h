@@ -706,7 +706,16 @@ ngx_int_t ngx_http_hris_basic(ngx_http_hris_call_t *call,
 ngx_int_t ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
     ngx_http_hris_main_conf_t *hmcf);
 void ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *id, json_t *value);
+    ngx_pool_t *pool, ngx_str_t *id, json_t *value, ngx_str_t *tenant);
+
+typedef void (*ngx_http_hris_accounts_claimed_pt)(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+
+ngx_int_t ngx_http_hris_accounts_claim(ngx_http_request_t *r,
+    ngx_str_t *tenant, ngx_str_t *id, size_t text_len,
+    ngx_http_hris_accounts_claimed_pt handler, void *data);
+void ngx_http_hris_accounts_unclaim(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id);
 
 /* ngx_http_hris_fleet.c: the Redis backend of ngx_http_hris_state_if.c */
 ngx_int_t ngx_http_hris_fleet_token(ngx_http_hris_gate_t *g);
@@ -810,6 +819,12 @@ ngx_int_t ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_uint_t capped);
 ngx_int_t ngx_http_hris_shm_tenant_room(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *tenant, ngx_str_t *id);
+size_t ngx_http_hris_shm_tenant_share(ngx_http_hris_main_conf_t *hmcf);
+size_t ngx_http_hris_shm_account_bytes(size_t id_len, size_t text_len);
+void ngx_http_hris_shm_tenant_digest(ngx_str_t *tenant, u_char *out);
+
+/* a tenant's digest in the zone's entries: SHA-256's first bytes */
+#define NGX_HTTP_HRIS_TENANT_DIGEST  8
 ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,

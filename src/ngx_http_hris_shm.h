@@ -41,9 +41,6 @@
  */
 #define NGX_HTTP_HRIS_DEAD_ROOM      8192
 
-/* a tenant's digest in its accounts' entries: SHA-256's first bytes */
-#define NGX_HTTP_HRIS_TENANT_DIGEST  8
-
 
 typedef struct {
     uint32_t                  count;        /* calls reserved in it */

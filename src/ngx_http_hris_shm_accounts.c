@@ -37,8 +37,6 @@ static void ngx_http_hris_shm_acct_bury(ngx_http_hris_shm_ctx_t *ctx,
     ngx_http_hris_shm_acct_t *a);
 static ngx_int_t ngx_http_hris_shm_acct_share(ngx_http_hris_shm_ctx_t *ctx,
     ngx_http_hris_shm_acct_t *a, ngx_str_t *id, u_char *tenant, size_t len);
-static size_t ngx_http_hris_shm_acct_bytes(size_t id_len, size_t text_len);
-static void ngx_http_hris_shm_tenant_digest(ngx_str_t *tenant, u_char *out);
 static ngx_int_t ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
     ngx_str_t *text);
 static ngx_int_t ngx_http_hris_shm_tokens_copy(ngx_http_hris_shm_ctx_t *ctx,
@@ -429,7 +427,7 @@ ngx_http_hris_shm_acct_share(ngx_http_hris_shm_ctx_t *ctx,
 
     mine = a && a->text
            && ngx_memcmp(a->tenant, tenant, NGX_HTTP_HRIS_TENANT_DIGEST) == 0;
-    had = mine ? ngx_http_hris_shm_acct_bytes(a->id_len, a->text_len) : 0;
+    had = mine ? ngx_http_hris_shm_account_bytes(a->id_len, a->text_len) : 0;
 
     count = 0;
     bytes = 0;
@@ -455,15 +453,15 @@ ngx_http_hris_shm_acct_share(ngx_http_hris_shm_ctx_t *ctx,
         }
 
         count++;
-        bytes += ngx_http_hris_shm_acct_bytes(e->id_len, e->text_len);
+        bytes += ngx_http_hris_shm_account_bytes(e->id_len, e->text_len);
     }
 
     if (!mine && count + 1 > ctx->hmcf->tenant_accounts) {
         return NGX_HTTP_HRIS_OVER_COUNT;
     }
 
-    len = ngx_http_hris_shm_acct_bytes(id->len, len);
-    cap = (size_t) (ctx->shpool->end - (u_char *) ctx->shpool) / 4;
+    len = ngx_http_hris_shm_account_bytes(id->len, len);
+    cap = ngx_http_hris_shm_tenant_share(ctx->hmcf);
 
     if (len > had && bytes - had + len > cap) {
         return NGX_HTTP_HRIS_OVER_BYTES;
@@ -473,17 +471,28 @@ ngx_http_hris_shm_acct_share(ngx_http_hris_shm_ctx_t *ctx,
 }
 
 
+/* the bytes a tenant's run-time accounts may take: a quarter of the zone */
+
+size_t
+ngx_http_hris_shm_tenant_share(ngx_http_hris_main_conf_t *hmcf)
+{
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+
+    return (size_t) (ctx->shpool->end - (u_char *) ctx->shpool) / 4;
+}
+
+
 /* an account's entry and text as the zone spends them */
 
-static size_t
-ngx_http_hris_shm_acct_bytes(size_t id_len, size_t text_len)
+size_t
+ngx_http_hris_shm_account_bytes(size_t id_len, size_t text_len)
 {
     return ngx_http_hris_slab_size(sizeof(ngx_http_hris_shm_acct_t) + id_len)
            + ngx_http_hris_slab_size(text_len);
 }
 
 
-static void
+void
 ngx_http_hris_shm_tenant_digest(ngx_str_t *tenant, u_char *out)
 {
     u_char        md[EVP_MAX_MD_SIZE];

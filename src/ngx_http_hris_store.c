@@ -740,10 +740,11 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
                                             NULL, r->connection->log);
             }
 
-            /* and every gateway on the same Redis */
+            /* and every gateway on the same Redis, and the fleet's count */
             ngx_http_hris_accounts_publish(hmcf, r->pool, id,
                        op != NGX_HTTP_HRIS_STORE_DELETE ? account
-                       : (file ? json_null() : NULL));
+                       : (file ? json_null() : NULL),
+                       file ? NULL : tenant);
 
             ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                           "hris: integrated account \"%V\" of tenant \"%V\" "
