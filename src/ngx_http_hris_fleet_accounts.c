@@ -120,9 +120,12 @@ static char  ngx_http_hris_accounts_publish_lua[] =
     "return gen\n";
 
 /*
- * KEYS: owners, tenants. ARGV: id, digest, bytes, the cap in accounts,
- * in bytes. 0: claimed (or another tenant's id: the change will say it
- * is taken), 1: over the count, 2: over the bytes.
+ * KEYS: owners, tenants, changes. ARGV: id, digest, bytes, the cap in
+ * accounts, in bytes. 0: claimed, or nothing to claim: another tenant's
+ * id, or an account the count does not know yet (stored before the
+ * count was kept, or Redis was emptied): the change stores or refuses
+ * it, and its publication counts it; 1: over the count, 2: over the
+ * bytes.
  */
 static ngx_http_hris_redis_script_t  ngx_http_hris_accounts_claim_script;
 static char  ngx_http_hris_accounts_claim_lua[] =
@@ -131,6 +134,8 @@ static char  ngx_http_hris_accounts_claim_lua[] =
     "local old = redis.call('HGET', KEYS[1], ARGV[1]) or ''\n"
     "local od, ob = string.match(old, '^(%x+):(%d+)$')\n"
     "if od and od ~= d then return 0 end\n"
+    "local v = redis.call('HGET', KEYS[3], ARGV[1])\n"
+    "if not od and v and v ~= '-' and v ~= 'null' then return 0 end\n"
     "local n = tonumber(redis.call('HGET', KEYS[2], d .. ':n') or '0')\n"
     "local b = tonumber(redis.call('HGET', KEYS[2], d .. ':b') or '0')\n"
     "if od then\n"
@@ -300,7 +305,7 @@ ngx_http_hris_accounts_claim(ngx_http_request_t *r, ngx_str_t *tenant,
     void *data)
 {
     u_char                          *p;
-    ngx_str_t                        argv[7];
+    ngx_str_t                        argv[8];
     ngx_http_hris_main_conf_t       *hmcf;
     ngx_http_hris_accounts_claim_t  *cl;
     ngx_http_hris_accounts_sync_t   *as = ngx_http_hris_accounts_sync;
@@ -325,28 +330,29 @@ ngx_http_hris_accounts_claim(ngx_http_request_t *r, ngx_str_t *tenant,
 
     argv[0] = ngx_http_hris_accounts_owners;
     argv[1] = ngx_http_hris_accounts_tenants;
-    argv[2] = *id;
+    argv[2] = ngx_http_hris_accounts_changes;
+    argv[3] = *id;
 
     ngx_http_hris_shm_tenant_digest(tenant, digest);
-    argv[3].data = p;
-    p = ngx_hex_dump(p, digest, sizeof(digest));
-    argv[3].len = p - argv[3].data;
-
     argv[4].data = p;
-    p = ngx_sprintf(p, "%uz",
-                    ngx_http_hris_shm_account_bytes(id->len, text_len));
+    p = ngx_hex_dump(p, digest, sizeof(digest));
     argv[4].len = p - argv[4].data;
 
     argv[5].data = p;
-    p = ngx_sprintf(p, "%ui", hmcf->tenant_accounts);
+    p = ngx_sprintf(p, "%uz",
+                    ngx_http_hris_shm_account_bytes(id->len, text_len));
     argv[5].len = p - argv[5].data;
 
     argv[6].data = p;
-    p = ngx_sprintf(p, "%uz", ngx_http_hris_shm_tenant_share(hmcf));
+    p = ngx_sprintf(p, "%ui", hmcf->tenant_accounts);
     argv[6].len = p - argv[6].data;
 
+    argv[7].data = p;
+    p = ngx_sprintf(p, "%uz", ngx_http_hris_shm_tenant_share(hmcf));
+    argv[7].len = p - argv[7].data;
+
     if (ngx_http_hris_redis_eval(as->rd, r->pool,
-                                 &ngx_http_hris_accounts_claim_script, 2, 7,
+                                 &ngx_http_hris_accounts_claim_script, 3, 8,
                                  argv, ngx_http_hris_accounts_claimed, cl)
         == NULL)
     {

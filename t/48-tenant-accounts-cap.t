@@ -32,6 +32,7 @@ use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use JSON::PP;
 use POSIX ();
+use Digest::SHA ();
 use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use HRIS::Sandbox;
@@ -369,6 +370,20 @@ unlike($ng->error_log, qr/\[(alert|crit|emerg)\]/, 'no alert');
           content => 'api_key=' . HRIS::Nginx::uri_escape($CLAY->{credentials}{api_key}) });
     like($r->{headers}{location} // '', qr/[?&]error=account_limit\b/,
          'its completion through B at once: error=account_limit') or diag $r->{content};
+
+    # Redis forgot the count (emptied, or accounts from before it was kept):
+    # changes of existing accounts pass, the zones still cap creates
+    $rd->cli('DEL', 'hris:{accounts}:owners', 'hris:{accounts}:tenants');
+    my ($one) = grep { $st->{$_} == 201 } keys %$st;
+    $res = api($B, 'PATCH', '/admin/accounts/' . ($one // 'none'),
+               json => { context => { note => 'x' } });
+    is($res->{status}, 200, 'count forgotten: a change of an account at the cap passes')
+        or diag $res->{body};
+    ok($seen->($B, 'acme-f2', 200), 'B has all of acme\'s accounts');
+    is(create($B, 'acme-f7')->{status}, 409, 'B\'s zone still refuses a create');
+    is($rd->cli('HGET', 'hris:{accounts}:tenants',
+                substr(Digest::SHA::sha256_hex('acme'), 0, 16) . ':n'), 1,
+       'the changed account is counted again');
 
     # Redis down: each gateway's own count holds
     $rd->stop;
