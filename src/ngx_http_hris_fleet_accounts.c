@@ -164,9 +164,9 @@ static char  ngx_http_hris_accounts_unclaim_lua[] =
 
 
 typedef struct {
-    ngx_http_request_t              *request;
+    ngx_http_request_t                *request;
     ngx_http_hris_accounts_claimed_pt  handler;
-    void                            *data;
+    void                              *data;
 } ngx_http_hris_accounts_claim_t;
 
 static ngx_http_hris_accounts_sync_t  *ngx_http_hris_accounts_sync;
