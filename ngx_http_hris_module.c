@@ -116,6 +116,13 @@ static ngx_command_t  ngx_http_hris_commands[] = {
       offsetof(ngx_http_hris_main_conf_t, shm_size),
       NULL },
 
+    { ngx_string("hris_tenant_accounts"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_hris_main_conf_t, tenant_accounts),
+      NULL },
+
     { ngx_string("hris_allowed_urls"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_hris_allowed_urls,
@@ -313,6 +320,7 @@ ngx_http_hris_create_main_conf(ngx_conf_t *cf)
 
     hmcf->shm_size = NGX_CONF_UNSET_SIZE;
     hmcf->idem_size = NGX_CONF_UNSET_SIZE;
+    hmcf->tenant_accounts = NGX_CONF_UNSET_UINT;
     hmcf->credentials_cooldown = NGX_CONF_UNSET;
     hmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     hmcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
@@ -330,6 +338,7 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_size_value(hmcf->shm_size, 1024 * 1024);
     ngx_conf_init_size_value(hmcf->idem_size, 4 * 1024 * 1024);
+    ngx_conf_init_uint_value(hmcf->tenant_accounts, 1000);
     ngx_conf_init_value(hmcf->credentials_cooldown, 60);
     ngx_conf_init_msec_value(hmcf->redis_timeout, 1000);
     ngx_conf_init_msec_value(hmcf->redis_connect_timeout, 1000);
@@ -337,6 +346,12 @@ ngx_http_hris_init_main_conf(ngx_conf_t *cf, void *conf)
     if (hmcf->shm_size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: \"hris_zone_size\" "
                            "must be at least %uz", 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    if (hmcf->tenant_accounts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hris: "
+                           "\"hris_tenant_accounts\" must be at least 1");
         return NGX_CONF_ERROR;
     }
 

@@ -447,6 +447,15 @@ typedef enum {
 } ngx_http_hris_store_op_e;
 
 
+/*
+ * A change refused because its tenant's run-time accounts would pass
+ * their cap: in number (hris_tenant_accounts), or in bytes of the shared
+ * zone (a quarter of hris_zone_size).
+ */
+#define NGX_HTTP_HRIS_OVER_COUNT  (-100)
+#define NGX_HTTP_HRIS_OVER_BYTES  (-101)
+
+
 typedef struct {
     u_char                       sha256[32];
     ngx_str_t                    tenant;
@@ -491,6 +500,7 @@ typedef struct {
     ngx_msec_t                   redis_connect_timeout;
     ngx_shm_zone_t              *shm;
     size_t                       shm_size;
+    ngx_uint_t                   tenant_accounts;   /* per tenant, at most */
     void                        *idem;        /* idem.c's: Idempotency-Keys */
     size_t                       idem_size;   /* hris_idempotency_zone_size */
     time_t                       credentials_cooldown;
@@ -696,7 +706,16 @@ ngx_int_t ngx_http_hris_basic(ngx_http_hris_call_t *call,
 ngx_int_t ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
     ngx_http_hris_main_conf_t *hmcf);
 void ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *id, json_t *value);
+    ngx_pool_t *pool, ngx_str_t *id, json_t *value, ngx_str_t *tenant);
+
+typedef void (*ngx_http_hris_accounts_claimed_pt)(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+
+ngx_int_t ngx_http_hris_accounts_claim(ngx_http_request_t *r,
+    ngx_str_t *tenant, ngx_str_t *id, size_t text_len,
+    ngx_http_hris_accounts_claimed_pt handler, void *data);
+void ngx_http_hris_accounts_unclaim(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id);
 
 /* ngx_http_hris_fleet.c: the Redis backend of ngx_http_hris_state_if.c */
 ngx_int_t ngx_http_hris_fleet_token(ngx_http_hris_gate_t *g);
@@ -796,7 +815,16 @@ ngx_int_t ngx_http_hris_shm_accounts_since(ngx_http_hris_main_conf_t *hmcf,
 ngx_int_t ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
     ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *text, ngx_uint_t *version);
 ngx_int_t ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
-    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text);
+    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text, ngx_str_t *tenant,
+    ngx_uint_t capped);
+ngx_int_t ngx_http_hris_shm_tenant_room(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *id);
+size_t ngx_http_hris_shm_tenant_share(ngx_http_hris_main_conf_t *hmcf);
+size_t ngx_http_hris_shm_account_bytes(size_t id_len, size_t text_len);
+void ngx_http_hris_shm_tenant_digest(ngx_str_t *tenant, u_char *out);
+
+/* a tenant's digest in the zone's entries: SHA-256's first bytes */
+#define NGX_HTTP_HRIS_TENANT_DIGEST  8
 ngx_uint_t ngx_http_hris_needs_reauth(ngx_http_hris_main_conf_t *hmcf,
     ngx_str_t *id);
 ngx_int_t ngx_http_hris_rate_reserve(ngx_http_hris_main_conf_t *hmcf,
@@ -875,6 +903,7 @@ ngx_int_t ngx_http_hris_arg(ngx_http_request_t *r, const char *name,
 ngx_int_t ngx_http_hris_subpath(ngx_http_request_t *r, ngx_str_t *rest);
 ngx_int_t ngx_http_hris_request_body(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_http_hris_admin_json(ngx_http_request_t *r, json_t **body);
+ngx_int_t ngx_http_hris_admin_over(ngx_http_request_t *r, ngx_int_t rc);
 ngx_int_t ngx_http_hris_call_status_error(ngx_http_request_t *r,
     ngx_http_hris_call_t *call, ngx_http_hris_table_t *table);
 ngx_int_t ngx_http_hris_upstream_json(ngx_http_request_t *r,

@@ -34,6 +34,8 @@ typedef struct {
     ngx_str_t                    tenant;
     ngx_str_t                    id;
     ngx_http_hris_admin_op_e     op;
+    json_t                      *js;          /* checked, to be stored */
+    ngx_http_hris_account_t      checked;
 } ngx_http_hris_admin_ctx_t;
 
 
@@ -44,6 +46,10 @@ static ngx_int_t ngx_http_hris_admin_delete(ngx_http_request_t *r,
 static void ngx_http_hris_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_hris_admin_write(ngx_http_request_t *r,
     ngx_http_hris_admin_ctx_t *ctx, json_t *body);
+static void ngx_http_hris_admin_claimed(ngx_http_request_t *r, void *data,
+    ngx_int_t rc);
+static ngx_int_t ngx_http_hris_admin_store(ngx_http_request_t *r,
+    ngx_http_hris_admin_ctx_t *ctx);
 static json_t *ngx_http_hris_admin_patched(ngx_http_request_t *r,
     ngx_http_hris_account_t *acc, json_t *patch);
 static ngx_int_t ngx_http_hris_admin_not_found(ngx_http_request_t *r,
@@ -311,10 +317,12 @@ static ngx_int_t
 ngx_http_hris_admin_write(ngx_http_request_t *r,
     ngx_http_hris_admin_ctx_t *ctx, json_t *body)
 {
+    char                        *dump;
     json_t                      *js;
+    size_t                       len;
     ngx_int_t                    rc;
-    ngx_str_t                    id, err;
-    ngx_http_hris_account_t     *acc, checked;
+    ngx_str_t                    err;
+    ngx_http_hris_account_t     *acc;
     ngx_http_hris_main_conf_t   *hmcf;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
@@ -335,7 +343,7 @@ ngx_http_hris_admin_write(ngx_http_request_t *r,
         js = body;
     }
 
-    rc = ngx_http_hris_store_check(r, hmcf, &ctx->tenant, js, &checked,
+    rc = ngx_http_hris_store_check(r, hmcf, &ctx->tenant, js, &ctx->checked,
                                    &err);
     if (rc == NGX_DECLINED) {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
@@ -346,12 +354,81 @@ ngx_http_hris_admin_write(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    id = checked.id;
+    ctx->js = js;
 
-    rc = ngx_http_hris_store_change(r, hmcf, &ctx->tenant, &id, js,
+    /* the accounts file's accounts count in no tenant's cap */
+    if (hmcf->redis == NULL
+        || ngx_http_hris_account_find(hmcf, &ctx->checked.id))
+    {
+        return ngx_http_hris_admin_store(r, ctx);
+    }
+
+    /* the fleet's count first: of two gateways, one takes the last slot */
+    dump = json_dumps(js, JSON_COMPACT);
+    if (dump == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(dump);
+    free(dump);
+
+    rc = ngx_http_hris_accounts_claim(r, &ctx->tenant, &ctx->checked.id, len,
+                                      ngx_http_hris_admin_claimed, ctx);
+    if (rc == NGX_DONE) {
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_hris_admin_store(r, ctx);
+}
+
+
+static void
+ngx_http_hris_admin_claimed(ngx_http_request_t *r, void *data, ngx_int_t rc)
+{
+    ngx_http_hris_admin_ctx_t  *ctx = data;
+
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT || rc == NGX_HTTP_HRIS_OVER_BYTES) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hris: integrated account \"%V\" of tenant \"%V\" "
+                      "refused: the tenant is at its limit for the fleet, "
+                      "\"%s\"", &ctx->checked.id, &ctx->tenant,
+                      rc == NGX_HTTP_HRIS_OVER_COUNT
+                      ? "hris_tenant_accounts" : "hris_zone_size");
+        ngx_http_finalize_request(r, ngx_http_hris_admin_over(r, rc));
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_hris_admin_store(r, ctx));
+}
+
+
+/* The checked account stored: this gateway's zone, the state, the fleet. */
+
+static ngx_int_t
+ngx_http_hris_admin_store(ngx_http_request_t *r,
+    ngx_http_hris_admin_ctx_t *ctx)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   id;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    id = ctx->checked.id;
+
+    rc = ngx_http_hris_store_change(r, hmcf, &ctx->tenant, &id, ctx->js,
                                     ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE
                                     ? NGX_HTTP_HRIS_STORE_CREATE
                                     : NGX_HTTP_HRIS_STORE_REPLACE);
+
+    if (rc != NGX_OK) {
+        /* a slot the fleet's count gave for nothing goes back */
+        ngx_http_hris_accounts_unclaim(hmcf, &id);
+    }
 
     if (rc == NGX_DECLINED && ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE) {
         return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT,
@@ -364,6 +441,10 @@ ngx_http_hris_admin_write(ngx_http_request_t *r,
         return ngx_http_hris_admin_not_found(r, &id);
     }
 
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT || rc == NGX_HTTP_HRIS_OVER_BYTES) {
+        return ngx_http_hris_admin_over(r, rc);
+    }
+
     if (rc != NGX_OK) {
         return ngx_http_hris_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                    NULL, "the account could not be stored: see the error "
@@ -372,14 +453,15 @@ ngx_http_hris_admin_write(ngx_http_request_t *r,
 
     if (ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE) {
         ngx_http_hris_account_event(hmcf, &ctx->tenant, &id,
-                                    &checked.provider,
+                                    &ctx->checked.provider,
                                     "integrated_account.created", NULL,
                                     r->connection->log);
     }
 
     return ngx_http_hris_admin_send(r, ctx->op == NGX_HTTP_HRIS_ADMIN_CREATE
                                        ? NGX_HTTP_CREATED : NGX_HTTP_OK,
-                                    ngx_http_hris_admin_account(r, &checked));
+                                    ngx_http_hris_admin_account(r,
+                                                         &ctx->checked));
 }
 
 
@@ -443,6 +525,43 @@ ngx_http_hris_admin_patched(ngx_http_request_t *r,
     }
 
     return js;
+}
+
+
+/*
+ * The tenant's cap on run-time accounts refused a create, or a change
+ * that made an account bigger (or a connect link that would create one:
+ * ngx_http_hris_connect_link.c): 409, as a taken id is, since the tenant
+ * resolves it by changing its own state (deleting accounts it no longer
+ * needs); waiting does not help, which 429 or 503 would suggest. Only
+ * the tenant's own numbers are told.
+ */
+
+ngx_int_t
+ngx_http_hris_admin_over(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT) {
+        return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT,
+                   json_pack("{s:s, s:I}", "limit", "hris_tenant_accounts",
+                             "max_accounts",
+                             (json_int_t) hmcf->tenant_accounts),
+                   "this API key's tenant is at its limit of %ui "
+                   "integrated accounts created at run time: delete one it "
+                   "no longer needs, or ask the gateway's operator to raise "
+                   "\"hris_tenant_accounts\"", hmcf->tenant_accounts);
+    }
+
+    return ngx_http_hris_send_error(r, NGX_HTTP_CONFLICT,
+               json_pack("{s:s}", "limit", "hris_zone_size"),
+               "this API key's tenant's integrated accounts created at run "
+               "time take its share of the gateway's memory (a quarter of "
+               "\"hris_zone_size\"): delete accounts it no longer needs, "
+               "make this one smaller, or ask the gateway's operator to "
+               "raise \"hris_zone_size\"");
 }
 
 

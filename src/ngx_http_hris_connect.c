@@ -69,6 +69,10 @@ static void ngx_http_hris_connect_claimed(ngx_http_request_t *r, void *data,
     ngx_int_t rc);
 static ngx_int_t ngx_http_hris_connect_commit(ngx_http_request_t *r,
     ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc);
+static void ngx_http_hris_connect_counted(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_hris_connect_keep(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link, json_t *account, ngx_uint_t existed);
 static ngx_int_t ngx_http_hris_connect_unstored(ngx_http_request_t *r,
     ngx_http_hris_link_t *link);
 
@@ -78,6 +82,14 @@ typedef struct {
     ngx_http_hris_link_t         link;
     json_t                      *account;
 } ngx_http_hris_connect_saving_t;
+
+
+/* a completion waiting for the fleet's count of its tenant's accounts */
+typedef struct {
+    ngx_http_hris_link_t        *link;
+    json_t                      *account;
+    ngx_uint_t                   existed;
+} ngx_http_hris_connect_counting_t;
 
 
 ngx_int_t
@@ -848,10 +860,10 @@ static ngx_int_t
 ngx_http_hris_connect_commit(ngx_http_request_t *r,
     ngx_http_hris_link_t *link, json_t *account, ngx_int_t rc)
 {
-    json_t                     *v;
-    ngx_str_t                   provider;
-    ngx_uint_t                  existed;
-    ngx_http_hris_main_conf_t  *hmcf;
+    char                              *dump;
+    ngx_uint_t                         existed;
+    ngx_http_hris_main_conf_t         *hmcf;
+    ngx_http_hris_connect_counting_t  *ct;
 
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
 
@@ -871,16 +883,104 @@ ngx_http_hris_connect_commit(ngx_http_request_t *r,
     /* a new account, or new credentials for one (store.c tells those) */
     existed = ngx_http_hris_account_get(r, hmcf, &link->id) != NULL;
 
+    /*
+     * the fleet's count of the tenant's accounts first (with hris_redis,
+     * link is the request's copy: ngx_http_hris_connect_claimed())
+     */
+    if (hmcf->redis && ngx_http_hris_account_find(hmcf, &link->id) == NULL) {
+        ct = ngx_palloc(r->pool, sizeof(ngx_http_hris_connect_counting_t));
+        dump = json_dumps(account, JSON_COMPACT);
+
+        if (ct == NULL || dump == NULL) {
+            free(dump);
+            ngx_http_hris_state_link_release(hmcf, link->hash);
+            return ngx_http_hris_connect_back(r, link, 0, "server_error");
+        }
+
+        ct->link = link;
+        ct->account = account;
+        ct->existed = existed;
+
+        rc = ngx_http_hris_accounts_claim(r, &link->tenant, &link->id,
+                                          ngx_strlen(dump),
+                                          ngx_http_hris_connect_counted, ct);
+        free(dump);
+
+        if (rc == NGX_DONE) {
+            return NGX_DONE;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_hris_state_link_release(hmcf, link->hash);
+            return ngx_http_hris_connect_back(r, link, 0, "server_error");
+        }
+    }
+
+    return ngx_http_hris_connect_keep(r, link, account, existed);
+}
+
+
+static void
+ngx_http_hris_connect_counted(ngx_http_request_t *r, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_hris_connect_counting_t  *ct = data;
+
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT || rc == NGX_HTTP_HRIS_OVER_BYTES) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hris: integrated account \"%V\" of tenant \"%V\" "
+                      "refused: the tenant is at its limit for the fleet, "
+                      "\"%s\"", &ct->link->id, &ct->link->tenant,
+                      rc == NGX_HTTP_HRIS_OVER_COUNT
+                      ? "hris_tenant_accounts" : "hris_zone_size");
+
+        /* not stored: the link may be used again */
+        ngx_http_hris_state_link_release(hmcf, ct->link->hash);
+        ngx_http_finalize_request(r, ngx_http_hris_connect_back(r, ct->link,
+                                         0, "account_limit"));
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_hris_connect_keep(r, ct->link,
+                                     ct->account, ct->existed));
+}
+
+
+/* The account stored (the link claimed, the fleet's count taken). */
+
+static ngx_int_t
+ngx_http_hris_connect_keep(ngx_http_request_t *r,
+    ngx_http_hris_link_t *link, json_t *account, ngx_uint_t existed)
+{
+    json_t                     *v;
+    ngx_int_t                   rc;
+    ngx_str_t                   provider;
+    ngx_http_hris_main_conf_t  *hmcf;
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
     rc = ngx_http_hris_store_change(r, hmcf, &link->tenant, &link->id,
                                     account, NGX_HTTP_HRIS_STORE_UPSERT);
 
     if (rc != NGX_OK) {
         /* not stored: the link may be used again (for the fleet too) */
         ngx_http_hris_state_link_release(hmcf, link->hash);
+
+        /* and the slot the fleet's count gave goes back */
+        ngx_http_hris_accounts_unclaim(hmcf, &link->id);
     }
 
     if (rc == NGX_DECLINED) {
         return ngx_http_hris_connect_back(r, link, 0, "account_taken");
+    }
+
+    /* the tenant's cap on run-time accounts (the error log says which) */
+    if (rc == NGX_HTTP_HRIS_OVER_COUNT || rc == NGX_HTTP_HRIS_OVER_BYTES) {
+        return ngx_http_hris_connect_back(r, link, 0, "account_limit");
     }
 
     if (rc != NGX_OK) {

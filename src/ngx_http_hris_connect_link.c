@@ -144,6 +144,24 @@ ngx_http_hris_connect_link(ngx_http_request_t *r, ngx_str_t *tenant,
                    "the account id \"%V\" is taken: choose another id", &id);
     }
 
+    /*
+     * a new account: refused now if the tenant has no room for it, not
+     * after the end user went through the provider (the completion is
+     * checked again)
+     */
+    if (acc == NULL) {
+        rc = ngx_http_hris_shm_tenant_room(hmcf, tenant, &id);
+        if (rc != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hris: no connect link for account \"%V\" of "
+                          "tenant \"%V\": the tenant is at its cap of "
+                          "run-time accounts (\"%s\")", &id, tenant,
+                          rc == NGX_HTTP_HRIS_OVER_COUNT
+                          ? "hris_tenant_accounts" : "hris_zone_size");
+            return ngx_http_hris_admin_over(r, rc);
+        }
+    }
+
     if (ngx_http_hris_connect_base(r, hmcf, &base) != NGX_OK) {
         return r->header_sent ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

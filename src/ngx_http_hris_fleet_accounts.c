@@ -24,6 +24,21 @@
  * Limits: two gateways creating the same id within that half second both
  * say 201, and the last publication wins everywhere; a change made while
  * Redis is unreachable stays this gateway's until it is made again.
+ *
+ * A tenant's cap on run-time accounts (hris_tenant_accounts, a quarter of
+ * hris_zone_size) holds for the fleet: before a change is stored, a
+ * script claims its slot atomically in
+ *
+ *     hris:{accounts}:owners    hash: id -> "<tenant digest>:<bytes>" of
+ *                               each counted run-time account
+ *     hris:{accounts}:tenants   hash: "<digest>:n", "<digest>:b" -> the
+ *                               tenant's accounts and their bytes
+ *
+ * and each publication sets the account's entry as stored (a delete, or
+ * an accounts-file account, drops it). A claim whose change then fails
+ * is given back; one whose gateway died before either keeps its slot
+ * until that id is stored or deleted. Redis unreachable: the gateway's
+ * own zone counts alone (it always does too).
  */
 
 #include <ngx_config.h>
@@ -51,6 +66,9 @@ static ngx_int_t ngx_http_hris_accounts_merge(
 static ngx_int_t ngx_http_hris_accounts_merge_one(
     ngx_http_hris_accounts_sync_t *as, ngx_pool_t *pool, ngx_str_t *id,
     ngx_str_t *val, ngx_uint_t *changed);
+static void ngx_http_hris_accounts_claimed(
+    ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
+    void *data);
 static void ngx_http_hris_accounts_ignore(
     ngx_http_hris_redis_status_e status, ngx_http_hris_redis_reply_t *reply,
     void *data);
@@ -63,13 +81,93 @@ static ngx_str_t  ngx_http_hris_accounts_gen =
 static ngx_str_t  ngx_http_hris_accounts_log =
     ngx_string("hris:{accounts}:log");
 
-/* KEYS: changes, gen, log. ARGV: id, value. */
+static ngx_str_t  ngx_http_hris_accounts_owners =
+    ngx_string("hris:{accounts}:owners");
+static ngx_str_t  ngx_http_hris_accounts_tenants =
+    ngx_string("hris:{accounts}:tenants");
+
+/* the account id's entry in owners: moved to tenant d (none: '') */
+#define NGX_HTTP_HRIS_ACCOUNTS_OWN_LUA                                       \
+    "local function own(ko, kt, id, d, want)\n"                              \
+    "  local old = redis.call('HGET', ko, id)\n"                             \
+    "  if old then\n"                                                       \
+    "    local od, ob = string.match(old, '^(%x+):(%d+)$')\n"                \
+    "    if od then\n"                                                      \
+    "      redis.call('HINCRBY', kt, od .. ':n', -1)\n"                      \
+    "      redis.call('HINCRBY', kt, od .. ':b', -tonumber(ob))\n"           \
+    "    end\n"                                                             \
+    "  end\n"                                                               \
+    "  if d == '' then\n"                                                   \
+    "    redis.call('HDEL', ko, id)\n"                                      \
+    "    return\n"                                                          \
+    "  end\n"                                                               \
+    "  redis.call('HINCRBY', kt, d .. ':n', 1)\n"                            \
+    "  redis.call('HINCRBY', kt, d .. ':b', want)\n"                         \
+    "  redis.call('HSET', ko, id, d .. ':' .. want)\n"                       \
+    "end\n"
+
+/*
+ * KEYS: changes, gen, log, owners, tenants. ARGV: id, value, the tenant
+ * digest it counts for ('' none), its bytes.
+ */
 static ngx_http_hris_redis_script_t  ngx_http_hris_accounts_publish_script;
 static char  ngx_http_hris_accounts_publish_lua[] =
+    NGX_HTTP_HRIS_ACCOUNTS_OWN_LUA
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "local gen = redis.call('INCR', KEYS[2])\n"
     "redis.call('ZADD', KEYS[3], gen, ARGV[1])\n"
+    "own(KEYS[4], KEYS[5], ARGV[1], ARGV[3], tonumber(ARGV[4]))\n"
     "return gen\n";
+
+/*
+ * KEYS: owners, tenants, changes. ARGV: id, digest, bytes, the cap in
+ * accounts, in bytes. 0: claimed, or nothing to claim: another tenant's
+ * id, or an account the count does not know yet (stored before the
+ * count was kept, or Redis was emptied): the change stores or refuses
+ * it, and its publication counts it; 1: over the count, 2: over the
+ * bytes.
+ */
+static ngx_http_hris_redis_script_t  ngx_http_hris_accounts_claim_script;
+static char  ngx_http_hris_accounts_claim_lua[] =
+    NGX_HTTP_HRIS_ACCOUNTS_OWN_LUA
+    "local d, want = ARGV[2], tonumber(ARGV[3])\n"
+    "local old = redis.call('HGET', KEYS[1], ARGV[1]) or ''\n"
+    "local od, ob = string.match(old, '^(%x+):(%d+)$')\n"
+    "if od and od ~= d then return 0 end\n"
+    "local v = redis.call('HGET', KEYS[3], ARGV[1])\n"
+    "if not od and v and v ~= '-' and v ~= 'null' then return 0 end\n"
+    "local n = tonumber(redis.call('HGET', KEYS[2], d .. ':n') or '0')\n"
+    "local b = tonumber(redis.call('HGET', KEYS[2], d .. ':b') or '0')\n"
+    "if od then\n"
+    "  ob = tonumber(ob)\n"
+    "  if want > ob and b - ob + want > tonumber(ARGV[5]) then\n"
+    "    return 2\n"
+    "  end\n"
+    "  return 0\n"
+    "end\n"
+    "if n + 1 > tonumber(ARGV[4]) then return 1 end\n"
+    "if b + want > tonumber(ARGV[5]) then return 2 end\n"
+    "own(KEYS[1], KEYS[2], ARGV[1], d, want)\n"
+    "return 0\n";
+
+/*
+ * A claim given back when its change failed: KEYS: owners, tenants,
+ * changes. ARGV: id. Only if the fleet has no account of that id.
+ */
+static ngx_http_hris_redis_script_t  ngx_http_hris_accounts_unclaim_script;
+static char  ngx_http_hris_accounts_unclaim_lua[] =
+    NGX_HTTP_HRIS_ACCOUNTS_OWN_LUA
+    "local v = redis.call('HGET', KEYS[3], ARGV[1])\n"
+    "if v and v ~= '-' and v ~= 'null' then return 0 end\n"
+    "own(KEYS[1], KEYS[2], ARGV[1], '', 0)\n"
+    "return 1\n";
+
+
+typedef struct {
+    ngx_http_request_t                *request;
+    ngx_http_hris_accounts_claimed_pt  handler;
+    void                              *data;
+} ngx_http_hris_accounts_claim_t;
 
 static ngx_http_hris_accounts_sync_t  *ngx_http_hris_accounts_sync;
 
@@ -103,6 +201,10 @@ ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
 
     ngx_http_hris_redis_script_init(&ngx_http_hris_accounts_publish_script,
                                     ngx_http_hris_accounts_publish_lua);
+    ngx_http_hris_redis_script_init(&ngx_http_hris_accounts_claim_script,
+                                    ngx_http_hris_accounts_claim_lua);
+    ngx_http_hris_redis_script_init(&ngx_http_hris_accounts_unclaim_script,
+                                    ngx_http_hris_accounts_unclaim_lua);
 
     ngx_http_hris_accounts_sync = as;
 
@@ -115,14 +217,18 @@ ngx_http_hris_accounts_sync_init_process(ngx_cycle_t *cycle,
 /*
  * After a change stored in this gateway's zone: tell the fleet. value
  * NULL: a run-time account deleted; JSON null: a file account deleted.
+ * tenant: whose cap the account counts in (NULL: none's).
  */
 
 void
 ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *id, json_t *value)
+    ngx_pool_t *pool, ngx_str_t *id, json_t *value, ngx_str_t *tenant)
 {
     char                           *dump;
-    ngx_str_t                       argv[5];
+    u_char                          digest[NGX_HTTP_HRIS_TENANT_DIGEST];
+    u_char                          hex[2 * NGX_HTTP_HRIS_TENANT_DIGEST];
+    u_char                          bytes[NGX_SIZE_T_LEN];
+    ngx_str_t                       argv[9], text;
     ngx_http_hris_accounts_sync_t  *as = ngx_http_hris_accounts_sync;
 
     if (hmcf->redis == NULL || as == NULL) {
@@ -132,25 +238,46 @@ ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
     dump = NULL;
 
     if (value == NULL) {
-        ngx_str_set(&argv[4], "-");
+        ngx_str_set(&text, "-");
 
     } else {
         dump = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
         if (dump == NULL) {
             return;
         }
-        argv[4].data = (u_char *) dump;
-        argv[4].len = ngx_strlen(dump);
+        text.data = (u_char *) dump;
+        text.len = ngx_strlen(dump);
+    }
+
+    /* a file account deleted ("null") counts in no tenant's cap */
+    if (!json_is_object(value)) {
+        tenant = NULL;
     }
 
     argv[0] = ngx_http_hris_accounts_changes;
     argv[1] = ngx_http_hris_accounts_gen;
     argv[2] = ngx_http_hris_accounts_log;
-    argv[3] = *id;
+    argv[3] = ngx_http_hris_accounts_owners;
+    argv[4] = ngx_http_hris_accounts_tenants;
+    argv[5] = *id;
+    argv[6] = text;
+    ngx_str_set(&argv[7], "");
+    ngx_str_set(&argv[8], "0");
+
+    if (tenant) {
+        ngx_http_hris_shm_tenant_digest(tenant, digest);
+        argv[7].data = hex;
+        argv[7].len = ngx_hex_dump(hex, digest, sizeof(digest)) - hex;
+
+        argv[8].data = bytes;
+        argv[8].len = ngx_sprintf(bytes, "%uz",
+                          ngx_http_hris_shm_account_bytes(id->len, text.len))
+                      - bytes;
+    }
 
     /* the command holds its own copy of the arguments */
     if (ngx_http_hris_redis_eval(as->rd, NULL,
-                                 &ngx_http_hris_accounts_publish_script, 3, 5,
+                                 &ngx_http_hris_accounts_publish_script, 5, 9,
                                  argv, ngx_http_hris_accounts_ignore, NULL)
         == NULL)
     {
@@ -160,6 +287,143 @@ ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
     }
 
     free(dump);
+}
+
+
+/*
+ * Claims the slot of a tenant's account of that id, of text_len bytes of
+ * JSON, in the fleet's count before it is stored: NGX_DONE, and
+ * handler(r, data, rc) follows with NGX_OK, NGX_HTTP_HRIS_OVER_COUNT or
+ * _BYTES, or NGX_ABORT (the store cannot say: the zone counts alone);
+ * the request is held until then. NGX_DECLINED: no fleet, or the store
+ * cannot be used now; NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_hris_accounts_claim(ngx_http_request_t *r, ngx_str_t *tenant,
+    ngx_str_t *id, size_t text_len, ngx_http_hris_accounts_claimed_pt handler,
+    void *data)
+{
+    u_char                          *p;
+    ngx_str_t                        argv[8];
+    ngx_http_hris_main_conf_t       *hmcf;
+    ngx_http_hris_accounts_claim_t  *cl;
+    ngx_http_hris_accounts_sync_t   *as = ngx_http_hris_accounts_sync;
+    u_char                           digest[NGX_HTTP_HRIS_TENANT_DIGEST];
+
+    hmcf = ngx_http_get_module_main_conf(r, ngx_http_hris_module);
+
+    if (hmcf->redis == NULL || as == NULL) {
+        return NGX_DECLINED;
+    }
+
+    cl = ngx_palloc(r->pool, sizeof(ngx_http_hris_accounts_claim_t));
+    p = ngx_pnalloc(r->pool, 2 * NGX_HTTP_HRIS_TENANT_DIGEST
+                             + 3 * NGX_SIZE_T_LEN);
+    if (cl == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->request = r;
+    cl->handler = handler;
+    cl->data = data;
+
+    argv[0] = ngx_http_hris_accounts_owners;
+    argv[1] = ngx_http_hris_accounts_tenants;
+    argv[2] = ngx_http_hris_accounts_changes;
+    argv[3] = *id;
+
+    ngx_http_hris_shm_tenant_digest(tenant, digest);
+    argv[4].data = p;
+    p = ngx_hex_dump(p, digest, sizeof(digest));
+    argv[4].len = p - argv[4].data;
+
+    argv[5].data = p;
+    p = ngx_sprintf(p, "%uz",
+                    ngx_http_hris_shm_account_bytes(id->len, text_len));
+    argv[5].len = p - argv[5].data;
+
+    argv[6].data = p;
+    p = ngx_sprintf(p, "%ui", hmcf->tenant_accounts);
+    argv[6].len = p - argv[6].data;
+
+    argv[7].data = p;
+    p = ngx_sprintf(p, "%uz", ngx_http_hris_shm_tenant_share(hmcf));
+    argv[7].len = p - argv[7].data;
+
+    if (ngx_http_hris_redis_eval(as->rd, r->pool,
+                                 &ngx_http_hris_accounts_claim_script, 3, 8,
+                                 argv, ngx_http_hris_accounts_claimed, cl)
+        == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_hris_accounts_claimed(ngx_http_hris_redis_status_e status,
+    ngx_http_hris_redis_reply_t *reply, void *data)
+{
+    ngx_http_hris_accounts_claim_t  *cl = data;
+
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = cl->request;
+    c = r->connection;
+
+    if (status != NGX_HTTP_HRIS_REDIS_REPLY
+        || reply->type != NGX_HTTP_HRIS_REDIS_INTEGER)
+    {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0, "hris: the state store "
+                      "(hris_redis) could not count the tenant's run-time "
+                      "accounts for the fleet: this gateway's count holds "
+                      "alone");
+        rc = NGX_ABORT;
+
+    } else if (reply->integer == 1) {
+        rc = NGX_HTTP_HRIS_OVER_COUNT;
+
+    } else if (reply->integer == 2) {
+        rc = NGX_HTTP_HRIS_OVER_BYTES;
+
+    } else {
+        rc = NGX_OK;
+    }
+
+    cl->handler(r, cl->data, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* A claim whose change was not stored: its slot back, if nothing holds it */
+
+void
+ngx_http_hris_accounts_unclaim(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *id)
+{
+    ngx_str_t                       argv[4];
+    ngx_http_hris_accounts_sync_t  *as = ngx_http_hris_accounts_sync;
+
+    if (hmcf->redis == NULL || as == NULL) {
+        return;
+    }
+
+    argv[0] = ngx_http_hris_accounts_owners;
+    argv[1] = ngx_http_hris_accounts_tenants;
+    argv[2] = ngx_http_hris_accounts_changes;
+    argv[3] = *id;
+
+    (void) ngx_http_hris_redis_eval(as->rd, NULL,
+                                    &ngx_http_hris_accounts_unclaim_script,
+                                    3, 4, argv, ngx_http_hris_accounts_ignore,
+                                    NULL);
 }
 
 
@@ -227,9 +491,9 @@ static ngx_int_t
 ngx_http_hris_accounts_merge_one(ngx_http_hris_accounts_sync_t *as,
     ngx_pool_t *pool, ngx_str_t *id, ngx_str_t *val, ngx_uint_t *changed)
 {
-    json_t      *v, *old;
+    json_t      *v, *old, *t;
     ngx_int_t    rc;
-    ngx_str_t    text, *set;
+    ngx_str_t    text, tenant, *set;
     ngx_uint_t   tries, version, same;
 
     v = NULL;
@@ -245,6 +509,10 @@ ngx_http_hris_accounts_merge_one(ngx_http_hris_accounts_sync_t *as,
 
     set = v ? val : NULL;
     rc = NGX_ERROR;
+
+    t = json_object_get(v, "tenant");
+    tenant.data = (u_char *) json_string_value(t);
+    tenant.len = json_string_length(t);
 
     for (tries = 0; tries < NGX_HTTP_HRIS_ACCOUNTS_TRIES; tries++) {
 
@@ -269,7 +537,9 @@ ngx_http_hris_accounts_merge_one(ngx_http_hris_accounts_sync_t *as,
             break;
         }
 
-        rc = ngx_http_hris_shm_account_set(as->hmcf, id, version, set);
+        /* made on another gateway: counted in its tenant's share, as is */
+        rc = ngx_http_hris_shm_account_set(as->hmcf, id, version, set,
+                                           tenant.len ? &tenant : NULL, 0);
 
         if (rc == NGX_OK) {
             (*changed)++;

@@ -17,7 +17,7 @@
  * the structures below (see ngx_http_hris_shm_init()).
  */
 #define NGX_HTTP_HRIS_SHM_MAGIC      0x73697268          /* "hris" */
-#define NGX_HTTP_HRIS_SHM_LAYOUT     3
+#define NGX_HTTP_HRIS_SHM_LAYOUT     4
 
 #define NGX_HTTP_HRIS_TOKEN_MAX      4096
 #define NGX_HTTP_HRIS_REFRESH_STALE  60000   /* ms: a refresher that died */
@@ -100,6 +100,7 @@ typedef struct {
  * accounts file account deleted), and the zone generation of its latest
  * change. A run-time account deleted stays a while as a tombstone (text
  * NULL), so that workers that have not seen the delete yet learn of it.
+ * Its tenant's digest (zeros: none) counts it in that tenant's share.
  */
 typedef struct {
     ngx_rbtree_node_t         node;         /* key: crc32 of the id */
@@ -108,6 +109,7 @@ typedef struct {
     ngx_uint_t                gen;
     u_char                   *text;         /* slab; NULL: a tombstone */
     size_t                    text_len;
+    u_char                    tenant[NGX_HTTP_HRIS_TENANT_DIGEST];
     size_t                    id_len;
     u_char                    id[1];
 } ngx_http_hris_shm_acct_t;

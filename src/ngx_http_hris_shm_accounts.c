@@ -10,11 +10,20 @@
  * as a tombstone for the workers behind; tombstones are bounded (one per
  * NGX_HTTP_HRIS_DEAD_ROOM bytes of the zone), and a worker older than
  * the oldest one dropped reads every account again.
+ *
+ * So that a tenant cannot fill the zone for all, an entry carries its
+ * tenant's digest, and a change made through the tenant (not one the
+ * fleet brings, which is already made) may not take that tenant past
+ * hris_tenant_accounts run-time accounts or a quarter of the zone. The
+ * tally is counted from the entries themselves, under the lock, so that
+ * it cannot drift from what the zone holds; tombstones and the accounts
+ * file's accounts (the operator's) do not count.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <openssl/evp.h>
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_shm.h"
@@ -26,6 +35,8 @@ static ngx_http_hris_shm_acct_t *ngx_http_hris_shm_acct_new(
     ngx_http_hris_shm_ctx_t *ctx, ngx_str_t *id, ngx_uint_t gen);
 static void ngx_http_hris_shm_acct_bury(ngx_http_hris_shm_ctx_t *ctx,
     ngx_http_hris_shm_acct_t *a);
+static ngx_int_t ngx_http_hris_shm_acct_share(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_http_hris_shm_acct_t *a, ngx_str_t *id, u_char *tenant, size_t len);
 static ngx_int_t ngx_http_hris_shm_accounts_text(ngx_http_hris_shm_ctx_t *ctx,
     ngx_str_t *text);
 static ngx_int_t ngx_http_hris_shm_tokens_copy(ngx_http_hris_shm_ctx_t *ctx,
@@ -43,8 +54,8 @@ ngx_int_t
 ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx)
 {
     char                      *text;
-    json_t                    *accounts, *v;
-    ngx_str_t                  name;
+    json_t                    *accounts, *v, *t;
+    ngx_str_t                  name, tenant;
     const char                *id;
     ngx_http_hris_shm_acct_t  *a;
 
@@ -91,6 +102,14 @@ ngx_http_hris_shm_accounts_seed(ngx_http_hris_shm_ctx_t *ctx)
 
         ngx_memcpy(a->text, text, a->text_len);
         free(text);
+
+        t = json_object_get(v, "tenant");
+
+        if (json_is_string(t)) {
+            tenant.data = (u_char *) json_string_value(t);
+            tenant.len = json_string_length(t);
+            ngx_http_hris_shm_tenant_digest(&tenant, a->tenant);
+        }
     }
 
     return NGX_OK;
@@ -228,16 +247,28 @@ ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
 /*
  * Sets one account's text (NULL: a run-time account deleted) if nobody
  * changed it since its version was read: NGX_BUSY asks the caller to
- * read it again and redo its change; NGX_ERROR: the zone is full.
+ * read it again and redo its change; NGX_ERROR: the zone is full. The
+ * entry counts in its tenant's share (tenant NULL: no tenant's); with
+ * capped, NGX_HTTP_HRIS_OVER_COUNT or _BYTES refuse a change that would
+ * take the tenant past it.
  */
 
 ngx_int_t
 ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
-    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text)
+    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text, ngx_str_t *tenant,
+    ngx_uint_t capped)
 {
     u_char                    *p;
+    ngx_int_t                  rc;
     ngx_http_hris_shm_ctx_t   *ctx = hmcf->shm->data;
     ngx_http_hris_shm_acct_t  *a;
+    u_char                     digest[NGX_HTTP_HRIS_TENANT_DIGEST];
+
+    ngx_memzero(digest, sizeof(digest));
+
+    if (tenant && text) {
+        ngx_http_hris_shm_tenant_digest(tenant, digest);
+    }
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -246,6 +277,15 @@ ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
     if ((a ? a->gen : 0) != version) {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
         return NGX_BUSY;
+    }
+
+    if (capped && tenant && text) {
+        rc = ngx_http_hris_shm_acct_share(ctx, a, id, digest, text->len);
+
+        if (rc != NGX_OK) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return rc;
+        }
     }
 
     if (text == NULL) {
@@ -284,6 +324,7 @@ ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_memcpy(p, text->data, text->len);
     a->text = p;
     a->text_len = text->len;
+    ngx_memcpy(a->tenant, digest, sizeof(digest));
 
     a->gen = ++ctx->sh->accounts_gen;
     ngx_queue_remove(&a->order);
@@ -292,6 +333,31 @@ ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether the tenant has room for one more run-time account of that id
+ * (NGX_OK, or NGX_HTTP_HRIS_OVER_COUNT or _BYTES): asked before work
+ * that ends in a create, such as a connect link; the create is checked
+ * again.
+ */
+
+ngx_int_t
+ngx_http_hris_shm_tenant_room(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *id)
+{
+    ngx_int_t                 rc;
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+    u_char                    digest[NGX_HTTP_HRIS_TENANT_DIGEST];
+
+    ngx_http_hris_shm_tenant_digest(tenant, digest);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    rc = ngx_http_hris_shm_acct_share(ctx, NULL, id, digest, 0);
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
 }
 
 
@@ -312,6 +378,7 @@ ngx_http_hris_shm_acct_bury(ngx_http_hris_shm_ctx_t *ctx,
     ngx_slab_free_locked(ctx->shpool, a->text);
     a->text = NULL;
     a->text_len = 0;
+    ngx_memzero(a->tenant, sizeof(a->tenant));
 
     a->gen = ++ctx->sh->accounts_gen;
     ngx_queue_remove(&a->order);
@@ -332,6 +399,109 @@ ngx_http_hris_shm_acct_bury(ngx_http_hris_shm_ctx_t *ctx,
     ngx_queue_remove(&old->order);
     ngx_rbtree_delete(&ctx->sh->accts, &old->node);
     ngx_slab_free_locked(ctx->shpool, old);
+}
+
+
+/*
+ * Whether the tenant's run-time accounts, with entry a (NULL: a new one)
+ * holding len bytes of text for it, stay within hris_tenant_accounts
+ * and a quarter of the zone. A change that adds no account and does not
+ * grow one passes even over the cap (a reload may lower it): it takes no
+ * more room than before. With the zone locked.
+ */
+
+static ngx_int_t
+ngx_http_hris_shm_acct_share(ngx_http_hris_shm_ctx_t *ctx,
+    ngx_http_hris_shm_acct_t *a, ngx_str_t *id, u_char *tenant, size_t len)
+{
+    size_t                     bytes, had, cap;
+    ngx_str_t                  name;
+    ngx_uint_t                 count, mine;
+    ngx_queue_t               *q;
+    ngx_http_hris_shm_acct_t  *e;
+
+    /* the operator's accounts, even changed by their tenant */
+    if (ngx_http_hris_account_find(ctx->hmcf, id)) {
+        return NGX_OK;
+    }
+
+    mine = a && a->text
+           && ngx_memcmp(a->tenant, tenant, NGX_HTTP_HRIS_TENANT_DIGEST) == 0;
+    had = mine ? ngx_http_hris_shm_account_bytes(a->id_len, a->text_len) : 0;
+
+    count = 0;
+    bytes = 0;
+
+    for (q = ngx_queue_head(&ctx->sh->accts_order);
+         q != ngx_queue_sentinel(&ctx->sh->accts_order);
+         q = ngx_queue_next(q))
+    {
+        e = ngx_queue_data(q, ngx_http_hris_shm_acct_t, order);
+
+        if (e->text == NULL
+            || ngx_memcmp(e->tenant, tenant, NGX_HTTP_HRIS_TENANT_DIGEST)
+               != 0)
+        {
+            continue;
+        }
+
+        name.data = e->id;
+        name.len = e->id_len;
+
+        if (ngx_http_hris_account_find(ctx->hmcf, &name)) {
+            continue;
+        }
+
+        count++;
+        bytes += ngx_http_hris_shm_account_bytes(e->id_len, e->text_len);
+    }
+
+    if (!mine && count + 1 > ctx->hmcf->tenant_accounts) {
+        return NGX_HTTP_HRIS_OVER_COUNT;
+    }
+
+    len = ngx_http_hris_shm_account_bytes(id->len, len);
+    cap = ngx_http_hris_shm_tenant_share(ctx->hmcf);
+
+    if (len > had && bytes - had + len > cap) {
+        return NGX_HTTP_HRIS_OVER_BYTES;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the bytes a tenant's run-time accounts may take: a quarter of the zone */
+
+size_t
+ngx_http_hris_shm_tenant_share(ngx_http_hris_main_conf_t *hmcf)
+{
+    ngx_http_hris_shm_ctx_t  *ctx = hmcf->shm->data;
+
+    return (size_t) (ctx->shpool->end - (u_char *) ctx->shpool) / 4;
+}
+
+
+/* an account's entry and text as the zone spends them */
+
+size_t
+ngx_http_hris_shm_account_bytes(size_t id_len, size_t text_len)
+{
+    return ngx_http_hris_slab_size(sizeof(ngx_http_hris_shm_acct_t) + id_len)
+           + ngx_http_hris_slab_size(text_len);
+}
+
+
+void
+ngx_http_hris_shm_tenant_digest(ngx_str_t *tenant, u_char *out)
+{
+    u_char        md[EVP_MAX_MD_SIZE];
+    unsigned int  len;
+
+    len = sizeof(md);
+    EVP_Digest(tenant->data, tenant->len, md, &len, EVP_sha256(), NULL);
+
+    ngx_memcpy(out, md, NGX_HTTP_HRIS_TENANT_DIGEST);
 }
 
 

@@ -625,7 +625,8 @@ ngx_http_hris_account_list(ngx_http_request_t *r,
 /*
  * Changes the account of that id for a tenant, for every worker, and
  * writes the state file. NGX_DECLINED: a create found the id taken, or
- * the account is not the tenant's (or absent, for a delete or replace).
+ * the account is not the tenant's (or absent, for a delete or replace);
+ * NGX_HTTP_HRIS_OVER_COUNT or _BYTES: the tenant's cap refused it.
  */
 
 ngx_int_t
@@ -706,15 +707,19 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
             text.data = (u_char *) dump;
             text.len = ngx_strlen(dump);
 
-            rc = ngx_http_hris_shm_account_set(hmcf, id, version, &text);
+            /* the tenant's cap: the operator's accounts are not in it */
+            rc = ngx_http_hris_shm_account_set(hmcf, id, version, &text,
+                                               tenant, file == NULL);
             free(dump);
 
         } else if (file) {
             ngx_str_set(&text, "null");
-            rc = ngx_http_hris_shm_account_set(hmcf, id, version, &text);
+            rc = ngx_http_hris_shm_account_set(hmcf, id, version, &text,
+                                               NULL, 0);
 
         } else {
-            rc = ngx_http_hris_shm_account_set(hmcf, id, version, NULL);
+            rc = ngx_http_hris_shm_account_set(hmcf, id, version, NULL,
+                                               NULL, 0);
         }
 
         if (rc == NGX_OK) {
@@ -735,10 +740,11 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
                                             NULL, r->connection->log);
             }
 
-            /* and every gateway on the same Redis */
+            /* and every gateway on the same Redis, and the fleet's count */
             ngx_http_hris_accounts_publish(hmcf, r->pool, id,
                        op != NGX_HTTP_HRIS_STORE_DELETE ? account
-                       : (file ? json_null() : NULL));
+                       : (file ? json_null() : NULL),
+                       file ? NULL : tenant);
 
             ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                           "hris: integrated account \"%V\" of tenant \"%V\" "
@@ -747,6 +753,24 @@ ngx_http_hris_store_change(ngx_http_request_t *r,
                                                            : "stored");
             ngx_http_hris_state_save(hmcf, r->pool, r->connection->log);
             return NGX_OK;
+        }
+
+        if (rc == NGX_HTTP_HRIS_OVER_COUNT) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hris: integrated account \"%V\" of tenant "
+                          "\"%V\" refused: the tenant is at its limit of "
+                          "%ui run-time accounts, \"hris_tenant_accounts\"",
+                          id, tenant, hmcf->tenant_accounts);
+            return rc;
+        }
+
+        if (rc == NGX_HTTP_HRIS_OVER_BYTES) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hris: integrated account \"%V\" of tenant "
+                          "\"%V\" refused: the tenant's run-time accounts "
+                          "take its quarter of \"hris_zone_size\"", id,
+                          tenant);
+            return rc;
         }
 
         if (rc != NGX_BUSY) {

@@ -49,7 +49,8 @@ print $fh $J->encode($file);
 close $fh;
 
 # one worker: each request below is its; the debug log says what it compiles
-my $zone = $N > 2000 ? 'hris_zone_size ' . int($N / 200 + 1) . 'm;' : '';
+# one tenant's accounts: its cap, and its quarter of the zone, hold them
+my $zone = 'hris_zone_size ' . int($N / 1000 + 1) * 4 . "m; hris_tenant_accounts $N;";
 $ng = HRIS::Nginx->start(accounts => $acc, http => "hris_state_file $state; $zone", server => $ADMIN,
                          log_level => 'debug');
 
