@@ -346,7 +346,25 @@ ngx_http_hris_shm_account_get(ngx_http_hris_main_conf_t *hmcf,
 
 ngx_int_t
 ngx_http_hris_shm_account_set(ngx_http_hris_main_conf_t *hmcf,
-    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text)
+    ngx_str_t *id, ngx_uint_t version, ngx_str_t *text, ngx_str_t *tenant,
+    ngx_uint_t capped)
+{
+    abort();
+}
+
+
+/* no shared zone: every tenant has room for one more account */
+
+ngx_int_t
+ngx_http_hris_shm_tenant_room(ngx_http_hris_main_conf_t *hmcf,
+    ngx_str_t *tenant, ngx_str_t *id)
+{
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_hris_admin_over(ngx_http_request_t *r, ngx_int_t rc)
 {
     abort();
 }
@@ -396,7 +414,7 @@ ngx_http_hris_token_rebase(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *id,
 
 void
 ngx_http_hris_accounts_publish(ngx_http_hris_main_conf_t *hmcf,
-    ngx_pool_t *pool, ngx_str_t *id, json_t *value)
+    ngx_pool_t *pool, ngx_str_t *id, json_t *value, ngx_str_t *tenant)
 {
     abort();
 }
