@@ -1284,17 +1284,40 @@ ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps, const u_char **s,
 {
     u_char        *d;
     uint32_t       c, lo;
+    uint64_t       stop;
     const u_char  *p, *run;
 
     p = ++ps->p;
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+
+    /* the word that holds a quote, a backslash or a control byte says where */
+    while (ps->end - p >= 8) {
+        stop = ngx_http_hris_json_stop8(p);
+
+        if (stop) {
+            p += __builtin_ctzll(stop) >> 3;
+            goto stopped;
+        }
+
+        p += 8;
+    }
+
+#else
 
     while (ps->end - p >= 8 && ngx_http_hris_json_plain8(p)) {
         p += 8;
     }
 
+#endif
+
     while (p < ps->end && ngx_http_hris_json_plain[*p]) {
         p++;
     }
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+stopped:
+#endif
 
     if (p < ps->end && *p == '"') {
         *s = ps->p;

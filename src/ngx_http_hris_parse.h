@@ -135,11 +135,13 @@ extern const u_char  ngx_http_hris_json_plain[256];
  * c turns to zero in x ^ c; (v - 0x01..) & ~v & 0x80.. has a high bit set
  * wherever v has a zero byte (and, by the borrow, possibly above it,
  * never where all bytes below are nonzero), and (x - 0x20..) & ~x the
- * same for bytes below 0x20: no bit set means no such byte.
+ * same for bytes below 0x20: no bit set means no such byte, and the
+ * lowest bit set (in memory order: the lowest byte on a little-endian
+ * machine) is the first such byte's.
  */
 
-static ngx_inline ngx_uint_t
-ngx_http_hris_json_plain8(const u_char *p)
+static ngx_inline uint64_t
+ngx_http_hris_json_stop8(const u_char *p)
 {
     uint64_t  x, q, b;
 
@@ -148,10 +150,17 @@ ngx_http_hris_json_plain8(const u_char *p)
     q = x ^ 0x2222222222222222ULL;
     b = x ^ 0x5c5c5c5c5c5c5c5cULL;
 
-    return ((((q - 0x0101010101010101ULL) & ~q)
-             | ((b - 0x0101010101010101ULL) & ~b)
-             | ((x - 0x2020202020202020ULL) & ~x))
-            & 0x8080808080808080ULL) == 0;
+    return (((q - 0x0101010101010101ULL) & ~q)
+            | ((b - 0x0101010101010101ULL) & ~b)
+            | ((x - 0x2020202020202020ULL) & ~x))
+           & 0x8080808080808080ULL;
+}
+
+
+static ngx_inline ngx_uint_t
+ngx_http_hris_json_plain8(const u_char *p)
+{
+    return ngx_http_hris_json_stop8(p) == 0;
 }
 
 

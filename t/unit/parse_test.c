@@ -726,6 +726,17 @@ plain8_ok(void)
                 if (!ngx_http_hris_json_plain8(w) != !ngx_http_hris_json_plain[b]) {
                     return 0;
                 }
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+                /* the reader's stop: the first byte that is not plain */
+                if (!ngx_http_hris_json_plain[b]
+                    && ngx_http_hris_json_plain[fill[k]]
+                    && __builtin_ctzll(ngx_http_hris_json_stop8(w)) >> 3
+                       != i)
+                {
+                    return 0;
+                }
+#endif
             }
         }
     }
@@ -744,6 +755,14 @@ plain8_ok(void)
                 if (ngx_http_hris_json_plain8(w)) {
                     return 0;
                 }
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+                if (__builtin_ctzll(ngx_http_hris_json_stop8(w)) >> 3
+                    != (ngx_http_hris_json_plain[b] ? i + 1 : i))
+                {
+                    return 0;
+                }
+#endif
             }
         }
     }
@@ -827,7 +846,8 @@ main(void)
            tests + 1, tests);
 
     i = plain8_ok();
-    printf("%sok %d - eight bytes at once: plain exactly as byte by byte\n",
+    printf("%sok %d - eight bytes at once: plain exactly as byte by byte, "
+           "and where the first byte that is not\n",
            i ? "" : "not ", tests + 2);
     printf("1..%d\n", tests + 2);
 
