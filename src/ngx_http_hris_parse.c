@@ -47,12 +47,18 @@ typedef struct {
     ngx_str_t              *path;         /* sel's or slots' keys */
     ngx_uint_t              npath;
 
-    /* a slot record's members, and its keys by hash (member + 1) */
+    /*
+     * a slot record's members, and its keys by hash: the members' serial
+     * numbers, counted over the parse; those up to seen_base are earlier
+     * records' (empty), so that no record clears the table
+     */
     ngx_http_hris_member_t *members;
     ngx_uint_t              nmembers;
     ngx_uint_t              nalloc;
     ngx_uint_t             *seen;
     ngx_uint_t              nseen;        /* a power of two, or 0 */
+    ngx_uint_t              seen_base;
+    ngx_uint_t              serial;
 } ngx_http_hris_parser_t;
 
 
@@ -670,9 +676,7 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
         goto closed;
     }
 
-    if (ps->nseen) {
-        ngx_memzero(ps->seen, ps->nseen * sizeof(ngx_uint_t));
-    }
+    ps->seen_base = ps->serial;
 
     for ( ;; ) {
         if (ps->p == ps->end || *ps->p != '"') {
@@ -846,8 +850,10 @@ static ngx_int_t
 ngx_http_hris_slot_seen(ngx_http_hris_parser_t *ps, const u_char *k,
     size_t klen, ngx_uint_t h)
 {
-    ngx_uint_t               i, n, j, *seen;
+    ngx_uint_t               i, n, j, *seen, base;
     ngx_http_hris_member_t  *m;
+
+    base = ps->seen_base;
 
     if (2 * ps->nmembers > ps->nseen) {
         n = ps->nseen ? 2 * ps->nseen : 128;
@@ -866,25 +872,26 @@ ngx_http_hris_slot_seen(ngx_http_hris_parser_t *ps, const u_char *k,
             m = &ps->members[j];
             i = ngx_http_hris_slot_hash(m->key.data, m->key.len);
 
-            while (seen[i & (n - 1)]) {
+            while (seen[i & (n - 1)] > base) {
                 i++;
             }
 
-            seen[i & (n - 1)] = j + 1;
+            seen[i & (n - 1)] = base + j + 1;
         }
     }
 
     n = ps->nseen - 1;
 
-    for (i = h; ps->seen[i & n]; i++) {
-        m = &ps->members[ps->seen[i & n] - 1];
+    for (i = h; ps->seen[i & n] > base; i++) {
+        m = &ps->members[ps->seen[i & n] - base - 1];
 
         if (m->key.len == klen && ngx_memcmp(m->key.data, k, klen) == 0) {
             return NGX_DECLINED;
         }
     }
 
-    ps->seen[i & n] = ps->nmembers;
+    ps->serial = base + ps->nmembers;
+    ps->seen[i & n] = ps->serial;
 
     return NGX_OK;
 }

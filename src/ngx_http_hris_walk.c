@@ -660,11 +660,11 @@ static ngx_int_t
 ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
     ngx_http_hris_slots_t *slots, ngx_array_t *recs, ngx_uint_t *raw)
 {
-    json_t                  *list, *rec, *inner, *child, *parent;
-    size_t                   i, k;
-    ngx_http_hris_rec_t     *e;
-    ngx_http_hris_op_t      *op = ctx->call_op;
-    ngx_http_hris_select_t  *sel;
+    json_t                    *list, *rec, *inner, *child, *parent;
+    size_t                     i, k;
+    ngx_http_hris_rec_t       *e;
+    ngx_http_hris_op_t        *op = ctx->call_op;
+    ngx_http_hris_select_t    *sel;
     ngx_http_hris_slot_rec_t **slot;
 
     list = ngx_http_hris_path_get(&op->records, body, NULL);

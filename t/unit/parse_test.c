@@ -433,11 +433,12 @@ slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_uint_t fill)
 {
     int                         line, col, fline, fcol, ok;
-    size_t                      i;
+    size_t                      i, i2;
     json_t                     *ours, *full, *list, *elem, *mine;
     const char                 *err, *ferr;
     ngx_pool_t                 *pool;
-    ngx_http_hris_spans_t       spans;
+    const u_char               *start;
+    ngx_http_hris_spans_t       spans, fspans;
     ngx_http_hris_slots_t       slots;
     ngx_http_hris_slot_rec_t  **rec;
 
@@ -454,8 +455,11 @@ slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     slots.slot_keys = &slot_keys;
     slots.pool = pool;
 
+    memset(&fspans, 0, sizeof(fspans));
+    fspans.pool = pool;
+
     full = ngx_http_hris_parse((const u_char *) text, len, &fline, &fcol,
-                               &ferr, NULL);
+                               &ferr, &fspans);
     ours = ngx_http_hris_parse_slots((const u_char *) text, len, &line,
                                      &col, &err, &spans, &slots);
 
@@ -487,6 +491,19 @@ slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     for (i = 0; ok && i < json_array_size(list); i++) {
         elem = json_array_get(list, i);
         mine = json_array_get(slots.list, i);
+
+        /*
+         * a slot record exactly for the objects without a duplicate key
+         * (those the full parse gives a span)
+         */
+        if (json_is_object(elem)
+            && (rec[i] != NULL)
+               != (ngx_http_hris_span_get(&fspans, elem, &start, &i2)
+                   == NGX_OK))
+        {
+            ok = 0;
+            break;
+        }
 
         if (rec[i] == NULL) {
             /* an ordinary element: as jansson reads it */
@@ -785,6 +802,29 @@ main(void)
         check("case", cases[i], strlen(cases[i]));
         check_select("case", cases[i], strlen(cases[i]));
         check_slots("case", cases[i], strlen(cases[i]));
+    }
+
+    /*
+     * records with many keys after small ones: the table of keys seen
+     * grows, a duplicate found after it did, and none before it lost
+     */
+    for (i = 0; i < 3; i++) {
+        p = doc;
+        p += sprintf(p, "[{\"k0\":1,\"k1\":2},{");
+        for (j = 0; j < 300; j++) {
+            p += sprintf(p, "%s\"key%d\":%d", j ? "," : "", j, j);
+        }
+        if (i == 1) {
+            p += sprintf(p, ",\"key7\":\"again\"");
+        }
+        if (i == 2) {
+            p += sprintf(p, ",\"key299\":[],\"k0\":{}");
+        }
+        p += sprintf(p, "},{\"k0\":3,\"key7\":4,\"k0\":5},{\"k1\":6}]");
+        len = p - doc;
+
+        check("many keys", doc, len);
+        check_slots("many keys", doc, len);
     }
 
     srand(20261122);
