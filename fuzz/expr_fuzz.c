@@ -43,6 +43,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mc.cf = NULL;
     mc.pool = pool;
     mc.file = "fuzz.json";
+    mc.slot_keys = NULL;
 
     stub_last_error[0] = '\0';
     expr = ngx_http_hris_expr_compile(&mc, spec, "resources.x.fields.y");

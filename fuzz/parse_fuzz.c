@@ -7,7 +7,10 @@
  * Every object's recorded span loads again as that object, unless the
  * input holds duplicate keys. The selective parse of the root array
  * (ngx_http_hris_parse_select()) fails exactly as the full one, or holds
- * the elements of its window.
+ * the elements of its window. The slots parse of the root array
+ * (ngx_http_hris_parse_slots()) fails exactly as the full one, its slot
+ * records' slots hold what jansson's objects hold for their keys, and
+ * filled they are jansson's objects, keys in the same order.
  */
 
 #include <ngx_config.h>
@@ -109,6 +112,129 @@ fuzz_select(const uint8_t *data, size_t size, json_t *full, int line,
 }
 
 
+/* a few keys: one-letter ones (short inputs hit them), case, prefix */
+
+static ngx_str_t  fuzz_names[] = {
+    ngx_string("a"), ngx_string("b"), ngx_string("A"), ngx_string("ab"),
+    ngx_string(""), ngx_string("id")
+};
+
+static ngx_int_t                  fuzz_index[16];
+static ngx_http_hris_slot_keys_t  fuzz_keys;
+
+
+static int
+fuzz_same_text(json_t *a, json_t *b)
+{
+    int    ok;
+    char  *x, *y;
+
+    x = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
+    y = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+    ok = (x && y && strcmp(x, y) == 0);
+    free(x);
+    free(y);
+
+    return ok;
+}
+
+
+static void
+fuzz_slots(const uint8_t *data, size_t size, json_t *full, int line,
+    int col, const char *err)
+{
+    int                         sline, scol, ok;
+    size_t                      i, k;
+    json_t                     *ours, *elem, *v;
+    ngx_uint_t                  h;
+    const char                 *serr;
+    ngx_pool_t                 *pool;
+    ngx_http_hris_slots_t       slots;
+    ngx_http_hris_slot_rec_t  **rec;
+
+    if (fuzz_keys.index == NULL) {
+        fuzz_keys.keys = fuzz_names;
+        fuzz_keys.n = sizeof(fuzz_names) / sizeof(fuzz_names[0]);
+        fuzz_keys.index = fuzz_index;
+        fuzz_keys.mask = 15;
+
+        for (i = 0; i < 16; i++) {
+            fuzz_index[i] = -1;
+        }
+
+        for (i = 0; i < fuzz_keys.n; i++) {
+            h = ngx_http_hris_slot_hash(fuzz_names[i].data,
+                                        fuzz_names[i].len);
+            while (fuzz_index[h & 15] >= 0) {
+                h++;
+            }
+            fuzz_index[h & 15] = i;
+        }
+    }
+
+    pool = ngx_create_pool(1024, NULL);
+    if (pool == NULL) {
+        abort();
+    }
+
+    ngx_memzero(&slots, sizeof(ngx_http_hris_slots_t));
+    slots.slot_keys = &fuzz_keys;
+    slots.pool = pool;
+
+    serr = NULL;
+    ours = ngx_http_hris_parse_slots(data, size, &sline, &scol, &serr,
+                                     NULL, &slots);
+
+    if (full == NULL || ours == NULL) {
+        ok = (full == NULL && ours == NULL && sline == line && scol == col
+              && strcmp(serr, err) == 0);
+
+    } else if (!json_is_array(full)) {
+        ok = (slots.list == NULL && fuzz_same_text(ours, full));
+
+    } else {
+        ok = (slots.list == ours
+              && slots.recs.nelts == json_array_size(full));
+        rec = slots.recs.elts;
+
+        for (i = 0; ok && i < json_array_size(full); i++) {
+            elem = json_array_get(full, i);
+
+            if (rec[i] == NULL) {
+                continue;
+            }
+
+            ok = (rec[i]->obj == json_array_get(ours, i)
+                  && json_object_size(rec[i]->obj) == 0);
+
+            for (k = 0; ok && k < fuzz_keys.n; k++) {
+                v = json_object_getn(elem, (char *) fuzz_names[k].data,
+                                     fuzz_names[k].len);
+                ok = (v == NULL) == (rec[i]->slot[k] == NULL)
+                     && (v == NULL || fuzz_same_text(v, rec[i]->slot[k]));
+            }
+
+            /* every other one filled, the rest left to the pool */
+            if (ok && (i % 2 == 0 || size % 2)) {
+                ok = ngx_http_hris_slot_fill(rec[i]) == NGX_OK;
+            }
+        }
+
+        if (ok && size % 2) {
+            ok = fuzz_same_text(ours, full);
+        }
+    }
+
+    json_decref(ours);
+    ngx_destroy_pool(pool);
+
+    if (!ok) {
+        fprintf(stderr, "the slots parse differs from the full one\n");
+        abort();
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -170,6 +296,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     fuzz_select(data, size, ours, line, col, err);
+    fuzz_slots(data, size, ours, line, col, err);
 
     ngx_destroy_pool(pool);
 

@@ -588,7 +588,7 @@ ngx_http_hris_expr_compile_placeholder(ngx_http_hris_map_ctx_t *mc,
 
     part->has_path = 1;
 
-    return NGX_OK;
+    return ngx_http_hris_path_slot(mc, &part->path);
 }
 
 
@@ -765,7 +765,8 @@ ngx_http_hris_map_path(ngx_http_hris_map_ctx_t *mc, json_t *spec,
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    /* its first token read from a slot record's slot */
+    return ngx_http_hris_path_slot(mc, path);
 }
 
 
@@ -844,4 +845,31 @@ static void
 ngx_http_hris_map_json_cleanup(void *data)
 {
     json_decref(data);
+}
+
+
+ngx_http_hris_slot_keys_t *
+ngx_http_hris_expr_slot_keys(ngx_http_hris_expr_t *expr)
+{
+    ngx_uint_t                  i;
+    ngx_http_hris_slot_keys_t  *keys;
+
+    if (expr->path.slot_keys) {
+        return expr->path.slot_keys;
+    }
+
+    for (i = 0; i < expr->nparts; i++) {
+        if (expr->parts[i].has_path && expr->parts[i].path.slot_keys) {
+            return expr->parts[i].path.slot_keys;
+        }
+    }
+
+    for (i = 0; i < expr->nitems; i++) {
+        keys = ngx_http_hris_expr_slot_keys(expr->items[i]);
+        if (keys) {
+            return keys;
+        }
+    }
+
+    return expr->map ? ngx_http_hris_expr_slot_keys(expr->map) : NULL;
 }

@@ -11,6 +11,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <jansson.h>
+#include "ngx_http_hris_parse.h"
 
 
 /* A pre-split JSON pointer. */
@@ -18,6 +19,10 @@ typedef struct {
     ngx_uint_t                 parent;    /* starts at "$parent" */
     ngx_uint_t                 n;         /* number of tokens */
     ngx_str_t                 *tokens;    /* unescaped, null-terminated */
+
+    /* a field path's first token as a slot record's slot (or NULL) */
+    ngx_http_hris_slot_keys_t *slot_keys;
+    ngx_uint_t                 slot;
 } ngx_http_hris_path_t;
 
 
@@ -29,6 +34,9 @@ typedef struct {
     ngx_conf_t                *cf;
     ngx_pool_t                *pool;      /* compiled trees live here */
     const char                *file;      /* table file name, for messages */
+
+    /* the first keys of the field paths compiled (NULL at first) */
+    ngx_http_hris_slot_keys_t *slot_keys;
 } ngx_http_hris_map_ctx_t;
 
 
@@ -39,7 +47,28 @@ typedef struct {
 ngx_int_t ngx_http_hris_path_compile(ngx_pool_t *pool, ngx_str_t *text,
     ngx_http_hris_path_t *path);
 
-/* Returns the borrowed value at path, or NULL when absent. */
+/*
+ * Gives a field path's first token a slot number (ngx_http_hris_parse.h),
+ * in the table of mc's compile.
+ */
+ngx_int_t ngx_http_hris_path_slot(ngx_http_hris_map_ctx_t *mc,
+    ngx_http_hris_path_t *path);
+
+/* the table the paths of expr have slot numbers in, or NULL */
+ngx_http_hris_slot_keys_t *ngx_http_hris_expr_slot_keys(
+    ngx_http_hris_expr_t *expr);
+
+/*
+ * The slot record being mapped (ngx_http_hris_record_values()): a path
+ * whose record or parent is its object reads the first token's value
+ * from its slot, any other use of it fills the object first.
+ */
+extern ngx_http_hris_slot_rec_t  *ngx_http_hris_slot_record;
+
+/*
+ * Returns the borrowed value at path, or NULL when absent (or out of
+ * memory filling a slot record).
+ */
 json_t *ngx_http_hris_path_get(ngx_http_hris_path_t *path, json_t *record,
     json_t *parent);
 

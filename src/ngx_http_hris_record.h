@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris.h"
+#include "ngx_http_hris_parse.h"
 
 
 /*
@@ -46,8 +47,8 @@ typedef struct {
 
 /* ngx_http_hris_schema.c */
 json_t **ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
-    json_t *record, json_t *parent, ngx_uint_t remote_data,
-    uint64_t *cover);
+    json_t *record, json_t *parent, ngx_http_hris_slot_rec_t *slot,
+    ngx_uint_t remote_data, uint64_t *cover);
 void ngx_http_hris_record_release(ngx_array_t *fields, json_t **values);
 
 /* ngx_http_hris_json.c */

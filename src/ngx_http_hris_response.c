@@ -219,8 +219,12 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
         /* the tree dies with the request: its nodes come from the arena */
         arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_get(r->pool));
 
-        *body = ngx_http_hris_parse(call->resp, call->resp_len, &line,
-                                    &column, &perr, spans);
+        *body = call->slots
+                ? ngx_http_hris_parse_slots(call->resp, call->resp_len,
+                                            &line, &column, &perr, spans,
+                                            call->slots)
+                : ngx_http_hris_parse(call->resp, call->resp_len, &line,
+                                      &column, &perr, spans);
 
         ngx_http_hris_arena_leave(arena);
     }

@@ -142,7 +142,8 @@ ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *name)
 
 json_t **
 ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
-    json_t *record, json_t *parent, ngx_uint_t remote_data, uint64_t *cover)
+    json_t *record, json_t *parent, ngx_http_hris_slot_rec_t *slot,
+    ngx_uint_t remote_data, uint64_t *cover)
 {
     json_t                 **values;
     ngx_int_t                rc;
@@ -161,8 +162,16 @@ ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
 
     arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_of(record));
 
+    /*
+     * a slot record (its object stands for it in the records array, and
+     * its span gives remote_data's bytes): paths read it by slot
+     */
+    ngx_http_hris_slot_record = slot;
+
     rc = ngx_http_hris_record_eval(fields, record, parent, remote_data,
                                    cover, values);
+
+    ngx_http_hris_slot_record = NULL;
 
     ngx_http_hris_arena_leave(arena);
 

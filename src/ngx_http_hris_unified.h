@@ -34,6 +34,7 @@
 typedef struct {
     json_t                     *record;
     json_t                     *parent;
+    ngx_http_hris_slot_rec_t   *slot;       /* record's, or NULL */
 } ngx_http_hris_rec_t;
 
 

@@ -14,6 +14,8 @@
 #include <ngx_http.h>
 #include <curl/curl.h>
 
+#include "ngx_http_hris_parse.h"
+
 
 typedef struct ngx_http_hris_call_s  ngx_http_hris_call_t;
 
@@ -88,6 +90,9 @@ struct ngx_http_hris_call_s {
     int                            parsed_column;
     const char                    *parsed_error;
     unsigned                       parsed:1;
+
+    /* read the records there as slot records (walk.c), or NULL */
+    ngx_http_hris_slots_t         *slots;
 
     /* private */
     CURL                          *easy;

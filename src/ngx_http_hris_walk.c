@@ -34,9 +34,13 @@ static ngx_int_t ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
 static ngx_int_t ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
     ngx_http_hris_call_t *call, json_t *body, ngx_uint_t *empty);
 static ngx_int_t ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx,
-    json_t *body, ngx_array_t *recs, ngx_uint_t *raw);
+    json_t *body, ngx_http_hris_slots_t *slots, ngx_array_t *recs,
+    ngx_uint_t *raw);
 static ngx_uint_t ngx_http_hris_walk_keep(ngx_http_hris_op_t *op,
     json_t *rec);
+static ngx_uint_t ngx_http_hris_walk_alone(ngx_http_hris_ctx_t *ctx);
+static ngx_http_hris_slots_t *ngx_http_hris_walk_slots(
+    ngx_http_hris_ctx_t *ctx, ngx_http_hris_spans_t *spans);
 static ngx_http_hris_select_t *ngx_http_hris_walk_select(
     ngx_http_hris_ctx_t *ctx);
 static ngx_uint_t ngx_http_hris_walk_outside(ngx_http_hris_path_t *records,
@@ -510,6 +514,10 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
             }
         }
 
+        if (!call->parsed) {
+            call->slots = ngx_http_hris_walk_slots(ctx, spans);
+        }
+
         rc = ngx_http_hris_upstream_json(r, call, &body, spans);
         if (body == NULL) {
             return rc;
@@ -551,8 +559,9 @@ ngx_http_hris_walk_answer(ngx_http_hris_ctx_t *ctx,
 
     raw = 0;
 
-    if (!empty && ngx_http_hris_walk_records(ctx, body, &recs, &raw)
-                  != NGX_OK)
+    if (!empty
+        && ngx_http_hris_walk_records(ctx, body, call->slots, &recs, &raw)
+           != NGX_OK)
     {
         return ngx_http_hris_send_error(r, NGX_HTTP_BAD_GATEWAY,
                    json_pack("{s:s%}", "provider",
@@ -649,13 +658,14 @@ ngx_http_hris_walk_body_error(ngx_http_hris_ctx_t *ctx,
 
 static ngx_int_t
 ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
-    ngx_array_t *recs, ngx_uint_t *raw)
+    ngx_http_hris_slots_t *slots, ngx_array_t *recs, ngx_uint_t *raw)
 {
-    json_t                  *list, *rec, *inner, *child, *parent;
-    size_t                   i, k;
-    ngx_http_hris_rec_t     *e;
-    ngx_http_hris_op_t      *op = ctx->call_op;
-    ngx_http_hris_select_t  *sel;
+    json_t                    *list, *rec, *inner, *child, *parent;
+    size_t                     i, k;
+    ngx_http_hris_rec_t       *e;
+    ngx_http_hris_op_t        *op = ctx->call_op;
+    ngx_http_hris_select_t    *sel;
+    ngx_http_hris_slot_rec_t **slot;
 
     list = ngx_http_hris_path_get(&op->records, body, NULL);
 
@@ -674,6 +684,7 @@ ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
         }
         e->record = list;
         e->parent = parent;
+        e->slot = NULL;
         *raw = 1;
         return NGX_OK;
     }
@@ -703,7 +714,11 @@ ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
         }
         e->record = NULL;
         e->parent = NULL;
+        e->slot = NULL;
     }
+
+    /* the objects of a slots parse's array (walk_slots(): no "where") */
+    slot = (slots && slots->list == list) ? slots->recs.elts : NULL;
 
     json_array_foreach(list, i, rec) {
         if (!ngx_http_hris_walk_keep(op, rec)) {
@@ -717,6 +732,7 @@ ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
             }
             e->record = rec;
             e->parent = parent;
+            e->slot = slot ? slot[i] : NULL;
             continue;
         }
 
@@ -729,6 +745,7 @@ ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
             }
             e->record = child;
             e->parent = rec;
+            e->slot = NULL;
         }
     }
 
@@ -740,6 +757,7 @@ ngx_http_hris_walk_records(ngx_http_hris_ctx_t *ctx, json_t *body,
         }
         e->record = NULL;
         e->parent = NULL;
+        e->slot = NULL;
     }
 
     return NGX_OK;
@@ -776,24 +794,21 @@ ngx_http_hris_walk_keep(ngx_http_hris_op_t *op, json_t *rec)
 
 
 /*
- * What a thread's parse of a huge answer builds (offload.c): of the
- * records array, only the elements whose records this page takes, when
- * nothing else of the walk reads the array (the parent list and a get
- * read all of it; body errors and page fields must lie outside it).
- * NULL: all of it.
+ * Whether the walk reads the records array only for the records it maps
+ * from pos.skip on (ngx_http_hris_walk_records()): not the parent list
+ * nor a get, no field batches, no body error or page field inside it.
  */
 
-static ngx_http_hris_select_t *
-ngx_http_hris_walk_select(ngx_http_hris_ctx_t *ctx)
+static ngx_uint_t
+ngx_http_hris_walk_alone(ngx_http_hris_ctx_t *ctx)
 {
     ngx_http_hris_op_t           *op = ctx->call_op;
-    ngx_http_hris_select_t       *sel;
     ngx_http_hris_body_errors_t  *be = &ctx->account->table->body_errors;
 
     if (ngx_http_hris_fetching_parents(ctx) || ctx->id_expr || ctx->is_get
         || op->batches || op->records.parent)
     {
-        return NULL;
+        return 0;
     }
 
     if ((op->page_type == NGX_HTTP_HRIS_PAGE_CURSOR
@@ -806,6 +821,74 @@ ngx_http_hris_walk_select(ngx_http_hris_ctx_t *ctx)
                 || !ngx_http_hris_walk_outside(&op->records,
                                                &be->message))))
     {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * What the event loop's parse reads as slot records (ngx_http_hris_
+ * parse.h): the records array's objects, when only the mapping reads
+ * them (no "where" nor "unnest" either) and remote_data, if asked for,
+ * comes from their spans. NULL: an ordinary tree.
+ */
+
+static ngx_http_hris_slots_t *
+ngx_http_hris_walk_slots(ngx_http_hris_ctx_t *ctx,
+    ngx_http_hris_spans_t *spans)
+{
+    ngx_uint_t                  i;
+    ngx_http_hris_op_t         *op = ctx->call_op;
+    ngx_http_hris_field_t      *f;
+    ngx_http_hris_slots_t      *slots;
+    ngx_http_hris_slot_keys_t  *keys;
+
+    /* the slot numbers of the fields' paths: their table's compile */
+    keys = NULL;
+    f = ctx->fields->elts;
+
+    for (i = 0; keys == NULL && i < ctx->fields->nelts; i++) {
+        keys = f[i].expr ? ngx_http_hris_expr_slot_keys(f[i].expr) : NULL;
+    }
+
+    if (keys == NULL || !ngx_http_hris_walk_alone(ctx)
+        || op->where.nelts || op->has_unnest
+        || (ctx->remote_data && spans == NULL))
+    {
+        return NULL;
+    }
+
+    slots = ngx_pcalloc(ctx->request->pool, sizeof(ngx_http_hris_slots_t));
+    if (slots == NULL) {
+        return NULL;
+    }
+
+    slots->keys = op->records.tokens;
+    slots->nkeys = op->records.n;
+    slots->slot_keys = keys;
+    slots->pool = ctx->request->pool;
+
+    return slots;
+}
+
+
+/*
+ * What a thread's parse of a huge answer builds (offload.c): of the
+ * records array, only the elements whose records this page takes, when
+ * nothing else of the walk reads the array (the parent list and a get
+ * read all of it; body errors and page fields must lie outside it).
+ * NULL: all of it.
+ */
+
+static ngx_http_hris_select_t *
+ngx_http_hris_walk_select(ngx_http_hris_ctx_t *ctx)
+{
+    ngx_http_hris_op_t      *op = ctx->call_op;
+    ngx_http_hris_select_t  *sel;
+
+    if (!ngx_http_hris_walk_alone(ctx)) {
         return NULL;
     }
 
@@ -1244,7 +1327,7 @@ ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx, ngx_http_hris_rec_t *e)
     }
 
     values = ngx_http_hris_record_values(ctx->request->pool, ctx->fields,
-                                         e->record, e->parent,
+                                         e->record, e->parent, e->slot,
                                          ctx->remote_data, ctx->cover);
     if (values == NULL) {
         ctx->result.nelts--;

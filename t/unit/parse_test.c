@@ -9,7 +9,10 @@
  * The selective parse (ngx_http_hris_parse_select()) fails exactly where
  * and as the full one does, and of its array holds exactly the elements
  * a window selects (with and without a count of records per element),
- * everything else as jansson reads it. Prints TAP.
+ * everything else as jansson reads it. The slots parse (ngx_http_hris_
+ * parse_slots()) fails where and as the full one does, and its slot
+ * records hold in their slots and give when filled what jansson's
+ * objects hold, in the same order. Prints TAP.
  */
 
 #include <ngx_config.h>
@@ -310,6 +313,270 @@ done:
 }
 
 
+/*
+ * The slot keys the slot parses read with: keys of the generated and
+ * hand-written inputs, a key that differs from one only in case, keys
+ * that are prefixes of others, the empty key, one with an escape.
+ */
+
+static ngx_str_t  slot_names[] = {
+    ngx_string("k0"), ngx_string("k1"), ngx_string("k2"), ngx_string("k3"),
+    ngx_string("k0\xc3\xa9"), ngx_string("K0"), ngx_string("k"),
+    ngx_string(""), ngx_string("id"), ngx_string("firstName"),
+    ngx_string("a"), ngx_string("r"), ngx_string("x")
+};
+
+static ngx_int_t                   slot_index[64];
+static ngx_http_hris_slot_keys_t   slot_keys;
+
+
+static void
+slot_keys_init(void)
+{
+    ngx_uint_t  i, h;
+
+    slot_keys.keys = slot_names;
+    slot_keys.n = sizeof(slot_names) / sizeof(slot_names[0]);
+    slot_keys.index = slot_index;
+    slot_keys.mask = 63;
+
+    for (i = 0; i < 64; i++) {
+        slot_index[i] = -1;
+    }
+
+    for (i = 0; i < slot_keys.n; i++) {
+        h = ngx_http_hris_slot_hash(slot_names[i].data, slot_names[i].len);
+
+        while (slot_index[h & 63] >= 0) {
+            h++;
+        }
+
+        slot_index[h & 63] = i;
+    }
+}
+
+
+/* a's and b's compact JSON, keys in their order: the same text */
+
+static int
+same_text(json_t *a, json_t *b)
+{
+    int    ok;
+    char  *x, *y;
+
+    x = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
+    y = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+    ok = x && y && strcmp(x, y) == 0;
+    free(x);
+    free(y);
+
+    return ok;
+}
+
+
+/*
+ * One slot record against jansson's object: every slot holds what
+ * json_object_getn() finds (the last of duplicate keys), the object is
+ * empty until filled, and its span loads as jansson's object.
+ */
+
+static int
+slot_rec_ok(ngx_http_hris_spans_t *spans, ngx_http_hris_slot_rec_t *rec,
+    json_t *elem)
+{
+    size_t         len;
+    json_t        *v, *again;
+    ngx_uint_t     i;
+    const u_char  *start;
+
+    if (!json_is_object(elem) || rec->filled || json_object_size(rec->obj)
+        || rec->keys != &slot_keys)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < slot_keys.n; i++) {
+        v = json_object_getn(elem, (char *) slot_names[i].data,
+                             slot_names[i].len);
+
+        if ((v == NULL) != (rec->slot[i] == NULL)
+            || (v && !same_text(v, rec->slot[i])))
+        {
+            return 0;
+        }
+    }
+
+    if (ngx_http_hris_span_get(spans, rec->obj, &start, &len) != NGX_OK) {
+        return 0;
+    }
+
+    again = json_loadb((const char *) start, len, JSON_REJECT_DUPLICATES,
+                       NULL);
+    i = again && same_text(again, elem);
+    json_decref(again);
+
+    return i;
+}
+
+
+/*
+ * The slots parse of the array at "keys" against the full one: the same
+ * failure and position, or the same tree once the slot records are
+ * filled (fill: all of them; else every other one, the rest released by
+ * the pool's cleanup: valgrind tells a leak), in jansson's key order.
+ * Elements that are not objects, and objects with a duplicate key, are
+ * ordinary elements.
+ */
+
+static int
+slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_uint_t fill)
+{
+    int                         line, col, fline, fcol, ok;
+    size_t                      i, i2;
+    json_t                     *ours, *full, *list, *elem, *mine;
+    const char                 *err, *ferr;
+    ngx_pool_t                 *pool;
+    const u_char               *start;
+    ngx_http_hris_spans_t       spans, fspans;
+    ngx_http_hris_slots_t       slots;
+    ngx_http_hris_slot_rec_t  **rec;
+
+    pool = ngx_create_pool(1024, NULL);
+    if (pool == NULL) {
+        abort();
+    }
+
+    memset(&spans, 0, sizeof(spans));
+    spans.pool = pool;
+    memset(&slots, 0, sizeof(slots));
+    slots.keys = keys;
+    slots.nkeys = nkeys;
+    slots.slot_keys = &slot_keys;
+    slots.pool = pool;
+
+    memset(&fspans, 0, sizeof(fspans));
+    fspans.pool = pool;
+
+    full = ngx_http_hris_parse((const u_char *) text, len, &fline, &fcol,
+                               &ferr, &fspans);
+    ours = ngx_http_hris_parse_slots((const u_char *) text, len, &line,
+                                     &col, &err, &spans, &slots);
+
+    if (full == NULL || ours == NULL) {
+        ok = (full == NULL && ours == NULL && line == fline && col == fcol
+              && strcmp(err, ferr) == 0);
+        goto done;
+    }
+
+    list = full;
+
+    for (i = 0; i < nkeys && list; i++) {
+        list = json_is_object(list)
+               ? json_object_getn(list, (char *) keys[i].data, keys[i].len)
+               : NULL;
+    }
+
+    if (!json_is_array(list)) {
+        ok = (slots.list == NULL && same_text(ours, full));
+        goto done;
+    }
+
+    ok = slots.list != NULL
+         && slots.recs.nelts == json_array_size(list)
+         && json_array_size(slots.list) == json_array_size(list);
+
+    rec = slots.recs.elts;
+
+    for (i = 0; ok && i < json_array_size(list); i++) {
+        elem = json_array_get(list, i);
+        mine = json_array_get(slots.list, i);
+
+        /*
+         * a slot record exactly for the objects without a duplicate key
+         * (those the full parse gives a span)
+         */
+        if (json_is_object(elem)
+            && (rec[i] != NULL)
+               != (ngx_http_hris_span_get(&fspans, elem, &start, &i2)
+                   == NGX_OK))
+        {
+            ok = 0;
+            break;
+        }
+
+        if (rec[i] == NULL) {
+            /* an ordinary element: as jansson reads it */
+            ok = same_text(mine, elem);
+            continue;
+        }
+
+        ok = rec[i]->obj == mine && slot_rec_ok(&spans, rec[i], elem);
+
+        if (ok && (fill || i % 2 == 0)) {
+            ok = ngx_http_hris_slot_fill(rec[i]) == NGX_OK
+                 && rec[i]->filled && same_text(mine, elem);
+        }
+    }
+
+    if (ok && fill) {
+        ok = same_text(ours, full);
+    }
+
+done:
+
+    /* the tree goes first, the unfilled records' values with the pool */
+    json_decref(ours);
+    ngx_destroy_pool(pool);
+    json_decref(full);
+
+    selects++;
+
+    return ok;
+}
+
+
+static void
+check_slots(const char *name, const char *text, size_t len)
+{
+    int          ok;
+    char        *wrapped;
+    size_t       wlen;
+    ngx_uint_t   fill;
+    ngx_str_t    keys[2] = { ngx_string("data"), ngx_string("Result") };
+
+    ok = 1;
+    wrapped = malloc(2 * len + 64);
+    if (wrapped == NULL) {
+        abort();
+    }
+
+    /* the array as a value among others, and a duplicate key after it */
+    wlen = sprintf(wrapped, "{\"a\":1,\"data\":{\"Result\":");
+    memcpy(wrapped + wlen, text, len);
+    wlen += len;
+    wlen += sprintf(wrapped + wlen, ",\"z\":[1]},\"b\":");
+    memcpy(wrapped + wlen, text, len);
+    wlen += len;
+    wrapped[wlen++] = '}';
+
+    for (fill = 0; ok && fill < 2; fill++) {
+        ok = slots_one(text, len, NULL, 0, fill)
+             && slots_one(wrapped, wlen, keys, 2, fill)
+             && slots_one(wrapped, wlen, keys, 1, fill);
+    }
+
+    free(wrapped);
+
+    tests++;
+    if (!ok) {
+        failed++;
+        printf("not ok %d - %s, slot records (%.*s)\n", tests, name,
+               (int) (len > 60 ? 60 : len), text);
+    }
+}
+
+
 /* a few windows over the same input, the root array and one in an object */
 
 static void
@@ -390,6 +657,18 @@ static const char *cases[] = {
     "{\"k\":{},\"k\":{},\"k\":{},\"k\":{}}",
     "{\"x\":{\"y\":1},\"x\":{\"y\":1}, \"x\"",
     "{\"x\":{\"y\":1},\"x\":{\"y\":2}} trailing",
+
+    /* records read as slot records: duplicates, case, prefixes, escapes */
+    "[{\"k0\":1,\"k1\":2,\"k0\":3}]",
+    "[{\"k0\":1,\"zz\":2,\"zz\":{\"q\":1},\"k1\":[]}]",
+    "[{\"k0\":{\"a\":1,\"a\":2}}]",
+    "[{\"K0\":1,\"k0\":2,\"k\":3,\"k00\":4,\"\":5}]",
+    "[{\"k\\u0030\":\"esc\",\"k0\\u00e9\":{\"x\":[1,{}]}}]",
+    "[\"str\",null,[{\"k0\":1}],{},{\"k1\":true},7]",
+    "[{\"id\":\"1\",\"firstName\":\"A\"},{\"id\":\"2\"},{}]",
+    "[{\"k0\":1},{\"k0\":2,\"k0\":",
+    "{\"data\":[{\"k0\":1}],\"data\":[{\"k1\":2}]}",
+    "{\"data\":[{\"k0\":1}],\"data\":{\"Result\":[{\"k2\":2}]}}",
     NULL
 };
 
@@ -464,6 +743,17 @@ plain8_ok(void)
                 if (!ngx_http_hris_json_plain8(w) != !ngx_http_hris_json_plain[b]) {
                     return 0;
                 }
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+                /* the reader's stop: the first byte that is not plain */
+                if (!ngx_http_hris_json_plain[b]
+                    && ngx_http_hris_json_plain[fill[k]]
+                    && __builtin_ctzll(ngx_http_hris_json_stop8(w)) >> 3
+                       != i)
+                {
+                    return 0;
+                }
+#endif
             }
         }
     }
@@ -482,6 +772,14 @@ plain8_ok(void)
                 if (ngx_http_hris_json_plain8(w)) {
                     return 0;
                 }
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+                if (__builtin_ctzll(ngx_http_hris_json_stop8(w)) >> 3
+                    != (ngx_http_hris_json_plain[b] ? i + 1 : i))
+                {
+                    return 0;
+                }
+#endif
             }
         }
     }
@@ -498,9 +796,35 @@ main(void)
     size_t  len, k;
 
 
+    slot_keys_init();
+
     for (i = 0; cases[i]; i++) {
         check("case", cases[i], strlen(cases[i]));
         check_select("case", cases[i], strlen(cases[i]));
+        check_slots("case", cases[i], strlen(cases[i]));
+    }
+
+    /*
+     * records with many keys after small ones: the table of keys seen
+     * grows, a duplicate found after it did, and none before it lost
+     */
+    for (i = 0; i < 3; i++) {
+        p = doc;
+        p += sprintf(p, "[{\"k0\":1,\"k1\":2},{");
+        for (j = 0; j < 300; j++) {
+            p += sprintf(p, "%s\"key%d\":%d", j ? "," : "", j, j);
+        }
+        if (i == 1) {
+            p += sprintf(p, ",\"key7\":\"again\"");
+        }
+        if (i == 2) {
+            p += sprintf(p, ",\"key299\":[],\"k0\":{}");
+        }
+        p += sprintf(p, "},{\"k0\":3,\"key7\":4,\"k0\":5},{\"k1\":6}]");
+        len = p - doc;
+
+        check("many keys", doc, len);
+        check_slots("many keys", doc, len);
     }
 
     srand(20261122);
@@ -518,6 +842,10 @@ main(void)
             check_select("generated", doc, len);
         }
 
+        if (i % 6 == 0) {
+            check_slots("generated", doc, len);
+        }
+
         /* the same document damaged: a byte changed, cut, or doubled */
         for (j = 0; j < 3; j++) {
             char  bad[8192];
@@ -530,12 +858,18 @@ main(void)
                 if (i % 12 == 0) {
                     check_select("damaged", bad, len);
                 }
+                if (i % 6 == 0) {
+                    check_slots("damaged", bad, len);
+                }
                 break;
             case 1:
                 k = rand() % len;
                 check("cut", bad, k);
                 if (i % 12 == 0) {
                     check_select("cut", bad, k);
+                }
+                if (i % 6 == 0) {
+                    check_slots("cut", bad, k);
                 }
                 break;
             default:
@@ -552,7 +886,8 @@ main(void)
            tests + 1, tests);
 
     i = plain8_ok();
-    printf("%sok %d - eight bytes at once: plain exactly as byte by byte\n",
+    printf("%sok %d - eight bytes at once: plain exactly as byte by byte, "
+           "and where the first byte that is not\n",
            i ? "" : "not ", tests + 2);
     printf("1..%d\n", tests + 2);
 
