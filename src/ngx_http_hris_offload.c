@@ -95,6 +95,19 @@ ngx_http_hris_offload_init_conf(ngx_conf_t *cf,
     mallopt(M_ARENA_MAX, 1);
 #endif
 
+#if (defined __GLIBC__ && defined M_MMAP_THRESHOLD)
+    /*
+     * A huge answer's buffer from the heap and kept there for the next:
+     * glibc mapped the first one fresh, then, its thresholds raised by
+     * that free, took the second from the heap's fresh top; each time the
+     * event loop faulted 15 MB of new pages in while curl copied the body
+     * (80 ms stretches of the worker, bench/README.md). These are the
+     * values glibc's own would reach after a 32 MB answer.
+     */
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+
     /*
      * the thread's tree is built in an arena of its own: malloc()'s one
      * lock was taken for every node, the worker's waits on it its
