@@ -19,14 +19,29 @@
  * request may be built inside a window: a window is opened around the
  * parse of a provider's answer (the tree lives until the request's pool
  * goes) and around the mapping of a record read that way (its result
- * joins a request's answer). Windows are opened on a worker's event-loop
- * thread only: a thread of nginx's pool (offload.c's parse of a huge
- * answer) always gets malloc() and free().
+ * joins a request's answer).
+ *
+ * A thread of nginx's pool (offload.c's parse of a huge answer) opens a
+ * window on a thread arena of its own (ngx_http_hris_arena_thread()):
+ * with malloc(), it took glibc's one arena lock for every node while the
+ * event loop needed the same lock (bench/README.md: the worker's longest
+ * waits). Thread arenas take their 1 MB chunks from one range of address
+ * space reserved at start (ngx_http_hris_arena_init_range()), so that any
+ * thread's free() tells their blocks by address alone, without a table
+ * or a lock. Their blocks carry their size, and a block freed by the
+ * thread that builds the arena, inside its window, is used again (a
+ * "where" builds each record and frees most); freed anywhere else it
+ * stays until the arena goes. A thread arena goes when its last
+ * reference does: the walk's heap (its trees) and the request's pool
+ * (the mapped records that borrow the trees' nodes) each hold one, their
+ * cleanups run last in their pools, on whichever thread destroys them.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <sys/mman.h>
 
 #include "ngx_http_hris_arena.h"
 
@@ -45,6 +60,23 @@
  */
 #define NGX_HTTP_HRIS_ARENA_SPARE  64
 
+/*
+ * Thread arenas: 1 MB chunks of a 4 GB range of address space (reserved,
+ * not memory: pages are the kernel's until first touched). The chunks of
+ * 32 MB of released arenas keep their pages for the next huge answer
+ * (a fresh page's fault costs more than its parse); the others give them
+ * back to the kernel.
+ */
+#define NGX_HTTP_HRIS_TARENA_SHIFT  20
+#define NGX_HTTP_HRIS_TARENA_CHUNK  ((size_t) 1 << NGX_HTTP_HRIS_TARENA_SHIFT)
+#define NGX_HTTP_HRIS_TARENA_RANGE  ((size_t) 4096 << 20)
+#define NGX_HTTP_HRIS_TARENA_HOT    32
+
+/* a thread arena's block: its size before it; free lists by size */
+#define NGX_HTTP_HRIS_TARENA_HDR    sizeof(size_t)
+#define NGX_HTTP_HRIS_TARENA_LISTS                                           \
+    (NGX_HTTP_HRIS_ARENA_BIG / sizeof(void *) + 1)
+
 
 typedef struct ngx_http_hris_arena_chunk_s  ngx_http_hris_arena_chunk_t;
 
@@ -59,6 +91,9 @@ struct ngx_http_hris_arena_s {
     u_char                       *end;
     ngx_http_hris_arena_chunk_t  *chunks;
     ngx_log_t                    *log;
+    ngx_uint_t                    thread;   /* chunks of the range */
+    ngx_atomic_t                  refs;     /* thread arenas */
+    void                        **lists;    /* thread arenas: freed */
 };
 
 
@@ -71,6 +106,12 @@ static void ngx_http_hris_arena_release(void *data);
 static ngx_int_t ngx_http_hris_chunks_add(uintptr_t id);
 static ngx_uint_t ngx_http_hris_chunks_find(uintptr_t id);
 static void ngx_http_hris_chunks_remove(uintptr_t id);
+static void *ngx_http_hris_arena_talloc(ngx_http_hris_arena_t *a,
+    size_t size);
+static void ngx_http_hris_arena_tfree(void *p);
+static ngx_http_hris_arena_chunk_t *ngx_http_hris_range_get(void);
+static void ngx_http_hris_range_put(ngx_http_hris_arena_chunk_t *c);
+static void ngx_http_hris_arena_unbind(void *data);
 
 
 static ngx_uint_t              ngx_http_hris_arena_hooked;
@@ -105,6 +146,27 @@ static ngx_uint_t              ngx_http_hris_chunks_used;
 static uintptr_t               ngx_http_hris_chunks_last;   /* a live one */
 
 
+/*
+ * The range of thread arenas. Set once, before any thread runs (at
+ * configuration), and read by every free(): range_size is 0 until then,
+ * so that no block is taken for the range's.
+ */
+static u_char                       *ngx_http_hris_range_start;
+static size_t                        ngx_http_hris_range_size;
+
+/* the rest is the lock's, taken a few times per huge answer */
+static pthread_mutex_t               ngx_http_hris_range_lock =
+    PTHREAD_MUTEX_INITIALIZER;
+static u_char                       *ngx_http_hris_range_next; /* unused */
+static ngx_http_hris_arena_chunk_t  *ngx_http_hris_range_hot;
+static ngx_uint_t                    ngx_http_hris_range_nhot;
+static ngx_http_hris_arena_chunk_t  *ngx_http_hris_range_cold;
+
+#define ngx_http_hris_range_has(p)                                           \
+    ((size_t) ((uintptr_t) (p) - (uintptr_t) ngx_http_hris_range_start)     \
+     < ngx_http_hris_range_size)
+
+
 #define ngx_http_hris_chunk_id(p)                                            \
     ((uintptr_t) (p) >> NGX_HTTP_HRIS_ARENA_SHIFT)
 
@@ -130,8 +192,10 @@ ngx_http_hris_arena_get(ngx_pool_t *pool)
         }
     }
 
+    /* the only thread that asks for a pool's arena is the event loop */
+    ngx_http_hris_arena_mine = 1;
+
     if (!ngx_http_hris_arena_hooked) {
-        ngx_http_hris_arena_mine = 1;
         json_set_alloc_funcs(ngx_http_hris_arena_malloc,
                              ngx_http_hris_arena_free);
         ngx_http_hris_arena_hooked = 1;
@@ -219,9 +283,13 @@ ngx_http_hris_arena_malloc(size_t size)
     void                   *p;
     ngx_http_hris_arena_t  *a = ngx_http_hris_arena_current;
 
-    /* another thread's current arena is always NULL */
+    /* outside a window: NULL, in any thread */
     if (a == NULL || size > NGX_HTTP_HRIS_ARENA_BIG) {
         return malloc(size);
+    }
+
+    if (a->thread) {
+        return ngx_http_hris_arena_talloc(a, size);
     }
 
     size = ngx_align(size, sizeof(void *));
@@ -259,6 +327,11 @@ ngx_http_hris_arena_free(void *p)
     uintptr_t  id;
 
     if (p == NULL) {
+        return;
+    }
+
+    if (ngx_http_hris_range_has(p)) {
+        ngx_http_hris_arena_tfree(p);
         return;
     }
 
@@ -463,4 +536,300 @@ ngx_http_hris_chunks_remove(uintptr_t id)
         ngx_http_hris_chunks[j] = 0;
         i = j;
     }
+}
+
+
+/*
+ * Reserves the range of thread arenas and hooks jansson's allocator, once
+ * per process, before any thread of the pool runs (at configuration).
+ * NGX_DECLINED: no range (an address space limit), threads use malloc().
+ */
+
+ngx_int_t
+ngx_http_hris_arena_init_range(void)
+{
+    u_char  *p;
+
+    if (!ngx_http_hris_arena_hooked) {
+        json_set_alloc_funcs(ngx_http_hris_arena_malloc,
+                             ngx_http_hris_arena_free);
+        ngx_http_hris_arena_hooked = 1;
+    }
+
+    if (ngx_http_hris_range_size) {
+        return NGX_OK;
+    }
+
+    /* one chunk more, to align the start to a chunk */
+    p = mmap(NULL, NGX_HTTP_HRIS_TARENA_RANGE + NGX_HTTP_HRIS_TARENA_CHUNK,
+             PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE, -1, 0);
+
+    if (p == MAP_FAILED) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_hris_range_start = ngx_align_ptr(p, NGX_HTTP_HRIS_TARENA_CHUNK);
+    ngx_http_hris_range_next = ngx_http_hris_range_start;
+    ngx_http_hris_range_size = NGX_HTTP_HRIS_TARENA_RANGE;
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_hris_arena_in_range(const void *p)
+{
+    return ngx_http_hris_range_has(p);
+}
+
+
+/*
+ * A new thread arena, for the calling thread's window; one reference,
+ * the caller's. NULL: no range or no chunk left (malloc() then).
+ */
+
+ngx_http_hris_arena_t *
+ngx_http_hris_arena_thread(void)
+{
+    ngx_http_hris_arena_t        *a;
+    ngx_http_hris_arena_chunk_t  *c;
+
+    c = ngx_http_hris_range_get();
+    if (c == NULL) {
+        return NULL;
+    }
+
+    /* the arena and its free lists lie in its first chunk */
+    a = (ngx_http_hris_arena_t *) (c + 1);
+    ngx_memzero(a, sizeof(ngx_http_hris_arena_t)
+                   + NGX_HTTP_HRIS_TARENA_LISTS * sizeof(void *));
+
+    a->lists = (void **) (a + 1);
+    a->thread = 1;
+    a->refs = 1;
+    a->chunks = c;
+    a->pos = (u_char *) (a->lists + NGX_HTTP_HRIS_TARENA_LISTS);
+    a->end = (u_char *) c + NGX_HTTP_HRIS_TARENA_CHUNK;
+
+    c->arena = a;
+    c->next = NULL;
+
+    return a;
+}
+
+
+/*
+ * One more reference to a thread arena, dropped when the pool goes,
+ * after every other cleanup of the pool (added before or after).
+ */
+
+ngx_int_t
+ngx_http_hris_arena_bind(ngx_http_hris_arena_t *a, ngx_pool_t *pool)
+{
+    ngx_pool_cleanup_t  *cln, **last;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_hris_arena_unbind;
+    cln->data = a;
+
+    (void) ngx_atomic_fetch_add(&a->refs, 1);
+
+    pool->cleanup = cln->next;
+
+    for (last = &pool->cleanup; *last; last = &(*last)->next) {
+        /* void */
+    }
+
+    *last = cln;
+    cln->next = NULL;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_hris_arena_unbind(void *data)
+{
+    ngx_http_hris_arena_drop(data);
+}
+
+
+/* the last reference gives the chunks back, from any thread */
+
+void
+ngx_http_hris_arena_drop(ngx_http_hris_arena_t *a)
+{
+    if (ngx_atomic_fetch_add(&a->refs, -1) != 1) {
+        return;
+    }
+
+    /* a is in its first chunk: read before they go */
+    ngx_http_hris_range_put(a->chunks);
+}
+
+
+static void *
+ngx_http_hris_arena_talloc(ngx_http_hris_arena_t *a, size_t size)
+{
+    u_char                       *p;
+    void                        **list;
+    ngx_http_hris_arena_chunk_t  *c;
+
+    /* a freed block holds the next of its list */
+    size = (size < sizeof(void *)) ? sizeof(void *)
+                                   : ngx_align(size, sizeof(void *));
+
+    list = &a->lists[size / sizeof(void *)];
+
+    if (*list) {
+        p = *list;
+        *list = *(void **) p;
+        return p;
+    }
+
+    if ((size_t) (a->end - a->pos) < NGX_HTTP_HRIS_TARENA_HDR + size) {
+        c = ngx_http_hris_range_get();
+        if (c == NULL) {
+            return malloc(size);
+        }
+
+        c->arena = a;
+        c->next = a->chunks;
+        a->chunks = c;
+
+        a->pos = (u_char *) (c + 1);
+        a->end = (u_char *) c + NGX_HTTP_HRIS_TARENA_CHUNK;
+    }
+
+    *(size_t *) a->pos = size;
+    p = a->pos + NGX_HTTP_HRIS_TARENA_HDR;
+    a->pos = p + size;
+
+    return p;
+}
+
+
+/*
+ * A thread arena's block: used again when its arena is the window open in
+ * this thread (the thread that builds it); nothing otherwise, it goes
+ * with its arena.
+ */
+
+static void
+ngx_http_hris_arena_tfree(void *p)
+{
+    size_t                        size;
+    ngx_http_hris_arena_t        *a;
+    ngx_http_hris_arena_chunk_t  *c;
+
+    c = (ngx_http_hris_arena_chunk_t *)
+            ((uintptr_t) p & ~(NGX_HTTP_HRIS_TARENA_CHUNK - 1));
+    a = c->arena;
+
+    if (a != ngx_http_hris_arena_current) {
+        return;
+    }
+
+    size = *(size_t *) ((u_char *) p - NGX_HTTP_HRIS_TARENA_HDR);
+
+    *(void **) p = a->lists[size / sizeof(void *)];
+    a->lists[size / sizeof(void *)] = p;
+}
+
+
+static ngx_http_hris_arena_chunk_t *
+ngx_http_hris_range_get(void)
+{
+    u_char                       *fresh;
+    ngx_http_hris_arena_chunk_t  *c;
+
+    if (ngx_http_hris_range_size == 0) {
+        return NULL;
+    }
+
+    c = NULL;
+    fresh = NULL;
+
+    (void) pthread_mutex_lock(&ngx_http_hris_range_lock);
+
+    if (ngx_http_hris_range_hot) {
+        c = ngx_http_hris_range_hot;
+        ngx_http_hris_range_hot = c->next;
+        ngx_http_hris_range_nhot--;
+
+    } else if (ngx_http_hris_range_cold) {
+        c = ngx_http_hris_range_cold;
+        ngx_http_hris_range_cold = c->next;
+
+    } else if (ngx_http_hris_range_next
+               < ngx_http_hris_range_start + ngx_http_hris_range_size)
+    {
+        fresh = ngx_http_hris_range_next;
+        ngx_http_hris_range_next += NGX_HTTP_HRIS_TARENA_CHUNK;
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_hris_range_lock);
+
+    /* the range's next chunk becomes memory (it stays so) */
+    if (fresh
+        && mprotect(fresh, NGX_HTTP_HRIS_TARENA_CHUNK, PROT_READ|PROT_WRITE)
+           == 0)
+    {
+        c = (ngx_http_hris_arena_chunk_t *) fresh;
+    }
+
+    return c;
+}
+
+
+/* a released arena's chunks: hot ones first, the rest without pages */
+
+static void
+ngx_http_hris_range_put(ngx_http_hris_arena_chunk_t *c)
+{
+    ngx_http_hris_arena_chunk_t  *next, *cold;
+
+    (void) pthread_mutex_lock(&ngx_http_hris_range_lock);
+
+    while (c && ngx_http_hris_range_nhot < NGX_HTTP_HRIS_TARENA_HOT) {
+        next = c->next;
+        c->arena = NULL;
+        c->next = ngx_http_hris_range_hot;
+        ngx_http_hris_range_hot = c;
+        ngx_http_hris_range_nhot++;
+        c = next;
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_hris_range_lock);
+
+    if (c == NULL) {
+        return;
+    }
+
+    cold = c;
+
+    for ( ;; ) {
+        next = c->next;
+
+        /* its pages go (zeroed at the next touch): the link again */
+        (void) madvise(c, NGX_HTTP_HRIS_TARENA_CHUNK, MADV_DONTNEED);
+        c->next = next;
+
+        if (next == NULL) {
+            break;
+        }
+
+        c = next;
+    }
+
+    (void) pthread_mutex_lock(&ngx_http_hris_range_lock);
+
+    c->next = ngx_http_hris_range_cold;
+    ngx_http_hris_range_cold = cold;
+
+    (void) pthread_mutex_unlock(&ngx_http_hris_range_lock);
 }

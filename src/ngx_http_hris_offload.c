@@ -42,6 +42,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_hris_unified.h"
+#include "ngx_http_hris_arena.h"
 
 #if (NGX_THREADS && defined __GLIBC__)
 #include <malloc.h>
@@ -55,6 +56,7 @@ typedef struct {
     ngx_http_hris_call_t      *call;
     ngx_http_hris_spans_t     *spans;
     ngx_http_hris_call_handler_pt  handler;
+    ngx_http_hris_arena_t     *arena;      /* the tree's nodes */
 } ngx_http_hris_parse_task_t;
 
 
@@ -92,6 +94,30 @@ ngx_http_hris_offload_init_conf(ngx_conf_t *cf,
      */
     mallopt(M_ARENA_MAX, 1);
 #endif
+
+#if (defined __GLIBC__ && defined M_MMAP_THRESHOLD)
+    /*
+     * A huge answer's buffer from the heap and kept there for the next:
+     * glibc mapped the first one fresh, then, its thresholds raised by
+     * that free, took the second from the heap's fresh top; each time the
+     * event loop faulted 15 MB of new pages in while curl copied the body
+     * (80 ms stretches of the worker, bench/README.md). These are the
+     * values glibc's own would reach after a 32 MB answer.
+     */
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+
+    /*
+     * the thread's tree is built in an arena of its own: malloc()'s one
+     * lock was taken for every node, the worker's waits on it its
+     * longest stalls (arena.c); without the range, malloc() it is
+     */
+    if (ngx_http_hris_arena_init_range() != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_NOTICE, cf, 0,
+                           "hris: no address range for the arenas of "
+                           "huge answers' parses: malloc() then");
+    }
 #endif
 
     return NGX_OK;
@@ -249,6 +275,11 @@ ngx_http_hris_offload_parse_thread(void *data, ngx_log_t *log)
 {
     ngx_http_hris_parse_task_t  *pt = data;
     ngx_http_hris_call_t        *call = pt->call;
+    ngx_http_hris_arena_t       *prev;
+
+    /* NULL (no chunk left): malloc() */
+    pt->arena = ngx_http_hris_arena_thread();
+    prev = ngx_http_hris_arena_enter(pt->arena);
 
     /* of the records, only those the page takes (ctx->select) */
     call->parsed_body = ngx_http_hris_parse_select(call->resp,
@@ -258,6 +289,8 @@ ngx_http_hris_offload_parse_thread(void *data, ngx_log_t *log)
                                                    &call->parsed_error,
                                                    pt->spans,
                                                    pt->ctx->select);
+
+    ngx_http_hris_arena_leave(prev);
 }
 
 
@@ -280,6 +313,19 @@ ngx_http_hris_offload_parsed(ngx_event_t *ev)
     ngx_http_hris_worker_release();
     call->parsed = 1;
     ctx->heap_bytes += call->resp_len;
+
+    /*
+     * the tree's arena goes when both the heap (the tree) and the
+     * request's pool (mapped records borrow its nodes) are gone; if a
+     * reference cannot be handed over, the arena is never released: its
+     * memory is lost, but nothing reads a released chunk
+     */
+    if (pt->arena
+        && ngx_http_hris_arena_bind(pt->arena, ctx->heap) == NGX_OK
+        && ngx_http_hris_arena_bind(pt->arena, r->pool) == NGX_OK)
+    {
+        ngx_http_hris_arena_drop(pt->arena);
+    }
 
     /* the heap owns the tree, whatever comes next */
     if (call->parsed_body

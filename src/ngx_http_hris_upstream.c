@@ -1164,6 +1164,7 @@ ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     u_char                *p;
     size_t                 n, want;
+    curl_off_t             cl;
     ngx_http_hris_call_t  *call = userdata;
 
     n = size * nmemb;
@@ -1176,6 +1177,20 @@ ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (call->resp_len + n + 1 > call->resp_size) {
         want = ngx_max(call->resp_size * 2, call->resp_len + n + 1);
         want = ngx_max(want, ngx_http_hris_resp_hint(call));
+
+        /*
+         * the announced length at once (bounded above): doubling a huge
+         * answer's buffer copied megabytes into fresh pages on the event
+         * loop (bench/README.md, "Huge answers")
+         */
+        if (call->resp_size == 0
+            && curl_easy_getinfo(call->easy,
+                                 CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl)
+               == CURLE_OK
+            && cl > 0 && (size_t) cl < call->conf->max_response)
+        {
+            want = ngx_max(want, (size_t) cl + 1);
+        }
 
         p = realloc(call->resp, want);
         if (p == NULL) {

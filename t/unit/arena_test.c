@@ -301,12 +301,180 @@ other_thread(void)
 }
 
 
+/*
+ * Thread arenas (a huge answer parsed by a thread of nginx's pool): the
+ * tree lies in the range, blocks the builder frees are used again, any
+ * thread's free() of a block leaves it to its arena, big blocks are
+ * malloc()'s, and the chunks go only when the heap and the request's pool
+ * are both gone, in either order, on either thread.
+ */
+
+typedef struct {
+    char                   *text;
+    json_t                 *tree;
+    json_t                 *big;
+    ngx_http_hris_arena_t  *arena;
+    ngx_uint_t              reused;
+} built_t;
+
+
+static void *
+build_elsewhere(void *data)
+{
+    int                     line, column;
+    char                   *one, big[20000];
+    json_t                 *v;
+    built_t                *b = data;
+    ngx_uint_t              i;
+    const char             *err;
+    ngx_http_hris_arena_t  *prev;
+
+    b->arena = ngx_http_hris_arena_thread();
+    prev = ngx_http_hris_arena_enter(b->arena);
+
+    b->tree = ngx_http_hris_parse((const u_char *) b->text, strlen(b->text),
+                                  &line, &column, &err, NULL);
+
+    /* as a "where" does: 3,000 records of 400 bytes built and dropped */
+    one = page(1, 3);
+    b->reused = 1;
+
+    for (i = 0; i < 3000; i++) {
+        v = ngx_http_hris_parse((const u_char *) one, strlen(one), &line,
+                                &column, &err, NULL);
+        b->reused = b->reused && v
+                    && (uintptr_t) v - (uintptr_t) b->arena
+                       < ((size_t) 1 << 20);
+        json_decref(v);
+    }
+
+    free(one);
+
+    ngx_memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    b->big = json_string(big);
+
+    ngx_http_hris_arena_leave(prev);
+
+    return NULL;
+}
+
+
+static void *
+destroy_elsewhere(void *data)
+{
+    ngx_destroy_pool(data);
+    return NULL;
+}
+
+
+static void
+thread_arena(ngx_uint_t heap_first)
+{
+    char                   *text;
+    json_t                 *theirs, *rec;
+    built_t                 b;
+    pthread_t               t;
+    ngx_pool_t             *heap, *req;
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_hris_arena_t  *again;
+
+    text = page(300, 11);
+    b.text = text;
+
+    pthread_create(&t, NULL, build_elsewhere, &b);
+    pthread_join(t, NULL);
+
+    theirs = json_loads(text, 0, NULL);
+
+    if (heap_first) {
+        ok(b.arena && b.tree && json_equal(b.tree, theirs)
+           && ngx_http_hris_arena_in_range(b.tree)
+           && ngx_http_hris_arena_in_range(
+                  json_array_get(json_object_get(b.tree, "employees"), 299)),
+           "a thread's tree in its thread arena equals jansson's");
+
+        ok(b.reused, "what the thread frees in its window is used again");
+
+        ok(b.big && ngx_http_hris_arena_in_range(b.big)
+           && !ngx_http_hris_arena_in_range(json_string_value(b.big))
+           && ngx_http_hris_arena_of(b.tree) == NULL,
+           "big blocks are malloc()'s; the event loop's table knows none");
+    }
+
+    /* the walk's heap holds the tree; the request's pool borrows a record */
+    heap = ngx_create_pool(1024, NULL);
+    req = ngx_create_pool(1024, NULL);
+
+    ok(ngx_http_hris_arena_bind(b.arena, heap) == NGX_OK
+       && ngx_http_hris_arena_bind(b.arena, req) == NGX_OK,
+       "the arena bound to the heap and to the request's pool");
+
+    ngx_http_hris_arena_drop(b.arena);
+
+    /* cleanups added after the binding still run before the drop */
+    cln = ngx_pool_cleanup_add(heap, 0);
+    cln->handler = decref;
+    cln->data = b.tree;
+
+    rec = json_array_get(json_object_get(b.tree, "employees"), 7);
+    cln = ngx_pool_cleanup_add(req, 0);
+    cln->handler = decref;
+    cln->data = json_incref(rec);
+
+    json_decref(b.big);
+
+    if (heap_first) {
+        pthread_create(&t, NULL, destroy_elsewhere, heap);
+        pthread_join(t, NULL);
+
+        /* the heap is gone: the record borrowed is whole */
+        ok(json_equal(rec, json_array_get(json_object_get(theirs,
+                                                          "employees"), 7)),
+           "the heap gone in a thread, a borrowed record is still whole");
+
+        again = ngx_http_hris_arena_thread();
+        ok(again != b.arena, "its arena's chunks are not given out yet");
+        ngx_http_hris_arena_drop(again);
+
+        ngx_destroy_pool(req);
+
+    } else {
+        ngx_destroy_pool(req);
+
+        again = ngx_http_hris_arena_thread();
+        ok(again != b.arena, "the request's pool gone first: still held");
+        ngx_http_hris_arena_drop(again);
+
+        pthread_create(&t, NULL, destroy_elsewhere, heap);
+        pthread_join(t, NULL);
+    }
+
+    /* the last chunk released is the first given out again */
+    again = ngx_http_hris_arena_thread();
+    ok(again == b.arena, heap_first
+       ? "both gone: the chunks are given out again"
+       : "both gone, the heap last in a thread: given out again");
+    ngx_http_hris_arena_drop(again);
+
+    json_decref(theirs);
+    free(text);
+}
+
+
 int
 main(void)
 {
     one_pool();
     many_pools();
     other_thread();
+
+    ok(ngx_http_hris_arena_init_range() == NGX_OK
+       && ngx_http_hris_arena_init_range() == NGX_OK,
+       "the range of thread arenas is reserved once");
+
+    thread_arena(1);
+    thread_arena(0);
 
     /* the spare chunks and the table: valgrind finds no leak */
     ngx_http_hris_arena_done();
