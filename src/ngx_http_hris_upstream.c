@@ -1134,11 +1134,13 @@ ngx_http_hris_call_cleanup(void *data)
 
 
 /*
- * The first size of an answer's buffer: its Content-Length when it has one,
- * so that a page is read into one block instead of growing 16k, 32k, 64k,
- * 128k and copying 112 KB on the way. At most 1 MB: a provider's header
- * alone must not make the gateway reserve hris_max_response_size; a larger
- * answer grows as it arrives.
+ * The first size of an answer's buffer: its Content-Length when it has one
+ * (below hris_max_response_size), so that a page is read into one block
+ * instead of growing 16k, 32k, 64k, 128k and copying 112 KB on the way,
+ * and a huge answer's megabytes are not copied again and again into
+ * fresh pages on the event loop (bench/README.md, "Huge answers"). A
+ * provider that announces more than it sends costs address space, not
+ * memory: pages are only touched as bytes arrive.
  */
 
 static size_t
@@ -1150,7 +1152,7 @@ ngx_http_hris_resp_hint(ngx_http_hris_call_t *call)
         && curl_easy_getinfo(call->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
                              &cl)
            == CURLE_OK
-        && cl > 0 && cl < 1024 * 1024)
+        && cl > 0 && (size_t) cl < call->conf->max_response)
     {
         return (size_t) cl + 1;
     }
@@ -1164,7 +1166,6 @@ ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     u_char                *p;
     size_t                 n, want;
-    curl_off_t             cl;
     ngx_http_hris_call_t  *call = userdata;
 
     n = size * nmemb;
@@ -1177,20 +1178,6 @@ ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (call->resp_len + n + 1 > call->resp_size) {
         want = ngx_max(call->resp_size * 2, call->resp_len + n + 1);
         want = ngx_max(want, ngx_http_hris_resp_hint(call));
-
-        /*
-         * the announced length at once (bounded above): doubling a huge
-         * answer's buffer copied megabytes into fresh pages on the event
-         * loop (bench/README.md, "Huge answers")
-         */
-        if (call->resp_size == 0
-            && curl_easy_getinfo(call->easy,
-                                 CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl)
-               == CURLE_OK
-            && cl > 0 && (size_t) cl < call->conf->max_response)
-        {
-            want = ngx_max(want, (size_t) cl + 1);
-        }
 
         p = realloc(call->resp, want);
         if (p == NULL) {
