@@ -852,6 +852,7 @@ static void
 ngx_http_hris_resume_handler(ngx_event_t *ev)
 {
     int                    running;
+    CURLcode               cc;
     ngx_http_hris_call_t  *call = ev->data;
 
     call->paused = 0;
@@ -864,7 +865,20 @@ ngx_http_hris_resume_handler(ngx_event_t *ev)
                    "hris: upstream transfer resumed");
 
     ngx_http_hris_curl.turn++;
-    curl_easy_pause(call->easy, CURLPAUSE_CONT);
+    cc = curl_easy_pause(call->easy, CURLPAUSE_CONT);
+
+    if (cc != CURLE_OK) {
+        /*
+         * the kept piece refused (over hris_max_response_size, no
+         * memory): curl 7.88 returns at once, the transfer neither ended
+         * nor watched any more; it would wait for its timeout
+         */
+        curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);
+        call->in_multi = 0;
+        ngx_http_hris_call_removed();
+        ngx_http_hris_call_finished(call, cc);
+        return;
+    }
 
     curl_multi_socket_action(ngx_http_hris_curl.multi, CURL_SOCKET_TIMEOUT, 0,
                              &running);

@@ -137,6 +137,24 @@ is_deeply([ map { $_->{id} } @{ $b->{result} } ], [ map { $_->{id} } @{ $p->{res
           'the records of a 500-record body, in order');
 is_deeply($b->{result}, $p->{result}, 'with the same fields');
 
+# --- hris_max_response_size crossed through pauses -----------------------------
+
+# A huge answer over the limit is refused as too large, wherever the limit
+# falls against the pauses: in a turn's reading, or in the piece a pause
+# kept and curl_easy_pause() gives again (curl 7.88 returns that error
+# without ending the transfer or watching its socket again: the resume
+# ends the call itself, else it would wait for hris_timeout). Limits at
+# and just past 256 KB steps, where kept pieces begin; which of them
+# lands in a kept piece depends on how curl's reads fall.
+for my $limit (map { my $k = $_; map { $k * 262144 + $_ } 1, 12289 } 1 .. 3) {
+    my $gw = gateway(location => "hris_max_response_size $limit; hris_timeout 120s;");
+    my $text = read_all(send_get($gw->port, $BIG));
+    like($text, qr{^HTTP/1\.1 502 .*larger than hris_max_response_size \($limit bytes\)}s,
+         "limit $limit: the huge answer is refused as too large");
+    $gw->stop;
+    unlike($gw->error_log, qr/\[(alert|crit|emerg)\]/, "limit $limit: no alert");
+}
+
 # --- clients going away during the paused transfer ------------------------------
 
 # nginx learns that a client left when it writes the answer; until then
