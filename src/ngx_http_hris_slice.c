@@ -74,6 +74,8 @@ static uint64_t ngx_http_hris_slice_usec(void);
 
 static ngx_event_t  ngx_http_hris_hold_ev;
 static ngx_uint_t   ngx_http_hris_holds;
+/* fd -1: a debug log's "event timer add" reads the event's connection */
+static ngx_connection_t  ngx_http_hris_hold_conn;
 
 
 /*
@@ -284,6 +286,8 @@ ngx_http_hris_worker_hold(void)
     if (ngx_http_hris_holds++ == 0) {
         ev->handler = ngx_http_hris_hold_handler;
         ev->log = ngx_cycle->log;
+        ngx_http_hris_hold_conn.fd = (ngx_socket_t) -1;
+        ev->data = &ngx_http_hris_hold_conn;
         ngx_add_timer(ev, NGX_HTTP_HRIS_HOLD_TIMER);
     }
 }

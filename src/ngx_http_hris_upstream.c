@@ -41,7 +41,20 @@ typedef struct {
 
     /* calls whose socket could not be watched, finished by drain() */
     ngx_queue_t        failed;
+
+    /* counts the times curl is driven: a new count starts a new turn */
+    ngx_uint_t         turn;
 } ngx_http_hris_curl_t;
+
+
+/*
+ * The bytes of an answer taken in one turn of the event loop. curl reads
+ * up to 100 x 16 KB per socket event while the socket has data, and each
+ * piece is copied into the answer: up to 1.6 MB in one stretch of the
+ * worker. Beyond this, the transfer is paused to the loop's next turn
+ * (bench/README.md, "Huge answers: stall and memory").
+ */
+#define NGX_HTTP_HRIS_TURN_BYTES  (256 * 1024)
 
 
 static int ngx_http_hris_socket_cb(CURL *easy, curl_socket_t s, int what,
@@ -66,6 +79,8 @@ static ngx_int_t ngx_http_hris_call_should_retry(ngx_http_hris_call_t *call,
     ngx_msec_t *delay);
 static void ngx_http_hris_call_complete(ngx_http_hris_call_t *call);
 static void ngx_http_hris_retry_handler(ngx_event_t *ev);
+static void ngx_http_hris_resume_handler(ngx_event_t *ev);
+static void ngx_http_hris_call_unpost(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_call_add(ngx_http_hris_call_t *call);
 static ngx_int_t ngx_http_hris_call_setup(ngx_http_hris_call_t *call);
 static void ngx_http_hris_call_cleanup(void *data);
@@ -467,6 +482,7 @@ ngx_http_hris_timer_handler(ngx_event_t *ev)
         return;
     }
 
+    ngx_http_hris_curl.turn++;
     curl_multi_socket_action(ngx_http_hris_curl.multi, CURL_SOCKET_TIMEOUT, 0,
                              &running);
     ngx_http_hris_drain();
@@ -484,6 +500,7 @@ ngx_http_hris_io_handler(ngx_event_t *ev)
     fd = c->fd;
     mask = ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN;
 
+    ngx_http_hris_curl.turn++;
     curl_multi_socket_action(ngx_http_hris_curl.multi, fd, mask, &running);
     ngx_http_hris_drain();
 }
@@ -547,6 +564,9 @@ ngx_http_hris_call_finished(ngx_http_hris_call_t *call, CURLcode cc)
     long                 status;
     ngx_uint_t           retry;
     ngx_msec_t           delay;
+
+    /* a paused transfer may end (its timeout): nothing left to resume */
+    ngx_http_hris_call_unpost(call);
 
     status = 0;
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -820,6 +840,63 @@ ngx_http_hris_retry_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * A transfer paused by the write callback reads on, a loop turn later:
+ * the loop has looked at every other socket and timer meanwhile. curl
+ * may give the kept piece inside curl_easy_pause(); then it is driven as
+ * after a socket event, so that reading goes on in this turn, not after
+ * a timer's turn more. The call may be finished and freed in drain().
+ */
+
+static void
+ngx_http_hris_resume_handler(ngx_event_t *ev)
+{
+    int                    running;
+    CURLcode               cc;
+    ngx_http_hris_call_t  *call = ev->data;
+
+    call->paused = 0;
+
+    if (!call->in_multi || ngx_http_hris_curl.multi == NULL) {
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, call->log, 0,
+                   "hris: upstream transfer resumed");
+
+    ngx_http_hris_curl.turn++;
+    cc = curl_easy_pause(call->easy, CURLPAUSE_CONT);
+
+    if (cc != CURLE_OK) {
+        /*
+         * the kept piece refused (over hris_max_response_size, no
+         * memory): curl 7.88 returns at once, the transfer neither ended
+         * nor watched any more; it would wait for its timeout
+         */
+        curl_multi_remove_handle(ngx_http_hris_curl.multi, call->easy);
+        call->in_multi = 0;
+        ngx_http_hris_call_removed();
+        ngx_http_hris_call_finished(call, cc);
+        return;
+    }
+
+    curl_multi_socket_action(ngx_http_hris_curl.multi, CURL_SOCKET_TIMEOUT, 0,
+                             &running);
+    ngx_http_hris_drain();
+}
+
+
+static void
+ngx_http_hris_call_unpost(ngx_http_hris_call_t *call)
+{
+    if (call->resume_ev.posted) {
+        ngx_delete_posted_event(&call->resume_ev);
+    }
+
+    call->paused = 0;
+}
+
+
 ngx_http_hris_call_t *
 ngx_http_hris_call_create(ngx_http_request_t *r,
     ngx_http_hris_upstream_conf_t *conf)
@@ -886,6 +963,10 @@ ngx_http_hris_call_create_bg(ngx_pool_t *pool, ngx_log_t *log,
     call->retry_ev.handler = ngx_http_hris_retry_handler;
     call->retry_ev.data = call;
     call->retry_ev.log = log;
+
+    call->resume_ev.handler = ngx_http_hris_resume_handler;
+    call->resume_ev.data = call;
+    call->resume_ev.log = log;
 
     return call;
 }
@@ -1116,6 +1197,9 @@ ngx_http_hris_call_cleanup(void *data)
         ngx_del_timer(&call->retry_ev);
     }
 
+    /* a client gone while paused: the posted event must not outlive us */
+    ngx_http_hris_call_unpost(call);
+
     if (call->easy) {
         curl_easy_cleanup(call->easy);
         call->easy = NULL;
@@ -1169,6 +1253,26 @@ ngx_http_hris_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     ngx_http_hris_call_t  *call = userdata;
 
     n = size * nmemb;
+
+    if (call->turn != ngx_http_hris_curl.turn) {
+        call->turn = ngx_http_hris_curl.turn;
+        call->turn_bytes = 0;
+
+    } else if (call->turn_bytes >= NGX_HTTP_HRIS_TURN_BYTES) {
+        /* curl keeps this piece and gives it again when resumed */
+        if (!call->paused) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, call->log, 0,
+                           "hris: upstream transfer paused, %uz bytes "
+                           "read in this turn", call->turn_bytes);
+
+            call->paused = 1;
+            ngx_post_event(&call->resume_ev, &ngx_posted_next_events);
+        }
+
+        return CURL_WRITEFUNC_PAUSE;
+    }
+
+    call->turn_bytes += n;
 
     if (call->resp_len + n > call->conf->max_response) {
         call->resp_len += n;

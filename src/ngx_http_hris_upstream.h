@@ -98,6 +98,9 @@ struct ngx_http_hris_call_s {
     CURL                          *easy;
     struct curl_slist             *slist;
     ngx_event_t                    retry_ev;
+    ngx_event_t                    resume_ev;  /* paused: read on */
+    ngx_uint_t                     turn;       /* of turn_bytes */
+    size_t                         turn_bytes;
     ngx_queue_t                    failed_link;
     size_t                         resp_size;
     char                           errbuf[CURL_ERROR_SIZE];
@@ -105,6 +108,7 @@ struct ngx_http_hris_call_s {
     unsigned                       done:1;
     unsigned                       final:1;    /* retrying cannot help */
     unsigned                       failed:1;   /* its socket not watched */
+    unsigned                       paused:1;   /* resume_ev posted */
 };
 
 
