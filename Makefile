@@ -174,7 +174,8 @@ FUZZ_STUBS   := t/unit/stubs.c
 FUZZ_LIBS    := -ljansson -lpcre2-8
 FUZZ_HDRS    := $(wildcard src/*.h) $(NGX_BUILD)/Makefile
 
-FUZZ_SRCS_parse  := src/ngx_http_hris_parse.c
+FUZZ_SRCS_parse  := $(addprefix src/ngx_http_hris_,parse.c parse_select.c \
+                        parse_slots.c)
 FUZZ_SRCS_resp   := src/ngx_http_hris_resp.c
 FUZZ_SRCS_cursor := src/ngx_http_hris_cursor.c fuzz/base64.c
 FUZZ_LIBS_cursor := -lcrypto

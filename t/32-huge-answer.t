@@ -170,12 +170,18 @@ sub big_with_pings {
     return ($end - $t0, max(@lat), $body);
 }
 
-# The worker's pid (the only child of the master) and a field of its status
+# The worker's pid (the only child of the master) and a field of its status.
+# The master's socket takes connections before it forks its worker (start()
+# returns then): under ASan on a loaded machine the worker comes later.
 sub worker_pid {
-    for my $st (glob '/proc/[0-9]*/stat') {
-        open my $fh, '<', $st or next;
-        my $line = <$fh> // next;
-        return $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ng->{pid};
+    my $deadline = time + 30;
+    while (time < $deadline) {
+        for my $st (glob '/proc/[0-9]*/stat') {
+            open my $fh, '<', $st or next;
+            my $line = <$fh> // next;
+            return $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ng->{pid};
+        }
+        sleep 0.05;
     }
     die 'no worker';
 }

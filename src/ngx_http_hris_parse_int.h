@@ -1,0 +1,75 @@
+/*
+ * The JSON reader's state and what its files share:
+ * ngx_http_hris_parse.c (the grammar, building jansson trees),
+ * ngx_http_hris_parse_select.c (of a huge answer's records array, only
+ * the page's elements built) and ngx_http_hris_parse_slots.c (a list's
+ * records read as slot records).
+ */
+
+#ifndef _NGX_HTTP_HRIS_PARSE_INT_H_INCLUDED_
+#define _NGX_HTTP_HRIS_PARSE_INT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_hris_parse.h"
+
+
+typedef struct {
+    const u_char  *start;
+    const u_char  *p;
+    const u_char  *end;
+    u_char        *buf;           /* unescaped strings */
+    size_t         size;
+    const char    *error;
+    ngx_uint_t     depth;
+    ngx_uint_t     dups;          /* duplicate keys seen so far */
+    ngx_uint_t     match;         /* keys of sel matched by the path here */
+    ngx_http_hris_spans_t  *spans;
+    ngx_http_hris_select_t *sel;
+    ngx_http_hris_slots_t  *slots;
+    ngx_str_t              *path;         /* sel's or slots' keys */
+    ngx_uint_t              npath;
+
+    /*
+     * a slot record's members, and its keys by hash: the members' serial
+     * numbers, counted over the parse; those up to seen_base are earlier
+     * records' (empty), so that no record clears the table
+     */
+    ngx_http_hris_member_t *members;
+    ngx_uint_t              nmembers;
+    ngx_uint_t              nalloc;
+    ngx_uint_t             *seen;
+    ngx_uint_t              nseen;        /* a power of two, or 0 */
+    ngx_uint_t              seen_base;
+    ngx_uint_t              serial;
+} ngx_http_hris_parser_t;
+
+
+#define ngx_http_hris_skip_ws(ps)                                            \
+    while ((ps)->p < (ps)->end                                               \
+           && (*(ps)->p == ' ' || *(ps)->p == '\n' || *(ps)->p == '\r'      \
+               || *(ps)->p == '\t'))                                         \
+    {                                                                        \
+        (ps)->p++;                                                           \
+    }
+
+
+json_t *ngx_http_hris_parse_value(ngx_http_hris_parser_t *ps);
+json_t *ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps);
+ngx_int_t ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps,
+    const u_char **s, size_t *len);
+json_t *ngx_http_hris_parse_number(ngx_http_hris_parser_t *ps,
+    ngx_uint_t build);
+json_t *ngx_http_hris_parse_selected(ngx_http_hris_parser_t *ps);
+json_t *ngx_http_hris_parse_slot_array(ngx_http_hris_parser_t *ps);
+json_t *ngx_http_hris_parse_run(ngx_http_hris_parser_t *ps,
+    int *line, int *column, const char **error);
+ngx_int_t ngx_http_hris_parse_literal(ngx_http_hris_parser_t *ps,
+    const char *word, size_t len);
+ngx_int_t ngx_http_hris_span_put(ngx_http_hris_spans_t *spans,
+    json_t *v, const u_char *start, size_t len);
+
+
+#endif /* _NGX_HTTP_HRIS_PARSE_INT_H_INCLUDED_ */

@@ -1,0 +1,473 @@
+/*
+ * A list's records read as slot records (ngx_http_hris_parse_slots(),
+ * ngx_http_hris_parse.h): each object of the records array kept as its
+ * members in the body's order, the mapped keys' values by slot number,
+ * a jansson object filled only when something needs the whole record.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_hris_parse_int.h"
+
+
+static json_t *ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
+    ngx_http_hris_slot_rec_t **recp);
+static ngx_int_t ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
+    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v);
+static ngx_int_t ngx_http_hris_slot_seen(ngx_http_hris_parser_t *ps,
+    const u_char *k, size_t klen, ngx_uint_t h);
+static void ngx_http_hris_slots_release(void *data);
+static void *ngx_http_hris_slots_push(ngx_array_t *a);
+
+
+/*
+ * ngx_http_hris_parse(), reading the objects of the array at slots' keys
+ * as slot records (ngx_http_hris_parse.h); on the event loop only: the records
+ * live in slots->pool, whose cleanup releases the values of those that
+ * were not filled.
+ */
+
+json_t *
+ngx_http_hris_parse_slots(const u_char *data, size_t len, int *line,
+    int *column, const char **error, ngx_http_hris_spans_t *spans,
+    ngx_http_hris_slots_t *slots)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_hris_parser_t   ps;
+
+    ngx_memzero(&ps, sizeof(ngx_http_hris_parser_t));
+    ps.start = data;
+    ps.p = data;
+    ps.end = data + len;
+    ps.spans = spans;
+    ps.slots = slots;
+    ps.path = slots->keys;
+    ps.npath = slots->nkeys;
+
+    slots->list = NULL;
+
+    cln = ngx_pool_cleanup_add(slots->pool, 0);
+    if (cln == NULL
+        || ngx_array_init(&slots->recs, slots->pool, 64, sizeof(void *))
+           != NGX_OK
+        || ngx_array_init(&slots->all, slots->pool, 64, sizeof(void *))
+           != NGX_OK)
+    {
+        *line = 1;
+        *column = 1;
+        *error = "out of memory";
+        return NULL;
+    }
+
+    cln->handler = ngx_http_hris_slots_release;
+    cln->data = slots;
+
+    return ngx_http_hris_parse_run(&ps, line, column, error);
+}
+
+
+/*
+ * The records array of a slots parse: its objects read as slot records,
+ * anything else as usual (the walk then sees an ordinary element).
+ */
+
+json_t *
+ngx_http_hris_parse_slot_array(ngx_http_hris_parser_t *ps)
+{
+    json_t                    *arr, *v;
+    ngx_http_hris_slot_rec_t  *rec, **p;
+
+    if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
+        ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
+        return NULL;
+    }
+
+    arr = json_array();
+    if (arr == NULL) {
+        return NULL;
+    }
+
+    ps->p++;
+    ngx_http_hris_skip_ws(ps);
+
+    if (ps->p < ps->end && *ps->p == ']') {
+        goto closed;
+    }
+
+    for ( ;; ) {
+        rec = NULL;
+
+        if (ps->p < ps->end && *ps->p == '{') {
+            v = ngx_http_hris_parse_slot_record(ps, &rec);
+
+        } else {
+            v = ngx_http_hris_parse_value(ps);
+        }
+
+        if (v == NULL || json_array_append_new(arr, v) != 0) {
+            goto failed;
+        }
+
+        p = ngx_http_hris_slots_push(&ps->slots->recs);
+        if (p == NULL) {
+            goto failed;
+        }
+
+        *p = rec;
+
+        ngx_http_hris_skip_ws(ps);
+
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            ngx_http_hris_skip_ws(ps);
+            continue;
+        }
+
+        if (ps->p < ps->end && *ps->p == ']') {
+            goto closed;
+        }
+
+        ps->error = "',' or ']' expected";
+        goto failed;
+    }
+
+closed:
+
+    ps->p++;
+    ps->depth--;
+    ps->slots->list = arr;
+
+    return arr;
+
+failed:
+
+    ps->slots->recs.nelts = 0;
+    json_decref(arr);
+    return NULL;
+}
+
+
+/*
+ * One object of the records array as a slot record: *recp is set, or
+ * left NULL when the object had to be filled as it was read (a duplicate
+ * key, here or deeper: it gets no span, and is written from the tree).
+ * The members point into the input, but a key that had escapes.
+ */
+
+static json_t *
+ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
+    ngx_http_hris_slot_rec_t **recp)
+{
+    json_t                     *obj, *v;
+    size_t                      klen, size;
+    ngx_uint_t                  dups, i;
+    const u_char               *k, *start;
+    u_char                     *key;
+    ngx_pool_t                 *pool = ps->slots->pool;
+    ngx_http_hris_slot_keys_t  *keys = ps->slots->slot_keys;
+    ngx_http_hris_slot_rec_t   *rec, **all;
+
+    if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
+        ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
+        return NULL;
+    }
+
+    size = sizeof(ngx_http_hris_slot_rec_t) + keys->n * sizeof(json_t *);
+
+    rec = ngx_palloc(pool, size);
+    all = ngx_http_hris_slots_push(&ps->slots->all);
+    obj = json_object();
+
+    if (rec == NULL || all == NULL || obj == NULL) {
+        json_decref(obj);
+        return NULL;
+    }
+
+    ngx_memzero(rec, size);
+    rec->obj = obj;
+    rec->slot = (json_t **) (rec + 1);
+    rec->keys = keys;
+    rec->filled = 1;        /* nothing to release until the members are */
+    *all = rec;
+
+    start = ps->p++;
+    dups = ps->dups;
+    ps->nmembers = 0;
+
+    ngx_http_hris_skip_ws(ps);
+
+    if (ps->p < ps->end && *ps->p == '}') {
+        goto closed;
+    }
+
+    ps->seen_base = ps->serial;
+
+    for ( ;; ) {
+        if (ps->p == ps->end || *ps->p != '"') {
+            ps->error = "string or '}' expected";
+            goto failed;
+        }
+
+        if (ngx_http_hris_parse_string(ps, &k, &klen) != NGX_OK) {
+            goto failed;
+        }
+
+        /* a key with escapes lies in ps->buf, which the value may reuse */
+        if (k == ps->buf) {
+            key = ngx_pnalloc(pool, klen ? klen : 1);
+            if (key == NULL) {
+                goto failed;
+            }
+
+            ngx_memcpy(key, k, klen);
+            k = key;
+        }
+
+        ngx_http_hris_skip_ws(ps);
+
+        if (ps->p == ps->end || *ps->p != ':') {
+            ps->error = "':' expected";
+            goto failed;
+        }
+
+        ps->p++;
+        ngx_http_hris_skip_ws(ps);
+
+        v = ngx_http_hris_parse_value(ps);
+
+        if (v == NULL || ngx_http_hris_slot_member(ps, rec, k, klen, v)
+                         != NGX_OK)
+        {
+            goto failed;
+        }
+
+        ngx_http_hris_skip_ws(ps);
+
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            ngx_http_hris_skip_ws(ps);
+            continue;
+        }
+
+        if (ps->p < ps->end && *ps->p == '}') {
+            goto closed;
+        }
+
+        ps->error = "',' or '}' expected";
+        goto failed;
+    }
+
+closed:
+
+    ps->p++;
+    ps->depth--;
+
+    rec->n = ps->nmembers;
+
+    if (rec->n) {
+        rec->members = ngx_palloc(pool,
+                                  rec->n * sizeof(ngx_http_hris_member_t));
+        if (rec->members == NULL) {
+            goto failed;
+        }
+
+        ngx_memcpy(rec->members, ps->members,
+                   rec->n * sizeof(ngx_http_hris_member_t));
+    }
+
+    /* the record holds its values now */
+    rec->filled = 0;
+    ps->nmembers = 0;
+
+    /* as ngx_http_hris_parse_object(): no span over a duplicate key */
+
+    if (ps->dups != dups) {
+        return ngx_http_hris_slot_fill(rec) == NGX_OK ? obj : NULL;
+    }
+
+    if (ps->spans
+        && ngx_http_hris_span_put(ps->spans, obj, start, ps->p - start)
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    *recp = rec;
+
+    return obj;
+
+failed:
+
+    for (i = 0; i < ps->nmembers; i++) {
+        json_decref(ps->members[i].value);
+    }
+
+    ps->nmembers = 0;
+    json_decref(obj);
+
+    return NULL;
+}
+
+
+/* one member of a slot record read: kept in order, and in its slot */
+
+static ngx_int_t
+ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
+    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v)
+{
+    size_t                   n;
+    ngx_int_t                s;
+    ngx_uint_t               h;
+    ngx_http_hris_member_t  *m;
+
+    if (ps->nmembers == ps->nalloc) {
+        n = ps->nalloc ? 2 * ps->nalloc : 64;
+
+        m = realloc(ps->members, n * sizeof(ngx_http_hris_member_t));
+        if (m == NULL) {
+            json_decref(v);
+            return NGX_ERROR;
+        }
+
+        ps->members = m;
+        ps->nalloc = n;
+    }
+
+    m = &ps->members[ps->nmembers++];
+    m->key.data = (u_char *) k;
+    m->key.len = klen;
+    m->value = v;
+
+    h = ngx_http_hris_slot_hash(k, klen);
+
+    /* a key seen before: the last value wins, as in json_loadb() */
+    switch (ngx_http_hris_slot_seen(ps, k, klen, h)) {
+
+    case NGX_DECLINED:
+        ps->dups++;
+        break;
+
+    case NGX_ERROR:
+        return NGX_ERROR;
+
+    default:
+        break;
+    }
+
+    s = ngx_http_hris_slot_find(rec->keys, k, klen, h);
+
+    if (s >= 0) {
+        rec->slot[s] = v;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Whether the record's key (its member is the last one) was seen before
+ * in the record: NGX_DECLINED if so. The table holds member numbers + 1
+ * by hash and stays at most half full.
+ */
+
+static ngx_int_t
+ngx_http_hris_slot_seen(ngx_http_hris_parser_t *ps, const u_char *k,
+    size_t klen, ngx_uint_t h)
+{
+    ngx_uint_t               i, n, j, *seen, base;
+    ngx_http_hris_member_t  *m;
+
+    base = ps->seen_base;
+
+    if (2 * ps->nmembers > ps->nseen) {
+        n = ps->nseen ? 2 * ps->nseen : 128;
+
+        seen = calloc(n, sizeof(ngx_uint_t));
+        if (seen == NULL) {
+            return NGX_ERROR;
+        }
+
+        free(ps->seen);
+        ps->seen = seen;
+        ps->nseen = n;
+
+        /* again, the members before this one */
+        for (j = 0; j + 1 < ps->nmembers; j++) {
+            m = &ps->members[j];
+            i = ngx_http_hris_slot_hash(m->key.data, m->key.len);
+
+            while (seen[i & (n - 1)] > base) {
+                i++;
+            }
+
+            seen[i & (n - 1)] = base + j + 1;
+        }
+    }
+
+    n = ps->nseen - 1;
+
+    for (i = h; ps->seen[i & n] > base; i++) {
+        m = &ps->members[ps->seen[i & n] - base - 1];
+
+        if (m->key.len == klen && ngx_memcmp(m->key.data, k, klen) == 0) {
+            return NGX_DECLINED;
+        }
+    }
+
+    ps->serial = base + ps->nmembers;
+    ps->seen[i & n] = ps->serial;
+
+    return NGX_OK;
+}
+
+
+/*
+ * ngx_array_push() of a list of pointers, without nginx's ngx_array.c
+ * (the unit tests link the reader alone)
+ */
+
+static void *
+ngx_http_hris_slots_push(ngx_array_t *a)
+{
+    void  *elts;
+
+    if (a->nelts == a->nalloc) {
+        elts = ngx_palloc(a->pool, 2 * a->nalloc * a->size);
+        if (elts == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(elts, a->elts, a->nelts * a->size);
+        a->elts = elts;
+        a->nalloc *= 2;
+    }
+
+    return (u_char *) a->elts + a->size * a->nelts++;
+}
+
+
+/* the pool's cleanup: the values of the records never filled */
+
+static void
+ngx_http_hris_slots_release(void *data)
+{
+    ngx_http_hris_slots_t *slots = data;
+
+    ngx_uint_t                 i, j;
+    ngx_http_hris_slot_rec_t **rec;
+
+    rec = slots->all.elts;
+
+    for (i = 0; i < slots->all.nelts; i++) {
+        if (rec[i]->filled) {
+            continue;
+        }
+
+        rec[i]->filled = 1;
+
+        for (j = 0; j < rec[i]->n; j++) {
+            json_decref(rec[i]->members[j].value);
+        }
+    }
+}
