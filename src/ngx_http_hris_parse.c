@@ -216,6 +216,7 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
     const u_char  *k, *start;
     ngx_str_t     *want;
     char          *key;
+    ngx_int_t      rc;
 
     if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
         ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
@@ -265,16 +266,10 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
             k = (u_char *) key;
         }
 
-        ngx_http_hris_skip_ws(ps);
-
-        if (ps->p == ps->end || *ps->p != ':') {
+        if (ngx_http_hris_parse_colon(ps) != NGX_OK) {
             free(key);
-            ps->error = "':' expected";
             goto failed;
         }
-
-        ps->p++;
-        ngx_http_hris_skip_ws(ps);
 
         /* one more key of the selection's path, along its path so far */
         on = 0;
@@ -307,19 +302,16 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
 
         size = json_object_size(obj);
 
-        ngx_http_hris_skip_ws(ps);
+        rc = ngx_http_hris_parse_next(ps, '}');
 
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            ngx_http_hris_skip_ws(ps);
+        if (rc == NGX_AGAIN) {
             continue;
         }
 
-        if (ps->p < ps->end && *ps->p == '}') {
+        if (rc == NGX_OK) {
             goto closed;
         }
 
-        ps->error = "',' or '}' expected";
         goto failed;
     }
 
@@ -352,7 +344,8 @@ failed:
 static json_t *
 ngx_http_hris_parse_array(ngx_http_hris_parser_t *ps)
 {
-    json_t  *arr, *v;
+    json_t     *arr, *v;
+    ngx_int_t   rc;
 
     if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
         ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
@@ -380,21 +373,18 @@ ngx_http_hris_parse_array(ngx_http_hris_parser_t *ps)
             return NULL;
         }
 
-        ngx_http_hris_skip_ws(ps);
+        rc = ngx_http_hris_parse_next(ps, ']');
 
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            ngx_http_hris_skip_ws(ps);
+        if (rc == NGX_AGAIN) {
             continue;
         }
 
-        if (ps->p < ps->end && *ps->p == ']') {
+        if (rc == NGX_OK) {
             ps->p++;
             ps->depth--;
             return arr;
         }
 
-        ps->error = "',' or ']' expected";
         json_decref(arr);
         return NULL;
     }

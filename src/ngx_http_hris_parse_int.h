@@ -56,6 +56,53 @@ typedef struct {
     }
 
 
+/* the ':' after an object's key, with the whitespace around it */
+
+static ngx_inline ngx_int_t
+ngx_http_hris_parse_colon(ngx_http_hris_parser_t *ps)
+{
+    ngx_http_hris_skip_ws(ps);
+
+    if (ps->p == ps->end || *ps->p != ':') {
+        ps->error = "':' expected";
+        return NGX_ERROR;
+    }
+
+    ps->p++;
+    ngx_http_hris_skip_ws(ps);
+
+    return NGX_OK;
+}
+
+
+/*
+ * After a member or an element: NGX_AGAIN past a ',' (another one
+ * follows), NGX_OK at the closing byte (left for the caller to take),
+ * NGX_ERROR otherwise. The same for the readers that build, keep slots
+ * or skip, so that a malformed body fails alike in all of them.
+ */
+
+static ngx_inline ngx_int_t
+ngx_http_hris_parse_next(ngx_http_hris_parser_t *ps, u_char close)
+{
+    ngx_http_hris_skip_ws(ps);
+
+    if (ps->p < ps->end && *ps->p == ',') {
+        ps->p++;
+        ngx_http_hris_skip_ws(ps);
+        return NGX_AGAIN;
+    }
+
+    if (ps->p < ps->end && *ps->p == close) {
+        return NGX_OK;
+    }
+
+    ps->error = (close == '}') ? "',' or '}' expected"
+                               : "',' or ']' expected";
+    return NGX_ERROR;
+}
+
+
 json_t *ngx_http_hris_parse_value(ngx_http_hris_parser_t *ps);
 json_t *ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps);
 ngx_int_t ngx_http_hris_parse_string(ngx_http_hris_parser_t *ps,

@@ -57,6 +57,7 @@ ngx_http_hris_parse_selected(ngx_http_hris_parser_t *ps)
     json_t                  *arr;
     ngx_uint_t               raw, seen, kept, more;
     ngx_http_hris_select_t  *sel = ps->sel;
+    ngx_int_t                rc;
 
     if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
         ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
@@ -91,19 +92,16 @@ ngx_http_hris_parse_selected(ngx_http_hris_parser_t *ps)
             return NULL;
         }
 
-        ngx_http_hris_skip_ws(ps);
+        rc = ngx_http_hris_parse_next(ps, ']');
 
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            ngx_http_hris_skip_ws(ps);
+        if (rc == NGX_AGAIN) {
             continue;
         }
 
-        if (ps->p < ps->end && *ps->p == ']') {
+        if (rc == NGX_OK) {
             goto closed;
         }
 
-        ps->error = "',' or ']' expected";
         json_decref(arr);
         return NULL;
     }
@@ -270,6 +268,7 @@ ngx_http_hris_skip_object(ngx_http_hris_parser_t *ps)
 {
     size_t         klen;
     const u_char  *k;
+    ngx_int_t      rc;
 
     if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
         ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
@@ -293,33 +292,24 @@ ngx_http_hris_skip_object(ngx_http_hris_parser_t *ps)
             return NGX_ERROR;
         }
 
-        ngx_http_hris_skip_ws(ps);
-
-        if (ps->p == ps->end || *ps->p != ':') {
-            ps->error = "':' expected";
+        if (ngx_http_hris_parse_colon(ps) != NGX_OK) {
             return NGX_ERROR;
         }
-
-        ps->p++;
-        ngx_http_hris_skip_ws(ps);
 
         if (ngx_http_hris_skip_value(ps) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        ngx_http_hris_skip_ws(ps);
+        rc = ngx_http_hris_parse_next(ps, '}');
 
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            ngx_http_hris_skip_ws(ps);
+        if (rc == NGX_AGAIN) {
             continue;
         }
 
-        if (ps->p < ps->end && *ps->p == '}') {
+        if (rc == NGX_OK) {
             goto closed;
         }
 
-        ps->error = "',' or '}' expected";
         return NGX_ERROR;
     }
 
@@ -335,6 +325,8 @@ closed:
 static ngx_int_t
 ngx_http_hris_skip_array(ngx_http_hris_parser_t *ps)
 {
+    ngx_int_t  rc;
+
     if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
         ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
         return NGX_ERROR;
@@ -352,19 +344,16 @@ ngx_http_hris_skip_array(ngx_http_hris_parser_t *ps)
             return NGX_ERROR;
         }
 
-        ngx_http_hris_skip_ws(ps);
+        rc = ngx_http_hris_parse_next(ps, ']');
 
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            ngx_http_hris_skip_ws(ps);
+        if (rc == NGX_AGAIN) {
             continue;
         }
 
-        if (ps->p < ps->end && *ps->p == ']') {
+        if (rc == NGX_OK) {
             goto closed;
         }
 
-        ps->error = "',' or ']' expected";
         return NGX_ERROR;
     }
 

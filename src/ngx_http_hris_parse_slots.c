@@ -77,6 +77,7 @@ ngx_http_hris_parse_slot_array(ngx_http_hris_parser_t *ps)
 {
     json_t                    *arr, *v;
     ngx_http_hris_slot_rec_t  *rec, **p;
+    ngx_int_t                  rc;
 
     if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
         ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
@@ -116,19 +117,16 @@ ngx_http_hris_parse_slot_array(ngx_http_hris_parser_t *ps)
 
         *p = rec;
 
-        ngx_http_hris_skip_ws(ps);
+        rc = ngx_http_hris_parse_next(ps, ']');
 
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            ngx_http_hris_skip_ws(ps);
+        if (rc == NGX_AGAIN) {
             continue;
         }
 
-        if (ps->p < ps->end && *ps->p == ']') {
+        if (rc == NGX_OK) {
             goto closed;
         }
 
-        ps->error = "',' or ']' expected";
         goto failed;
     }
 
@@ -167,6 +165,7 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
     ngx_pool_t                 *pool = ps->slots->pool;
     ngx_http_hris_slot_keys_t  *keys = ps->slots->slot_keys;
     ngx_http_hris_slot_rec_t   *rec, **all;
+    ngx_int_t                   rc;
 
     if (++ps->depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH) {
         ps->error = NGX_HTTP_HRIS_PARSE_TOO_DEEP;
@@ -224,15 +223,9 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             k = key;
         }
 
-        ngx_http_hris_skip_ws(ps);
-
-        if (ps->p == ps->end || *ps->p != ':') {
-            ps->error = "':' expected";
+        if (ngx_http_hris_parse_colon(ps) != NGX_OK) {
             goto failed;
         }
-
-        ps->p++;
-        ngx_http_hris_skip_ws(ps);
 
         v = ngx_http_hris_parse_value(ps);
 
@@ -242,19 +235,16 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             goto failed;
         }
 
-        ngx_http_hris_skip_ws(ps);
+        rc = ngx_http_hris_parse_next(ps, '}');
 
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            ngx_http_hris_skip_ws(ps);
+        if (rc == NGX_AGAIN) {
             continue;
         }
 
-        if (ps->p < ps->end && *ps->p == '}') {
+        if (rc == NGX_OK) {
             goto closed;
         }
 
-        ps->error = "',' or '}' expected";
         goto failed;
     }
 
