@@ -71,6 +71,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                  key;       /* in the body, or copied */
     json_t                    *value;
+    ngx_int_t                  slot;      /* the key's number, or -1 */
 } ngx_http_hris_member_t;
 
 

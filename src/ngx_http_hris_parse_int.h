@@ -33,17 +33,26 @@ typedef struct {
     ngx_uint_t              npath;
 
     /*
-     * a slot record's members, and its keys by hash: the members' serial
-     * numbers, counted over the parse; those up to seen_base are earlier
-     * records' (empty), so that no record clears the table
+     * a slot record's members, and its keys by hash when they are checked
+     * for duplicates: the members' serial numbers, counted over the parse;
+     * those up to the record's first are earlier records' (empty), so
+     * that no record clears the table
      */
     ngx_http_hris_member_t *members;
     ngx_uint_t              nmembers;
     ngx_uint_t              nalloc;
     ngx_uint_t             *seen;
     ngx_uint_t              nseen;        /* a power of two, or 0 */
-    ngx_uint_t              seen_base;
     ngx_uint_t              serial;
+
+    /*
+     * the previous slot record's members, the guess for this one's: a
+     * list's records mostly have the same keys in the same order
+     */
+    ngx_http_hris_member_t *pred;
+    ngx_uint_t              npred;
+    unsigned                pred_distinct:1;  /* its keys were */
+    unsigned                missed:1;     /* a key here was not the guess */
 } ngx_http_hris_parser_t;
 
 

@@ -15,8 +15,7 @@ static json_t *ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
     ngx_http_hris_slot_rec_t **recp);
 static ngx_int_t ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
     ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v);
-static ngx_int_t ngx_http_hris_slot_seen(ngx_http_hris_parser_t *ps,
-    const u_char *k, size_t klen, ngx_uint_t h);
+static ngx_int_t ngx_http_hris_slot_dups(ngx_http_hris_parser_t *ps);
 static void ngx_http_hris_slots_release(void *data);
 static void *ngx_http_hris_slots_push(ngx_array_t *a);
 
@@ -159,7 +158,7 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
 {
     json_t                     *obj, *v;
     size_t                      klen, size;
-    ngx_uint_t                  dups, i;
+    ngx_uint_t                  dups, top, i;
     const u_char               *k, *start;
     u_char                     *key;
     ngx_pool_t                 *pool = ps->slots->pool;
@@ -193,14 +192,13 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
     start = ps->p++;
     dups = ps->dups;
     ps->nmembers = 0;
+    ps->missed = 0;
 
     ngx_http_hris_skip_ws(ps);
 
     if (ps->p < ps->end && *ps->p == '}') {
         goto closed;
     }
-
-    ps->seen_base = ps->serial;
 
     for ( ;; ) {
         if (ps->p == ps->end || *ps->p != '"') {
@@ -255,6 +253,21 @@ closed:
 
     rec->n = ps->nmembers;
 
+    /*
+     * the keys of the last record, in its order, are as distinct as
+     * they were: only another record's keys are checked for duplicates
+     */
+
+    if (ps->missed || rec->n != ps->npred || !ps->pred_distinct) {
+        top = ps->dups;
+
+        if (ngx_http_hris_slot_dups(ps) != NGX_OK) {
+            goto failed;
+        }
+
+        ps->pred_distinct = (ps->dups == top);
+    }
+
     if (rec->n) {
         rec->members = ngx_palloc(pool,
                                   rec->n * sizeof(ngx_http_hris_member_t));
@@ -265,6 +278,9 @@ closed:
         ngx_memcpy(rec->members, ps->members,
                    rec->n * sizeof(ngx_http_hris_member_t));
     }
+
+    ps->pred = rec->members;
+    ps->npred = rec->n;
 
     /* the record holds its values now */
     rec->filled = 0;
@@ -300,7 +316,11 @@ failed:
 }
 
 
-/* one member of a slot record read: kept in order, and in its slot */
+/*
+ * One member of a slot record read: kept in order, and in its slot. The
+ * key at the same place in the last record most often is this one: its
+ * slot number is taken without hashing.
+ */
 
 static ngx_int_t
 ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
@@ -308,8 +328,7 @@ ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
 {
     size_t                   n;
     ngx_int_t                s;
-    ngx_uint_t               h;
-    ngx_http_hris_member_t  *m;
+    ngx_http_hris_member_t  *m, *g;
 
     if (ps->nmembers == ps->nalloc) {
         n = ps->nalloc ? 2 * ps->nalloc : 64;
@@ -324,29 +343,24 @@ ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
         ps->nalloc = n;
     }
 
+    g = (ps->nmembers < ps->npred) ? &ps->pred[ps->nmembers] : NULL;
+
+    if (g && g->key.len == klen && ngx_memcmp(g->key.data, k, klen) == 0) {
+        s = g->slot;
+
+    } else {
+        ps->missed = 1;
+        s = ngx_http_hris_slot_find(rec->keys, k, klen,
+                                    ngx_http_hris_slot_hash(k, klen));
+    }
+
     m = &ps->members[ps->nmembers++];
     m->key.data = (u_char *) k;
     m->key.len = klen;
     m->value = v;
-
-    h = ngx_http_hris_slot_hash(k, klen);
+    m->slot = s;
 
     /* a key seen before: the last value wins, as in json_loadb() */
-    switch (ngx_http_hris_slot_seen(ps, k, klen, h)) {
-
-    case NGX_DECLINED:
-        ps->dups++;
-        break;
-
-    case NGX_ERROR:
-        return NGX_ERROR;
-
-    default:
-        break;
-    }
-
-    s = ngx_http_hris_slot_find(rec->keys, k, klen, h);
-
     if (s >= 0) {
         rec->slot[s] = v;
     }
@@ -356,22 +370,23 @@ ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
 
 
 /*
- * Whether the record's key (its member is the last one) was seen before
- * in the record: NGX_DECLINED if so. The table holds member numbers + 1
- * by hash and stays at most half full.
+ * Counts the keys of the record's members (ps->members) that an earlier
+ * member has, into ps->dups. The table holds member numbers + 1 past the
+ * record's first serial number, by hash, and stays at most half full.
  */
 
 static ngx_int_t
-ngx_http_hris_slot_seen(ngx_http_hris_parser_t *ps, const u_char *k,
-    size_t klen, ngx_uint_t h)
+ngx_http_hris_slot_dups(ngx_http_hris_parser_t *ps)
 {
-    ngx_uint_t               i, n, j, *seen, base;
-    ngx_http_hris_member_t  *m;
-
-    base = ps->seen_base;
+    ngx_uint_t               i, j, n, mask, base, *seen;
+    ngx_http_hris_member_t  *m, *o;
 
     if (2 * ps->nmembers > ps->nseen) {
         n = ps->nseen ? 2 * ps->nseen : 128;
+
+        while (2 * ps->nmembers > n) {
+            n *= 2;
+        }
 
         seen = calloc(n, sizeof(ngx_uint_t));
         if (seen == NULL) {
@@ -381,32 +396,35 @@ ngx_http_hris_slot_seen(ngx_http_hris_parser_t *ps, const u_char *k,
         free(ps->seen);
         ps->seen = seen;
         ps->nseen = n;
-
-        /* again, the members before this one */
-        for (j = 0; j + 1 < ps->nmembers; j++) {
-            m = &ps->members[j];
-            i = ngx_http_hris_slot_hash(m->key.data, m->key.len);
-
-            while (seen[i & (n - 1)] > base) {
-                i++;
-            }
-
-            seen[i & (n - 1)] = base + j + 1;
-        }
     }
 
-    n = ps->nseen - 1;
+    seen = ps->seen;
+    mask = ps->nseen - 1;
+    base = ps->serial;
 
-    for (i = h; ps->seen[i & n] > base; i++) {
-        m = &ps->members[ps->seen[i & n] - base - 1];
+    for (j = 0; j < ps->nmembers; j++) {
+        m = &ps->members[j];
 
-        if (m->key.len == klen && ngx_memcmp(m->key.data, k, klen) == 0) {
-            return NGX_DECLINED;
+        for (i = ngx_http_hris_slot_hash(m->key.data, m->key.len);
+             seen[i & mask] > base;
+             i++)
+        {
+            o = &ps->members[seen[i & mask] - base - 1];
+
+            if (o->key.len == m->key.len
+                && ngx_memcmp(o->key.data, m->key.data, m->key.len) == 0)
+            {
+                ps->dups++;
+                break;
+            }
+        }
+
+        if (seen[i & mask] <= base) {
+            seen[i & mask] = base + j + 1;
         }
     }
 
     ps->serial = base + ps->nmembers;
-    ps->seen[i & n] = ps->serial;
 
     return NGX_OK;
 }
