@@ -19,6 +19,15 @@
 #define NGX_HTTP_HRIS_TPL_BUF_LEN      512
 
 
+/*
+ * Set while a record is mapped for the answer's writer: "object"
+ * expressions give compact objects (ngx_http_hris_map.h). Per thread: a
+ * thread that parses a huge answer may evaluate a filter meanwhile.
+ */
+__thread ngx_uint_t  ngx_http_hris_map_compact
+    __attribute__((tls_model("initial-exec")));
+
+
 /* output of templates: trims and collapses whitespace as it writes */
 typedef struct {
     u_char                    *start;
@@ -36,6 +45,8 @@ static json_t *ngx_http_hris_expr_template(ngx_http_hris_expr_t *expr,
 static json_t *ngx_http_hris_expr_first(ngx_http_hris_expr_t *expr,
     json_t *record, json_t *parent);
 static json_t *ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr,
+    json_t *record, json_t *parent);
+static json_t *ngx_http_hris_expr_compact(ngx_http_hris_expr_t *expr,
     json_t *record, json_t *parent);
 static json_t *ngx_http_hris_expr_array(ngx_http_hris_expr_t *expr,
     json_t *record, json_t *parent);
@@ -210,6 +221,10 @@ ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr, json_t *record,
     ngx_str_t   *k;
     ngx_uint_t   i;
 
+    if (ngx_http_hris_map_compact && expr->compact.keys) {
+        return ngx_http_hris_expr_compact(expr, record, parent);
+    }
+
     obj = json_object();
     if (obj == NULL) {
         return NULL;
@@ -246,6 +261,45 @@ ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr, json_t *record,
 }
 
 
+/* the same as a compact object: the mark, then the values in key order */
+
+static json_t *
+ngx_http_hris_expr_compact(ngx_http_hris_expr_t *expr, json_t *record,
+    json_t *parent)
+{
+    json_t      *arr, *v;
+    ngx_uint_t   i;
+
+    arr = json_array();
+    if (arr == NULL || json_array_append(arr, &expr->compact.mark) != 0) {
+        json_decref(arr);
+        return NULL;
+    }
+
+    for (i = 0; i < expr->nitems; i++) {
+
+        v = ngx_http_hris_expr_eval(expr->items[i], record, parent);
+        if (v == NULL) {
+            json_decref(arr);
+            return NULL;
+        }
+
+        if (expr->required[i] && json_is_null(v)) {
+            json_decref(v);
+            json_decref(arr);
+            return json_null();
+        }
+
+        if (json_array_append_new(arr, v) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+
+    return arr;
+}
+
+
 static json_t *
 ngx_http_hris_expr_array(ngx_http_hris_expr_t *expr, json_t *record,
     json_t *parent)
@@ -272,7 +326,7 @@ ngx_http_hris_expr_array(ngx_http_hris_expr_t *expr, json_t *record,
         }
 
         /* an array (from "each") is spliced in: lists concatenate */
-        if (json_is_array(v)) {
+        if (json_is_array(v) && ngx_http_hris_compact_of(v) == NULL) {
             if (json_array_extend(arr, v) != 0) {
                 json_decref(v);
                 json_decref(arr);

@@ -46,6 +46,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v,
     ngx_uint_t depth);
+static ngx_int_t ngx_http_hris_jw_compact(ngx_http_hris_jw_t *w, json_t *v,
+    ngx_http_hris_compact_t *compact, ngx_uint_t depth);
 static ngx_int_t ngx_http_hris_jw_records(ngx_http_hris_jw_t *w,
     ngx_uint_t depth);
 static ngx_int_t ngx_http_hris_jw_record(ngx_http_hris_jw_t *w,
@@ -142,11 +144,12 @@ ngx_http_hris_json_write_records(ngx_pool_t *pool, json_t *v,
 static ngx_int_t
 ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
 {
-    u_char         num[NGX_INT64_LEN + 1];
-    void          *it;
-    size_t         i, n;
-    const char    *key;
-    const u_char  *raw;
+    u_char                    num[NGX_INT64_LEN + 1];
+    void                     *it;
+    size_t                    i, n;
+    const char               *key;
+    const u_char             *raw;
+    ngx_http_hris_compact_t  *compact;
 
     if (depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH + NGX_HTTP_HRIS_JSON_WRAP) {
         return NGX_ERROR;
@@ -189,6 +192,12 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
         return ngx_http_hris_jw_char(w, '}');
 
     case JSON_ARRAY:
+        compact = ngx_http_hris_compact_of(v);
+
+        if (compact) {
+            return ngx_http_hris_jw_compact(w, v, compact, depth);
+        }
+
         if (ngx_http_hris_jw_char(w, '[') != NGX_OK) {
             return NGX_ERROR;
         }
@@ -226,6 +235,39 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
     default:
         return ngx_http_hris_jw_bytes(w, (u_char *) "null", 4);
     }
+}
+
+
+/*
+ * A compact object (ngx_http_hris_map.h): the values after the mark, each
+ * after its key as compiled (",\"name\":"), the first without its comma.
+ */
+
+static ngx_int_t
+ngx_http_hris_jw_compact(ngx_http_hris_jw_t *w, json_t *v,
+    ngx_http_hris_compact_t *compact, ngx_uint_t depth)
+{
+    size_t      i, n;
+    ngx_str_t  *k;
+
+    if (ngx_http_hris_jw_char(w, '{') != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    n = json_array_size(v);
+    k = compact->keys;
+
+    for (i = 1; i < n; i++, k++) {
+        if (ngx_http_hris_jw_put(w, k->data + (i == 1), k->len - (i == 1))
+            != NGX_OK
+            || ngx_http_hris_jw_value(w, json_array_get(v, i), depth + 1)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_hris_jw_char(w, '}');
 }
 
 

@@ -399,6 +399,18 @@ ngx_http_hris_expr_compile_members(ngx_http_hris_map_ctx_t *mc,
         return NGX_ERROR;
     }
 
+    if (mc->write_key) {
+        expr->compact.keys = ngx_palloc(mc->pool,
+                                        expr->nitems * sizeof(ngx_str_t));
+        if (expr->compact.keys == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* an immortal null, as jansson's own (ngx_http_hris_map.h) */
+        expr->compact.mark.type = JSON_NULL;
+        expr->compact.mark.refcount = (size_t) -1;
+    }
+
     i = 0;
 
     json_object_foreach(spec, key, item) {
@@ -413,6 +425,12 @@ ngx_http_hris_expr_compile_members(ngx_http_hris_map_ctx_t *mc,
         }
 
         ngx_memcpy(k->data, key, len + 1);
+
+        if (mc->write_key
+            && mc->write_key(mc->pool, k, &expr->compact.keys[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
 
         at = ngx_http_hris_map_where(mc, where, key, NGX_CONF_UNSET_UINT);
         if (at == NULL) {

@@ -37,7 +37,61 @@ typedef struct {
 
     /* the first keys of the field paths compiled (NULL at first) */
     ngx_http_hris_slot_keys_t *slot_keys;
+
+    /*
+     * A key as the answer's writer puts it (ngx_http_hris_json_key());
+     * when set, "object" expressions keep theirs and may be evaluated
+     * as compact objects (below).
+     */
+    ngx_int_t                (*write_key)(ngx_pool_t *pool, ngx_str_t *name,
+                                          ngx_str_t *key);
 } ngx_http_hris_map_ctx_t;
+
+
+/*
+ * A compact object: what an "object" expression gives while a record is
+ * mapped for the answer's writer (ngx_http_hris_map_compact set by
+ * ngx_http_hris_record_values()), instead of a jansson object, whose
+ * hash table cost a sixth of a list request (bench/README.md) for values
+ * that are only written out. It is a jansson array: the expression's
+ * mark, then the values in the order of its keys. The mark is an
+ * immortal null of the expression's (refcount (size_t) -1, as jansson's
+ * own singletons: references neither count nor free it), which no
+ * provider value and no other expression can be. Every step of an
+ * evaluation treats a compact object as it treats an object: not null,
+ * no string form, not spliced into a list.
+ */
+typedef struct {
+    json_t                     mark;
+    ngx_str_t                 *keys;      /* as the writer puts them */
+} ngx_http_hris_compact_t;
+
+
+extern __thread ngx_uint_t  ngx_http_hris_map_compact
+    __attribute__((tls_model("initial-exec")));
+
+
+/* the compact object's expression part, or NULL: v is something else */
+
+static ngx_inline ngx_http_hris_compact_t *
+ngx_http_hris_compact_of(json_t *v)
+{
+    json_t  *m;
+
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        return NULL;
+    }
+
+    m = json_array_get(v, 0);
+
+    if (m->type != JSON_NULL || m->refcount != (size_t) -1
+        || m == json_null())
+    {
+        return NULL;
+    }
+
+    return (ngx_http_hris_compact_t *) m;
+}
 
 
 /*

@@ -65,6 +65,7 @@ struct ngx_http_hris_expr_s {
     ngx_uint_t                 nitems;
     ngx_str_t                 *keys;       /* object */
     u_char                    *required;   /* object: a flag per key */
+    ngx_http_hris_compact_t    compact;    /* object, with write_key */
 
     ngx_http_hris_tpl_part_t  *parts;      /* template */
     ngx_uint_t                 nparts;

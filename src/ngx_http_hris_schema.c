@@ -168,9 +168,13 @@ ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
      */
     ngx_http_hris_slot_record = slot;
 
+    /* its objects are only written out: compact (ngx_http_hris_map.h) */
+    ngx_http_hris_map_compact = 1;
+
     rc = ngx_http_hris_record_eval(fields, record, parent, remote_data,
                                    cover, values);
 
+    ngx_http_hris_map_compact = 0;
     ngx_http_hris_slot_record = NULL;
 
     ngx_http_hris_arena_leave(arena);

@@ -12,6 +12,7 @@
 
 #include "ngx_http_hris.h"
 #include "ngx_http_hris_table_int.h"
+#include "ngx_http_hris_record.h"
 
 
 
@@ -169,6 +170,7 @@ ngx_http_hris_table_load(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     tc.mc.cf = cf;
     tc.mc.pool = cf->pool;
     tc.mc.file = (const char *) path->data;
+    tc.mc.write_key = ngx_http_hris_json_key;
 
     root = json_load_file((char *) path->data, 0, &jerr);
     if (root == NULL) {
@@ -238,6 +240,7 @@ ngx_http_hris_table_variant(ngx_conf_t *cf, ngx_http_hris_main_conf_t *hmcf,
     tc.mc.cf = cf;
     tc.mc.pool = cf->pool;
     tc.mc.file = (const char *) what->data;
+    tc.mc.write_key = ngx_http_hris_json_key;
 
     if (ngx_http_hris_table_compile(&tc, root) != NGX_OK) {
         return NULL;
