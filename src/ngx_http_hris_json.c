@@ -46,6 +46,12 @@ typedef struct {
 
 static ngx_int_t ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v,
     ngx_uint_t depth);
+static ngx_int_t ngx_http_hris_jw_object(ngx_http_hris_jw_t *w, json_t *v,
+    ngx_uint_t depth) __attribute__((noinline));
+static ngx_int_t ngx_http_hris_jw_array(ngx_http_hris_jw_t *w, json_t *v,
+    ngx_uint_t depth) __attribute__((noinline));
+static ngx_int_t ngx_http_hris_jw_integer(ngx_http_hris_jw_t *w,
+    json_int_t i) __attribute__((noinline));
 static ngx_int_t ngx_http_hris_jw_compact(ngx_http_hris_jw_t *w, json_t *v,
     ngx_http_hris_compact_t *compact, ngx_uint_t depth);
 static ngx_int_t ngx_http_hris_jw_records(ngx_http_hris_jw_t *w,
@@ -62,7 +68,8 @@ static u_char *ngx_http_hris_jw_string_rest(u_char *d, const u_char *s,
     size_t n) __attribute__((noinline));
 static ngx_int_t ngx_http_hris_jw_bytes(ngx_http_hris_jw_t *w,
     const u_char *p, size_t n);
-static ngx_int_t ngx_http_hris_jw_real(ngx_http_hris_jw_t *w, double d);
+static ngx_int_t ngx_http_hris_jw_real(ngx_http_hris_jw_t *w, double d)
+    __attribute__((noinline));
 static u_char *ngx_http_hris_jw_escape(u_char *d, u_char c);
 
 
@@ -141,100 +148,134 @@ ngx_http_hris_json_write_records(ngx_pool_t *pool, json_t *v,
 }
 
 
+/*
+ * One value. Called for every value of every record: the containers and
+ * the numbers have functions of their own, so that this one keeps no
+ * buffer on its stack (no stack protector's check per call).
+ */
+
 static ngx_int_t
 ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
 {
-    u_char                    num[NGX_INT64_LEN + 1];
-    void                     *it;
+    switch (json_typeof(v)) {
+
+    case JSON_STRING:
+        return ngx_http_hris_jw_string(w, (u_char *) json_string_value(v),
+                                       json_string_length(v));
+
+    case JSON_OBJECT:
+        return ngx_http_hris_jw_object(w, v, depth);
+
+    case JSON_ARRAY:
+        return ngx_http_hris_jw_array(w, v, depth);
+
+    case JSON_INTEGER:
+        return ngx_http_hris_jw_integer(w, json_integer_value(v));
+
+    case JSON_REAL:
+        return ngx_http_hris_jw_real(w, json_real_value(v));
+
+    case JSON_TRUE:
+        return ngx_http_hris_jw_put(w, (u_char *) "true", 4);
+
+    case JSON_FALSE:
+        return ngx_http_hris_jw_put(w, (u_char *) "false", 5);
+
+    default:
+        return ngx_http_hris_jw_put(w, (u_char *) "null", 4);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_hris_jw_object(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
+{
+    void          *it;
+    size_t         i, n;
+    const char    *key;
+    const u_char  *raw;
+
+    if (depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH + NGX_HTTP_HRIS_JSON_WRAP) {
+        return NGX_ERROR;
+    }
+
+    if (w->recs && v == w->recs->at) {
+        return ngx_http_hris_jw_records(w, depth);
+    }
+
+    if (ngx_http_hris_span_get(w->spans, v, &raw, &n) == NGX_OK) {
+        return ngx_http_hris_jw_bytes(w, raw, n);
+    }
+
+    if (ngx_http_hris_jw_char(w, '{') != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (it = json_object_iter(v), i = 0;
+         it;
+         it = json_object_iter_next(v, it), i++)
+    {
+        key = json_object_iter_key(it);
+
+        if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
+            || ngx_http_hris_jw_string(w, (u_char *) key,
+                                       json_object_iter_key_len(it))
+               != NGX_OK
+            || ngx_http_hris_jw_char(w, ':') != NGX_OK
+            || ngx_http_hris_jw_value(w, json_object_iter_value(it),
+                                      depth + 1)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_hris_jw_char(w, '}');
+}
+
+
+static ngx_int_t
+ngx_http_hris_jw_array(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
+{
     size_t                    i, n;
-    const char               *key;
-    const u_char             *raw;
     ngx_http_hris_compact_t  *compact;
 
     if (depth > NGX_HTTP_HRIS_JSON_MAX_DEPTH + NGX_HTTP_HRIS_JSON_WRAP) {
         return NGX_ERROR;
     }
 
-    switch (json_typeof(v)) {
+    compact = ngx_http_hris_compact_of(v);
 
-    case JSON_OBJECT:
-        if (w->recs && v == w->recs->at) {
-            return ngx_http_hris_jw_records(w, depth);
-        }
-
-        if (ngx_http_hris_span_get(w->spans, v, &raw, &n) == NGX_OK) {
-            return ngx_http_hris_jw_bytes(w, raw, n);
-        }
-
-        if (ngx_http_hris_jw_char(w, '{') != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        for (it = json_object_iter(v), i = 0;
-             it;
-             it = json_object_iter_next(v, it), i++)
-        {
-            key = json_object_iter_key(it);
-
-            if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
-                || ngx_http_hris_jw_string(w, (u_char *) key,
-                                           json_object_iter_key_len(it))
-                   != NGX_OK
-                || ngx_http_hris_jw_char(w, ':') != NGX_OK
-                || ngx_http_hris_jw_value(w, json_object_iter_value(it),
-                                          depth + 1)
-                   != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        return ngx_http_hris_jw_char(w, '}');
-
-    case JSON_ARRAY:
-        compact = ngx_http_hris_compact_of(v);
-
-        if (compact) {
-            return ngx_http_hris_jw_compact(w, v, compact, depth);
-        }
-
-        if (ngx_http_hris_jw_char(w, '[') != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        n = json_array_size(v);
-
-        for (i = 0; i < n; i++) {
-            if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
-                || ngx_http_hris_jw_value(w, json_array_get(v, i), depth + 1)
-                   != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-        }
-
-        return ngx_http_hris_jw_char(w, ']');
-
-    case JSON_STRING:
-        return ngx_http_hris_jw_string(w, (u_char *) json_string_value(v),
-                                       json_string_length(v));
-
-    case JSON_INTEGER:
-        n = ngx_sprintf(num, "%L", (int64_t) json_integer_value(v)) - num;
-        return ngx_http_hris_jw_bytes(w, num, n);
-
-    case JSON_REAL:
-        return ngx_http_hris_jw_real(w, json_real_value(v));
-
-    case JSON_TRUE:
-        return ngx_http_hris_jw_bytes(w, (u_char *) "true", 4);
-
-    case JSON_FALSE:
-        return ngx_http_hris_jw_bytes(w, (u_char *) "false", 5);
-
-    default:
-        return ngx_http_hris_jw_bytes(w, (u_char *) "null", 4);
+    if (compact) {
+        return ngx_http_hris_jw_compact(w, v, compact, depth);
     }
+
+    if (ngx_http_hris_jw_char(w, '[') != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    n = json_array_size(v);
+
+    for (i = 0; i < n; i++) {
+        if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
+            || ngx_http_hris_jw_value(w, json_array_get(v, i), depth + 1)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_hris_jw_char(w, ']');
+}
+
+
+static ngx_int_t
+ngx_http_hris_jw_integer(ngx_http_hris_jw_t *w, json_int_t i)
+{
+    u_char  num[NGX_INT64_LEN + 1];
+
+    return ngx_http_hris_jw_put(w, num,
+                                ngx_sprintf(num, "%L", (int64_t) i) - num);
 }
 
 
