@@ -40,8 +40,12 @@ typedef struct {
 
 static json_t *ngx_http_hris_expr_pointer(ngx_http_hris_path_t *path,
     json_t *record, json_t *parent);
+/*
+ * those with buffers on their stack are not inlined: the stack protector
+ * would check every evaluation (ngx_http_hris_expr_eval()) otherwise
+ */
 static json_t *ngx_http_hris_expr_template(ngx_http_hris_expr_t *expr,
-    json_t *record, json_t *parent);
+    json_t *record, json_t *parent) __attribute__((noinline));
 static json_t *ngx_http_hris_expr_first(ngx_http_hris_expr_t *expr,
     json_t *record, json_t *parent);
 static json_t *ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr,
@@ -55,9 +59,9 @@ static json_t *ngx_http_hris_expr_each(ngx_http_hris_expr_t *expr,
 static json_t *ngx_http_hris_expr_modify(ngx_http_hris_expr_t *expr,
     json_t *value);
 static json_t *ngx_http_hris_expr_regex(ngx_http_hris_expr_t *expr,
-    json_t *value);
+    json_t *value) __attribute__((noinline));
 static json_t *ngx_http_hris_expr_enum(ngx_http_hris_expr_t *expr,
-    json_t *value);
+    json_t *value) __attribute__((noinline));
 
 static ngx_int_t ngx_http_hris_map_buf_add(ngx_http_hris_map_buf_t *b,
     u_char *data, size_t len);

@@ -61,7 +61,7 @@ static ngx_int_t ngx_http_hris_jw_record(ngx_http_hris_jw_t *w,
 static ngx_int_t ngx_http_hris_jw_string(ngx_http_hris_jw_t *w,
     const u_char *s, size_t n);
 static ngx_int_t ngx_http_hris_jw_string_runs(ngx_http_hris_jw_t *w,
-    const u_char *s, size_t n);
+    const u_char *s, size_t n) __attribute__((noinline));
 static ngx_inline size_t ngx_http_hris_jw_plain_copy(u_char *d,
     const u_char *s, size_t n);
 static u_char *ngx_http_hris_jw_string_rest(u_char *d, const u_char *s,
