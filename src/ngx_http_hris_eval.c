@@ -120,9 +120,21 @@ static json_t *
 ngx_http_hris_expr_pointer(ngx_http_hris_path_t *path, json_t *record,
     json_t *parent)
 {
-    json_t  *v;
+    json_t                    *v;
+    ngx_http_hris_slot_rec_t  *rec;
 
-    v = ngx_http_hris_path_get(path, record, parent);
+    rec = ngx_http_hris_slot_record;
+
+    /* most often a key of the slot record being mapped: its slot */
+
+    if (rec != NULL && path->n == 1 && !path->parent && record == rec->obj
+        && path->slot_keys == rec->keys)
+    {
+        v = rec->slot[path->slot];
+
+    } else {
+        v = ngx_http_hris_path_get(path, record, parent);
+    }
 
     if (v == NULL || (json_is_string(v) && json_string_length(v) == 0)) {
         return json_null();
