@@ -94,6 +94,7 @@ struct ngx_http_hris_arena_s {
     ngx_uint_t                    thread;   /* chunks of the range */
     ngx_atomic_t                  refs;     /* thread arenas */
     void                        **lists;    /* thread arenas: freed */
+    ngx_uint_t                    mallocs;  /* blocks malloc() gave */
 };
 
 
@@ -254,6 +255,19 @@ ngx_http_hris_arena_of(const void *p)
 }
 
 
+/*
+ * How many blocks malloc() gave inside the arena's windows (too large, or
+ * no chunk to be had): unchanged over a parse, every node it built lies
+ * in the arena (see ngx_http_hris_arena_pin()).
+ */
+
+ngx_uint_t
+ngx_http_hris_arena_mallocs(ngx_http_hris_arena_t *a)
+{
+    return a->mallocs;
+}
+
+
 /* opens a window (a == NULL: malloc()); returns what to give _leave() */
 
 ngx_http_hris_arena_t *
@@ -284,7 +298,12 @@ ngx_http_hris_arena_malloc(size_t size)
     ngx_http_hris_arena_t  *a = ngx_http_hris_arena_current;
 
     /* outside a window: NULL, in any thread */
-    if (a == NULL || size > NGX_HTTP_HRIS_ARENA_BIG) {
+    if (a == NULL) {
+        return malloc(size);
+    }
+
+    if (size > NGX_HTTP_HRIS_ARENA_BIG) {
+        a->mallocs++;
         return malloc(size);
     }
 
@@ -311,6 +330,7 @@ ngx_http_hris_arena_more(ngx_http_hris_arena_t *a, size_t size)
     void  *p;
 
     if (ngx_http_hris_arena_grow(a) != NGX_OK) {
+        a->mallocs++;
         return malloc(size);
     }
 

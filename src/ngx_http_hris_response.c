@@ -16,6 +16,7 @@
 
 static void ngx_http_hris_json_decref(void *data);
 static const char *ngx_http_hris_reason(ngx_uint_t status);
+static void ngx_http_hris_pin_slots(ngx_http_hris_slots_t *slots);
 
 
 /*
@@ -176,14 +177,38 @@ ngx_http_hris_reason(ngx_uint_t status)
  * call->resp, which a call keeps until the request's pool goes.
  */
 
+/*
+ * The strings and numbers of a list's records, every block of the parse
+ * in the request's arena: pinned (ngx_http_hris_arena_pin()), the fields
+ * that borrow them take and drop references without an atomic operation
+ * each, and no value is deleted one by one when the request ends.
+ */
+
+static void
+ngx_http_hris_pin_slots(ngx_http_hris_slots_t *slots)
+{
+    ngx_uint_t                  i, j;
+    ngx_http_hris_slot_rec_t  **rec;
+
+    rec = slots->all.elts;
+
+    for (i = 0; i < slots->all.nelts; i++) {
+        for (j = 0; j < rec[i]->n; j++) {
+            ngx_http_hris_arena_pin(rec[i]->members[j].value);
+        }
+    }
+}
+
+
 ngx_int_t
 ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
     json_t **body, ngx_http_hris_spans_t *spans)
 {
     int                     line, column;
+    ngx_uint_t              mallocs;
     const char             *perr;
     ngx_str_t              *host;
-    ngx_http_hris_arena_t  *arena;
+    ngx_http_hris_arena_t  *arena, *a;
 
     host = ngx_http_hris_call_host(call);
     *body = NULL;
@@ -217,7 +242,10 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
 
     } else {
         /* the tree dies with the request: its nodes come from the arena */
-        arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_get(r->pool));
+        a = ngx_http_hris_arena_get(r->pool);
+        mallocs = a ? ngx_http_hris_arena_mallocs(a) : 0;
+
+        arena = ngx_http_hris_arena_enter(a);
 
         *body = call->slots
                 ? ngx_http_hris_parse_slots(call->resp, call->resp_len,
@@ -227,6 +255,12 @@ ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
                                       &column, &perr, spans);
 
         ngx_http_hris_arena_leave(arena);
+
+        if (*body && call->slots && a
+            && ngx_http_hris_arena_mallocs(a) == mallocs)
+        {
+            ngx_http_hris_pin_slots(call->slots);
+        }
     }
 
     if (*body == NULL && ngx_strcmp(perr, NGX_HTTP_HRIS_PARSE_TOO_DEEP) == 0) {

@@ -462,11 +462,141 @@ thread_arena(ngx_uint_t heap_first)
 }
 
 
+/*
+ * Pinned values (ngx_http_hris_arena_pin()): a list's slot records read
+ * in a window with no block from malloc() may have their strings and
+ * numbers pinned; references then leave them as they are, and the pool
+ * takes their blocks (valgrind: no leak, no invalid free). A string too
+ * long for the arena is counted as malloc()'s, so that a caller leaves
+ * that parse unpinned and its values freed one by one.
+ */
+
+static ngx_uint_t
+pin_page(ngx_pool_t *pool, const char *text, ngx_http_hris_slots_t *slots,
+    ngx_uint_t *mallocs)
+{
+    int                         line, column;
+    json_t                     *list, *v;
+    ngx_str_t                   keys[1] = { ngx_string("employees") };
+    ngx_uint_t                  i, j, pinned, before;
+    const char                 *err;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_hris_arena_t      *a, *prev;
+    ngx_http_hris_slot_rec_t  **rec;
+
+    static ngx_str_t                  names[] = { ngx_string("id") };
+    static ngx_int_t                  index[4];
+    static ngx_http_hris_slot_keys_t  skeys;
+
+    skeys.keys = names;
+    skeys.n = 1;
+    skeys.index = index;
+    skeys.mask = 3;
+    index[0] = index[1] = index[2] = index[3] = -1;
+    index[ngx_http_hris_slot_hash(names[0].data, names[0].len) & 3] = 0;
+
+    ngx_memzero(slots, sizeof(ngx_http_hris_slots_t));
+    slots->keys = keys;
+    slots->nkeys = 1;
+    slots->slot_keys = &skeys;
+    slots->pool = pool;
+
+    a = ngx_http_hris_arena_get(pool);
+    before = ngx_http_hris_arena_mallocs(a);
+
+    prev = ngx_http_hris_arena_enter(a);
+    list = ngx_http_hris_parse_slots((const u_char *) text, strlen(text),
+                                     &line, &column, &err, NULL, slots);
+    ngx_http_hris_arena_leave(prev);
+
+    *mallocs = ngx_http_hris_arena_mallocs(a) - before;
+    pinned = 0;
+
+    /* the tree goes with the pool, the records' values by its cleanup */
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (list == NULL || cln == NULL) {
+        abort();
+    }
+
+    cln->handler = decref;
+    cln->data = list;
+
+    if (*mallocs) {
+        return 0;
+    }
+
+    rec = slots->all.elts;
+
+    for (i = 0; i < slots->all.nelts; i++) {
+        for (j = 0; j < rec[i]->n; j++) {
+            v = rec[i]->members[j].value;
+            ngx_http_hris_arena_pin(v);
+            pinned += (json_is_string(v) || json_is_number(v))
+                      && v->refcount == (size_t) -1;
+        }
+    }
+
+    return pinned;
+}
+
+
+static void
+pinned(void)
+{
+    char                      *text, *big, *p;
+    json_t                    *v, *obj, *salary;
+    ngx_uint_t                 n, mallocs;
+    ngx_pool_t                *pool;
+    ngx_http_hris_slots_t      slots;
+    ngx_http_hris_slot_rec_t **rec;
+
+    text = page(50, 3);
+    pool = ngx_create_pool(1024, NULL);
+
+    n = pin_page(pool, text, &slots, &mallocs);
+    ok(mallocs == 0 && n == 50 * 6,
+       "a page read in the arena: its 6 strings and numbers a record pinned");
+
+    rec = slots.all.elts;
+    v = rec[3]->slot[0];
+    json_incref(v);
+    json_decref(v);
+    json_decref(v);
+    ok(v->refcount == (size_t) -1 && strcmp(json_string_value(v), "3") == 0,
+       "references leave a pinned value as it is");
+
+    /* a record filled from its members: the object takes them */
+    obj = rec[5]->obj;
+    salary = json_real(35.5);
+    ok(ngx_http_hris_slot_fill(rec[5]) == NGX_OK
+       && json_equal(json_object_get(obj, "salary"), salary),
+       "a pinned record fills its object");
+    json_decref(salary);
+
+    ngx_destroy_pool(pool);
+    free(text);
+
+    /* a string longer than the arena's blocks: malloc()'s, nothing pinned */
+    big = malloc(20000);
+    p = big + sprintf(big, "{\"employees\":[{\"id\":\"1\",\"note\":\"");
+    memset(p, 'y', 12000);
+    sprintf(p + 12000, "\"},{\"id\":\"2\"}]}");
+
+    pool = ngx_create_pool(1024, NULL);
+    n = pin_page(pool, big, &slots, &mallocs);
+    ok(mallocs > 0 && n == 0,
+       "a parse with a block from malloc(): counted, nothing pinned");
+    ngx_destroy_pool(pool);
+    free(big);
+}
+
+
 int
 main(void)
 {
     one_pool();
     many_pools();
+    pinned();
     other_thread();
 
     ok(ngx_http_hris_arena_init_range() == NGX_OK
