@@ -184,7 +184,7 @@ ngx_http_hris_parse_value(ngx_http_hris_parser_t *ps)
         return ngx_http_hris_parse_array(ps);
 
     case '"':
-        if (ngx_http_hris_parse_string(ps, &s, &len) != NGX_OK) {
+        if (ngx_http_hris_parse_str(ps, &s, &len) != NGX_OK) {
             return NULL;
         }
         return json_stringn_nocheck((const char *) s, len);
@@ -244,7 +244,7 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
             goto failed;
         }
 
-        if (ngx_http_hris_parse_string(ps, &k, &klen) != NGX_OK) {
+        if (ngx_http_hris_parse_str(ps, &k, &klen) != NGX_OK) {
             goto failed;
         }
 

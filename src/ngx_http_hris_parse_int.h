@@ -70,6 +70,12 @@ typedef struct {
 static ngx_inline ngx_int_t
 ngx_http_hris_parse_colon(ngx_http_hris_parser_t *ps)
 {
+    /* compact JSON, most answers: the ':', then no whitespace to skip */
+    if (ps->end - ps->p >= 2 && ps->p[0] == ':' && ps->p[1] > ' ') {
+        ps->p++;
+        return NGX_OK;
+    }
+
     ngx_http_hris_skip_ws(ps);
 
     if (ps->p == ps->end || *ps->p != ':') {
@@ -94,6 +100,12 @@ ngx_http_hris_parse_colon(ngx_http_hris_parser_t *ps)
 static ngx_inline ngx_int_t
 ngx_http_hris_parse_next(ngx_http_hris_parser_t *ps, u_char close)
 {
+    /* compact JSON: the ',', then no whitespace to skip */
+    if (ps->end - ps->p >= 2 && ps->p[0] == ',' && ps->p[1] > ' ') {
+        ps->p++;
+        return NGX_AGAIN;
+    }
+
     ngx_http_hris_skip_ws(ps);
 
     if (ps->p < ps->end && *ps->p == ',') {
@@ -126,6 +138,48 @@ ngx_int_t ngx_http_hris_parse_literal(ngx_http_hris_parser_t *ps,
     const char *word, size_t len);
 ngx_int_t ngx_http_hris_span_put(ngx_http_hris_spans_t *spans,
     json_t *v, const u_char *start, size_t len);
+
+
+/*
+ * A string, the reader's most common token, with its most common kind
+ * read inline by the loops that call this: no escape, closed before the
+ * input's last eight bytes. It lies in the input: *s and *len say where.
+ * Anything else (an escape, an error, the input's end near) is read by
+ * ngx_http_hris_parse_string() from the string's start again, with the
+ * same result as if it had been called first.
+ */
+
+static ngx_inline ngx_int_t
+ngx_http_hris_parse_str(ngx_http_hris_parser_t *ps, const u_char **s,
+    size_t *len)
+{
+#if (NGX_HAVE_LITTLE_ENDIAN)
+    uint64_t       stop;
+    const u_char  *p;
+
+    for (p = ps->p + 1; ps->end - p >= 8; p += 8) {
+        stop = ngx_http_hris_json_stop8(p);
+
+        if (stop == 0) {
+            continue;
+        }
+
+        p += __builtin_ctzll(stop) >> 3;
+
+        if (*p != '"') {
+            break;
+        }
+
+        *s = ps->p + 1;
+        *len = p - *s;
+        ps->p = p + 1;
+
+        return NGX_OK;
+    }
+#endif
+
+    return ngx_http_hris_parse_string(ps, s, len);
+}
 
 
 #endif /* _NGX_HTTP_HRIS_PARSE_INT_H_INCLUDED_ */

@@ -157,9 +157,9 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
     ngx_http_hris_slot_rec_t **recp)
 {
     json_t                     *obj, *v;
-    size_t                      klen, size;
+    size_t                      klen, slen, size;
     ngx_uint_t                  dups, top, i;
-    const u_char               *k, *start;
+    const u_char               *k, *s, *start;
     u_char                     *key;
     ngx_pool_t                 *pool = ps->slots->pool;
     ngx_http_hris_slot_keys_t  *keys = ps->slots->slot_keys;
@@ -206,7 +206,7 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             goto failed;
         }
 
-        if (ngx_http_hris_parse_string(ps, &k, &klen) != NGX_OK) {
+        if (ngx_http_hris_parse_str(ps, &k, &klen) != NGX_OK) {
             goto failed;
         }
 
@@ -225,7 +225,17 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             goto failed;
         }
 
-        v = ngx_http_hris_parse_value(ps);
+        /* a string, most values of a list, without parse_value()'s call */
+        if (ps->p < ps->end && *ps->p == '"') {
+            if (ngx_http_hris_parse_str(ps, &s, &slen) != NGX_OK) {
+                goto failed;
+            }
+
+            v = json_stringn_nocheck((const char *) s, slen);
+
+        } else {
+            v = ngx_http_hris_parse_value(ps);
+        }
 
         if (v == NULL || ngx_http_hris_slot_member(ps, rec, k, klen, v)
                          != NGX_OK)
