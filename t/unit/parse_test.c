@@ -25,6 +25,27 @@ static int  tests, failed, selects;
 
 
 /*
+ * The input in a buffer of its exact size: a read past its end is an
+ * error under valgrind or ASan (the reader reads words at a time)
+ */
+
+static char *
+exact(const char *text, size_t len)
+{
+    char  *copy;
+
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        abort();
+    }
+
+    memcpy(copy, text, len);
+
+    return copy;
+}
+
+
+/*
  * Every object in v has a span that jansson loads, refusing duplicate
  * keys, as an equal object; or, when dups_ok (the input has duplicate
  * keys), none at all.
@@ -124,9 +145,10 @@ fresh_objects_ok(ngx_http_hris_spans_t *spans)
 
 
 static void
-check(const char *name, const char *text, size_t len)
+check(const char *name, const char *given, size_t len)
 {
     int                     line, col, same, dups;
+    char                   *text;
     json_t                 *ours, *theirs, *strict;
     const char             *err;
     ngx_pool_t             *pool;
@@ -134,6 +156,7 @@ check(const char *name, const char *text, size_t len)
     ngx_http_hris_spans_t   spans;
 
     pool = ngx_create_pool(1024, NULL);
+    text = exact(given, len);
     if (pool == NULL) {
         abort();
     }
@@ -168,6 +191,7 @@ check(const char *name, const char *text, size_t len)
 
     json_decref(ours);
     json_decref(theirs);
+    free(text);
 }
 
 
@@ -194,12 +218,13 @@ count_records(void *data, json_t *elem)
  */
 
 static int
-select_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
+select_one(const char *given, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_uint_t skip, ngx_uint_t room, ngx_uint_t counted)
 {
     int                      line, col, fline, fcol, ok, calls;
     size_t                   i, n, seen, first, kept_n;
     json_t                  *ours, *full, *list, *elem, *want, *holder;
+    char                    *text;
     const char              *err, *ferr;
     ngx_pool_t              *pool;
     ngx_uint_t               more, kept;
@@ -207,6 +232,7 @@ select_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_http_hris_select_t   sel;
 
     pool = ngx_create_pool(1024, NULL);
+    text = exact(given, len);
     if (pool == NULL) {
         abort();
     }
@@ -307,6 +333,7 @@ done:
     json_decref(ours);
     json_decref(full);
 
+    free(text);
     selects++;
 
     return ok;
@@ -429,12 +456,13 @@ slot_rec_ok(ngx_http_hris_spans_t *spans, ngx_http_hris_slot_rec_t *rec,
  */
 
 static int
-slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
+slots_one(const char *given, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_uint_t fill)
 {
     int                         line, col, fline, fcol, ok;
     size_t                      i, i2;
     json_t                     *ours, *full, *list, *elem, *mine;
+    char                       *text;
     const char                 *err, *ferr;
     ngx_pool_t                 *pool;
     const u_char               *start;
@@ -443,6 +471,7 @@ slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_http_hris_slot_rec_t  **rec;
 
     pool = ngx_create_pool(1024, NULL);
+    text = exact(given, len);
     if (pool == NULL) {
         abort();
     }
@@ -530,6 +559,7 @@ done:
     ngx_destroy_pool(pool);
     json_decref(full);
 
+    free(text);
     selects++;
 
     return ok;
@@ -677,6 +707,13 @@ static const char *cases[] = {
     "[{\"k0\":1,\"zz\":2},{\"k0\":1,\"zz\":2,\"zz\":3},{\"k0\":1}]",
     "[{\"k1\":1,\"k0\":2},{\"k0\":3,\"k1\":4},{},{\"k1\":5,\"k0\":6}]",
     "[{\"k\\u0030\":1},{\"k0\":2},{\"k\\u0030\":3,\"k0\":4}]",
+
+    /* whitespace right after ':' and ',' (compact JSON has none) */
+    "{\"a\": 1, \"b\" :2 ,\"c\":\t3,\n\"d\":\r\n[1, 2,\t3 ,4]}",
+    "[{\"k0\": \"x\", \"k1\":\n1}, {\"k0\":\"y\" ,\"k1\":\r2}]",
+    "[{\"k0\":\"x\",\"k1\":1},\t{\"k0\":\"y\", \"k1\": 2} ]",
+    "{\"a\":\v1}", "[1,\v2]", "[1,\f2]", "{\"a\":\f1}", "[1, ]",
+    "{\"a\": }", "[1,", "[1, ", "{\"a\":", "{\"a\": ",
     NULL
 };
 
@@ -723,6 +760,55 @@ gen(char **p, char *end, int depth)
 
     } else {
         *p += sprintf(*p, "%s", atoms[rand() % 16]);
+    }
+}
+
+
+/*
+ * The strings the reader reads inline (ngx_http_hris_parse_str()) and
+ * those it leaves to ngx_http_hris_parse_string(): 0 to 17 plain bytes,
+ * then one that stops the scan or not (none, an escape, a control byte,
+ * UTF-8, a backslash at the input's end), as keys and as values of slot
+ * records, closing 0 to 9 bytes before the input ends, or the input cut
+ * in its last bytes.
+ */
+
+static void
+check_edges(void)
+{
+    int          n, k, where, pad, cut;
+    char         doc[128], str[64], *p;
+    size_t       len;
+    static const char  *tails[] = { "", "\\n", "\\u00e9x", "\x01",
+                                     "\xc3\xa9", "\"\"", "\\" };
+
+    for (n = 0; n <= 17; n++) {
+        for (k = 0; k < (int) (sizeof(tails) / sizeof(tails[0])); k++) {
+            memset(str, 'a' + n % 26, n);
+            strcpy(str + n, tails[k]);
+
+            for (where = 0; where < 2; where++) {
+                p = doc;
+                p += sprintf(p, where ? "[{\"k0\":\"%s\"}]"
+                                      : "[{\"%s\":1}]", str);
+
+                for (pad = 0; pad <= 9; pad++) {
+                    len = p - doc + pad;
+                    memset(p, ' ', pad);
+                    check("edges", doc, len);
+                    check_slots("edges", doc, len);
+
+                    if (pad < 2) {
+                        check_select("edges", doc, len);
+                    }
+                }
+
+                for (cut = 1; cut <= 12 && cut <= p - doc; cut++) {
+                    check("edges cut", doc, p - doc - cut);
+                    check_slots("edges cut", doc, p - doc - cut);
+                }
+            }
+        }
     }
 }
 
@@ -811,6 +897,8 @@ main(void)
         check_select("case", cases[i], strlen(cases[i]));
         check_slots("case", cases[i], strlen(cases[i]));
     }
+
+    check_edges();
 
     /*
      * records with many keys after small ones: the table of keys seen
