@@ -18,7 +18,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_hris_parse.h"
+#include "ngx_http_hris_parse_int.h"
 
 
 static int  tests, failed, selects;
@@ -766,9 +766,10 @@ gen(char **p, char *end, int depth)
 
 /*
  * The strings the reader reads inline (ngx_http_hris_parse_str()) and
- * those it leaves to ngx_http_hris_parse_string(): 0 to 17 plain bytes,
- * then one that stops the scan or not (none, an escape, a control byte,
- * UTF-8, a backslash at the input's end), as keys and as values of slot
+ * those it leaves to ngx_http_hris_parse_string(): 0 to 33 plain bytes,
+ * then bytes that stop the scan or not (none, an escape, control bytes,
+ * the plain bytes next to those that are not, UTF-8, a quote after the
+ * closing one, a backslash at the input's end), as keys and values of slot
  * records, closing 0 to 9 bytes before the input ends, or the input cut
  * in its last bytes.
  */
@@ -780,9 +781,10 @@ check_edges(void)
     char         doc[128], str[64], *p;
     size_t       len;
     static const char  *tails[] = { "", "\\n", "\\u00e9x", "\x01",
-                                     "\xc3\xa9", "\"\"", "\\" };
+                                     "\x1f", " !#[]\x7f", "\xc3\xa9",
+                                     "\"\"", "\\" };
 
-    for (n = 0; n <= 17; n++) {
+    for (n = 0; n <= 33; n++) {
         for (k = 0; k < (int) (sizeof(tails) / sizeof(tails[0])); k++) {
             memset(str, 'a' + n % 26, n);
             strcpy(str + n, tails[k]);
@@ -877,6 +879,61 @@ plain8_ok(void)
             }
         }
     }
+
+    return 1;
+}
+
+
+/*
+ * The reader's block of string bytes (ngx_http_hris_parse_stops(): 16 at
+ * once with SSE2) against the byte table: every byte value at every
+ * position among plain bytes of all kinds, and its offset as the first.
+ */
+
+static int
+stops_ok(void)
+{
+#if (defined NGX_HTTP_HRIS_PARSE_BLOCK)
+    int       b, i, k, n;
+    u_char    w[NGX_HTTP_HRIS_PARSE_BLOCK];
+    uint64_t  stops;
+    static const u_char  fill[] = { 'a', 0x20, 0x21, 0x23, 0x5b, 0x5d,
+                                    0x7f, 0x80, 0xff };
+
+    n = NGX_HTTP_HRIS_PARSE_BLOCK;
+
+    for (k = 0; k < (int) sizeof(fill); k++) {
+        memset(w, fill[k], n);
+
+        if (ngx_http_hris_parse_stops(w) != 0) {
+            return 0;
+        }
+
+        for (b = 0; b < 256; b++) {
+            for (i = 0; i < n; i++) {
+                memset(w, fill[k], n);
+                w[i] = (u_char) b;
+                stops = ngx_http_hris_parse_stops(w);
+
+                if ((stops == 0) != (ngx_http_hris_json_plain[b] != 0)
+                    || (stops && ngx_http_hris_parse_first(stops) != i))
+                {
+                    return 0;
+                }
+
+                /* a stop byte after it: the first is still the first */
+                if (i + 1 < n && stops) {
+                    w[i + 1] = '"';
+                    stops = ngx_http_hris_parse_stops(w);
+
+                    if (ngx_http_hris_parse_first(stops) != i) {
+                        return 0;
+                    }
+                }
+            }
+        }
+    }
+#endif
 
     return 1;
 }
@@ -985,7 +1042,10 @@ main(void)
     printf("%sok %d - eight bytes at once: plain exactly as byte by byte, "
            "and where the first byte that is not\n",
            i ? "" : "not ", tests + 2);
-    printf("1..%d\n", tests + 2);
+    j = stops_ok();
+    printf("%sok %d - a block of string bytes at once: the same stops as "
+           "byte by byte, the first first\n", j ? "" : "not ", tests + 3);
+    printf("1..%d\n", tests + 3);
 
-    return (failed || !i) ? 1 : 0;
+    return (failed || !i || !j) ? 1 : 0;
 }
