@@ -350,7 +350,14 @@ static ngx_str_t  slot_names[] = {
     ngx_string("k0"), ngx_string("k1"), ngx_string("k2"), ngx_string("k3"),
     ngx_string("k0\xc3\xa9"), ngx_string("K0"), ngx_string("k"),
     ngx_string(""), ngx_string("id"), ngx_string("firstName"),
-    ngx_string("a"), ngx_string("r"), ngx_string("x")
+    ngx_string("a"), ngx_string("r"), ngx_string("x"),
+
+    /* check_guess()'s: as long as keys compared a word at a time */
+    ngx_string("ab"), ngx_string("abc"), ngx_string("abcd"),
+    ngx_string("abcdefg"), ngx_string("abcdefgh"),
+    ngx_string("abcdefghi"), ngx_string("abcdefghijklmnop"),
+    ngx_string("abcdefghijklmnopq"),
+    ngx_string("abcdefghijklmnopqrstuvwxyz0123456")
 };
 
 static ngx_int_t                   slot_index[64];
@@ -816,6 +823,48 @@ check_edges(void)
 
 
 /*
+ * A key that differs from the last record's at the same place in one
+ * byte only, wherever that byte is, in keys of every length that the
+ * compare with the guess handles differently: it is not the guess, and
+ * gets its own slot or none; the other way round as well.
+ */
+
+static void
+check_guess(void)
+{
+    char        doc[256], key[64];
+    size_t      i, j, len;
+    ngx_str_t  *name;
+
+    for (i = 0; i < sizeof(slot_names) / sizeof(slot_names[0]); i++) {
+        name = &slot_names[i];
+
+        for (j = 0; j < name->len; j++) {
+            memcpy(key, name->data, name->len);
+            key[j] = 'Z';
+
+            len = sprintf(doc, "[{\"%.*s\":1,\"k0\":2},{\"%.*s\":3,"
+                          "\"k0\":4}]", (int) name->len,
+                          (char *) name->data, (int) name->len, key);
+            check_slots("guess", doc, len);
+
+            len = sprintf(doc, "[{\"%.*s\":1,\"k0\":2},{\"%.*s\":3,"
+                          "\"k0\":4}]", (int) name->len, key,
+                          (int) name->len, (char *) name->data);
+            check_slots("guess", doc, len);
+
+            /* the guess taken, a duplicate after it */
+            len = sprintf(doc, "[{\"%.*s\":1,\"k1\":2},{\"%.*s\":3,"
+                          "\"%.*s\":4}]", (int) name->len,
+                          (char *) name->data, (int) name->len,
+                          (char *) name->data, (int) name->len, key);
+            check_slots("guess", doc, len);
+        }
+    }
+}
+
+
+/*
  * The eight-byte test of plain string bytes against the byte table: every
  * byte value at every position among plain bytes of all kinds, and every
  * pair of bytes that are not plain (the borrow of one must not hide the
@@ -956,6 +1005,7 @@ main(void)
     }
 
     check_edges();
+    check_guess();
 
     /*
      * records with many keys after small ones: the table of keys seen
