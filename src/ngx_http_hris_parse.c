@@ -721,10 +721,27 @@ ngx_http_hris_utf8_valid(const u_char *p, size_t n)
     uint64_t       word;
     ngx_uint_t     more, i;
     const u_char  *end = p + n;
+#if (defined __SSE2__)
+    __m128i        x;
+#endif
 
     while (p < end) {
 
-        /* ASCII, most of an answer: eight bytes at a time */
+#if (defined __SSE2__)
+        /* ASCII, most of an answer: 32 bytes at a time, their high bits */
+        while (end - p >= 32) {
+            x = _mm_or_si128(_mm_loadu_si128((const __m128i *) p),
+                             _mm_loadu_si128((const __m128i *) (p + 16)));
+
+            if (_mm_movemask_epi8(x)) {
+                break;
+            }
+
+            p += 32;
+        }
+#endif
+
+        /* ASCII: eight bytes at a time */
         while (end - p >= 8) {
             ngx_memcpy(&word, p, 8);
 

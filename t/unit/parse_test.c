@@ -823,6 +823,45 @@ check_edges(void)
 
 
 /*
+ * UTF-8, valid or not, after 0 to 70 ASCII bytes and before 0 to 3 more:
+ * every place in and across the blocks of the ASCII check, the input's
+ * end included. jansson rejects exactly the invalid ones.
+ */
+
+static void
+check_utf8(void)
+{
+    int          n, m, k;
+    char         doc[128], *p;
+    static const char  *seqs[] = {
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\x80", "\xff",
+        "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\xc3"
+    };
+
+    for (n = 0; n <= 70; n++) {
+        for (m = 0; m <= 3; m++) {
+            for (k = 0; k < (int) (sizeof(seqs) / sizeof(seqs[0])); k++) {
+                p = doc;
+                *p++ = '[';
+                *p++ = '"';
+                memset(p, 'u', n);
+                p += n;
+                p += sprintf(p, "%s", seqs[k]);
+                memset(p, 'v', m);
+                p += m;
+                p += sprintf(p, "\"]");
+
+                check("utf-8", doc, p - doc);
+
+                /* the sequence at the input's very end */
+                check("utf-8 end", doc, p - doc - 2 - m);
+            }
+        }
+    }
+}
+
+
+/*
  * A key that differs from the last record's at the same place in one
  * byte only, wherever that byte is, in keys of every length that the
  * compare with the guess handles differently: it is not the guess, and
@@ -1006,6 +1045,7 @@ main(void)
 
     check_edges();
     check_guess();
+    check_utf8();
 
     /*
      * records with many keys after small ones: the table of keys seen
