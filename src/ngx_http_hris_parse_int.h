@@ -48,6 +48,8 @@ typedef struct {
     ngx_uint_t             *seen;
     ngx_uint_t              nseen;        /* a power of two, or 0 */
     ngx_uint_t              serial;
+    u_char                 *chunk;        /* the records' room left */
+    u_char                 *chunk_end;
 
     /*
      * the previous slot record's members, the guess for this one's: a

@@ -20,6 +20,8 @@ static void ngx_http_hris_slots_release(void *data);
 static ngx_inline ngx_uint_t ngx_http_hris_slot_same(const u_char *a,
     const u_char *b, size_t len);
 static void *ngx_http_hris_slots_push(ngx_array_t *a);
+static void *ngx_http_hris_slots_alloc(ngx_http_hris_parser_t *ps,
+    size_t size);
 
 
 /*
@@ -175,7 +177,7 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
 
     size = sizeof(ngx_http_hris_slot_rec_t) + keys->n * sizeof(json_t *);
 
-    rec = ngx_palloc(pool, size);
+    rec = ngx_http_hris_slots_alloc(ps, size);
     all = ngx_http_hris_slots_push(&ps->slots->all);
     obj = json_object();
 
@@ -281,8 +283,8 @@ closed:
     }
 
     if (rec->n) {
-        rec->members = ngx_palloc(pool,
-                                  rec->n * sizeof(ngx_http_hris_member_t));
+        rec->members = ngx_http_hris_slots_alloc(ps,
+                                   rec->n * sizeof(ngx_http_hris_member_t));
         if (rec->members == NULL) {
             goto failed;
         }
@@ -511,6 +513,42 @@ ngx_http_hris_slots_push(ngx_array_t *a)
     }
 
     return (u_char *) a->elts + a->size * a->nelts++;
+}
+
+
+/*
+ * The records and their members, cut from chunks of the pool: two
+ * ngx_palloc() calls per record, among the request's other blocks, cost
+ * as much as reading a record's keys. A chunk is larger than a pool
+ * block's room, and so a large allocation of its own.
+ */
+
+#define NGX_HTTP_HRIS_SLOTS_CHUNK  8192
+
+static void *
+ngx_http_hris_slots_alloc(ngx_http_hris_parser_t *ps, size_t size)
+{
+    u_char  *p;
+    size_t   n;
+
+    size = ngx_align(size, NGX_ALIGNMENT);
+
+    if ((size_t) (ps->chunk_end - ps->chunk) < size) {
+        n = ngx_max(size, NGX_HTTP_HRIS_SLOTS_CHUNK);
+
+        p = ngx_palloc(ps->slots->pool, n);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        ps->chunk = p;
+        ps->chunk_end = p + n;
+    }
+
+    p = ps->chunk;
+    ps->chunk += size;
+
+    return p;
 }
 
 

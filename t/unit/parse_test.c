@@ -1049,12 +1049,13 @@ main(void)
 
     /*
      * records with many keys after small ones: the table of keys seen
-     * grows, a duplicate found after it did, and none before it lost
+     * grows, a duplicate found after it did, and none before it lost;
+     * the last has more members than a chunk of records holds
      */
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         p = doc;
         p += sprintf(p, "[{\"k0\":1,\"k1\":2},{");
-        for (j = 0; j < 300; j++) {
+        for (j = 0; j < (i == 3 ? 400 : 300); j++) {
             p += sprintf(p, "%s\"key%d\":%d", j ? "," : "", j, j);
         }
         if (i == 1) {
