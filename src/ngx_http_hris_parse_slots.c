@@ -13,8 +13,12 @@
 
 static json_t *ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
     ngx_http_hris_slot_rec_t **recp);
+static ngx_inline ngx_int_t ngx_http_hris_slot_key(
+    ngx_http_hris_parser_t *ps, ngx_http_hris_slot_rec_t *rec,
+    const u_char **key, size_t *len, ngx_int_t *slot);
 static ngx_int_t ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
-    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v);
+    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v,
+    ngx_int_t s);
 static ngx_int_t ngx_http_hris_slot_dups(ngx_http_hris_parser_t *ps);
 static void ngx_http_hris_slots_release(void *data);
 static ngx_inline ngx_uint_t ngx_http_hris_slot_same(const u_char *a,
@@ -162,10 +166,9 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
 {
     json_t                     *obj, *v;
     size_t                      klen, slen, size;
+    ngx_int_t                   slot;
     ngx_uint_t                  dups, top, i;
     const u_char               *k, *s, *start;
-    u_char                     *key;
-    ngx_pool_t                 *pool = ps->slots->pool;
     ngx_http_hris_slot_keys_t  *keys = ps->slots->slot_keys;
     ngx_http_hris_slot_rec_t   *rec, **all;
     ngx_int_t                   rc;
@@ -210,19 +213,8 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             goto failed;
         }
 
-        if (ngx_http_hris_parse_str(ps, &k, &klen) != NGX_OK) {
+        if (ngx_http_hris_slot_key(ps, rec, &k, &klen, &slot) != NGX_OK) {
             goto failed;
-        }
-
-        /* a key with escapes lies in ps->buf, which the value may reuse */
-        if (k == ps->buf) {
-            key = ngx_pnalloc(pool, klen ? klen : 1);
-            if (key == NULL) {
-                goto failed;
-            }
-
-            ngx_memcpy(key, k, klen);
-            k = key;
         }
 
         if (ngx_http_hris_parse_colon(ps) != NGX_OK) {
@@ -241,8 +233,8 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             v = ngx_http_hris_parse_value(ps);
         }
 
-        if (v == NULL || ngx_http_hris_slot_member(ps, rec, k, klen, v)
-                         != NGX_OK)
+        if (v == NULL
+            || ngx_http_hris_slot_member(ps, rec, k, klen, v, slot) != NGX_OK)
         {
             goto failed;
         }
@@ -331,18 +323,86 @@ failed:
 
 
 /*
- * One member of a slot record read: kept in order, and in its slot. The
- * key at the same place in the last record most often is this one: its
- * slot number is taken without hashing.
+ * A member's key, and its slot number. The key at the same place in the
+ * last record most often is this one: when the input holds that key's
+ * bytes with a '"' right after them, it is this one, taken with its slot
+ * number without scanning it or hashing it (a key that lay in the input
+ * has none of the bytes that end or escape a string; a key that had
+ * escapes was copied, and is not tried so). Any other key is read as a
+ * string, and looked up unless it still is the guess.
  */
+
+static ngx_inline ngx_int_t
+ngx_http_hris_slot_key(ngx_http_hris_parser_t *ps,
+    ngx_http_hris_slot_rec_t *rec, const u_char **key, size_t *len,
+    ngx_int_t *slot)
+{
+    size_t                   n;
+    u_char                  *copy;
+    const u_char            *k;
+    ngx_http_hris_member_t  *g;
+
+    g = (ps->nmembers < ps->npred) ? &ps->pred[ps->nmembers] : NULL;
+
+    if (g) {
+        n = g->key.len;
+        k = ps->p + 1;
+
+        if ((size_t) (ps->end - k) > n
+            && k[n] == '"'
+            && (uintptr_t) g->key.data >= (uintptr_t) ps->start
+            && (uintptr_t) g->key.data < (uintptr_t) ps->end
+            && ngx_http_hris_slot_same(g->key.data, k, n))
+        {
+            *key = k;
+            *len = n;
+            *slot = g->slot;
+            ps->p = k + n + 1;
+
+            return NGX_OK;
+        }
+    }
+
+    if (ngx_http_hris_parse_str(ps, &k, &n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a key with escapes lies in ps->buf, which the value may reuse */
+    if (k == ps->buf) {
+        copy = ngx_pnalloc(ps->slots->pool, n ? n : 1);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(copy, k, n);
+        k = copy;
+    }
+
+    *key = k;
+    *len = n;
+
+    if (g && g->key.len == n && ngx_http_hris_slot_same(g->key.data, k, n)) {
+        *slot = g->slot;
+        return NGX_OK;
+    }
+
+    ps->missed = 1;
+    *slot = ngx_http_hris_slot_find(rec->keys, k, n,
+                                    ngx_http_hris_slot_hash(k, n));
+
+    return NGX_OK;
+}
+
+
+/* One member of a slot record read: kept in order, and in its slot. */
 
 static ngx_int_t
 ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
-    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v)
+    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v,
+    ngx_int_t s)
 {
     size_t                   n;
-    ngx_int_t                s;
-    ngx_http_hris_member_t  *m, *g;
+    ngx_http_hris_member_t  *m;
 
     if (ps->nmembers == ps->nalloc) {
         n = ps->nalloc ? 2 * ps->nalloc : 64;
@@ -355,19 +415,6 @@ ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
 
         ps->members = m;
         ps->nalloc = n;
-    }
-
-    g = (ps->nmembers < ps->npred) ? &ps->pred[ps->nmembers] : NULL;
-
-    if (g && g->key.len == klen
-        && ngx_http_hris_slot_same(g->key.data, k, klen))
-    {
-        s = g->slot;
-
-    } else {
-        ps->missed = 1;
-        s = ngx_http_hris_slot_find(rec->keys, k, klen,
-                                    ngx_http_hris_slot_hash(k, klen));
     }
 
     m = &ps->members[ps->nmembers++];

@@ -868,6 +868,17 @@ check_utf8(void)
  * gets its own slot or none; the other way round as well.
  */
 
+static const char *guess_cases[] = {
+    "[{\"a\\\"b\":1},{\"a\"b\":2}]",
+    "[{\"a\\u0001\":1},{\"a\x01\":2}]",
+    "[{\"a\\\\\":1},{\"a\\\":2}]",
+    "[{\"a\\\\\":1},{\"a\\\":2}]  ",
+    "[{\"a\\u0062\":1},{\"ab\":2},{\"ab\":3}]",
+    "[{\"ab\":1},{\"a\\u0062\":2},{\"ab\":3}]",
+    NULL
+};
+
+
 static void
 check_guess(void)
 {
@@ -899,6 +910,23 @@ check_guess(void)
                           (char *) name->data, (int) name->len, key);
             check_slots("guess", doc, len);
         }
+    }
+
+    /*
+     * a guess that had escapes is not matched against the input's bytes:
+     * its unescaped bytes would take a quote, a backslash or a control
+     * byte there for its own
+     */
+    for (i = 0; guess_cases[i]; i++) {
+        check_slots("guess escaped", guess_cases[i], strlen(guess_cases[i]));
+    }
+
+    /* the guess taken near the input's end, and cut there */
+    len = sprintf(doc, "[{\"abcdefghi\":1,\"k0\":\"v\"},"
+                  "{\"abcdefghi\":2,\"k0\":\"w\"}]");
+
+    for (j = 1; j <= len; j++) {
+        check_slots("guess cut", doc, j);
     }
 }
 
