@@ -694,23 +694,6 @@ done:
 }
 
 
-ngx_int_t
-ngx_http_hris_parse_literal(ngx_http_hris_parser_t *ps, const char *word,
-    size_t len)
-{
-    if ((size_t) (ps->end - ps->p) < len
-        || ngx_strncmp(ps->p, word, len) != 0)
-    {
-        ps->error = "invalid token";
-        return NGX_ERROR;
-    }
-
-    ps->p += len;
-
-    return NGX_OK;
-}
-
-
 /* RFC 3629: shortest forms only, no surrogates, nothing past U+10FFFF */
 
 static ngx_int_t

@@ -221,13 +221,17 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             goto failed;
         }
 
-        /* a string, most values of a list, without parse_value()'s call */
+        /* a string or null, most values of a list, without parse_value() */
         if (ps->p < ps->end && *ps->p == '"') {
             if (ngx_http_hris_parse_str(ps, &s, &slen) != NGX_OK) {
                 goto failed;
             }
 
             v = json_stringn_nocheck((const char *) s, slen);
+
+        } else if (ps->p < ps->end && *ps->p == 'n') {
+            v = (ngx_http_hris_parse_literal(ps, "null", 4) == NGX_OK)
+                ? json_null() : NULL;
 
         } else {
             v = ngx_http_hris_parse_value(ps);
