@@ -184,7 +184,7 @@ ngx_http_hris_parse_value(ngx_http_hris_parser_t *ps)
         return ngx_http_hris_parse_array(ps);
 
     case '"':
-        if (ngx_http_hris_parse_string(ps, &s, &len) != NGX_OK) {
+        if (ngx_http_hris_parse_str(ps, &s, &len) != NGX_OK) {
             return NULL;
         }
         return json_stringn_nocheck((const char *) s, len);
@@ -244,7 +244,7 @@ ngx_http_hris_parse_object(ngx_http_hris_parser_t *ps)
             goto failed;
         }
 
-        if (ngx_http_hris_parse_string(ps, &k, &klen) != NGX_OK) {
+        if (ngx_http_hris_parse_str(ps, &k, &klen) != NGX_OK) {
             goto failed;
         }
 
@@ -694,23 +694,6 @@ done:
 }
 
 
-ngx_int_t
-ngx_http_hris_parse_literal(ngx_http_hris_parser_t *ps, const char *word,
-    size_t len)
-{
-    if ((size_t) (ps->end - ps->p) < len
-        || ngx_strncmp(ps->p, word, len) != 0)
-    {
-        ps->error = "invalid token";
-        return NGX_ERROR;
-    }
-
-    ps->p += len;
-
-    return NGX_OK;
-}
-
-
 /* RFC 3629: shortest forms only, no surrogates, nothing past U+10FFFF */
 
 static ngx_int_t
@@ -721,10 +704,27 @@ ngx_http_hris_utf8_valid(const u_char *p, size_t n)
     uint64_t       word;
     ngx_uint_t     more, i;
     const u_char  *end = p + n;
+#if (defined __SSE2__)
+    __m128i        x;
+#endif
 
     while (p < end) {
 
-        /* ASCII, most of an answer: eight bytes at a time */
+#if (defined __SSE2__)
+        /* ASCII, most of an answer: 32 bytes at a time, their high bits */
+        while (end - p >= 32) {
+            x = _mm_or_si128(_mm_loadu_si128((const __m128i *) p),
+                             _mm_loadu_si128((const __m128i *) (p + 16)));
+
+            if (_mm_movemask_epi8(x)) {
+                break;
+            }
+
+            p += 32;
+        }
+#endif
+
+        /* ASCII: eight bytes at a time */
         while (end - p >= 8) {
             ngx_memcpy(&word, p, 8);
 

@@ -246,7 +246,7 @@ ngx_http_hris_skip_value(ngx_http_hris_parser_t *ps)
         return ngx_http_hris_skip_array(ps);
 
     case '"':
-        return ngx_http_hris_parse_string(ps, &s, &len);
+        return ngx_http_hris_parse_str(ps, &s, &len);
 
     case 't':
         return ngx_http_hris_parse_literal(ps, "true", 4);
@@ -288,7 +288,7 @@ ngx_http_hris_skip_object(ngx_http_hris_parser_t *ps)
             return NGX_ERROR;
         }
 
-        if (ngx_http_hris_parse_string(ps, &k, &klen) != NGX_OK) {
+        if (ngx_http_hris_parse_str(ps, &k, &klen) != NGX_OK) {
             return NGX_ERROR;
         }
 

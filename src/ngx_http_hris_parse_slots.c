@@ -13,11 +13,19 @@
 
 static json_t *ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
     ngx_http_hris_slot_rec_t **recp);
+static ngx_inline ngx_int_t ngx_http_hris_slot_key(
+    ngx_http_hris_parser_t *ps, ngx_http_hris_slot_rec_t *rec,
+    const u_char **key, size_t *len, ngx_int_t *slot);
 static ngx_int_t ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
-    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v);
+    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v,
+    ngx_int_t s);
 static ngx_int_t ngx_http_hris_slot_dups(ngx_http_hris_parser_t *ps);
 static void ngx_http_hris_slots_release(void *data);
+static ngx_inline ngx_uint_t ngx_http_hris_slot_same(const u_char *a,
+    const u_char *b, size_t len);
 static void *ngx_http_hris_slots_push(ngx_array_t *a);
+static void *ngx_http_hris_slots_alloc(ngx_http_hris_parser_t *ps,
+    size_t size);
 
 
 /*
@@ -157,11 +165,10 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
     ngx_http_hris_slot_rec_t **recp)
 {
     json_t                     *obj, *v;
-    size_t                      klen, size;
+    size_t                      klen, slen, size;
+    ngx_int_t                   slot;
     ngx_uint_t                  dups, top, i;
-    const u_char               *k, *start;
-    u_char                     *key;
-    ngx_pool_t                 *pool = ps->slots->pool;
+    const u_char               *k, *s, *start;
     ngx_http_hris_slot_keys_t  *keys = ps->slots->slot_keys;
     ngx_http_hris_slot_rec_t   *rec, **all;
     ngx_int_t                   rc;
@@ -173,7 +180,7 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
 
     size = sizeof(ngx_http_hris_slot_rec_t) + keys->n * sizeof(json_t *);
 
-    rec = ngx_palloc(pool, size);
+    rec = ngx_http_hris_slots_alloc(ps, size);
     all = ngx_http_hris_slots_push(&ps->slots->all);
     obj = json_object();
 
@@ -206,29 +213,32 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
             goto failed;
         }
 
-        if (ngx_http_hris_parse_string(ps, &k, &klen) != NGX_OK) {
+        if (ngx_http_hris_slot_key(ps, rec, &k, &klen, &slot) != NGX_OK) {
             goto failed;
-        }
-
-        /* a key with escapes lies in ps->buf, which the value may reuse */
-        if (k == ps->buf) {
-            key = ngx_pnalloc(pool, klen ? klen : 1);
-            if (key == NULL) {
-                goto failed;
-            }
-
-            ngx_memcpy(key, k, klen);
-            k = key;
         }
 
         if (ngx_http_hris_parse_colon(ps) != NGX_OK) {
             goto failed;
         }
 
-        v = ngx_http_hris_parse_value(ps);
+        /* a string or null, most values of a list, without parse_value() */
+        if (ps->p < ps->end && *ps->p == '"') {
+            if (ngx_http_hris_parse_str(ps, &s, &slen) != NGX_OK) {
+                goto failed;
+            }
 
-        if (v == NULL || ngx_http_hris_slot_member(ps, rec, k, klen, v)
-                         != NGX_OK)
+            v = json_stringn_nocheck((const char *) s, slen);
+
+        } else if (ps->p < ps->end && *ps->p == 'n') {
+            v = (ngx_http_hris_parse_literal(ps, "null", 4) == NGX_OK)
+                ? json_null() : NULL;
+
+        } else {
+            v = ngx_http_hris_parse_value(ps);
+        }
+
+        if (v == NULL
+            || ngx_http_hris_slot_member(ps, rec, k, klen, v, slot) != NGX_OK)
         {
             goto failed;
         }
@@ -269,8 +279,8 @@ closed:
     }
 
     if (rec->n) {
-        rec->members = ngx_palloc(pool,
-                                  rec->n * sizeof(ngx_http_hris_member_t));
+        rec->members = ngx_http_hris_slots_alloc(ps,
+                                   rec->n * sizeof(ngx_http_hris_member_t));
         if (rec->members == NULL) {
             goto failed;
         }
@@ -317,18 +327,86 @@ failed:
 
 
 /*
- * One member of a slot record read: kept in order, and in its slot. The
- * key at the same place in the last record most often is this one: its
- * slot number is taken without hashing.
+ * A member's key, and its slot number. The key at the same place in the
+ * last record most often is this one: when the input holds that key's
+ * bytes with a '"' right after them, it is this one, taken with its slot
+ * number without scanning it or hashing it (a key that lay in the input
+ * has none of the bytes that end or escape a string; a key that had
+ * escapes was copied, and is not tried so). Any other key is read as a
+ * string, and looked up unless it still is the guess.
  */
+
+static ngx_inline ngx_int_t
+ngx_http_hris_slot_key(ngx_http_hris_parser_t *ps,
+    ngx_http_hris_slot_rec_t *rec, const u_char **key, size_t *len,
+    ngx_int_t *slot)
+{
+    size_t                   n;
+    u_char                  *copy;
+    const u_char            *k;
+    ngx_http_hris_member_t  *g;
+
+    g = (ps->nmembers < ps->npred) ? &ps->pred[ps->nmembers] : NULL;
+
+    if (g) {
+        n = g->key.len;
+        k = ps->p + 1;
+
+        if ((size_t) (ps->end - k) > n
+            && k[n] == '"'
+            && (uintptr_t) g->key.data >= (uintptr_t) ps->start
+            && (uintptr_t) g->key.data < (uintptr_t) ps->end
+            && ngx_http_hris_slot_same(g->key.data, k, n))
+        {
+            *key = k;
+            *len = n;
+            *slot = g->slot;
+            ps->p = k + n + 1;
+
+            return NGX_OK;
+        }
+    }
+
+    if (ngx_http_hris_parse_str(ps, &k, &n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a key with escapes lies in ps->buf, which the value may reuse */
+    if (k == ps->buf) {
+        copy = ngx_pnalloc(ps->slots->pool, n ? n : 1);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(copy, k, n);
+        k = copy;
+    }
+
+    *key = k;
+    *len = n;
+
+    if (g && g->key.len == n && ngx_http_hris_slot_same(g->key.data, k, n)) {
+        *slot = g->slot;
+        return NGX_OK;
+    }
+
+    ps->missed = 1;
+    *slot = ngx_http_hris_slot_find(rec->keys, k, n,
+                                    ngx_http_hris_slot_hash(k, n));
+
+    return NGX_OK;
+}
+
+
+/* One member of a slot record read: kept in order, and in its slot. */
 
 static ngx_int_t
 ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
-    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v)
+    ngx_http_hris_slot_rec_t *rec, const u_char *k, size_t klen, json_t *v,
+    ngx_int_t s)
 {
     size_t                   n;
-    ngx_int_t                s;
-    ngx_http_hris_member_t  *m, *g;
+    ngx_http_hris_member_t  *m;
 
     if (ps->nmembers == ps->nalloc) {
         n = ps->nalloc ? 2 * ps->nalloc : 64;
@@ -343,17 +421,6 @@ ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
         ps->nalloc = n;
     }
 
-    g = (ps->nmembers < ps->npred) ? &ps->pred[ps->nmembers] : NULL;
-
-    if (g && g->key.len == klen && ngx_memcmp(g->key.data, k, klen) == 0) {
-        s = g->slot;
-
-    } else {
-        ps->missed = 1;
-        s = ngx_http_hris_slot_find(rec->keys, k, klen,
-                                    ngx_http_hris_slot_hash(k, klen));
-    }
-
     m = &ps->members[ps->nmembers++];
     m->key.data = (u_char *) k;
     m->key.len = klen;
@@ -366,6 +433,51 @@ ngx_http_hris_slot_member(ngx_http_hris_parser_t *ps,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether two keys of len bytes are the same: a word at a time, the last
+ * one overlapping those before, and nothing read outside the keys. Most
+ * keys are 6 to 25 bytes long: memcmp()'s call cost more than this.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_hris_slot_same(const u_char *a, const u_char *b, size_t len)
+{
+    size_t    i;
+    uint32_t  h, l, x, y;
+    uint64_t  u, v;
+
+    if (len >= 8) {
+        for (i = 0; i + 8 < len; i += 8) {
+            ngx_memcpy(&u, a + i, 8);
+            ngx_memcpy(&v, b + i, 8);
+
+            if (u != v) {
+                return 0;
+            }
+        }
+
+        ngx_memcpy(&u, a + len - 8, 8);
+        ngx_memcpy(&v, b + len - 8, 8);
+
+        return u == v;
+    }
+
+    if (len >= 4) {
+        ngx_memcpy(&h, a, 4);
+        ngx_memcpy(&l, a + len - 4, 4);
+        ngx_memcpy(&x, b, 4);
+        ngx_memcpy(&y, b + len - 4, 4);
+
+        return h == x && l == y;
+    }
+
+    /* 0 to 3 bytes: the first, middle and last cover them all */
+    return len == 0
+           || (a[0] == b[0] && a[len / 2] == b[len / 2]
+               && a[len - 1] == b[len - 1]);
 }
 
 
@@ -452,6 +564,42 @@ ngx_http_hris_slots_push(ngx_array_t *a)
     }
 
     return (u_char *) a->elts + a->size * a->nelts++;
+}
+
+
+/*
+ * The records and their members, cut from chunks of the pool: two
+ * ngx_palloc() calls per record, among the request's other blocks, cost
+ * as much as reading a record's keys. A chunk is larger than a pool
+ * block's room, and so a large allocation of its own.
+ */
+
+#define NGX_HTTP_HRIS_SLOTS_CHUNK  8192
+
+static void *
+ngx_http_hris_slots_alloc(ngx_http_hris_parser_t *ps, size_t size)
+{
+    u_char  *p;
+    size_t   n;
+
+    size = ngx_align(size, NGX_ALIGNMENT);
+
+    if ((size_t) (ps->chunk_end - ps->chunk) < size) {
+        n = ngx_max(size, NGX_HTTP_HRIS_SLOTS_CHUNK);
+
+        p = ngx_palloc(ps->slots->pool, n);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        ps->chunk = p;
+        ps->chunk_end = p + n;
+    }
+
+    p = ps->chunk;
+    ps->chunk += size;
+
+    return p;
 }
 
 

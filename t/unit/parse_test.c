@@ -18,10 +18,31 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_hris_parse.h"
+#include "ngx_http_hris_parse_int.h"
 
 
 static int  tests, failed, selects;
+
+
+/*
+ * The input in a buffer of its exact size: a read past its end is an
+ * error under valgrind or ASan (the reader reads words at a time)
+ */
+
+static char *
+exact(const char *text, size_t len)
+{
+    char  *copy;
+
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        abort();
+    }
+
+    memcpy(copy, text, len);
+
+    return copy;
+}
 
 
 /*
@@ -124,9 +145,10 @@ fresh_objects_ok(ngx_http_hris_spans_t *spans)
 
 
 static void
-check(const char *name, const char *text, size_t len)
+check(const char *name, const char *given, size_t len)
 {
     int                     line, col, same, dups;
+    char                   *text;
     json_t                 *ours, *theirs, *strict;
     const char             *err;
     ngx_pool_t             *pool;
@@ -134,6 +156,7 @@ check(const char *name, const char *text, size_t len)
     ngx_http_hris_spans_t   spans;
 
     pool = ngx_create_pool(1024, NULL);
+    text = exact(given, len);
     if (pool == NULL) {
         abort();
     }
@@ -168,6 +191,7 @@ check(const char *name, const char *text, size_t len)
 
     json_decref(ours);
     json_decref(theirs);
+    free(text);
 }
 
 
@@ -194,12 +218,13 @@ count_records(void *data, json_t *elem)
  */
 
 static int
-select_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
+select_one(const char *given, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_uint_t skip, ngx_uint_t room, ngx_uint_t counted)
 {
     int                      line, col, fline, fcol, ok, calls;
     size_t                   i, n, seen, first, kept_n;
     json_t                  *ours, *full, *list, *elem, *want, *holder;
+    char                    *text;
     const char              *err, *ferr;
     ngx_pool_t              *pool;
     ngx_uint_t               more, kept;
@@ -207,6 +232,7 @@ select_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_http_hris_select_t   sel;
 
     pool = ngx_create_pool(1024, NULL);
+    text = exact(given, len);
     if (pool == NULL) {
         abort();
     }
@@ -307,6 +333,7 @@ done:
     json_decref(ours);
     json_decref(full);
 
+    free(text);
     selects++;
 
     return ok;
@@ -323,7 +350,14 @@ static ngx_str_t  slot_names[] = {
     ngx_string("k0"), ngx_string("k1"), ngx_string("k2"), ngx_string("k3"),
     ngx_string("k0\xc3\xa9"), ngx_string("K0"), ngx_string("k"),
     ngx_string(""), ngx_string("id"), ngx_string("firstName"),
-    ngx_string("a"), ngx_string("r"), ngx_string("x")
+    ngx_string("a"), ngx_string("r"), ngx_string("x"),
+
+    /* check_guess()'s: as long as keys compared a word at a time */
+    ngx_string("ab"), ngx_string("abc"), ngx_string("abcd"),
+    ngx_string("abcdefg"), ngx_string("abcdefgh"),
+    ngx_string("abcdefghi"), ngx_string("abcdefghijklmnop"),
+    ngx_string("abcdefghijklmnopq"),
+    ngx_string("abcdefghijklmnopqrstuvwxyz0123456")
 };
 
 static ngx_int_t                   slot_index[64];
@@ -429,12 +463,13 @@ slot_rec_ok(ngx_http_hris_spans_t *spans, ngx_http_hris_slot_rec_t *rec,
  */
 
 static int
-slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
+slots_one(const char *given, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_uint_t fill)
 {
     int                         line, col, fline, fcol, ok;
     size_t                      i, i2;
     json_t                     *ours, *full, *list, *elem, *mine;
+    char                       *text;
     const char                 *err, *ferr;
     ngx_pool_t                 *pool;
     const u_char               *start;
@@ -443,6 +478,7 @@ slots_one(const char *text, size_t len, ngx_str_t *keys, ngx_uint_t nkeys,
     ngx_http_hris_slot_rec_t  **rec;
 
     pool = ngx_create_pool(1024, NULL);
+    text = exact(given, len);
     if (pool == NULL) {
         abort();
     }
@@ -530,6 +566,7 @@ done:
     ngx_destroy_pool(pool);
     json_decref(full);
 
+    free(text);
     selects++;
 
     return ok;
@@ -677,6 +714,19 @@ static const char *cases[] = {
     "[{\"k0\":1,\"zz\":2},{\"k0\":1,\"zz\":2,\"zz\":3},{\"k0\":1}]",
     "[{\"k1\":1,\"k0\":2},{\"k0\":3,\"k1\":4},{},{\"k1\":5,\"k0\":6}]",
     "[{\"k\\u0030\":1},{\"k0\":2},{\"k\\u0030\":3,\"k0\":4}]",
+
+    /* whitespace right after ':' and ',' (compact JSON has none) */
+    "{\"a\": 1, \"b\" :2 ,\"c\":\t3,\n\"d\":\r\n[1, 2,\t3 ,4]}",
+    "[{\"k0\": \"x\", \"k1\":\n1}, {\"k0\":\"y\" ,\"k1\":\r2}]",
+    "[{\"k0\":\"x\",\"k1\":1},\t{\"k0\":\"y\", \"k1\": 2} ]",
+    "{\"a\":\v1}", "[1,\v2]", "[1,\f2]", "{\"a\":\f1}", "[1, ]",
+    "{\"a\": }", "[1,", "[1, ", "{\"a\":", "{\"a\": ",
+
+    /* literals in slot records, whole, damaged and cut */
+    "[{\"k0\":null,\"k1\":true,\"k2\":false},{\"k0\":null}]",
+    "[{\"k0\":nul}]", "[{\"k0\":nulL}]", "[{\"k0\":nullx}]",
+    "[{\"k0\":n", "[{\"k0\":nu", "[{\"k0\":nul", "[{\"k0\":null",
+    "[{\"k0\":fals", "[{\"k0\":tru", "[{\"k0\":n}]",
     NULL
 };
 
@@ -723,6 +773,166 @@ gen(char **p, char *end, int depth)
 
     } else {
         *p += sprintf(*p, "%s", atoms[rand() % 16]);
+    }
+}
+
+
+/*
+ * The strings the reader reads inline (ngx_http_hris_parse_str()) and
+ * those it leaves to ngx_http_hris_parse_string(): 0 to 33 plain bytes,
+ * then bytes that stop the scan or not (none, an escape, control bytes,
+ * the plain bytes next to those that are not, UTF-8, a quote after the
+ * closing one, a backslash at the input's end), as keys and values of slot
+ * records, closing 0 to 9 bytes before the input ends, or the input cut
+ * in its last bytes.
+ */
+
+static void
+check_edges(void)
+{
+    int          n, k, where, pad, cut;
+    char         doc[128], str[64], *p;
+    size_t       len;
+    static const char  *tails[] = { "", "\\n", "\\u00e9x", "\x01",
+                                     "\x1f", " !#[]\x7f", "\xc3\xa9",
+                                     "\"\"", "\\" };
+
+    for (n = 0; n <= 33; n++) {
+        for (k = 0; k < (int) (sizeof(tails) / sizeof(tails[0])); k++) {
+            memset(str, 'a' + n % 26, n);
+            strcpy(str + n, tails[k]);
+
+            for (where = 0; where < 2; where++) {
+                p = doc;
+                p += sprintf(p, where ? "[{\"k0\":\"%s\"}]"
+                                      : "[{\"%s\":1}]", str);
+
+                for (pad = 0; pad <= 9; pad++) {
+                    len = p - doc + pad;
+                    memset(p, ' ', pad);
+                    check("edges", doc, len);
+                    check_slots("edges", doc, len);
+
+                    if (pad < 2) {
+                        check_select("edges", doc, len);
+                    }
+                }
+
+                for (cut = 1; cut <= 12 && cut <= p - doc; cut++) {
+                    check("edges cut", doc, p - doc - cut);
+                    check_slots("edges cut", doc, p - doc - cut);
+                }
+            }
+        }
+    }
+}
+
+
+/*
+ * UTF-8, valid or not, after 0 to 70 ASCII bytes and before 0 to 3 more:
+ * every place in and across the blocks of the ASCII check, the input's
+ * end included. jansson rejects exactly the invalid ones.
+ */
+
+static void
+check_utf8(void)
+{
+    int          n, m, k;
+    char         doc[128], *p;
+    static const char  *seqs[] = {
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\x80", "\xff",
+        "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\xc3"
+    };
+
+    for (n = 0; n <= 70; n++) {
+        for (m = 0; m <= 3; m++) {
+            for (k = 0; k < (int) (sizeof(seqs) / sizeof(seqs[0])); k++) {
+                p = doc;
+                *p++ = '[';
+                *p++ = '"';
+                memset(p, 'u', n);
+                p += n;
+                p += sprintf(p, "%s", seqs[k]);
+                memset(p, 'v', m);
+                p += m;
+                p += sprintf(p, "\"]");
+
+                check("utf-8", doc, p - doc);
+
+                /* the sequence at the input's very end */
+                check("utf-8 end", doc, p - doc - 2 - m);
+            }
+        }
+    }
+}
+
+
+/*
+ * A key that differs from the last record's at the same place in one
+ * byte only, wherever that byte is, in keys of every length that the
+ * compare with the guess handles differently: it is not the guess, and
+ * gets its own slot or none; the other way round as well.
+ */
+
+static const char *guess_cases[] = {
+    "[{\"a\\\"b\":1},{\"a\"b\":2}]",
+    "[{\"a\\u0001\":1},{\"a\x01\":2}]",
+    "[{\"a\\\\\":1},{\"a\\\":2}]",
+    "[{\"a\\\\\":1},{\"a\\\":2}]  ",
+    "[{\"a\\u0062\":1},{\"ab\":2},{\"ab\":3}]",
+    "[{\"ab\":1},{\"a\\u0062\":2},{\"ab\":3}]",
+    NULL
+};
+
+
+static void
+check_guess(void)
+{
+    char        doc[256], key[64];
+    size_t      i, j, len;
+    ngx_str_t  *name;
+
+    for (i = 0; i < sizeof(slot_names) / sizeof(slot_names[0]); i++) {
+        name = &slot_names[i];
+
+        for (j = 0; j < name->len; j++) {
+            memcpy(key, name->data, name->len);
+            key[j] = 'Z';
+
+            len = sprintf(doc, "[{\"%.*s\":1,\"k0\":2},{\"%.*s\":3,"
+                          "\"k0\":4}]", (int) name->len,
+                          (char *) name->data, (int) name->len, key);
+            check_slots("guess", doc, len);
+
+            len = sprintf(doc, "[{\"%.*s\":1,\"k0\":2},{\"%.*s\":3,"
+                          "\"k0\":4}]", (int) name->len, key,
+                          (int) name->len, (char *) name->data);
+            check_slots("guess", doc, len);
+
+            /* the guess taken, a duplicate after it */
+            len = sprintf(doc, "[{\"%.*s\":1,\"k1\":2},{\"%.*s\":3,"
+                          "\"%.*s\":4}]", (int) name->len,
+                          (char *) name->data, (int) name->len,
+                          (char *) name->data, (int) name->len, key);
+            check_slots("guess", doc, len);
+        }
+    }
+
+    /*
+     * a guess that had escapes is not matched against the input's bytes:
+     * its unescaped bytes would take a quote, a backslash or a control
+     * byte there for its own
+     */
+    for (i = 0; guess_cases[i]; i++) {
+        check_slots("guess escaped", guess_cases[i], strlen(guess_cases[i]));
+    }
+
+    /* the guess taken near the input's end, and cut there */
+    len = sprintf(doc, "[{\"abcdefghi\":1,\"k0\":\"v\"},"
+                  "{\"abcdefghi\":2,\"k0\":\"w\"}]");
+
+    for (j = 1; j <= len; j++) {
+        check_slots("guess cut", doc, j);
     }
 }
 
@@ -796,6 +1006,61 @@ plain8_ok(void)
 }
 
 
+/*
+ * The reader's block of string bytes (ngx_http_hris_parse_stops(): 16 at
+ * once with SSE2) against the byte table: every byte value at every
+ * position among plain bytes of all kinds, and its offset as the first.
+ */
+
+static int
+stops_ok(void)
+{
+#if (defined NGX_HTTP_HRIS_PARSE_BLOCK)
+    int       b, i, k, n;
+    u_char    w[NGX_HTTP_HRIS_PARSE_BLOCK];
+    uint64_t  stops;
+    static const u_char  fill[] = { 'a', 0x20, 0x21, 0x23, 0x5b, 0x5d,
+                                    0x7f, 0x80, 0xff };
+
+    n = NGX_HTTP_HRIS_PARSE_BLOCK;
+
+    for (k = 0; k < (int) sizeof(fill); k++) {
+        memset(w, fill[k], n);
+
+        if (ngx_http_hris_parse_stops(w) != 0) {
+            return 0;
+        }
+
+        for (b = 0; b < 256; b++) {
+            for (i = 0; i < n; i++) {
+                memset(w, fill[k], n);
+                w[i] = (u_char) b;
+                stops = ngx_http_hris_parse_stops(w);
+
+                if ((stops == 0) != (ngx_http_hris_json_plain[b] != 0)
+                    || (stops && ngx_http_hris_parse_first(stops) != i))
+                {
+                    return 0;
+                }
+
+                /* a stop byte after it: the first is still the first */
+                if (i + 1 < n && stops) {
+                    w[i + 1] = '"';
+                    stops = ngx_http_hris_parse_stops(w);
+
+                    if (ngx_http_hris_parse_first(stops) != i) {
+                        return 0;
+                    }
+                }
+            }
+        }
+    }
+#endif
+
+    return 1;
+}
+
+
 int
 main(void)
 {
@@ -812,14 +1077,19 @@ main(void)
         check_slots("case", cases[i], strlen(cases[i]));
     }
 
+    check_edges();
+    check_guess();
+    check_utf8();
+
     /*
      * records with many keys after small ones: the table of keys seen
-     * grows, a duplicate found after it did, and none before it lost
+     * grows, a duplicate found after it did, and none before it lost;
+     * the last has more members than a chunk of records holds
      */
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         p = doc;
         p += sprintf(p, "[{\"k0\":1,\"k1\":2},{");
-        for (j = 0; j < 300; j++) {
+        for (j = 0; j < (i == 3 ? 400 : 300); j++) {
             p += sprintf(p, "%s\"key%d\":%d", j ? "," : "", j, j);
         }
         if (i == 1) {
@@ -897,7 +1167,10 @@ main(void)
     printf("%sok %d - eight bytes at once: plain exactly as byte by byte, "
            "and where the first byte that is not\n",
            i ? "" : "not ", tests + 2);
-    printf("1..%d\n", tests + 2);
+    j = stops_ok();
+    printf("%sok %d - a block of string bytes at once: the same stops as "
+           "byte by byte, the first first\n", j ? "" : "not ", tests + 3);
+    printf("1..%d\n", tests + 3);
 
-    return (failed || !i) ? 1 : 0;
+    return (failed || !i || !j) ? 1 : 0;
 }
