@@ -50,8 +50,6 @@ static json_t *ngx_http_hris_expr_first(ngx_http_hris_expr_t *expr,
     json_t *record, json_t *parent);
 static json_t *ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr,
     json_t *record, json_t *parent);
-static json_t *ngx_http_hris_expr_compact(ngx_http_hris_expr_t *expr,
-    json_t *record, json_t *parent);
 static json_t *ngx_http_hris_expr_array(ngx_http_hris_expr_t *expr,
     json_t *record, json_t *parent);
 static json_t *ngx_http_hris_expr_each(ngx_http_hris_expr_t *expr,
@@ -229,20 +227,29 @@ ngx_http_hris_expr_first(ngx_http_hris_expr_t *expr, json_t *record,
 }
 
 
+/*
+ * A jansson object; or, while a record is mapped for the answer's writer,
+ * a compact object (ngx_http_hris_map.h): its mark, then the values in
+ * the order of the keys.
+ */
+
 static json_t *
 ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr, json_t *record,
     json_t *parent)
 {
+    int          rc;
     json_t      *obj, *v;
     ngx_str_t   *k;
-    ngx_uint_t   i;
+    ngx_uint_t   i, compact;
 
-    if (ngx_http_hris_map_compact && expr->compact.keys) {
-        return ngx_http_hris_expr_compact(expr, record, parent);
-    }
+    compact = ngx_http_hris_map_compact && expr->compact.keys;
 
-    obj = json_object();
-    if (obj == NULL) {
+    obj = compact ? json_array() : json_object();
+
+    if (obj == NULL
+        || (compact && json_array_append(obj, &expr->compact.mark) != 0))
+    {
+        json_decref(obj);
         return NULL;
     }
 
@@ -264,55 +271,16 @@ ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr, json_t *record,
 
         k = &expr->keys[i];
 
-        if (json_object_setn_new_nocheck(obj, (const char *) k->data, k->len,
-                                         v)
-            != 0)
-        {
+        rc = compact ? json_array_append_new(obj, v)
+                     : json_object_setn_new_nocheck(obj, (const char *) k->data,
+                                                    k->len, v);
+        if (rc != 0) {
             json_decref(obj);
             return NULL;
         }
     }
 
     return obj;
-}
-
-
-/* the same as a compact object: the mark, then the values in key order */
-
-static json_t *
-ngx_http_hris_expr_compact(ngx_http_hris_expr_t *expr, json_t *record,
-    json_t *parent)
-{
-    json_t      *arr, *v;
-    ngx_uint_t   i;
-
-    arr = json_array();
-    if (arr == NULL || json_array_append(arr, &expr->compact.mark) != 0) {
-        json_decref(arr);
-        return NULL;
-    }
-
-    for (i = 0; i < expr->nitems; i++) {
-
-        v = ngx_http_hris_expr_eval(expr->items[i], record, parent);
-        if (v == NULL) {
-            json_decref(arr);
-            return NULL;
-        }
-
-        if (expr->required[i] && json_is_null(v)) {
-            json_decref(v);
-            json_decref(arr);
-            return json_null();
-        }
-
-        if (json_array_append_new(arr, v) != 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
-
-    return arr;
 }
 
 

@@ -18,47 +18,14 @@ use strict;
 use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
-use IO::Socket::INET;
 use JSON::PP;
 use lib 't/lib';
 use HRIS::Sandbox;
 use HRIS::Nginx;
 
 my $dir = tempdir(CLEANUP => 1);
-my @kids;
-END { local $?; kill 'TERM', @kids if @kids; waitpid($_, 0) for @kids; }
-
 my $body_file = "$dir/body.json";
-my $port = HRIS::Nginx::free_port();
-HRIS::Nginx::write_file("$dir/provider.py", <<"PY");
-import http.server
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        if self.path.startswith("/oauth2/token"):
-            body = b'{"access_token":"t0k3n","token_type":"bearer","expires_in":3600}'
-        else:
-            with open("$body_file", "rb") as f:
-                body = f.read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", $port), H).serve_forever()
-PY
-
-my $pid = fork // die;
-if ($pid == 0) { open STDERR, '>', '/dev/null'; exec '/usr/bin/python3', "$dir/provider.py"; exit 127 }
-push @kids, $pid;
-for (1 .. 200) {
-    last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
-    select undef, undef, undef, 0.05;
-}
-
-my $sb = bless { port => $port }, 'HRIS::Sandbox';
+my $sb = HRIS::Sandbox->fixed_body($body_file);
 my $accounts = HRIS::Nginx::accounts_for(heavenhr => $sb);
 push @{ $accounts->{accounts} }, {
     %{ $accounts->{accounts}[0] },

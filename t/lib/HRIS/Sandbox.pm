@@ -24,6 +24,7 @@ use strict;
 use warnings;
 
 use File::Spec;
+use File::Temp ();
 use HTTP::Tiny;
 use IO::Socket::INET;
 use JSON::PP;
@@ -186,6 +187,55 @@ sub _terminate {
 }
 
 sub DESTROY { $_[0]->stop }
+
+# -- a provider of one fixed body ----------------------------------------------
+#
+#   my $sb = HRIS::Sandbox->fixed_body("$dir/body.json");
+#
+# Answers a token request (any path starting with /oauth2/token: HeavenHR's
+# table) with a bearer token, and any other GET with the bytes of the file,
+# read afresh each time: a test changes the answer without restarting
+# anything. Stops like a sandbox (stop, or when the object goes).
+sub fixed_body {
+    my ($class, $file) = @_;
+    my $dir = File::Temp::tempdir('hris-fixed-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $port = free_port();
+    open my $fh, '>', "$dir/provider.py" or die "provider.py: $!";
+    print $fh <<"PY";
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/oauth2/token"):
+            body = b'{"access_token":"t0k3n","token_type":"bearer","expires_in":3600}'
+        else:
+            with open("$file", "rb") as f:
+                body = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", $port), H).serve_forever()
+PY
+    close $fh;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>', '/dev/null';
+        exec('/usr/bin/python3', "$dir/provider.py") or POSIX::_exit(127);
+    }
+    $LIVE{$pid} = $$;
+    my $self = bless { provider => 'fixed', pid => $pid, port => $port, owner => $$ }, $class;
+    my $deadline = time + 10;
+    until (IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")) {
+        die "HRIS::Sandbox: the fixed-body provider did not listen on $port\n"
+            if time > $deadline || waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    return $self;
+}
 
 # -- a webhook receiver for tests ---------------------------------------------
 #
