@@ -171,13 +171,6 @@ ngx_http_hris_reason(ngx_uint_t status)
 
 
 /*
- * The upstream body as JSON in *body; or *body NULL and the client's 502
- * sent (its rc returned): an HTML error page or a cut answer is the
- * provider's fault, said plainly. Spans, when given, point into
- * call->resp, which a call keeps until the request's pool goes.
- */
-
-/*
  * The strings and numbers of a list's records, every block of the parse
  * in the request's arena: pinned (ngx_http_hris_arena_pin()), the fields
  * that borrow them take and drop references without an atomic operation
@@ -199,6 +192,13 @@ ngx_http_hris_pin_slots(ngx_http_hris_slots_t *slots)
     }
 }
 
+
+/*
+ * The upstream body as JSON in *body; or *body NULL and the client's 502
+ * sent (its rc returned): an HTML error page or a cut answer is the
+ * provider's fault, said plainly. Spans, when given, point into
+ * call->resp, which a call keeps until the request's pool goes.
+ */
 
 ngx_int_t
 ngx_http_hris_upstream_json(ngx_http_request_t *r, ngx_http_hris_call_t *call,
