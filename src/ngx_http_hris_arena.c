@@ -158,7 +158,8 @@ static size_t                        ngx_http_hris_range_size;
 /* the rest is the lock's, taken a few times per huge answer */
 static pthread_mutex_t               ngx_http_hris_range_lock =
     PTHREAD_MUTEX_INITIALIZER;
-static u_char                       *ngx_http_hris_range_next; /* untouched on */
+/* where the chunks never used begin */
+static u_char                       *ngx_http_hris_range_next;
 static ngx_http_hris_arena_chunk_t  *ngx_http_hris_range_hot;
 static ngx_uint_t                    ngx_http_hris_range_nhot;
 static ngx_http_hris_arena_chunk_t  *ngx_http_hris_range_cold;
