@@ -42,13 +42,22 @@ sub repo_root {
     return File::Spec->catpath($volume, File::Spec->catdir(@dirs), '');
 }
 
+# A port nothing listens on. Never one this process was given before:
+# the kernel may hand the same port to two calls in a row (the first one
+# not bound yet), and a gateway then listened twice on it (CI saw nginx
+# refuse "a duplicate listen").
+my %GIVEN;
+
 sub free_port {
-    my $sock = IO::Socket::INET->new(
-        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1, ReuseAddr => 1,
-    ) or die "HRIS::Sandbox: cannot find a free port: $!\n";
-    my $port = $sock->sockport;
-    close $sock;
-    return $port;
+    for (1 .. 100) {
+        my $sock = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1, ReuseAddr => 1,
+        ) or die "HRIS::Sandbox: cannot find a free port: $!\n";
+        my $port = $sock->sockport;
+        close $sock;
+        return $port unless $GIVEN{$port}++;
+    }
+    die "HRIS::Sandbox: no port that was not given before\n";
 }
 
 sub start {
