@@ -177,14 +177,16 @@ FUZZ_HDRS    := $(wildcard src/*.h) $(NGX_BUILD)/Makefile
 FUZZ_SRCS_parse  := $(addprefix src/ngx_http_hris_,parse.c parse_select.c \
                         parse_slots.c)
 FUZZ_SRCS_resp   := src/ngx_http_hris_resp.c
-FUZZ_SRCS_cursor := src/ngx_http_hris_cursor.c fuzz/base64.c
+FUZZ_SRCS_cursor := $(addprefix src/ngx_http_hris_,cursor.c digest.c) \
+                    fuzz/base64.c
 FUZZ_LIBS_cursor := -lcrypto
 FUZZ_SRCS_template := src/ngx_http_hris_template.c
 FUZZ_SRCS_expr   := $(addprefix src/ngx_http_hris_,map.c eval.c convert.c path.c)
 # the administration API's checks: the account's compile and the link's
 # making, around one table made by hand (fuzz/admin_stubs.c)
 FUZZ_SRCS_admin  := $(addprefix src/ngx_http_hris_,store.c accounts.c \
-                        template.c url.c secret.c) fuzz/admin_stubs.c \
+                        template.c url.c secret.c digest.c) \
+                    fuzz/admin_stubs.c \
                     fuzz/base64.c
 FUZZ_LIBS_admin  := -lcrypto
 FUZZ_SRCS_link   := $(FUZZ_SRCS_admin) src/ngx_http_hris_connect_link.c \

@@ -780,6 +780,7 @@ ngx_http_hris_exit_process(ngx_cycle_t *cycle)
     ngx_http_hris_main_conf_t  *hmcf;
 
     ngx_http_hris_upstream_exit_process(cycle);
+    ngx_http_hris_digest_free();
 
     if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
         == NULL)

@@ -734,6 +734,12 @@ ngx_int_t ngx_http_hris_cursor_seal(ngx_pool_t *pool, u_char *key,
 ngx_int_t ngx_http_hris_cursor_open(ngx_pool_t *pool, u_char *key,
     ngx_str_t *binding, ngx_str_t *in, json_t **state);
 
+/* ngx_http_hris_digest.c */
+const EVP_MD *ngx_http_hris_sha256_md(void);
+ngx_int_t ngx_http_hris_hmac_sha256(const u_char *key, size_t key_len,
+    const u_char *msg, size_t len, u_char *mac);
+void ngx_http_hris_digest_free(void);
+
 /* ngx_http_hris_cursor_key.c */
 ngx_int_t ngx_http_hris_cursor_key_init_process(ngx_cycle_t *cycle,
     ngx_http_hris_main_conf_t *hmcf);

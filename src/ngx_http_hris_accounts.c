@@ -934,7 +934,8 @@ ngx_http_hris_sha256(ngx_str_t *in, u_char *out)
     unsigned int  len;
 
     len = 32;
-    EVP_Digest(in->data, in->len, out, &len, EVP_sha256(), NULL);
+    EVP_Digest(in->data, in->len, out, &len, ngx_http_hris_sha256_md(),
+               NULL);
 }
 
 

@@ -17,7 +17,6 @@
 #include <ngx_http.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "ngx_http_hris.h"
 
@@ -167,8 +166,7 @@ static ngx_int_t
 ngx_http_hris_cursor_mac(ngx_pool_t *pool, u_char *key, ngx_str_t *binding,
     ngx_str_t *payload, u_char *mac)
 {
-    u_char        *msg, *p;
-    unsigned int   len;
+    u_char  *msg, *p;
 
     msg = ngx_pnalloc(pool, binding->len + 1 + payload->len);
     if (msg == NULL) {
@@ -179,11 +177,5 @@ ngx_http_hris_cursor_mac(ngx_pool_t *pool, u_char *key, ngx_str_t *binding,
     *p++ = '\0';
     p = ngx_cpymem(p, payload->data, payload->len);
 
-    len = 32;
-
-    if (HMAC(EVP_sha256(), key, 32, msg, p - msg, mac, &len) == NULL) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_http_hris_hmac_sha256(key, 32, msg, p - msg, mac);
 }
