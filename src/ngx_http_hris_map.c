@@ -31,6 +31,7 @@ static const char *ngx_http_hris_map_where(ngx_http_hris_map_ctx_t *mc,
 static json_t *ngx_http_hris_map_keep(ngx_http_hris_map_ctx_t *mc,
     json_t *value);
 static void ngx_http_hris_map_json_cleanup(void *data);
+static void ngx_http_hris_map_mortal(json_t *v, size_t refcount);
 static ngx_int_t ngx_http_hris_map_path(ngx_http_hris_map_ctx_t *mc,
     json_t *spec, const char *where, ngx_http_hris_path_t *path);
 
@@ -834,7 +835,20 @@ ngx_http_hris_map_where(ngx_http_hris_map_ctx_t *mc, const char *where,
 }
 
 
-/* a private copy of a table value, released with the configuration */
+/*
+ * A private copy of a table value (a constant, a default, an enum's
+ * values), released with the table's pool: the configuration's, or an
+ * account's own table's (ngx_http_hris_table_variant()).
+ *
+ * Every node of the copy is immortal while the table lives (refcount
+ * (size_t) -1, as jansson's true, false and null): a record that borrows
+ * it costs no atomic instruction, and leaves nothing to give back, so
+ * that a mapped page's release walk can be skipped (ngx_http_hris_walk.c).
+ * This is safe because what borrows these values is a mapped record, and
+ * a mapped record dies with its request, which holds its table until it
+ * ends (the cycle; the account's reference). The pool's cleanup makes the
+ * copy mortal again and frees it.
+ */
 
 static json_t *
 ngx_http_hris_map_keep(ngx_http_hris_map_ctx_t *mc, json_t *value)
@@ -852,6 +866,8 @@ ngx_http_hris_map_keep(ngx_http_hris_map_ctx_t *mc, json_t *value)
         return NULL;
     }
 
+    ngx_http_hris_map_mortal(copy, (size_t) -1);
+
     cln->handler = ngx_http_hris_map_json_cleanup;
     cln->data = copy;
 
@@ -862,7 +878,49 @@ ngx_http_hris_map_keep(ngx_http_hris_map_ctx_t *mc, json_t *value)
 static void
 ngx_http_hris_map_json_cleanup(void *data)
 {
+    ngx_http_hris_map_mortal(data, 1);
     json_decref(data);
+}
+
+
+/*
+ * Sets the refcount of every node of a private copy: (size_t) -1 makes it
+ * immortal, 1 gives it back to json_decref(). jansson's own true, false
+ * and null are shared and always immortal: left alone. The depth is the
+ * table file's, which jansson read (at most its 2048 levels).
+ */
+
+static void
+ngx_http_hris_map_mortal(json_t *v, size_t refcount)
+{
+    size_t       i;
+    json_t      *m;
+    const char  *key;
+
+    switch (json_typeof(v)) {
+
+    case JSON_OBJECT:
+        json_object_foreach(v, key, m) {
+            ngx_http_hris_map_mortal(m, refcount);
+        }
+        break;
+
+    case JSON_ARRAY:
+        json_array_foreach(v, i, m) {
+            ngx_http_hris_map_mortal(m, refcount);
+        }
+        break;
+
+    case JSON_STRING:
+    case JSON_INTEGER:
+    case JSON_REAL:
+        break;
+
+    default:
+        return;
+    }
+
+    v->refcount = refcount;
 }
 
 

@@ -785,8 +785,46 @@ test_references(void)
     ok(v != NULL && json_integer_value(json_object_get(v, "a")) == 1,
        "a constant survives its results");
 
+    /* the table's values are immortal: no reference to give back */
+    ok(v != NULL && v->refcount == (size_t) -1
+       && json_object_get(v, "a")->refcount == (size_t) -1,
+       "a constant and its members are immortal while the table lives");
+
     json_decref(v);
     json_decref(rec);
+
+    e = compile("{'path': '/s', 'enum': {'a': 'Active', 'b': ['x']},"
+                " 'enum_default': 'other'}");
+    rec = json_pack("{s:s}", "s", "b");
+    v = ngx_http_hris_expr_eval(e, rec, NULL);
+
+    ok(json_is_array(v) && v->refcount == (size_t) -1
+       && json_array_get(v, 0)->refcount == (size_t) -1,
+       "an enum's value is the table's, immortal");
+
+    json_decref(v);
+    json_object_set_new(rec, "s", json_string("zz"));
+    v = ngx_http_hris_expr_eval(e, rec, NULL);
+
+    ok(json_is_string(v) && v->refcount == (size_t) -1
+       && strcmp(json_string_value(v), "other") == 0,
+       "an enum's default is the table's, immortal");
+
+    json_decref(v);
+    json_object_del(rec, "s");
+    json_decref(rec);
+
+    e = compile("{'path': '/none', 'default': 'n/a'}");
+    rec = J("{}");
+    v = ngx_http_hris_expr_eval(e, rec, NULL);
+
+    ok(json_is_string(v) && v->refcount == (size_t) -1,
+       "a default is the table's, immortal");
+
+    json_decref(v);
+    json_decref(rec);
+
+    /* valgrind's leak check: the pool's cleanup frees them all */
 }
 
 
