@@ -94,6 +94,7 @@ typedef struct {
     json_t                   **slot;      /* by slot number, or NULL */
     ngx_http_hris_slot_keys_t *keys;
     unsigned                   filled:1;
+    unsigned                   pinned:1;  /* its parse's: see slots_t */
 } ngx_http_hris_slot_rec_t;
 
 
@@ -112,6 +113,13 @@ typedef struct {
     ngx_array_t                recs;      /* ngx_http_hris_slot_rec_t *,
                                              NULL: an ordinary element */
     ngx_array_t                all;       /* every slot record read */
+
+    /*
+     * Every node of the parse came from the request's arena, and its
+     * strings and numbers are pinned (ngx_http_hris_pin_slots()): nothing
+     * to give back at the pool's end, the arena's chunks go with it.
+     */
+    unsigned                   pinned:1;
 } ngx_http_hris_slots_t;
 
 

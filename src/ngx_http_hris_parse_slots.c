@@ -613,6 +613,11 @@ ngx_http_hris_slots_release(void *data)
     ngx_uint_t                 i, j;
     ngx_http_hris_slot_rec_t **rec;
 
+    if (slots->pinned) {
+        /* a walk over cold memory that would free nothing */
+        return;
+    }
+
     rec = slots->all.elts;
 
     for (i = 0; i < slots->all.nelts; i++) {

@@ -48,7 +48,7 @@ typedef struct {
 /* ngx_http_hris_schema.c */
 json_t **ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
     json_t *record, json_t *parent, ngx_http_hris_slot_rec_t *slot,
-    ngx_uint_t remote_data, uint64_t *cover);
+    ngx_uint_t remote_data, uint64_t *cover, ngx_uint_t *arena_only);
 void ngx_http_hris_record_release(ngx_array_t *fields, json_t **values);
 
 /* ngx_http_hris_json.c */

@@ -174,7 +174,9 @@ ngx_http_hris_reason(ngx_uint_t status)
  * The strings and numbers of a list's records, every block of the parse
  * in the request's arena: pinned (ngx_http_hris_arena_pin()), the fields
  * that borrow them take and drop references without an atomic operation
- * each, and no value is deleted one by one when the request ends.
+ * each, and no value is deleted one by one when the request ends: the
+ * records and the set are marked so (the walks that would give their
+ * references back are skipped, ngx_http_hris_walk_release()).
  */
 
 static void
@@ -189,7 +191,11 @@ ngx_http_hris_pin_slots(ngx_http_hris_slots_t *slots)
         for (j = 0; j < rec[i]->n; j++) {
             ngx_http_hris_arena_pin(rec[i]->members[j].value);
         }
+
+        rec[i]->pinned = 1;
     }
+
+    slots->pinned = 1;
 }
 
 

@@ -134,7 +134,9 @@ ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *name)
  * One upstream record to one unified record (ngx_http_hris_record.h):
  * every schema field in order, unmapped ones as null (or [] for lists),
  * then remote_data (NULL without it), from pool. The caller owns the
- * references: ngx_http_hris_record_release(). cover, when not NULL,
+ * references: ngx_http_hris_record_release(). *arena_only says whether
+ * every node the mapping made came from the record's arena (so that
+ * nothing of them needs free()). cover, when not NULL,
  * counts the record ([0]) and each mapped field the provider's record
  * lacked ([1 + i]: its expression came out null), per worker (see
  * ngx_http_hris_metrics_cover()).
@@ -143,11 +145,12 @@ ngx_http_hris_schema_index(ngx_http_hris_main_conf_t *hmcf, ngx_str_t *name)
 json_t **
 ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
     json_t *record, json_t *parent, ngx_http_hris_slot_rec_t *slot,
-    ngx_uint_t remote_data, uint64_t *cover)
+    ngx_uint_t remote_data, uint64_t *cover, ngx_uint_t *arena_only)
 {
     json_t                 **values;
     ngx_int_t                rc;
-    ngx_http_hris_arena_t   *arena;
+    ngx_uint_t               mallocs;
+    ngx_http_hris_arena_t   *arena, *a;
 
     values = ngx_palloc(pool, (fields->nelts + 1) * sizeof(json_t *));
     if (values == NULL) {
@@ -160,7 +163,10 @@ ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
      * request's answer and dies with it: its nodes come from there too
      */
 
-    arena = ngx_http_hris_arena_enter(ngx_http_hris_arena_of(record));
+    a = ngx_http_hris_arena_of(record);
+    mallocs = a ? ngx_http_hris_arena_mallocs(a) : 0;
+
+    arena = ngx_http_hris_arena_enter(a);
 
     /*
      * a slot record (its object stands for it in the records array, and
@@ -178,6 +184,8 @@ ngx_http_hris_record_values(ngx_pool_t *pool, ngx_array_t *fields,
     ngx_http_hris_slot_record = NULL;
 
     ngx_http_hris_arena_leave(arena);
+
+    *arena_only = (a != NULL && ngx_http_hris_arena_mallocs(a) == mallocs);
 
     return (rc == NGX_OK) ? values : NULL;
 }

@@ -104,6 +104,8 @@ typedef struct {
     unsigned                    is_meta:1;  /* GET {resource}/meta */
     unsigned                    has_values:1;
     unsigned                    more:1;     /* pos points at more data */
+    unsigned                    release:1;  /* a mapped record must give
+                                               its references back */
 } ngx_http_hris_ctx_t;
 
 

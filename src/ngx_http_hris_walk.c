@@ -1319,7 +1319,8 @@ ngx_http_hris_walk_stuck(ngx_http_hris_ctx_t *ctx)
 json_t **
 ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx, ngx_http_hris_rec_t *e)
 {
-    json_t  **values, ***slot;
+    json_t      **values, ***slot;
+    ngx_uint_t    arena_only;
 
     slot = ngx_array_push(&ctx->result);
     if (slot == NULL) {
@@ -1328,10 +1329,23 @@ ngx_http_hris_walk_map(ngx_http_hris_ctx_t *ctx, ngx_http_hris_rec_t *e)
 
     values = ngx_http_hris_record_values(ctx->request->pool, ctx->fields,
                                          e->record, e->parent, e->slot,
-                                         ctx->remote_data, ctx->cover);
+                                         ctx->remote_data, ctx->cover,
+                                         &arena_only);
     if (values == NULL) {
         ctx->result.nelts--;
         return NULL;
+    }
+
+    /*
+     * What the values hold: the record's nodes, pinned or in the arena;
+     * nodes the mapping made, in the arena; the table's values, immortal
+     * (ngx_http_hris_map.c). Their references need not be given back
+     * then: the arena's chunks go with the pool. Anything else (a parent
+     * of another answer, a tree of a thread, a node malloc() gave) and
+     * every record is released one by one.
+     */
+    if (!(arena_only && e->slot && e->slot->pinned && e->parent == NULL)) {
+        ctx->release = 1;
     }
 
     *slot = values;
@@ -1347,6 +1361,11 @@ ngx_http_hris_walk_release(void *data)
 
     json_t      ***rec;
     ngx_uint_t     i;
+
+    if (!ctx->release) {
+        /* see ngx_http_hris_walk_map(): nothing to give back */
+        return;
+    }
 
     rec = ctx->result.elts;
 
