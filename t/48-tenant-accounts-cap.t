@@ -330,6 +330,8 @@ unlike($ng->error_log, qr/\[(alert|crit|emerg)\]/, 'no alert');
     is(remove($B, 'acme-f1')->{status}, 200, 'B deletes one of A\'s');
     ok($seen->($A, 'acme-f1', 404), 'A sees the delete');
     is(create($A, 'acme-f4')->{status}, 201, 'A: a slot is free');
+    # B must have had it before its 404 below means the delete reached it
+    ok($seen->($B, 'acme-f4', 200), 'B has it');
 
     # the last slot through both at once: the fleet's count in Redis
     # gives it once
