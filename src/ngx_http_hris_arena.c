@@ -113,9 +113,25 @@ static void ngx_http_hris_arena_tfree(void *p);
 static ngx_http_hris_arena_chunk_t *ngx_http_hris_range_get(void);
 static void ngx_http_hris_range_put(ngx_http_hris_arena_chunk_t *c);
 static void ngx_http_hris_arena_unbind(void *data);
+static ngx_uint_t ngx_http_hris_string_layout(void);
 
 
 static ngx_uint_t              ngx_http_hris_arena_hooked;
+
+
+/*
+ * jansson's string node as its value.c lays it out (jansson_private.h,
+ * the same since 2.7), for ngx_http_hris_arena_string(). The library's
+ * own functions are checked against it before it is used.
+ */
+typedef struct {
+    json_t                       json;
+    char                        *value;
+    size_t                       length;
+} ngx_http_hris_json_string_t;
+
+/* NGX_CONF_UNSET_UINT until checked, then whether the layout is jansson's */
+static ngx_uint_t  ngx_http_hris_string_ours = NGX_CONF_UNSET_UINT;
 
 /*
  * Per thread: the worker's event-loop thread, the only one that uses
@@ -377,6 +393,95 @@ ngx_http_hris_arena_free(void *p)
     }
 
     free(p);
+}
+
+
+/*
+ * A jansson string of len bytes (valid UTF-8, as json_stringn_nocheck()
+ * takes) in the event loop's arena window: node and bytes in one block,
+ * cut from the chunk. json_stringn_nocheck() made two blocks through the
+ * allocator's hooks and copied the bytes through strndup(): a third of
+ * the reader's time for a list's strings (bench/README.md). jansson frees
+ * such a node as its own (the bytes, then the node): both addresses lie
+ * in the chunk, which arena_free() passes over. Anywhere else (no window,
+ * a thread's arena, a long string) it is jansson's.
+ */
+
+json_t *
+ngx_http_hris_arena_string(const u_char *s, size_t len)
+{
+    size_t                        size;
+    ngx_http_hris_arena_t        *a = ngx_http_hris_arena_current;
+    ngx_http_hris_json_string_t  *str;
+
+    size = sizeof(ngx_http_hris_json_string_t) + len + 1;
+
+    if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG
+        || !ngx_http_hris_string_layout())
+    {
+        return json_stringn_nocheck((const char *) s, len);
+    }
+
+    size = ngx_align(size, sizeof(void *));
+
+    if ((size_t) (a->end - a->pos) < size
+        && ngx_http_hris_arena_grow(a) != NGX_OK)
+    {
+        return json_stringn_nocheck((const char *) s, len);
+    }
+
+    str = (ngx_http_hris_json_string_t *) a->pos;
+    a->pos += size;
+
+    str->json.type = JSON_STRING;
+    str->json.refcount = 1;
+    str->value = (char *) (str + 1);
+    str->length = len;
+
+    ngx_memcpy(str->value, s, len);
+    str->value[len] = '\0';
+
+    return &str->json;
+}
+
+
+/*
+ * Whether jansson's string node is laid out as ngx_http_hris_json_
+ * string_t: its functions read a node of ours, and a node of theirs reads
+ * as ours. Checked once, on the event loop (the only caller).
+ */
+
+static ngx_uint_t
+ngx_http_hris_string_layout(void)
+{
+    json_t                       *v;
+    ngx_uint_t                    ours;
+    ngx_http_hris_json_string_t   probe, *str;
+
+    if (ngx_http_hris_string_ours != NGX_CONF_UNSET_UINT) {
+        return ngx_http_hris_string_ours;
+    }
+
+    probe.json.type = JSON_STRING;
+    probe.json.refcount = 1;
+    probe.value = (char *) "probe";
+    probe.length = 3;
+
+    ours = json_is_string(&probe.json)
+           && json_string_value(&probe.json) == probe.value
+           && json_string_length(&probe.json) == 3;
+
+    v = json_stringn_nocheck("ab", 2);
+    str = (ngx_http_hris_json_string_t *) v;
+
+    ours = ours && v != NULL && str->value == json_string_value(v)
+           && str->length == 2 && ngx_strcmp(str->value, "ab") == 0;
+
+    json_decref(v);
+
+    ngx_http_hris_string_ours = ours;
+
+    return ours;
 }
 
 

@@ -28,6 +28,7 @@ ngx_int_t ngx_http_hris_arena_bind(ngx_http_hris_arena_t *a,
     ngx_pool_t *pool);
 void ngx_http_hris_arena_drop(ngx_http_hris_arena_t *a);
 ngx_uint_t ngx_http_hris_arena_in_range(const void *p);
+json_t *ngx_http_hris_arena_string(const u_char *s, size_t len);
 
 
 /*

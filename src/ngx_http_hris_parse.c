@@ -187,7 +187,7 @@ ngx_http_hris_parse_value(ngx_http_hris_parser_t *ps)
         if (ngx_http_hris_parse_str(ps, &s, &len) != NGX_OK) {
             return NULL;
         }
-        return json_stringn_nocheck((const char *) s, len);
+        return ngx_http_hris_arena_string(s, len);
 
     case 't':
         return ngx_http_hris_parse_literal(ps, "true", 4) == NGX_OK

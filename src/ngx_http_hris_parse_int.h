@@ -14,6 +14,7 @@
 #include <ngx_core.h>
 
 #include "ngx_http_hris_parse.h"
+#include "ngx_http_hris_arena.h"
 
 #if (defined __SSE2__)
 #include <emmintrin.h>

@@ -227,7 +227,7 @@ ngx_http_hris_parse_slot_record(ngx_http_hris_parser_t *ps,
                 goto failed;
             }
 
-            v = json_stringn_nocheck((const char *) s, slen);
+            v = ngx_http_hris_arena_string(s, slen);
 
         } else if (ps->p < ps->end && *ps->p == 'n') {
             v = (ngx_http_hris_parse_literal(ps, "null", 4) == NGX_OK)

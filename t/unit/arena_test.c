@@ -100,7 +100,7 @@ static void
 one_pool(void)
 {
     char                   *text;
-    json_t                 *before, *ours, *theirs, *rec;
+    json_t                 *before, *ours, *theirs, *rec, *s;
     ngx_pool_t             *pool;
     ngx_pool_cleanup_t     *cln;
     ngx_http_hris_arena_t  *a;
@@ -131,6 +131,19 @@ one_pool(void)
     rec = json_array_get(json_object_get(ours, "employees"), 150);
     ok(ngx_http_hris_arena_of(rec) == a,
        "a record past the first chunk belongs to the arena too");
+
+    /* strings are one block each (ngx_http_hris_arena_string()) */
+    s = json_object_get(rec, "workEmail");
+    ok(json_is_string(s) && strcmp(json_string_value(s), "a150@example.com")
+       == 0 && json_string_length(s) == 16
+       && json_string_value(s) > (const char *) s
+       && json_string_value(s) - (const char *) s <= 64,
+       "a string read in the arena has its bytes right after its node");
+
+    s = json_object_get(rec, "lastName");
+    ok(json_string_length(s) == 8
+       && memcmp(json_string_value(s), "O\xe2\x80\x99Neil", 9) == 0,
+       "an unescaped string too, NUL-terminated");
 
     /* changed outside the window: the new nodes come from malloc() */
     json_object_set_new(rec, "added", json_string("after the window"));

@@ -385,3 +385,21 @@ ngx_regex_exec(ngx_regex_t *re, ngx_str_t *s, int *captures, ngx_uint_t size)
 
     return rc;
 }
+
+
+/*
+ * The arena's string maker (src/ngx_http_hris_arena.c), for the tests
+ * built without that file: jansson's own. arena_test, which links it,
+ * gets the real one.
+ */
+
+#include <jansson.h>
+
+json_t *ngx_http_hris_arena_string(const u_char *s, size_t len)
+    __attribute__((weak));
+
+json_t *
+ngx_http_hris_arena_string(const u_char *s, size_t len)
+{
+    return json_stringn_nocheck((const char *) s, len);
+}
