@@ -113,25 +113,14 @@ static void ngx_http_hris_arena_tfree(void *p);
 static ngx_http_hris_arena_chunk_t *ngx_http_hris_range_get(void);
 static void ngx_http_hris_range_put(ngx_http_hris_arena_chunk_t *c);
 static void ngx_http_hris_arena_unbind(void *data);
-static ngx_uint_t ngx_http_hris_string_layout(void);
+static ngx_uint_t ngx_http_hris_json_layout(void);
 
 
 static ngx_uint_t              ngx_http_hris_arena_hooked;
 
 
-/*
- * jansson's string node as its value.c lays it out (jansson_private.h,
- * the same since 2.7), for ngx_http_hris_arena_string(). The library's
- * own functions are checked against it before it is used.
- */
-typedef struct {
-    json_t                       json;
-    char                        *value;
-    size_t                       length;
-} ngx_http_hris_json_string_t;
-
-/* NGX_CONF_UNSET_UINT until checked, then whether the layout is jansson's */
-static ngx_uint_t  ngx_http_hris_string_ours = NGX_CONF_UNSET_UINT;
+/* see ngx_http_hris_arena.h */
+ngx_uint_t  ngx_http_hris_json_ours = NGX_CONF_UNSET_UINT;
 
 /*
  * Per thread: the worker's event-loop thread, the only one that uses
@@ -417,7 +406,7 @@ ngx_http_hris_arena_string(const u_char *s, size_t len)
     size = sizeof(ngx_http_hris_json_string_t) + len + 1;
 
     if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG
-        || !ngx_http_hris_string_layout())
+        || !ngx_http_hris_json_layout())
     {
         return json_stringn_nocheck((const char *) s, len);
     }
@@ -446,40 +435,108 @@ ngx_http_hris_arena_string(const u_char *s, size_t len)
 
 
 /*
- * Whether jansson's string node is laid out as ngx_http_hris_json_
- * string_t: its functions read a node of ours, and a node of theirs reads
- * as ours. Checked once, on the event loop (the only caller).
+ * A jansson array with room for n values, in one block as the string
+ * above (ngx_http_hris_array_append() fills it without a call); jansson
+ * grows it as its own if more come. Outside the window: json_array().
+ */
+
+json_t *
+ngx_http_hris_arena_array(size_t n)
+{
+    size_t                       size;
+    ngx_http_hris_arena_t       *a = ngx_http_hris_arena_current;
+    ngx_http_hris_json_array_t  *arr;
+
+    /* jansson's own array starts with room for 8 */
+    n = ngx_max(n, 8);
+    size = sizeof(ngx_http_hris_json_array_t) + n * sizeof(json_t *);
+
+    if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG
+        || !ngx_http_hris_json_layout())
+    {
+        return json_array();
+    }
+
+    if ((size_t) (a->end - a->pos) < size
+        && ngx_http_hris_arena_grow(a) != NGX_OK)
+    {
+        return json_array();
+    }
+
+    arr = (ngx_http_hris_json_array_t *) a->pos;
+    a->pos += size;
+
+    arr->json.type = JSON_ARRAY;
+    arr->json.refcount = 1;
+    arr->size = n;
+    arr->entries = 0;
+    arr->table = (json_t **) (arr + 1);
+
+    return &arr->json;
+}
+
+
+/*
+ * Whether jansson's string and array nodes are laid out as ngx_http_
+ * hris_json_string_t and _array_t: its functions read nodes of ours, and
+ * its nodes read as ours. Checked once, on the event loop (the only
+ * caller).
  */
 
 static ngx_uint_t
-ngx_http_hris_string_layout(void)
+ngx_http_hris_json_layout(void)
 {
-    json_t                       *v;
+    json_t                       *v, *a, *table[2];
     ngx_uint_t                    ours;
-    ngx_http_hris_json_string_t   probe, *str;
+    ngx_http_hris_json_array_t    aprobe, *arr;
+    ngx_http_hris_json_string_t   sprobe, *str;
 
-    if (ngx_http_hris_string_ours != NGX_CONF_UNSET_UINT) {
-        return ngx_http_hris_string_ours;
+    if (ngx_http_hris_json_ours != NGX_CONF_UNSET_UINT) {
+        return ngx_http_hris_json_ours;
     }
 
-    probe.json.type = JSON_STRING;
-    probe.json.refcount = 1;
-    probe.value = (char *) "probe";
-    probe.length = 3;
+    sprobe.json.type = JSON_STRING;
+    sprobe.json.refcount = 1;
+    sprobe.value = (char *) "probe";
+    sprobe.length = 3;
 
-    ours = json_is_string(&probe.json)
-           && json_string_value(&probe.json) == probe.value
-           && json_string_length(&probe.json) == 3;
+    table[0] = &sprobe.json;
+    table[1] = json_null();
+
+    aprobe.json.type = JSON_ARRAY;
+    aprobe.json.refcount = 1;
+    aprobe.size = 2;
+    aprobe.entries = 2;
+    aprobe.table = table;
+
+    ours = json_is_string(&sprobe.json)
+           && json_string_value(&sprobe.json) == sprobe.value
+           && json_string_length(&sprobe.json) == 3
+           && json_is_array(&aprobe.json)
+           && json_array_size(&aprobe.json) == 2
+           && json_array_get(&aprobe.json, 0) == &sprobe.json
+           && json_array_get(&aprobe.json, 1) == json_null();
 
     v = json_stringn_nocheck("ab", 2);
-    str = (ngx_http_hris_json_string_t *) v;
+    a = json_array();
 
-    ours = ours && v != NULL && str->value == json_string_value(v)
-           && str->length == 2 && ngx_strcmp(str->value, "ab") == 0;
+    if (v && a && json_array_append(a, v) == 0) {
+        str = (ngx_http_hris_json_string_t *) v;
+        arr = (ngx_http_hris_json_array_t *) a;
 
+        ours = ours && str->value == json_string_value(v)
+               && str->length == 2 && ngx_strcmp(str->value, "ab") == 0
+               && arr->entries == 1 && arr->size >= 1
+               && arr->table[0] == v;
+
+    } else {
+        ours = 0;
+    }
+
+    json_decref(a);
     json_decref(v);
 
-    ngx_http_hris_string_ours = ours;
+    ngx_http_hris_json_ours = ours;
 
     return ours;
 }

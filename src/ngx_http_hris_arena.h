@@ -28,7 +28,52 @@ ngx_int_t ngx_http_hris_arena_bind(ngx_http_hris_arena_t *a,
     ngx_pool_t *pool);
 void ngx_http_hris_arena_drop(ngx_http_hris_arena_t *a);
 ngx_uint_t ngx_http_hris_arena_in_range(const void *p);
+
+
+/*
+ * jansson's string and array nodes as its value.c lays them out
+ * (jansson_private.h, the same since 2.7), for the nodes the arena makes
+ * in one block (ngx_http_hris_arena_string(), _array()). The library's
+ * own functions are checked against them before they are used:
+ * ngx_http_hris_json_ours is 1 then (NGX_CONF_UNSET_UINT before the
+ * check, 0 if the layouts differ and jansson makes every node).
+ */
+typedef struct {
+    json_t                       json;
+    char                        *value;
+    size_t                       length;
+} ngx_http_hris_json_string_t;
+
+typedef struct {
+    json_t                       json;
+    size_t                       size;
+    size_t                       entries;
+    json_t                     **table;
+} ngx_http_hris_json_array_t;
+
+extern ngx_uint_t  ngx_http_hris_json_ours;
+
 json_t *ngx_http_hris_arena_string(const u_char *s, size_t len);
+json_t *ngx_http_hris_arena_array(size_t n);
+
+
+/*
+ * json_array_append_new() for an array with room (one the arena made for
+ * its n values): a store, not a call. Steals v's reference, as it does.
+ */
+
+static ngx_inline int
+ngx_http_hris_array_append(json_t *array, json_t *v)
+{
+    ngx_http_hris_json_array_t  *a = (ngx_http_hris_json_array_t *) array;
+
+    if (ngx_http_hris_json_ours == 1 && v != NULL && a->entries < a->size) {
+        a->table[a->entries++] = v;
+        return 0;
+    }
+
+    return json_array_append_new(array, v);
+}
 
 
 /*

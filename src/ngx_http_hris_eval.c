@@ -13,6 +13,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_hris_map_int.h"
+#include "ngx_http_hris_arena.h"
 
 
 /* templates longer than this render into a heap buffer */
@@ -244,10 +245,13 @@ ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr, json_t *record,
 
     compact = ngx_http_hris_map_compact && expr->compact.keys;
 
-    obj = compact ? json_array() : json_object();
+    /* a compact object: its mark and values, in one block of the arena */
+    obj = compact ? ngx_http_hris_arena_array(expr->nitems + 1)
+                  : json_object();
 
     if (obj == NULL
-        || (compact && json_array_append(obj, &expr->compact.mark) != 0))
+        || (compact
+            && ngx_http_hris_array_append(obj, &expr->compact.mark) != 0))
     {
         json_decref(obj);
         return NULL;
@@ -271,7 +275,7 @@ ngx_http_hris_expr_object(ngx_http_hris_expr_t *expr, json_t *record,
 
         k = &expr->keys[i];
 
-        rc = compact ? json_array_append_new(obj, v)
+        rc = compact ? ngx_http_hris_array_append(obj, v)
                      : json_object_setn_new_nocheck(obj, (const char *) k->data,
                                                     k->len, v);
         if (rc != 0) {
@@ -291,7 +295,7 @@ ngx_http_hris_expr_array(ngx_http_hris_expr_t *expr, json_t *record,
     json_t      *arr, *v;
     ngx_uint_t   i;
 
-    arr = json_array();
+    arr = ngx_http_hris_arena_array(expr->nitems);
     if (arr == NULL) {
         return NULL;
     }
@@ -321,9 +325,9 @@ ngx_http_hris_expr_array(ngx_http_hris_expr_t *expr, json_t *record,
             continue;
         }
 
-        /* json_array_append_new() releases v when it fails */
+        /* ngx_http_hris_array_append() releases v when it fails */
 
-        if (json_array_append_new(arr, v) != 0) {
+        if (ngx_http_hris_array_append(arr, v) != 0) {
             json_decref(arr);
             return NULL;
         }
@@ -340,12 +344,12 @@ ngx_http_hris_expr_each(ngx_http_hris_expr_t *expr, json_t *record,
     size_t   i;
     json_t  *src, *arr, *elt, *v;
 
-    arr = json_array();
+    src = ngx_http_hris_path_get(&expr->path, record, parent);
+
+    arr = ngx_http_hris_arena_array(json_array_size(src));
     if (arr == NULL) {
         return NULL;
     }
-
-    src = ngx_http_hris_path_get(&expr->path, record, parent);
 
     if (src == NULL || !json_is_array(src)) {
         return arr;
@@ -364,7 +368,7 @@ ngx_http_hris_expr_each(ngx_http_hris_expr_t *expr, json_t *record,
             continue;
         }
 
-        if (json_array_append_new(arr, v) != 0) {
+        if (ngx_http_hris_array_append(arr, v) != 0) {
             json_decref(arr);
             return NULL;
         }

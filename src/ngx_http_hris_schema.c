@@ -215,7 +215,7 @@ ngx_http_hris_record_eval(ngx_array_t *fields, json_t *record,
             }
 
         } else {
-            v = f[i].is_list ? json_array() : json_null();
+            v = f[i].is_list ? ngx_http_hris_arena_array(0) : json_null();
         }
 
         if (v == NULL) {

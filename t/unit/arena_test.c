@@ -96,6 +96,54 @@ read_in(ngx_pool_t *pool, const char *text)
 }
 
 
+/* arrays made with room (ngx_http_hris_arena_array()), filled past it */
+
+static void
+arrays(ngx_http_hris_arena_t *a)
+{
+    json_t                 *arr, *want;
+    ngx_uint_t              i, good;
+    ngx_http_hris_arena_t  *prev;
+
+    prev = ngx_http_hris_arena_enter(a);
+
+    arr = ngx_http_hris_arena_array(10);
+    want = json_array();
+    good = (arr != NULL && json_array_size(arr) == 0
+            && ngx_http_hris_arena_of(arr) == a);
+
+    for (i = 0; i < 25; i++) {
+        good = good
+               && ngx_http_hris_array_append(arr, json_integer(i)) == 0
+               && json_array_append_new(want, json_integer(i)) == 0;
+
+        if (i == 9) {
+            ok(good && json_array_size(arr) == 10
+               && ((ngx_http_hris_json_array_t *) arr)->table
+                  == (json_t **) ((ngx_http_hris_json_array_t *) arr + 1),
+               "an array made with room for 10 takes 10 in its block");
+        }
+    }
+
+    ok(good && json_equal(arr, want),
+       "and 15 more as jansson grows it, in the same order");
+
+    ngx_http_hris_arena_leave(prev);
+
+    ok(ngx_http_hris_array_append(arr, NULL) == -1,
+       "NULL appended: an error, as jansson's");
+
+    json_decref(arr);
+    json_decref(want);
+
+    arr = ngx_http_hris_arena_array(0);
+    ok(arr != NULL && json_is_array(arr) && json_array_size(arr) == 0
+       && ngx_http_hris_arena_of(arr) == NULL,
+       "outside a window: jansson's own array");
+    json_decref(arr);
+}
+
+
 static void
 one_pool(void)
 {
@@ -144,6 +192,8 @@ one_pool(void)
     ok(json_string_length(s) == 8
        && memcmp(json_string_value(s), "O\xe2\x80\x99Neil", 9) == 0,
        "an unescaped string too, NUL-terminated");
+
+    arrays(a);
 
     /* changed outside the window: the new nodes come from malloc() */
     json_object_set_new(rec, "added", json_string("after the window"));

@@ -388,9 +388,9 @@ ngx_regex_exec(ngx_regex_t *re, ngx_str_t *s, int *captures, ngx_uint_t size)
 
 
 /*
- * The arena's string maker (src/ngx_http_hris_arena.c), for the tests
- * built without that file: jansson's own. arena_test, which links it,
- * gets the real one.
+ * The arena's string and array makers (src/ngx_http_hris_arena.c), for
+ * the tests built without that file: jansson's own, and its layouts
+ * unused. arena_test, which links it, gets the real ones.
  */
 
 #include <jansson.h>
@@ -402,4 +402,13 @@ json_t *
 ngx_http_hris_arena_string(const u_char *s, size_t len)
 {
     return json_stringn_nocheck((const char *) s, len);
+}
+
+json_t *ngx_http_hris_arena_array(size_t n) __attribute__((weak));
+ngx_uint_t  ngx_http_hris_json_ours __attribute__((weak)) = 0;
+
+json_t *
+ngx_http_hris_arena_array(size_t n)
+{
+    return json_array();
 }
