@@ -14,6 +14,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_hris_map_int.h"
+#include "ngx_http_hris_arena.h"
 
 
 typedef struct {
@@ -188,7 +189,7 @@ ngx_http_hris_map_to_string(json_t *value)
 
     (void) ngx_http_hris_map_string_form(value, num, &s);
 
-    r = json_stringn_nocheck((const char *) s.data, s.len);
+    r = ngx_http_hris_arena_string(s.data, s.len);
 
     json_decref(value);
 
@@ -405,7 +406,7 @@ ngx_http_hris_map_to_date(json_t *value)
     *p++ = '-';
     (void) ngx_http_hris_map_put(p, tm.day, 2);
 
-    return json_stringn_nocheck((const char *) out, sizeof(out));
+    return ngx_http_hris_arena_string(out, sizeof(out));
 }
 
 
@@ -469,7 +470,7 @@ ngx_http_hris_map_to_datetime(json_t *value)
     p = ngx_http_hris_map_put(p, t % 60, 2);
     *p = 'Z';
 
-    return json_stringn_nocheck((const char *) out, sizeof(out));
+    return ngx_http_hris_arena_string(out, sizeof(out));
 }
 
 

@@ -193,7 +193,7 @@ ngx_http_hris_expr_template(ngx_http_hris_expr_t *expr, json_t *record,
         r = json_null();
 
     } else {
-        r = json_stringn_nocheck((const char *) b.start, b.pos - b.start);
+        r = ngx_http_hris_arena_string(b.start, b.pos - b.start);
     }
 
 done:
