@@ -113,6 +113,7 @@ static void ngx_http_hris_arena_tfree(void *p);
 static ngx_http_hris_arena_chunk_t *ngx_http_hris_range_get(void);
 static void ngx_http_hris_range_put(ngx_http_hris_arena_chunk_t *c);
 static void ngx_http_hris_arena_unbind(void *data);
+static ngx_inline void *ngx_http_hris_arena_cut(size_t size);
 static ngx_uint_t ngx_http_hris_json_layout(void);
 
 
@@ -399,28 +400,13 @@ ngx_http_hris_arena_free(void *p)
 json_t *
 ngx_http_hris_arena_string(const u_char *s, size_t len)
 {
-    size_t                        size;
-    ngx_http_hris_arena_t        *a = ngx_http_hris_arena_current;
     ngx_http_hris_json_string_t  *str;
 
-    size = sizeof(ngx_http_hris_json_string_t) + len + 1;
-
-    if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG
-        || !ngx_http_hris_json_layout())
-    {
+    str = ngx_http_hris_arena_cut(sizeof(ngx_http_hris_json_string_t)
+                                  + len + 1);
+    if (str == NULL) {
         return json_stringn_nocheck((const char *) s, len);
     }
-
-    size = ngx_align(size, sizeof(void *));
-
-    if ((size_t) (a->end - a->pos) < size
-        && ngx_http_hris_arena_grow(a) != NGX_OK)
-    {
-        return json_stringn_nocheck((const char *) s, len);
-    }
-
-    str = (ngx_http_hris_json_string_t *) a->pos;
-    a->pos += size;
 
     str->json.type = JSON_STRING;
     str->json.refcount = 1;
@@ -443,28 +429,19 @@ ngx_http_hris_arena_string(const u_char *s, size_t len)
 json_t *
 ngx_http_hris_arena_array(size_t n)
 {
-    size_t                       size;
-    ngx_http_hris_arena_t       *a = ngx_http_hris_arena_current;
     ngx_http_hris_json_array_t  *arr;
 
-    /* jansson's own array starts with room for 8 */
+    /*
+     * jansson's own array starts with room for 8; n is at most a body's
+     * length, the size cannot overflow
+     */
     n = ngx_max(n, 8);
-    size = sizeof(ngx_http_hris_json_array_t) + n * sizeof(json_t *);
 
-    if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG
-        || !ngx_http_hris_json_layout())
-    {
+    arr = ngx_http_hris_arena_cut(sizeof(ngx_http_hris_json_array_t)
+                                  + n * sizeof(json_t *));
+    if (arr == NULL) {
         return json_array();
     }
-
-    if ((size_t) (a->end - a->pos) < size
-        && ngx_http_hris_arena_grow(a) != NGX_OK)
-    {
-        return json_array();
-    }
-
-    arr = (ngx_http_hris_json_array_t *) a->pos;
-    a->pos += size;
 
     arr->json.type = JSON_ARRAY;
     arr->json.refcount = 1;
@@ -473,6 +450,40 @@ ngx_http_hris_arena_array(size_t n)
     arr->table = (json_t **) (arr + 1);
 
     return &arr->json;
+}
+
+
+/*
+ * A block for a node of ours (the two above), cut from the event loop's
+ * arena window: NULL outside a window, in a thread's arena, for a block
+ * larger than the arena's, with no chunk to be had, or when jansson's
+ * layouts are not ours.
+ */
+
+static ngx_inline void *
+ngx_http_hris_arena_cut(size_t size)
+{
+    u_char                 *p;
+    ngx_http_hris_arena_t  *a = ngx_http_hris_arena_current;
+
+    if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG
+        || !ngx_http_hris_json_layout())
+    {
+        return NULL;
+    }
+
+    size = ngx_align(size, sizeof(void *));
+
+    if ((size_t) (a->end - a->pos) < size
+        && ngx_http_hris_arena_grow(a) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    p = a->pos;
+    a->pos += size;
+
+    return p;
 }
 
 
