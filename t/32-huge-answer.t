@@ -170,22 +170,7 @@ sub big_with_pings {
     return ($end - $t0, max(@lat), $body);
 }
 
-# The worker's pid (the only child of the master) and a field of its status.
-# The master's socket takes connections before it forks its worker (start()
-# returns then): under ASan on a loaded machine the worker comes later.
-sub worker_pid {
-    my $deadline = time + 30;
-    while (time < $deadline) {
-        for my $st (glob '/proc/[0-9]*/stat') {
-            open my $fh, '<', $st or next;
-            my $line = <$fh> // next;
-            return $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ng->{pid};
-        }
-        sleep 0.05;
-    }
-    die 'no worker';
-}
-
+# A field of the worker's status.
 sub status_kb {
     my ($pid, $field) = @_;
     open my $fh, '<', "/proc/$pid/status" or die "status: $!";
@@ -200,7 +185,7 @@ sub status_kb {
 # the body took 11 to 15 times the body (bench/stall); the page's records
 # alone, about 2 to 3. Under ASan, freed memory is held in quarantine and
 # its allocator's own: the figure says nothing there.
-my $worker = worker_pid();
+my $worker = $ng->worker_pid;
 my $rss0 = status_kb($worker, 'VmRSS');
 open my $cr, '>', "/proc/$worker/clear_refs" or die "clear_refs: $!";
 print $cr "5";

@@ -51,20 +51,6 @@ sub page {
     } 1 .. 60 ] });
 }
 
-# the worker's pid (the only child of the master)
-sub worker_pid {
-    my $deadline = time + 30;
-    while (time < $deadline) {
-        for my $st (glob '/proc/[0-9]*/stat') {
-            open my $fh, '<', $st or next;
-            my $line = <$fh> // next;
-            return $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ng->{pid};
-        }
-        select undef, undef, undef, 0.05;
-    }
-    die 'no worker';
-}
-
 sub rss_kb {
     my ($pid) = @_;
     open my $fh, '<', "/proc/$pid/status" or die "status: $!";
@@ -97,7 +83,7 @@ sub pages {
     return $bad;
 }
 
-my $worker = worker_pid();
+my $worker = $ng->worker_pid;
 
 for my $case ([ 'short names: the walks skipped', 100 ],
               [ 'the template makes 10 KB strings (malloc)', 5000 ],
@@ -117,7 +103,7 @@ for my $case ([ 'short names: the walks skipped', 100 ],
     }
 }
 
-is(worker_pid(), $worker, 'the same worker throughout');
+is($ng->worker_pid, $worker, 'the same worker throughout');
 unlike($ng->error_log, qr/\[(alert|emerg|crit)\]/, 'no alerts');
 $ng->stop;
 done_testing();

@@ -279,6 +279,23 @@ sub start {
 }
 
 sub port { $_[0]->{port} }
+
+# The pid of its worker (the first child of the master found): the master
+# takes connections before it forks its worker (start() returns then), so
+# this waits up to 30 s for it (ASan on a loaded machine comes late).
+sub worker_pid {
+    my ($self) = @_;
+    my $deadline = time + 30;
+    while (time < $deadline) {
+        for my $st (glob '/proc/[0-9]*/stat') {
+            open my $fh, '<', $st or next;
+            my $line = <$fh> // next;
+            return $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $self->{pid};
+        }
+        select undef, undef, undef, 0.05;
+    }
+    die 'no worker';
+}
 sub url  { 'http://127.0.0.1:' . $_[0]->{port} }
 sub dir  { $_[0]->{dir} }
 
