@@ -114,7 +114,7 @@ static ngx_http_hris_arena_chunk_t *ngx_http_hris_range_get(void);
 static void ngx_http_hris_range_put(ngx_http_hris_arena_chunk_t *c);
 static void ngx_http_hris_arena_unbind(void *data);
 static ngx_inline void *ngx_http_hris_arena_cut(size_t size);
-static ngx_uint_t ngx_http_hris_json_layout(void);
+static ngx_uint_t ngx_http_hris_json_layout(void) __attribute__((cold));
 
 
 static ngx_uint_t              ngx_http_hris_arena_hooked;
@@ -466,9 +466,12 @@ ngx_http_hris_arena_cut(size_t size)
     u_char                 *p;
     ngx_http_hris_arena_t  *a = ngx_http_hris_arena_current;
 
-    if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG
-        || !ngx_http_hris_json_layout())
-    {
+    if (a == NULL || a->thread || size > NGX_HTTP_HRIS_ARENA_BIG) {
+        return NULL;
+    }
+
+    /* checked once: a load, not a call, for every node after that */
+    if (ngx_http_hris_json_ours != 1 && !ngx_http_hris_json_layout()) {
         return NULL;
     }
 
