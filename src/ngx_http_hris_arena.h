@@ -58,6 +58,50 @@ json_t *ngx_http_hris_arena_array(size_t n);
 
 
 /*
+ * jansson's accessors of a string (an array) as loads once its layouts
+ * are known to be ours, its functions before: the writer and the paths
+ * called them for every value. v must be of that type.
+ */
+
+static ngx_inline const char *
+ngx_http_hris_string_value(const json_t *v)
+{
+    return ngx_http_hris_json_ours == 1
+           ? ((const ngx_http_hris_json_string_t *) v)->value
+           : json_string_value(v);
+}
+
+
+static ngx_inline size_t
+ngx_http_hris_string_length(const json_t *v)
+{
+    return ngx_http_hris_json_ours == 1
+           ? ((const ngx_http_hris_json_string_t *) v)->length
+           : json_string_length(v);
+}
+
+
+static ngx_inline size_t
+ngx_http_hris_array_size(const json_t *v)
+{
+    return ngx_http_hris_json_ours == 1
+           ? ((const ngx_http_hris_json_array_t *) v)->entries
+           : json_array_size(v);
+}
+
+
+/* the i-th value, i below the size */
+
+static ngx_inline json_t *
+ngx_http_hris_array_at(const json_t *v, size_t i)
+{
+    return ngx_http_hris_json_ours == 1
+           ? ((const ngx_http_hris_json_array_t *) v)->table[i]
+           : json_array_get(v, i);
+}
+
+
+/*
  * json_array_append_new() for an array with room (one the arena made for
  * its n values): a store, not a call. Steals v's reference, as it does.
  */

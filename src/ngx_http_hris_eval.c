@@ -135,7 +135,9 @@ ngx_http_hris_expr_pointer(ngx_http_hris_path_t *path, json_t *record,
         v = ngx_http_hris_path_get(path, record, parent);
     }
 
-    if (v == NULL || (json_is_string(v) && json_string_length(v) == 0)) {
+    if (v == NULL
+        || (json_is_string(v) && ngx_http_hris_string_length(v) == 0))
+    {
         return json_null();
     }
 

@@ -185,8 +185,9 @@ ngx_http_hris_jw_value(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
     switch (json_typeof(v)) {
 
     case JSON_STRING:
-        return ngx_http_hris_jw_string(w, (u_char *) json_string_value(v),
-                                       json_string_length(v));
+        return ngx_http_hris_jw_string(w,
+                                       (u_char *) ngx_http_hris_string_value(v),
+                                       ngx_http_hris_string_length(v));
 
     case JSON_OBJECT:
         return ngx_http_hris_jw_object(w, v, depth);
@@ -279,11 +280,12 @@ ngx_http_hris_jw_array(ngx_http_hris_jw_t *w, json_t *v, ngx_uint_t depth)
         return NGX_ERROR;
     }
 
-    n = json_array_size(v);
+    n = ngx_http_hris_array_size(v);
 
     for (i = 0; i < n; i++) {
         if ((i && ngx_http_hris_jw_char(w, ',') != NGX_OK)
-            || ngx_http_hris_jw_value(w, json_array_get(v, i), depth + 1)
+            || ngx_http_hris_jw_value(w, ngx_http_hris_array_at(v, i),
+                                      depth + 1)
                != NGX_OK)
         {
             return NGX_ERROR;
@@ -320,13 +322,14 @@ ngx_http_hris_jw_compact(ngx_http_hris_jw_t *w, json_t *v,
         return NGX_ERROR;
     }
 
-    n = json_array_size(v);
+    n = ngx_http_hris_array_size(v);
     k = compact->keys;
 
     for (i = 1; i < n; i++, k++) {
         if (ngx_http_hris_jw_put(w, k->data + (i == 1), k->len - (i == 1))
             != NGX_OK
-            || ngx_http_hris_jw_value(w, json_array_get(v, i), depth + 1)
+            || ngx_http_hris_jw_value(w, ngx_http_hris_array_at(v, i),
+                                      depth + 1)
                != NGX_OK)
         {
             return NGX_ERROR;

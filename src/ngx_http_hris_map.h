@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <jansson.h>
 #include "ngx_http_hris_parse.h"
+#include "ngx_http_hris_arena.h"
 
 
 /* A pre-split JSON pointer. */
@@ -78,11 +79,11 @@ ngx_http_hris_compact_of(json_t *v)
 {
     json_t  *m;
 
-    if (!json_is_array(v) || json_array_size(v) == 0) {
+    if (!json_is_array(v) || ngx_http_hris_array_size(v) == 0) {
         return NULL;
     }
 
-    m = json_array_get(v, 0);
+    m = ngx_http_hris_array_at(v, 0);
 
     if (m->type != JSON_NULL || m->refcount != (size_t) -1
         || m == json_null())
