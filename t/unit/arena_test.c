@@ -96,6 +96,29 @@ read_in(ngx_pool_t *pool, const char *text)
 }
 
 
+/* the accessors as loads read jansson's own nodes as jansson does */
+
+static void
+accessors(void)
+{
+    json_t  *s, *arr;
+
+    s = json_stringn("k\0v", 3);
+    arr = json_pack("[s,i,n]", "x", 7);
+
+    ok(ngx_http_hris_json_ours == 1
+       && ngx_http_hris_string_value(s) == json_string_value(s)
+       && ngx_http_hris_string_length(s) == 3
+       && ngx_http_hris_array_size(arr) == 3
+       && ngx_http_hris_array_at(arr, 0) == json_array_get(arr, 0)
+       && ngx_http_hris_array_at(arr, 2) == json_null(),
+       "jansson's layouts checked: its nodes read through loads alike");
+
+    json_decref(s);
+    json_decref(arr);
+}
+
+
 /* arrays made with room (ngx_http_hris_arena_array()), filled past it */
 
 static void
@@ -194,6 +217,7 @@ one_pool(void)
        "an unescaped string too, NUL-terminated");
 
     arrays(a);
+    accessors();
 
     /* changed outside the window: the new nodes come from malloc() */
     json_object_set_new(rec, "added", json_string("after the window"));
