@@ -3,8 +3,8 @@
 # of the event loop (src/ngx_http_hris_upstream.c): beyond that the write
 # callback pauses the transfer (CURL_WRITEFUNC_PAUSE) and a posted event
 # resumes it on the loop's next turn. curl 7.88 otherwise reads up to
-# 100 x 16 KB in one call while the socket has data (bench/README.md,
-# "Huge answers: stall and memory").
+# 100 times its buffer (128 KB, CURLOPT_BUFFERSIZE) in one call while the
+# socket has data (bench/README.md, "Huge answers: stall and memory").
 #
 # Checked, from the debug log: a 15 MB answer is paused and every pause
 # resumed; the page read through pauses holds the body's first records
